@@ -1,0 +1,452 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/consensusbench/consensusbench/bench"
+)
+
+// Mode says how requests are paced.
+type Mode string
+
+// The two driver modes. Results carry the mode so a closed-loop number is never read as an
+// open-loop one: closed-loop latency hides stalls (a stalled client sends nothing, so only one
+// request per client sees the stall), open-loop latency does not.
+const (
+	OpenLoop   Mode = "open-loop"
+	ClosedLoop Mode = "closed-loop"
+)
+
+// Histogram geometry and driver limits. Latencies are recorded in nanoseconds.
+const (
+	LatencyLowest   = int64(time.Microsecond) // resolution below 1 µs is noise for a network service
+	LatencyHighest  = int64(time.Minute)      // larger latencies are recorded as this and counted as clamped
+	LatencyDigits   = 3                       // 0.1% value precision for the run's histogram
+	IntervalDigits  = 2                       // 1% for per-second histograms: 8x smaller, as many per run
+	SeriesInterval  = time.Second             // one Interval per second of the measured window
+	ClientsMax      = 1024                    // each client holds ~230 KB of histograms
+	PipelineMax     = 1024                    // requests in flight per client
+	BatchMax        = 4096                    // ops per Session.Do
+	RateMax         = 50_000_000              // ops/s; beyond this the schedule's spacing is below 20 ns
+	DurationMax     = 24 * time.Hour          // bounds the series length
+	DrainMax        = 10 * time.Minute        // wait for in-flight requests after the end
+	ringSlots       = 8                       // per-client interval histograms not yet collected
+	collectGrace    = 250 * time.Millisecond  // how long after a second ends the collector takes it
+	defaultDrain    = 10 * time.Second
+	defaultClients  = 16
+	defaultPipeline = 1
+)
+
+// Config is a run's full driver configuration; it is recorded in the result file.
+type Config struct {
+	Mode     Mode          `json:"mode"`
+	Rate     float64       `json:"rate,omitempty"` // open loop: ops/s offered, over all clients
+	Clients  int           `json:"clients"`        // sessions; each records into its own histograms
+	Pipeline int           `json:"pipeline"`       // requests in flight per session
+	Batch    int           `json:"batch"`          // ops per Session.Do
+	Duration time.Duration `json:"duration_ns"`    // measured window
+	Warmup   time.Duration `json:"warmup_ns"`      // run before the window, not recorded
+	Drain    time.Duration `json:"drain_ns"`       // after the window, in-flight requests get this long
+	Workload Workload      `json:"workload"`
+}
+
+// DefaultConfig returns a 10 s open-loop write-only run at 1000 ops/s.
+func DefaultConfig() Config {
+	w, _ := NewWorkload("write-only")
+	return Config{Mode: OpenLoop, Rate: 1000, Clients: defaultClients, Pipeline: defaultPipeline,
+		Batch: 1, Duration: 10 * time.Second, Drain: defaultDrain, Workload: w}
+}
+
+// Validate checks every field against its limit.
+func (c Config) Validate() error {
+	switch {
+	case c.Mode != OpenLoop && c.Mode != ClosedLoop:
+		return fmt.Errorf("unknown mode %q (want %s or %s)", c.Mode, OpenLoop, ClosedLoop)
+	case c.Mode == OpenLoop && (!(c.Rate > 0) || c.Rate > RateMax):
+		return fmt.Errorf("open-loop rate %v outside (0, %d] ops/s", c.Rate, RateMax)
+	case c.Clients < 1 || c.Clients > ClientsMax:
+		return fmt.Errorf("clients %d outside [1, %d]", c.Clients, ClientsMax)
+	case c.Pipeline < 1 || c.Pipeline > PipelineMax:
+		return fmt.Errorf("pipeline %d outside [1, %d]", c.Pipeline, PipelineMax)
+	case c.Batch < 1 || c.Batch > BatchMax:
+		return fmt.Errorf("batch %d outside [1, %d]", c.Batch, BatchMax)
+	case c.Duration <= 0 || c.Duration > DurationMax:
+		return fmt.Errorf("duration %v outside (0, %v]", c.Duration, DurationMax)
+	case c.Warmup < 0 || c.Warmup > DurationMax:
+		return fmt.Errorf("warmup %v outside [0, %v]", c.Warmup, DurationMax)
+	case c.Drain < 0 || c.Drain > DrainMax:
+		return fmt.Errorf("drain %v outside [0, %v]", c.Drain, DrainMax)
+	}
+	return c.Workload.Validate()
+}
+
+// NewHistogram returns an empty histogram with the run geometry (nanoseconds).
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(LatencyLowest, LatencyHighest, LatencyDigits)
+}
+
+// NewIntervalHistogram returns an empty histogram with the per-second geometry.
+func NewIntervalHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(LatencyLowest, LatencyHighest, IntervalDigits)
+}
+
+// Interval is one second of the measured window.
+type Interval struct {
+	Second int                     // 0 is the first second after the warmup
+	Hist   *hdrhistogram.Histogram // latency (ns) of ops that completed in this second
+	Errors int64                   // ops whose batch failed in this second
+}
+
+// Ops returns the number of ops that completed successfully in the interval.
+func (iv Interval) Ops() int64 { return iv.Hist.TotalCount() }
+
+// Outcome is what a run measured.
+type Outcome struct {
+	Config    Config
+	Total     *hdrhistogram.Histogram // every successful op's latency (ns), merged over clients
+	Intervals []Interval              // one per second, in order, empty seconds included
+	Ops       int64                   // successful ops in the window
+	Errors    int64                   // failed ops in the window
+	// Unsent counts open-loop ops scheduled inside the window that were never sent because
+	// the window ended first: the target could not keep up with the offered rate.
+	Unsent int64
+	// Elapsed is the measured window (the configured Duration).
+	Elapsed time.Duration
+	// Clamped counts latencies above LatencyHighest, recorded as LatencyHighest.
+	Clamped int64
+	// Misattributed counts ops whose second's histogram was not collected in time (the
+	// collector was starved for ringSlots seconds) and were counted in an older second.
+	Misattributed int64
+}
+
+// Throughput returns successful ops per second over the measured window.
+func (o *Outcome) Throughput() float64 {
+	if o.Elapsed <= 0 {
+		return 0
+	}
+	return float64(o.Ops) / o.Elapsed.Seconds()
+}
+
+// Options are the run's collaborators.
+type Options struct {
+	// Clock defaults to the real clock.
+	Clock bench.Clock
+	// OnInterval, if set, receives each second as soon as it is collected (about
+	// collectGrace after it ends), in order, from one goroutine. It must not retain the
+	// Interval's histogram beyond the run's Outcome, which holds the same pointer.
+	OnInterval func(Interval)
+}
+
+// ErrHistogramDropped reports that merging histograms lost counts, which would make the
+// percentiles wrong; it means a geometry mismatch and is never expected.
+var ErrHistogramDropped = errors.New("load: histogram merge dropped counts")
+
+// slot is one uncollected second of one client's series.
+type slot struct {
+	used   bool
+	sec    int
+	hist   *hdrhistogram.Histogram
+	errors int64
+}
+
+// recorder holds one client's histograms. Its pipeline goroutines and the collector share it
+// under mu; the critical section is two histogram increments.
+type recorder struct {
+	mu            sync.Mutex
+	total         *hdrhistogram.Histogram
+	slots         [ringSlots]slot
+	floor         int // first second the collector has not taken yet
+	maxSec        int
+	ops, errors   int64
+	clamped       int64
+	misattributed int64
+}
+
+func newRecorder() *recorder {
+	r := &recorder{total: NewHistogram(), maxSec: -1}
+	for i := range r.slots {
+		r.slots[i].hist = NewIntervalHistogram()
+	}
+	return r
+}
+
+// record counts n ops that completed in second sec with latency lat, or failed.
+func (r *recorder) record(sec int, lat time.Duration, n int64, failed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// A completion can be taken after its second was already collected (the goroutine was
+	// descheduled between reading the clock and locking): it counts in the oldest open second.
+	sec = max(sec, r.floor)
+	r.maxSec = max(r.maxSec, sec)
+	s := &r.slots[sec%ringSlots]
+	if s.used && s.sec != sec {
+		r.misattributed += n
+	} else {
+		s.used, s.sec = true, sec
+	}
+	if failed {
+		s.errors += n
+		r.errors += n
+		return
+	}
+	v := int64(lat)
+	if v > LatencyHighest {
+		v = LatencyHighest
+		r.clamped += n
+	}
+	v = max(v, 0)
+	// Both histograms cover [0, LatencyHighest], so recording cannot fail.
+	_ = r.total.RecordValues(v, n)
+	_ = s.hist.RecordValues(v, n)
+	r.ops += n
+}
+
+// take moves second sec out of the recorder into agg and returns its errors.
+func (r *recorder) take(sec int, agg *hdrhistogram.Histogram) (errs, dropped int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &r.slots[sec%ringSlots]
+	if s.used && s.sec == sec {
+		dropped = agg.Merge(s.hist)
+		errs = s.errors
+		s.hist.Reset()
+		s.used, s.errors = false, 0
+	}
+	r.floor = max(r.floor, sec+1)
+	return errs, dropped
+}
+
+// run is the state shared by one run's goroutines.
+type run struct {
+	cfg      Config
+	clock    bench.Clock
+	recs     []*recorder
+	warmEnd  time.Duration // start of the measured window
+	end      time.Duration // end of the measured window
+	start    time.Duration // first scheduled send
+	lastSec  int           // the window's last second
+	lanes    int           // goroutines: Clients x Pipeline
+	interval float64       // open loop: ns between consecutive batches, over all lanes
+	ks       *keySpace
+
+	mu     sync.Mutex
+	unsent int64
+}
+
+// Run drives cfg's workload against target and returns what it measured. It opens one
+// Session per client, starts Clients x Pipeline goroutines, and returns after they finish
+// (at the end of the window, plus up to Drain for requests in flight).
+//
+// A failing Session.Do is counted as errors, not returned: the run goes on, because a
+// benchmark under faults must keep measuring. Run returns an error only for a bad config, a
+// Target that cannot open sessions, or ctx ending.
+func Run(ctx context.Context, target bench.Target, cfg Config, opts Options) (*Outcome, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = bench.NewRealClock()
+	}
+	sessions := make([]bench.Session, 0, cfg.Clients)
+	defer func() {
+		for _, s := range sessions {
+			_ = s.Close()
+		}
+	}()
+	for i := 0; i < cfg.Clients; i++ {
+		s, err := target.Open(ctx, i)
+		if err != nil {
+			return nil, fmt.Errorf("open session %d: %w", i, err)
+		}
+		sessions = append(sessions, s)
+	}
+
+	r := &run{cfg: cfg, clock: clock, lanes: cfg.Clients * cfg.Pipeline, ks: newKeySpace(cfg.Workload)}
+	r.recs = make([]*recorder, cfg.Clients)
+	for i := range r.recs {
+		r.recs[i] = newRecorder()
+	}
+	if cfg.Mode == OpenLoop {
+		r.interval = float64(cfg.Batch) * 1e9 / cfg.Rate
+	}
+	r.start = clock.Now()
+	r.warmEnd = r.start + cfg.Warmup
+	r.end = r.warmEnd + cfg.Duration
+	r.lastSec = int((cfg.Duration+SeriesInterval-1)/SeriesInterval) - 1
+
+	// Requests still in flight at end+Drain are cancelled through doCtx: one context for the
+	// whole run, so the hot path allocates none.
+	doCtx, cancelDo := context.WithCancel(ctx)
+	defer cancelDo()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		if clock.WaitUntil(watchCtx, r.end+cfg.Drain) == nil {
+			cancelDo()
+		}
+	}()
+
+	collectCtx, stopCollect := context.WithCancel(ctx)
+	var out []Interval
+	var dropped int64
+	next := 0 // next second to collect; owned by the collector, then by Run after it stops
+	collect := func(sec int) {
+		agg := NewIntervalHistogram()
+		iv := Interval{Second: sec, Hist: agg}
+		for _, rec := range r.recs {
+			e, d := rec.take(sec, agg)
+			iv.Errors += e
+			dropped += d
+		}
+		out = append(out, iv)
+		if opts.OnInterval != nil {
+			opts.OnInterval(iv)
+		}
+	}
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for {
+			if clock.WaitUntil(collectCtx, r.warmEnd+time.Duration(next+1)*SeriesInterval+collectGrace) != nil {
+				return
+			}
+			collect(next)
+			next++
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for lane := 0; lane < r.lanes; lane++ {
+		client := lane / cfg.Pipeline
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.lane(doCtx, lane, sessions[client], r.recs[client])
+		}()
+	}
+	wg.Wait()
+	stopCollect()
+	<-collected
+
+	o := &Outcome{Config: cfg, Total: NewHistogram(), Unsent: r.unsent}
+	lastSec := r.lastSec
+	for _, rec := range r.recs {
+		rec.mu.Lock()
+		lastSec = max(lastSec, rec.maxSec)
+		dropped += o.Total.Merge(rec.total)
+		o.Ops += rec.ops
+		o.Errors += rec.errors
+		o.Clamped += rec.clamped
+		o.Misattributed += rec.misattributed
+		rec.mu.Unlock()
+	}
+	for next <= lastSec {
+		collect(next)
+		next++
+	}
+	o.Intervals = out
+	o.Elapsed = cfg.Duration
+	if dropped != 0 {
+		return o, fmt.Errorf("%w: %d", ErrHistogramDropped, dropped)
+	}
+	if err := ctx.Err(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// lane is one request stream: one in-flight batch at a time on a shared Session.
+func (r *run) lane(ctx context.Context, lane int, s bench.Session, rec *recorder) {
+	gen := newGenerator(r.ks, lane, r.cfg.Batch)
+	ops := make([]bench.Op, r.cfg.Batch)
+	n := int64(r.cfg.Batch)
+	if r.cfg.Mode == ClosedLoop {
+		for ctx.Err() == nil {
+			sent := r.clock.Now()
+			if sent >= r.end {
+				return
+			}
+			gen.Fill(ops)
+			err := s.Do(ctx, ops)
+			done := r.clock.Now()
+			if sent >= r.warmEnd {
+				rec.record(r.second(done), done-sent, n, err != nil)
+			}
+		}
+		return
+	}
+	// Open loop: lane l owns the global schedule's slots l, l+lanes, l+2*lanes, ... Latency is
+	// measured from the slot's intended time, so a stall delays every request scheduled during
+	// it and they all record it, as wrk2 does. A lane that fell behind sends its backlog at once.
+	for idx := int64(lane); ctx.Err() == nil; idx += int64(r.lanes) {
+		intended := r.intended(idx)
+		if intended >= r.end {
+			return
+		}
+		if now := r.clock.Now(); now >= r.end {
+			r.countUnsent(idx, n)
+			return
+		}
+		if r.clock.SleepUntil(ctx, intended) != nil {
+			return
+		}
+		gen.Fill(ops)
+		err := s.Do(ctx, ops)
+		done := r.clock.Now()
+		if intended >= r.warmEnd {
+			rec.record(r.second(done), done-intended, n, err != nil)
+		}
+	}
+}
+
+// intended returns the send time of schedule slot idx.
+func (r *run) intended(idx int64) time.Duration {
+	return r.start + time.Duration(float64(idx)*r.interval)
+}
+
+// firstSlotAt returns the first slot whose intended time is at or after t.
+func (r *run) firstSlotAt(t time.Duration) int64 {
+	idx := max(int64(math.Ceil(float64(t-r.start)/r.interval)), 0)
+	// The float division can be off by one slot either way; settle it with intended itself.
+	for idx > 0 && r.intended(idx-1) >= t {
+		idx--
+	}
+	for r.intended(idx) < t {
+		idx++
+	}
+	return idx
+}
+
+// countUnsent adds the measured slots from idx on that lane idx%lanes will never send.
+func (r *run) countUnsent(idx, n int64) {
+	lanes := int64(r.lanes)
+	lo := max(idx, r.firstSlotAt(r.warmEnd))
+	hi := r.firstSlotAt(r.end)
+	// The first slot at or after lo that belongs to this lane.
+	first := lo + ((idx-lo)%lanes+lanes)%lanes
+	if first >= hi {
+		return
+	}
+	c := ((hi-1-first)/lanes + 1) * n
+	r.mu.Lock()
+	r.unsent += c
+	r.mu.Unlock()
+}
+
+// second returns the index of the series second holding completion time t. Requests sent
+// inside the window that complete after it (during the drain) count in its last second, so
+// the window and the throughput's denominator stay the configured Duration.
+func (r *run) second(t time.Duration) int {
+	if t < r.warmEnd {
+		return 0
+	}
+	return min(int(min((t-r.warmEnd)/SeriesInterval, time.Duration(math.MaxInt32))), r.lastSec)
+}

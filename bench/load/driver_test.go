@@ -1,0 +1,263 @@
+package load
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/benchtest"
+)
+
+// oneWorker returns a one-client, depth-one config: on the simulated clock such a run is
+// exact, so these tests assert on latencies without timing anything.
+func oneWorker(mode Mode) Config {
+	c := DefaultConfig()
+	c.Mode = mode
+	c.Clients, c.Pipeline = 1, 1
+	c.Rate = 1000
+	c.Duration = 5 * time.Second
+	return c
+}
+
+func mustRun(t *testing.T, target bench.Target, cfg Config, clock bench.Clock) *Outcome {
+	t.Helper()
+	o, err := Run(context.Background(), target, cfg, Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeriesMatchesTotal(t, o)
+	return o
+}
+
+// checkSeriesMatchesTotal: the per-second histograms partition the run's ops.
+func checkSeriesMatchesTotal(t *testing.T, o *Outcome) {
+	t.Helper()
+	var ops, errs int64
+	for i, iv := range o.Intervals {
+		if iv.Second != i {
+			t.Fatalf("interval %d has second %d", i, iv.Second)
+		}
+		ops += iv.Ops()
+		errs += iv.Errors
+	}
+	if ops != o.Ops || ops != o.Total.TotalCount() || errs != o.Errors {
+		t.Fatalf("series holds %d ops %d errors; outcome %d ops (histogram %d) %d errors",
+			ops, errs, o.Ops, o.Total.TotalCount(), o.Errors)
+	}
+	if o.Misattributed != 0 || o.Clamped != 0 {
+		t.Fatalf("misattributed %d clamped %d", o.Misattributed, o.Clamped)
+	}
+}
+
+const ms = int64(time.Millisecond)
+
+// A one-second stall (say, a leader election) in a 5 s run at 1000 ops/s. Open loop: every
+// request scheduled during the stall waits for its end, so about a fifth of the requests see
+// hundreds of milliseconds and p99 shows the stall (coordinated omission corrected). Closed
+// loop: the single client is stuck in one request, sends nothing else, and only that one
+// request sees the stall: p99 stays at the service time and only max shows it.
+func TestStallOpenLoopShowsItClosedLoopHidesIt(t *testing.T) {
+	stall := []benchtest.Window{{From: 2 * time.Second, To: 3 * time.Second}}
+
+	clock := benchtest.NewClock()
+	open := mustRun(t, &benchtest.Target{Clock: clock, Service: 100 * time.Microsecond, Stalls: stall},
+		oneWorker(OpenLoop), clock)
+	if open.Config.Mode != OpenLoop {
+		t.Fatalf("open-loop outcome labeled %s", open.Config.Mode)
+	}
+	if open.Ops != 5000 || open.Unsent != 0 {
+		t.Fatalf("open loop: %d ops %d unsent, want all 5000 sent", open.Ops, open.Unsent)
+	}
+	if p50 := open.Total.ValueAtQuantile(50); p50 > ms {
+		t.Errorf("open loop p50 %v, want the 100µs service time", time.Duration(p50))
+	}
+	if p90 := open.Total.ValueAtQuantile(90); p90 < 400*ms {
+		t.Errorf("open loop p90 %v, want hundreds of ms: 20%% of requests were scheduled in the stall", time.Duration(p90))
+	}
+	if p99 := open.Total.ValueAtQuantile(99); p99 < 900*ms {
+		t.Errorf("open loop p99 %v, want close to the 1 s stall", time.Duration(p99))
+	}
+	if got := open.Intervals[2].Ops(); got != 0 {
+		t.Errorf("open loop: %d ops completed during the stall second, want 0", got)
+	}
+	// After the stall the backlog is sent at once: the next second completes more than the rate.
+	if got := open.Intervals[3].Ops(); got <= 1000 {
+		t.Errorf("open loop: second after the stall completed %d ops, want the backlog on top of 1000", got)
+	}
+
+	clock = benchtest.NewClock()
+	closed := mustRun(t, &benchtest.Target{Clock: clock, Service: 100 * time.Microsecond, Stalls: stall},
+		oneWorker(ClosedLoop), clock)
+	if closed.Config.Mode != ClosedLoop {
+		t.Fatalf("closed-loop outcome labeled %s", closed.Config.Mode)
+	}
+	if p99 := closed.Total.ValueAtQuantile(99); p99 > ms {
+		t.Errorf("closed loop p99 %v, want the 100µs service time: the stall hits one request", time.Duration(p99))
+	}
+	if mx := closed.Total.Max(); mx < 900*ms {
+		t.Errorf("closed loop max %v, want the stall", time.Duration(mx))
+	}
+	// 4 s of 100 µs requests, one second lost to the stall.
+	if closed.Ops < 39000 || closed.Ops > 41000 {
+		t.Errorf("closed loop: %d ops, want ~40000", closed.Ops)
+	}
+}
+
+func TestOpenLoopOverloadCountsUnsent(t *testing.T) {
+	clock := benchtest.NewClock()
+	cfg := oneWorker(OpenLoop)
+	cfg.Duration = 2 * time.Second
+	o := mustRun(t, &benchtest.Target{Clock: clock, Capacity: 500}, cfg, clock)
+	if o.Ops+o.Unsent != 2000 {
+		t.Fatalf("ops %d + unsent %d != 2000 scheduled", o.Ops, o.Unsent)
+	}
+	if o.Ops < 990 || o.Ops > 1010 {
+		t.Errorf("ops %d, want the 500 ops/s capacity for 2 s", o.Ops)
+	}
+	// The backlog grows linearly: the last request waited about a second.
+	if mx := o.Total.Max(); mx < 900*ms {
+		t.Errorf("max %v, want about 1 s of queueing", time.Duration(mx))
+	}
+}
+
+func TestWarmupIsNotRecordedAndBatchesCountOps(t *testing.T) {
+	clock := benchtest.NewClock()
+	cfg := oneWorker(OpenLoop)
+	cfg.Warmup = time.Second
+	cfg.Duration = 2 * time.Second
+	cfg.Batch = 10
+	target := &benchtest.Target{Clock: clock, Service: 50 * time.Microsecond}
+	o := mustRun(t, target, cfg, clock)
+	if o.Ops != 2000 {
+		t.Errorf("ops %d, want 2000: the warmup's 1000 must not count", o.Ops)
+	}
+	opened, closed, batches := target.Stats()
+	if batches != 300 || opened != 1 || closed != 1 {
+		t.Errorf("batches %d opened %d closed %d, want 300 batches of 10 and one session", batches, opened, closed)
+	}
+	if len(o.Intervals) != 2 || o.Elapsed != 2*time.Second {
+		t.Errorf("%d intervals over %v, want 2 over 2s", len(o.Intervals), o.Elapsed)
+	}
+}
+
+func TestErrorsAreCountedPerSecond(t *testing.T) {
+	clock := benchtest.NewClock()
+	cfg := oneWorker(OpenLoop)
+	cfg.Duration = 3 * time.Second
+	target := &benchtest.Target{Clock: clock, Service: 10 * time.Microsecond,
+		Errors: []benchtest.Window{{From: time.Second, To: 1500 * time.Millisecond}}}
+	o := mustRun(t, target, cfg, clock)
+	if o.Errors != 500 || o.Intervals[1].Errors != 500 || o.Ops != 2500 {
+		t.Errorf("errors %d (second 1: %d) ops %d, want 500 errors in second 1 and 2500 ops",
+			o.Errors, o.Intervals[1].Errors, o.Ops)
+	}
+}
+
+func TestIntervalsArriveInOrderWhileRunning(t *testing.T) {
+	clock := benchtest.NewClock()
+	cfg := oneWorker(ClosedLoop)
+	cfg.Duration = 4 * time.Second
+	var got []int
+	o, err := Run(context.Background(), &benchtest.Target{Clock: clock, Service: time.Millisecond}, cfg,
+		Options{Clock: clock, OnInterval: func(iv Interval) { got = append(got, iv.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || len(o.Intervals) != 4 {
+		t.Fatalf("callbacks %v, intervals %d, want seconds 0..3", got, len(o.Intervals))
+	}
+	for i, s := range got {
+		if s != i {
+			t.Fatalf("callbacks %v out of order", got)
+		}
+	}
+	// 1 ms requests complete at 1, 2, ... ms: the one completing at exactly 1.000 s belongs
+	// to second 1, and the last one, sent inside the window, completes at its end.
+	for i, want := range []int64{999, 1000, 1000, 1001} {
+		if got := o.Intervals[i].Ops(); got != want {
+			t.Errorf("second %d: %d ops, want %d", i, got, want)
+		}
+	}
+}
+
+// Many clients and pipelined requests on the real clock: checks the bookkeeping under the race
+// detector (every op lands in exactly one second, sessions are closed), not any timing.
+func TestManyClientsRealClock(t *testing.T) {
+	for _, mode := range []Mode{OpenLoop, ClosedLoop} {
+		t.Run("mode="+string(mode), func(t *testing.T) {
+			clock := bench.NewRealClock()
+			cfg := DefaultConfig()
+			cfg.Mode = mode
+			cfg.Clients, cfg.Pipeline, cfg.Batch = 4, 3, 2
+			cfg.Rate = 2000
+			cfg.Duration = 300 * time.Millisecond
+			cfg.Warmup = 50 * time.Millisecond
+			target := &benchtest.Target{Clock: clock, Service: 200 * time.Microsecond}
+			o := mustRun(t, target, cfg, clock)
+			if o.Ops == 0 || o.Errors != 0 {
+				t.Errorf("ops %d errors %d", o.Ops, o.Errors)
+			}
+			if opened, closed, _ := target.Stats(); opened != 4 || closed != 4 {
+				t.Errorf("opened %d closed %d sessions, want 4", opened, closed)
+			}
+		})
+	}
+}
+
+func TestConfigValidateNamesTheProblem(t *testing.T) {
+	cases := []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Mode = "half-open" }, "mode"},
+		{func(c *Config) { c.Rate = 0 }, "rate"},
+		{func(c *Config) { c.Clients = ClientsMax + 1 }, "clients"},
+		{func(c *Config) { c.Pipeline = 0 }, "pipeline"},
+		{func(c *Config) { c.Batch = 0 }, "batch"},
+		{func(c *Config) { c.Duration = 0 }, "duration"},
+		{func(c *Config) { c.Warmup = -1 }, "warmup"},
+	}
+	for _, c := range cases {
+		cfg := DefaultConfig()
+		c.mod(&cfg)
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error naming %q", err, c.want)
+		}
+	}
+}
+
+func TestSweepStopsAtSaturation(t *testing.T) {
+	clock := benchtest.NewClock()
+	run := oneWorker(OpenLoop)
+	run.Duration = 2 * time.Second
+	cfg := DefaultSweep(run)
+	cfg.StartRate, cfg.Factor = 1000, 2
+	var seen int
+	steps, err := Sweep(context.Background(), &benchtest.Target{Clock: clock, Capacity: 3000}, cfg,
+		Options{Clock: clock}, func(SweepStep) { seen++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 3 || seen != 3 {
+		t.Fatalf("%d steps (%d reported), want 1000, 2000, then saturated at 4000", len(steps), seen)
+	}
+	for i, want := range []float64{1000, 2000, 4000} {
+		if steps[i].Offered != want || steps[i].Saturated != (i == 2) {
+			t.Errorf("step %d: offered %v saturated %v (%s)", i, steps[i].Offered, steps[i].Saturated, steps[i].Reason)
+		}
+	}
+	if tput := steps[2].Outcome.Throughput(); tput > 3100 {
+		t.Errorf("saturated throughput %.0f above the 3000 ops/s capacity", tput)
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	r := newRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.record(1, 1234*time.Microsecond, 1, false)
+	}
+}

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+)
+
+// OpKind says what an Op does to the replicated key-value store.
+type OpKind uint8
+
+// The operations a workload issues.
+const (
+	OpRead OpKind = iota + 1
+	OpWrite
+)
+
+// String names the kind as it appears in result files and histories.
+func (k OpKind) String() string {
+	switch k {
+	case OpRead:
+		return "read"
+	case OpWrite:
+		return "write"
+	}
+	return fmt.Sprintf("OpKind(%d)", uint8(k))
+}
+
+// Op is one key-value operation. The worker that issues it owns every byte slice: Key and
+// Value are valid only until Session.Do returns, and a Session that needs them later must copy
+// them. For reads the Session writes the value it read into Out (appending to Out[:0], so the
+// worker's buffer is reused) and sets Found; writes leave both alone.
+type Op struct {
+	Kind  OpKind
+	Key   []byte
+	Value []byte
+
+	Out   []byte
+	Found bool
+}
+
+// Target is the system under test as the load generator sees it: something that hands out
+// client sessions. A real adapter wraps the cluster client (one connection pool per Target).
+//
+// Open and Close are called from the driver's goroutine, never concurrently with each other.
+type Target interface {
+	// Open returns the session one load worker uses for the whole run. worker numbers run
+	// from 0 to Clients-1; adapters may use them to spread sessions over replicas.
+	Open(ctx context.Context, worker int) (Session, error)
+	// Close releases everything the Target holds. Sessions are closed before it.
+	Close() error
+}
+
+// Session submits batches of operations for one load worker.
+//
+// Concurrency: Do is called by up to Pipeline goroutines at once (the worker's pipeline
+// depth); a Session that talks over one connection pipelines them on it. Close is called once,
+// after every Do has returned.
+type Session interface {
+	// Do executes ops as one client batch and returns when every op is acknowledged, or with
+	// an error when any failed or ctx ended. The driver counts a failed batch as len(ops)
+	// errors and records no latency for it. Do must not retain ops after it returns.
+	Do(ctx context.Context, ops []Op) error
+	Close() error
+}
+
+// Opener builds a Target from the cluster description a user gave on the command line.
+// cmd/loadgen takes one; the cluster client package provides the real one.
+type Opener func(ctx context.Context, spec Spec) (Target, error)
+
+// Spec describes the cluster to benchmark, as given by flags. It is recorded in the result.
+type Spec struct {
+	Protocol    string   `json:"protocol"`               // "raft" or "pbft"
+	Targets     []string `json:"targets,omitempty"`      // host:port of every replica
+	ClusterFile string   `json:"cluster_file,omitempty"` // a cluster spec file instead of Targets
+	Local       int      `json:"local,omitempty"`        // spawn this many local nodes (0: none)
+	Sync        string   `json:"sync,omitempty"`         // "always" or "none" for local clusters
+	DataDir     string   `json:"data_dir,omitempty"`     // where local nodes keep their data
+}
+
+// Protocols lists the protocols a Spec may name.
+var Protocols = []string{"raft", "pbft"}
+
+// Validate rejects a Spec that names no cluster or an unknown protocol.
+func (s Spec) Validate() error {
+	known := false
+	for _, p := range Protocols {
+		known = known || s.Protocol == p
+	}
+	if !known {
+		return fmt.Errorf("unknown protocol %q (want raft or pbft)", s.Protocol)
+	}
+	given := 0
+	if len(s.Targets) > 0 {
+		given++
+	}
+	if s.ClusterFile != "" {
+		given++
+	}
+	if s.Local > 0 {
+		given++
+	}
+	if given != 1 {
+		return fmt.Errorf("name the cluster exactly once: --targets, --cluster or --local (got %d)", given)
+	}
+	if s.Sync != "" && s.Sync != "always" && s.Sync != "none" {
+		return fmt.Errorf("unknown sync mode %q (want always or none)", s.Sync)
+	}
+	return nil
+}
