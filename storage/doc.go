@@ -1,0 +1,45 @@
+// Package storage owns durable bytes: a segmented write-ahead log with group commit,
+// snapshot files, and a probe that measures a directory's fdatasync latency.
+//
+// The WAL serves a replicated log (entries with index, term, type and data; hard-state
+// records of term, vote and commit; compaction below a snapshot index; overwriting a
+// conflicting suffix) but it must not know the rules of any consensus protocol: it never
+// decides which entries are valid, only that what it acknowledged as durable comes back
+// intact after a crash.
+//
+// # On-disk format
+//
+// A WAL directory holds segment files named %016x.wal (the segment's sequence number).
+// Every record is framed as
+//
+//	crc32c uint32 | length uint32 | type uint8 | payload[length]
+//
+// little-endian, where the CRC32C (Castagnoli) covers length, type and payload. A segment
+// starts with a segment-header record (format version, segment sequence, sync policy, the
+// compaction point and the hard state as of its creation) that is fsynced before the
+// segment is renamed into place. After it come batches: a batch record (batch sequence,
+// body length) followed by the body's entry, hard-state and compaction records. One batch
+// is exactly one write system call followed (sync policy always) by one fdatasync.
+//
+// # Recovery
+//
+// Open scans every segment and verifies every CRC. Damage is classified as follows:
+//   - damage inside the last batch of the last segment, with no valid later batch, is a
+//     torn tail: that batch was never acknowledged (its fdatasync had not returned), so it
+//     is cut off and the rest of the segment zeroed. State.TornTailBytes reports it.
+//   - damage anywhere else (a later batch or a later segment exists) is corruption of data
+//     that was acknowledged: Open refuses to start with a *CorruptionError naming the file
+//     and byte offset. It never silently drops data.
+//   - segments written with sync policy none promise nothing after a machine crash: damage
+//     there truncates the log at the first bad byte (later segments are removed).
+//
+// A bit flip inside the final, already acknowledged batch is indistinguishable from a torn
+// write and is treated as one; every WAL that group-commits shares this limit.
+//
+// # Failure
+//
+// A write or fdatasync error fails the WAL stop: the error is sticky, every later call
+// returns it, and nothing is retried (after a failed fdatasync the page cache may have
+// dropped the dirty pages, so a retry could report success for lost data). The process
+// should restart and recover from disk.
+package storage
