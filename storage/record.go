@@ -93,12 +93,12 @@ func putBatchHeader(b []byte, seq uint64, bodyLen int) {
 // segmentHeader is the first record of every segment: enough to start recovery from this
 // segment when every earlier one has been removed by compaction.
 type segmentHeader struct {
-	seq          uint64
-	flags        uint32
-	nextBatch    uint64 // sequence of the first batch in this segment
-	snapIndex    uint64
-	snapTerm     uint64
-	hs           HardState
+	seq       uint64
+	flags     uint32
+	nextBatch uint64 // sequence of the first batch in this segment
+	snapIndex uint64
+	snapTerm  uint64
+	hs        HardState
 }
 
 func appendSegmentHeader(dst []byte, h *segmentHeader) []byte {

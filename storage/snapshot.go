@@ -166,7 +166,9 @@ type Snapshot struct {
 }
 
 // Body returns a reader over the body. Each call starts again from the beginning.
-func (s *Snapshot) Body() io.Reader { return io.NewSectionReader(s.f, snapHeaderLen+int64(len(s.Meta)), s.Size) }
+func (s *Snapshot) Body() io.Reader {
+	return io.NewSectionReader(s.f, snapHeaderLen+int64(len(s.Meta)), s.Size)
+}
 
 // Close releases the file.
 func (s *Snapshot) Close() error { return s.f.Close() }
