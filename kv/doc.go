@@ -1,0 +1,30 @@
+// Package kv is the replicated state machine: a key-value map with put, get, delete and
+// compare-and-set; client sessions that make retried writes exactly-once; deterministic
+// streaming snapshot and restore; and an incremental state digest for checkpoints.
+//
+// kv must not know which protocol drives it. The server decodes client operations, maps
+// them to Op, and calls Apply with each operation's log index (or PBFT sequence number),
+// in order, on one goroutine. Every replica that applies the same operations at the same
+// indexes ends in the same state, the same snapshot bytes and the same digest: nothing
+// here reads a clock, a random source that affects results, or map iteration order.
+//
+// # Memory layout
+//
+// Keys and values live in an arena of large byte chunks; an open-addressing hash table of
+// pointer-free slots maps a key to its record, and the session table is a map with
+// pointer-free values. The garbage collector therefore scans a handful of chunk pointers
+// instead of one or two pointers per key. Overwriting a value with one of equal or smaller
+// size happens in place; growing a value moves the record and leaves a hole that is
+// reclaimed by compacting the arena once holes outweigh live data.
+//
+// # State digest
+//
+// The digest is an additive multiset hash (AdHash, Bellare–Micciancio): the sum modulo
+// 2^256 of SHA-256 over each key-value pair and each client session, with the pair's hash
+// kept beside it so a write subtracts the old contribution and adds the new one in O(1).
+// Addition commutes, so equal states have equal digests whatever order writes arrived in.
+// Limitation: with a 256-bit modulus the generalized birthday attack (Wagner, CRYPTO 2002)
+// finds colliding multisets in far fewer than 2^128 steps; it suits checkpoint agreement
+// among replicas that applied the same ordered log, not adversarial state commitments.
+// A larger modulus or a lattice hash (LtHash) would be the upgrade path.
+package kv

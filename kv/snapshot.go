@@ -1,0 +1,202 @@
+package kv
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// Snapshot stream layout (little-endian), deterministic for a given state:
+//
+//	magic u64 | version u32 | appliedIndex u64 | sessions u64 | keys u64
+//	sessions, ascending client ID: id u64 | maxSeq u64 | applied u64 | lastIndex u64 | status [SessionWindow]u8
+//	keys, ascending bytewise:      keyLen u32 | valLen u32 | key | value
+//	digest [32]byte
+//
+// Restore recomputes the digest from the restored pairs and sessions and rejects the
+// stream when it differs, so a truncated or altered stream never becomes state.
+const (
+	snapMagic    = 0x31706e73766b6263 // "cbkvsnp1"
+	snapVersion  = 1
+	snapHdrLen   = 8 + 4 + 8 + 8 + 8
+	snapSessLen  = 8 * 4
+	snapPairHdr  = 8
+	snapBufBytes = 1 << 20
+)
+
+// ErrBadSnapshot says a snapshot stream is malformed or its digest does not match.
+var ErrBadSnapshot = errors.New("kv: bad snapshot")
+
+// Snapshot writes the whole state to w. Equal states produce equal bytes. It reads the
+// store only; it must run on the applying goroutine (between Apply calls).
+func (s *Store) Snapshot(w io.Writer) (int64, error) {
+	bw := bufio.NewWriterSize(w, snapBufBytes)
+	cw := &countWriter{w: bw}
+	le := binary.LittleEndian
+	var hdr [snapHdrLen]byte
+	le.PutUint64(hdr[0:], snapMagic)
+	le.PutUint32(hdr[8:], snapVersion)
+	le.PutUint64(hdr[12:], s.applied)
+	le.PutUint64(hdr[20:], uint64(len(s.sessions)))
+	le.PutUint64(hdr[28:], uint64(s.count))
+	cw.write(hdr[:])
+
+	ids := make([]uint64, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var sb [snapSessLen + SessionWindow]byte
+	for _, id := range ids {
+		sess := s.sessions[id]
+		le.PutUint64(sb[0:], id)
+		le.PutUint64(sb[8:], sess.maxSeq)
+		le.PutUint64(sb[16:], sess.applied)
+		le.PutUint64(sb[24:], sess.lastIndex)
+		for i, st := range sess.status {
+			sb[snapSessLen+i] = byte(st)
+		}
+		cw.write(sb[:])
+	}
+
+	refs := make([]uint64, 0, s.count)
+	for _, sl := range s.slots {
+		if sl.ref != 0 {
+			refs = append(refs, sl.ref)
+		}
+	}
+	slices.SortFunc(refs, func(a, b uint64) int { return bytes.Compare(recKey(s.rec(a)), recKey(s.rec(b))) })
+	var ph [snapPairHdr]byte
+	for _, ref := range refs {
+		r := s.rec(ref)
+		k, v := recKey(r), recValue(r)
+		le.PutUint32(ph[0:], uint32(len(k)))
+		le.PutUint32(ph[4:], uint32(len(v)))
+		cw.write(ph[:])
+		cw.write(k)
+		cw.write(v)
+	}
+	d := s.Digest()
+	cw.write(d[:])
+	if cw.err == nil {
+		cw.err = bw.Flush()
+	}
+	return cw.n, cw.err
+}
+
+type countWriter struct {
+	w   *bufio.Writer
+	n   int64
+	err error
+}
+
+func (c *countWriter) write(p []byte) {
+	if c.err != nil {
+		return
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+}
+
+// Restore replaces the state with the snapshot read from r. On error the store is left
+// unchanged.
+func (s *Store) Restore(r io.Reader) error {
+	ns, err := New(s.cfg)
+	if err != nil {
+		return err
+	}
+	if err := ns.restore(bufio.NewReaderSize(r, snapBufBytes)); err != nil {
+		return err
+	}
+	*s = *ns
+	return nil
+}
+
+func bad(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(format, args...))
+}
+
+func (s *Store) restore(br *bufio.Reader) error {
+	le := binary.LittleEndian
+	var hdr [snapHdrLen]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return bad("header: %v", err)
+	}
+	if le.Uint64(hdr[0:]) != snapMagic || le.Uint32(hdr[8:]) != snapVersion {
+		return bad("magic or version")
+	}
+	s.applied = le.Uint64(hdr[12:])
+	nSess, nKeys := le.Uint64(hdr[20:]), le.Uint64(hdr[28:])
+	if nSess > uint64(s.cfg.MaxSessions) {
+		return bad("%d sessions exceed MaxSessions %d", nSess, s.cfg.MaxSessions)
+	}
+	var sb [snapSessLen + SessionWindow]byte
+	var prevID uint64
+	for i := range nSess {
+		if _, err := io.ReadFull(br, sb[:]); err != nil {
+			return bad("session %d: %v", i, err)
+		}
+		id := le.Uint64(sb[0:])
+		if id == 0 || (i > 0 && id <= prevID) {
+			return bad("session ids not ascending at %d", i)
+		}
+		prevID = id
+		sess := session{maxSeq: le.Uint64(sb[8:]), applied: le.Uint64(sb[16:]), lastIndex: le.Uint64(sb[24:])}
+		for k := range sess.status {
+			sess.status[k] = Status(sb[snapSessLen+k])
+		}
+		s.sessionHash(id, &sess)
+		s.digestAdd(&sess.hash)
+		s.sessions[id] = sess
+	}
+	var ph [snapPairHdr]byte
+	var key, val, prev []byte
+	for i := range nKeys {
+		if _, err := io.ReadFull(br, ph[:]); err != nil {
+			return bad("pair %d: %v", i, err)
+		}
+		kl, vl := int(le.Uint32(ph[0:])), int(le.Uint32(ph[4:]))
+		if kl > s.cfg.MaxKeyBytes || vl > s.cfg.MaxValueBytes {
+			return bad("pair %d: key %d or value %d bytes over the limits", i, kl, vl)
+		}
+		key, val = grow(key, kl), grow(val, vl)
+		if _, err := io.ReadFull(br, key); err != nil {
+			return bad("pair %d key: %v", i, err)
+		}
+		if _, err := io.ReadFull(br, val); err != nil {
+			return bad("pair %d value: %v", i, err)
+		}
+		if i > 0 && bytes.Compare(prev, key) >= 0 {
+			return bad("keys not strictly ascending at pair %d", i)
+		}
+		prev = append(prev[:0], key...)
+		if (s.count+1)*4 > len(s.slots)*3 {
+			s.grow()
+		}
+		var h [32]byte
+		s.pairHash(key, val, &h)
+		s.digestAdd(&h)
+		s.insertSlot(s.hashKey(key), s.newRecord(key, val, &h))
+		s.count++
+	}
+	var d [32]byte
+	if _, err := io.ReadFull(br, d[:]); err != nil {
+		return bad("digest: %v", err)
+	}
+	if d != s.Digest() {
+		return bad("digest mismatch: stream %x, restored state %x", d, s.Digest())
+	}
+	return nil
+}
+
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
+}

@@ -1,0 +1,595 @@
+package kv
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"math/bits"
+
+	"github.com/consensusbench/consensusbench/internal/assert"
+)
+
+// OpKind names an operation.
+type OpKind uint8
+
+const (
+	OpGet OpKind = iota + 1
+	OpPut
+	OpDelete
+	OpCAS
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpGet:
+		return "get"
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	case OpCAS:
+		return "cas"
+	}
+	return fmt.Sprintf("OpKind(%d)", uint8(k))
+}
+
+// Op is one decoded client operation. Byte slices are only read during Apply; they may
+// alias a network buffer.
+type Op struct {
+	Kind     OpKind
+	ClientID uint64 // 0: no session (writes are not deduplicated)
+	Seq      uint64 // the client's sequence number for this operation, from 1
+	Key      []byte
+	Value    []byte // Put and CAS: the new value
+	Expected []byte // CAS: the value that must be present for the swap to happen
+}
+
+// Status is an operation's outcome.
+type Status uint8
+
+const (
+	StatusOK       Status = iota
+	StatusNotFound        // Get, Delete or CAS on a missing key
+	StatusMismatch        // CAS: the current value differs from Expected
+	// StatusSessionExpired: the sequence number is older than the session's window, or the
+	// client is unknown and its sequence is beyond SessionWindow. The operation was not
+	// applied now; whether an earlier attempt was applied is unknown.
+	StatusSessionExpired
+	StatusInvalid // malformed operation (unknown kind, key or value too large, Seq 0 with a client)
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusNotFound:
+		return "not-found"
+	case StatusMismatch:
+		return "mismatch"
+	case StatusSessionExpired:
+		return "session-expired"
+	case StatusInvalid:
+		return "invalid"
+	}
+	return fmt.Sprintf("Status(%d)", uint8(s))
+}
+
+// Result is what Apply returns.
+type Result struct {
+	Status Status
+	// Value: for Get, the stored value. It aliases the store and is valid only until the
+	// next call that changes the store; copy it to keep it.
+	Value []byte
+	// Duplicate: a retried write answered from the session table without re-applying it.
+	Duplicate bool
+}
+
+// Limits and defaults.
+const (
+	DefaultMaxKeyBytes   = 4 << 10
+	DefaultMaxValueBytes = 1 << 20
+	MaxKeyBytesLimit     = 1 << 20
+	MaxValueBytesLimit   = 64 << 20
+	DefaultMaxSessions   = 1 << 16
+	DefaultSessionTTL    = 1 << 22 // log indexes without a write before a session expires
+	// SessionSweepsPerTTL: expired sessions are swept each time the applied index crosses a
+	// multiple of SessionTTL/SessionSweepsPerTTL, a rule every replica evaluates alike.
+	SessionSweepsPerTTL = 8
+	DefaultChunkBytes   = 1 << 20
+	MinChunkBytes       = 4 << 10
+	// SessionWindow is how many of a client's most recent sequence numbers are remembered;
+	// a client must not have more than this many writes outstanding.
+	SessionWindow = 64
+	// arenaCompactMinDead: holes are reclaimed only once they exceed this many chunks.
+	arenaCompactMinChunks = 4
+	tableMinSlots         = 1 << 10
+)
+
+// Config bounds a Store. The zero value means defaults.
+type Config struct {
+	MaxKeyBytes   int
+	MaxValueBytes int
+	MaxSessions   int
+	SessionTTL    uint64
+	ChunkBytes    int
+	// ExpectedKeys pre-sizes the table so that loading that many keys does not rehash.
+	ExpectedKeys int
+}
+
+func (c *Config) fill() error {
+	if c.MaxKeyBytes == 0 {
+		c.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if c.ChunkBytes == 0 {
+		c.ChunkBytes = DefaultChunkBytes
+	}
+	switch {
+	case c.MaxKeyBytes < 1 || c.MaxKeyBytes > MaxKeyBytesLimit:
+		return fmt.Errorf("kv: MaxKeyBytes %d outside [1, %d]", c.MaxKeyBytes, MaxKeyBytesLimit)
+	case c.MaxValueBytes < 0 || c.MaxValueBytes > MaxValueBytesLimit:
+		return fmt.Errorf("kv: MaxValueBytes %d outside [0, %d]", c.MaxValueBytes, MaxValueBytesLimit)
+	case c.MaxSessions < 1:
+		return fmt.Errorf("kv: MaxSessions %d < 1", c.MaxSessions)
+	case c.SessionTTL < SessionSweepsPerTTL:
+		return fmt.Errorf("kv: SessionTTL %d < %d", c.SessionTTL, SessionSweepsPerTTL)
+	case c.ChunkBytes < MinChunkBytes || c.ChunkBytes > 1<<30:
+		return fmt.Errorf("kv: ChunkBytes %d outside [%d, 1 GiB]", c.ChunkBytes, MinChunkBytes)
+	case c.ExpectedKeys < 0:
+		return fmt.Errorf("kv: ExpectedKeys %d negative", c.ExpectedKeys)
+	}
+	return nil
+}
+
+// Record layout in the arena: hash[32] | keyLen u32 | valLen u32 | valCap u32 | key | value.
+const recHeader = 32 + 4 + 4 + 4
+
+// slot is one open-addressing table entry; ref 0 means empty. No pointers: the GC skips it.
+type slot struct {
+	hash uint64
+	ref  uint64 // (chunk index + 1) << 32 | offset
+}
+
+// session is one client's exactly-once state. No pointers.
+type session struct {
+	maxSeq    uint64 // highest sequence applied
+	applied   uint64 // bit k: sequence maxSeq-k was applied
+	lastIndex uint64 // log index of the client's latest write
+	status    [SessionWindow]Status
+	hash      [32]byte // this session's digest contribution
+}
+
+// Store is the state machine. It is not safe for concurrent use: one goroutine applies.
+type Store struct {
+	cfg Config
+
+	slots []slot
+	count int
+	seed  maphash.Seed
+
+	chunks    [][]byte
+	live      int // bytes in live records
+	dead      int // bytes in abandoned records
+	sessions  map[uint64]session
+	applied   uint64
+	sweepStep uint64
+
+	digest  [4]uint64
+	scratch []byte
+}
+
+// New returns an empty store.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, seed: maphash.MakeSeed(), sessions: make(map[uint64]session)}
+	s.sweepStep = cfg.SessionTTL / SessionSweepsPerTTL
+	n := tableMinSlots
+	for n*3/4 < cfg.ExpectedKeys {
+		n *= 2
+	}
+	s.slots = make([]slot, n)
+	return s, nil
+}
+
+// Len returns the number of keys.
+func (s *Store) Len() int { return s.count }
+
+// Sessions returns the number of client sessions held.
+func (s *Store) Sessions() int { return len(s.sessions) }
+
+// AppliedIndex returns the highest index passed to Apply (or restored).
+func (s *Store) AppliedIndex() uint64 { return s.applied }
+
+// Digest returns the state digest (little-endian 256-bit sum).
+func (s *Store) Digest() [32]byte {
+	var d [32]byte
+	for i, w := range s.digest {
+		binary.LittleEndian.PutUint64(d[8*i:], w)
+	}
+	return d
+}
+
+func (s *Store) digestAdd(h *[32]byte) {
+	var c uint64
+	for i := range s.digest {
+		s.digest[i], c = bits.Add64(s.digest[i], binary.LittleEndian.Uint64(h[8*i:]), c)
+	}
+}
+
+func (s *Store) digestSub(h *[32]byte) {
+	var b uint64
+	for i := range s.digest {
+		s.digest[i], b = bits.Sub64(s.digest[i], binary.LittleEndian.Uint64(h[8*i:]), b)
+	}
+}
+
+// --- arena records ---
+
+func (s *Store) rec(ref uint64) []byte {
+	c := s.chunks[(ref>>32)-1]
+	return c[uint32(ref):]
+}
+
+func recKey(r []byte) []byte {
+	kl := binary.LittleEndian.Uint32(r[32:])
+	return r[recHeader : recHeader+kl]
+}
+
+func recValue(r []byte) []byte {
+	kl := binary.LittleEndian.Uint32(r[32:])
+	vl := binary.LittleEndian.Uint32(r[36:])
+	return r[recHeader+kl : recHeader+kl+vl]
+}
+
+func recSize(r []byte) int {
+	return recHeader + int(binary.LittleEndian.Uint32(r[32:])) + int(binary.LittleEndian.Uint32(r[40:]))
+}
+
+// alloc reserves n bytes and returns their ref. Records never straddle chunks; a record
+// larger than a chunk gets a chunk of its own.
+func (s *Store) alloc(n int) uint64 {
+	if k := len(s.chunks); k > 0 {
+		c := s.chunks[k-1]
+		if cap(c)-len(c) >= n {
+			off := len(c)
+			s.chunks[k-1] = c[:off+n]
+			return uint64(k)<<32 | uint64(off)
+		}
+	}
+	size := max(s.cfg.ChunkBytes, n)
+	s.chunks = append(s.chunks, make([]byte, n, size))
+	return uint64(len(s.chunks)) << 32
+}
+
+// pairHash is a key-value pair's digest contribution: SHA-256("kv" | keyLen | key | value).
+func (s *Store) pairHash(key, value []byte, out *[32]byte) {
+	b := append(s.scratch[:0], 'k', 'v')
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(key)))
+	b = append(b, key...)
+	b = append(b, value...)
+	s.scratch = b
+	*out = sha256.Sum256(b)
+}
+
+func (s *Store) newRecord(key, value []byte, h *[32]byte) uint64 {
+	n := recHeader + len(key) + len(value)
+	ref := s.alloc(n)
+	r := s.rec(ref)[:n]
+	copy(r, h[:])
+	binary.LittleEndian.PutUint32(r[32:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(r[40:], uint32(len(value)))
+	copy(r[recHeader:], key)
+	copy(r[recHeader+len(key):], value)
+	s.live += n
+	return ref
+}
+
+// --- hash table ---
+
+func (s *Store) hashKey(key []byte) uint64 {
+	h := maphash.Bytes(s.seed, key)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// find returns the slot index holding key, or -1.
+func (s *Store) find(key []byte, h uint64) int {
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := s.slots[i]
+		if sl.ref == 0 {
+			return -1
+		}
+		if sl.hash == h && bytes.Equal(recKey(s.rec(sl.ref)), key) {
+			return int(i)
+		}
+	}
+}
+
+func (s *Store) insertSlot(h, ref uint64) {
+	mask := uint64(len(s.slots) - 1)
+	i := h & mask
+	for s.slots[i].ref != 0 {
+		i = (i + 1) & mask
+	}
+	s.slots[i] = slot{hash: h, ref: ref}
+}
+
+func (s *Store) grow() {
+	old := s.slots
+	s.slots = make([]slot, 2*len(old))
+	for _, sl := range old {
+		if sl.ref != 0 {
+			s.insertSlot(sl.hash, sl.ref)
+		}
+	}
+}
+
+// removeSlot empties slot i with backward-shift deletion (no tombstones).
+func (s *Store) removeSlot(i uint64) {
+	mask := uint64(len(s.slots) - 1)
+	j := i
+	for {
+		j = (j + 1) & mask
+		sl := s.slots[j]
+		if sl.ref == 0 {
+			break
+		}
+		home := sl.hash & mask
+		// Leave sl where it is when its home lies cyclically in (i, j].
+		if (i <= j && i < home && home <= j) || (i > j && (i < home || home <= j)) {
+			continue
+		}
+		s.slots[i] = sl
+		i = j
+	}
+	s.slots[i] = slot{}
+}
+
+// --- operations ---
+
+// Get returns the value of key (StatusNotFound when missing) without touching sessions
+// or the applied index: for reads the protocol has already made safe (ReadIndex, leases).
+func (s *Store) Get(key []byte) Result {
+	i := s.find(key, s.hashKey(key))
+	if i < 0 {
+		return Result{Status: StatusNotFound}
+	}
+	return Result{Status: StatusOK, Value: recValue(s.rec(s.slots[i].ref))}
+}
+
+func (s *Store) put(key, value []byte) {
+	var h [32]byte
+	s.pairHash(key, value, &h)
+	kh := s.hashKey(key)
+	if i := s.find(key, kh); i >= 0 {
+		ref := s.slots[i].ref
+		r := s.rec(ref)
+		var old [32]byte
+		copy(old[:], r[:32])
+		s.digestSub(&old)
+		s.digestAdd(&h)
+		if len(value) <= int(binary.LittleEndian.Uint32(r[40:])) {
+			copy(r[:32], h[:])
+			binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
+			copy(r[recHeader+len(key):], value)
+			return
+		}
+		size := recSize(r)
+		s.dead += size
+		s.live -= size
+		s.slots[i].ref = s.newRecord(key, value, &h)
+		s.maybeCompactArena()
+		return
+	}
+	if (s.count+1)*4 > len(s.slots)*3 {
+		s.grow()
+	}
+	s.digestAdd(&h)
+	s.insertSlot(kh, s.newRecord(key, value, &h))
+	s.count++
+}
+
+func (s *Store) del(key []byte) bool {
+	i := s.find(key, s.hashKey(key))
+	if i < 0 {
+		return false
+	}
+	r := s.rec(s.slots[i].ref)
+	var old [32]byte
+	copy(old[:], r[:32])
+	s.digestSub(&old)
+	size := recSize(r)
+	s.dead += size
+	s.live -= size
+	s.removeSlot(uint64(i))
+	s.count--
+	s.maybeCompactArena()
+	return true
+}
+
+// maybeCompactArena copies live records into fresh chunks once holes outweigh live data,
+// so arena memory stays within about twice the live bytes.
+func (s *Store) maybeCompactArena() {
+	if s.dead <= s.live || s.dead < arenaCompactMinChunks*s.cfg.ChunkBytes {
+		return
+	}
+	old := s.chunks
+	s.chunks = nil
+	s.live, s.dead = 0, 0
+	for i := range s.slots {
+		sl := &s.slots[i]
+		if sl.ref == 0 {
+			continue
+		}
+		c := old[(sl.ref>>32)-1]
+		r := c[uint32(sl.ref):]
+		n := recHeader + int(binary.LittleEndian.Uint32(r[32:])) + int(binary.LittleEndian.Uint32(r[36:]))
+		ref := s.alloc(n)
+		dst := s.rec(ref)[:n]
+		copy(dst, r[:n])
+		binary.LittleEndian.PutUint32(dst[40:], binary.LittleEndian.Uint32(r[36:])) // cap = len
+		sl.ref = ref
+		s.live += n
+	}
+}
+
+// Apply applies op at log index (indexes must not decrease; several ops may share one).
+// Writes from a client with a session are applied exactly once: a retry of an applied
+// (ClientID, Seq) returns the recorded status with Duplicate set.
+func (s *Store) Apply(index uint64, op *Op) Result {
+	if index < s.applied {
+		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
+	}
+	s.advance(index)
+	if len(op.Key) > s.cfg.MaxKeyBytes || len(op.Value) > s.cfg.MaxValueBytes || len(op.Expected) > s.cfg.MaxValueBytes {
+		return Result{Status: StatusInvalid}
+	}
+	switch op.Kind {
+	case OpGet:
+		return s.Get(op.Key)
+	case OpPut, OpDelete, OpCAS:
+	default:
+		return Result{Status: StatusInvalid}
+	}
+	if op.ClientID == 0 {
+		return Result{Status: s.write(op)}
+	}
+	if op.Seq == 0 {
+		return Result{Status: StatusInvalid}
+	}
+	sess, ok := s.sessions[op.ClientID]
+	if !ok {
+		if op.Seq > SessionWindow {
+			return Result{Status: StatusSessionExpired}
+		}
+		if len(s.sessions) >= s.cfg.MaxSessions {
+			s.evictSession(index)
+		}
+	} else {
+		s.digestSub(&sess.hash)
+	}
+	var res Result
+	switch {
+	case op.Seq > sess.maxSeq:
+		shift := op.Seq - sess.maxSeq
+		if shift >= SessionWindow {
+			sess.applied = 0
+		} else {
+			sess.applied <<= shift
+		}
+		sess.applied |= 1
+		sess.maxSeq = op.Seq
+		res.Status = s.write(op)
+	case sess.maxSeq-op.Seq >= SessionWindow:
+		res.Status = StatusSessionExpired
+	case sess.applied&(1<<(sess.maxSeq-op.Seq)) != 0:
+		res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
+	default:
+		sess.applied |= 1 << (sess.maxSeq - op.Seq)
+		res.Status = s.write(op)
+	}
+	if !res.Duplicate && res.Status != StatusSessionExpired {
+		sess.status[op.Seq%SessionWindow] = res.Status
+	}
+	sess.lastIndex = index
+	s.sessionHash(op.ClientID, &sess)
+	s.digestAdd(&sess.hash)
+	s.sessions[op.ClientID] = sess
+	return res
+}
+
+func (s *Store) write(op *Op) Status {
+	switch op.Kind {
+	case OpPut:
+		s.put(op.Key, op.Value)
+		return StatusOK
+	case OpDelete:
+		if s.del(op.Key) {
+			return StatusOK
+		}
+		return StatusNotFound
+	default: // OpCAS
+		i := s.find(op.Key, s.hashKey(op.Key))
+		if i < 0 {
+			return StatusNotFound
+		}
+		if !bytes.Equal(recValue(s.rec(s.slots[i].ref)), op.Expected) {
+			return StatusMismatch
+		}
+		s.put(op.Key, op.Value)
+		return StatusOK
+	}
+}
+
+// sessionHash computes a session's digest contribution into sess.hash.
+func (s *Store) sessionHash(id uint64, sess *session) {
+	b := append(s.scratch[:0], 's', 'e')
+	b = binary.LittleEndian.AppendUint64(b, id)
+	b = binary.LittleEndian.AppendUint64(b, sess.maxSeq)
+	b = binary.LittleEndian.AppendUint64(b, sess.applied)
+	b = binary.LittleEndian.AppendUint64(b, sess.lastIndex)
+	for _, st := range sess.status {
+		b = append(b, byte(st))
+	}
+	s.scratch = b
+	sess.hash = sha256.Sum256(b)
+}
+
+// advance moves the applied index and sweeps expired sessions whenever it crosses a
+// multiple of the sweep step; the rule depends only on indexes, so replicas agree.
+func (s *Store) advance(index uint64) {
+	prev := s.applied
+	s.applied = index
+	if index/s.sweepStep != prev/s.sweepStep {
+		s.sweepSessions(index)
+	}
+}
+
+func (s *Store) expired(sess *session, index uint64) bool {
+	return sess.lastIndex+s.cfg.SessionTTL <= index
+}
+
+func (s *Store) sweepSessions(index uint64) {
+	for id, sess := range s.sessions {
+		if s.expired(&sess, index) {
+			s.digestSub(&sess.hash)
+			delete(s.sessions, id)
+		}
+	}
+}
+
+// evictSession makes room for a new session: expired ones first, else the one idle
+// longest (lowest lastIndex, then lowest client ID), chosen by value so replicas agree.
+func (s *Store) evictSession(index uint64) {
+	s.sweepSessions(index)
+	if len(s.sessions) < s.cfg.MaxSessions {
+		return
+	}
+	var victim uint64
+	var vIndex uint64
+	found := false
+	for id, sess := range s.sessions {
+		if !found || sess.lastIndex < vIndex || (sess.lastIndex == vIndex && id < victim) {
+			victim, vIndex, found = id, sess.lastIndex, true
+		}
+	}
+	sess := s.sessions[victim]
+	s.digestSub(&sess.hash)
+	delete(s.sessions, victim)
+}
