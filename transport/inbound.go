@@ -1,0 +1,278 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+type connKind uint8
+
+const (
+	kindPeer connKind = iota + 1
+	kindClient
+)
+
+func (k connKind) String() string {
+	if k == kindPeer {
+		return "peer"
+	}
+	return "client"
+}
+
+// inConn is the state of one inbound connection, kept in the gnet conn's context.
+//
+// Concurrency: scanner, peerID and the batch logic belong to the connection's event loop.
+// ready, partialSince and closing are atomics because the sweeper goroutine reads them;
+// openedAt, kind, remote and conn are immutable after OnOpen.
+type inConn struct {
+	conn     gnet.Conn
+	kind     connKind
+	remote   string
+	openedAt int64
+	client   *clientConn // kindClient only
+
+	scanner wire.Scanner
+	peerID  uint64 // kindPeer, after the hello
+
+	ready        atomic.Bool  // peer: hello accepted; client: always
+	partialSince atomic.Int64 // transport time when the pending partial frame began; 0 when none
+	closing      atomic.Bool  // a close has been decided (count and log it once)
+}
+
+// markClosing reports whether this call is the first to decide to close the connection.
+func (ic *inConn) markClosing() bool { return ic.closing.CompareAndSwap(false, true) }
+
+// overdue names the timeout a connection has exceeded at time now, or returns "".
+func (ic *inConn) overdue(now int64, handshake, partial time.Duration) string {
+	if !ic.ready.Load() && now-ic.openedAt > int64(handshake) {
+		return "no valid hello within HandshakeTimeout"
+	}
+	if ps := ic.partialSince.Load(); ps != 0 && now-ps > int64(partial) {
+		return "partial frame not completed within PartialFrameTimeout"
+	}
+	return ""
+}
+
+// handler is the gnet event handler. Its callbacks run on the event loops; each connection
+// stays on one loop for its life, so per-connection state needs no locks.
+type handler struct {
+	gnet.BuiltinEventEngine
+	t       *Transport
+	bootErr error
+}
+
+func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	if err := h.t.onBoot(eng); err != nil {
+		h.bootErr = err
+		h.t.log.Error("transport boot failed", "err", err)
+		return gnet.Shutdown
+	}
+	return gnet.None
+}
+
+func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	t := h.t
+	ic := &inConn{conn: c, kind: kindPeer, openedAt: t.now()}
+	ic.scanner.MaxFrameBytes = t.cfg.MaxFrameBytes
+	if ra := c.RemoteAddr(); ra != nil {
+		ic.remote = ra.String()
+	}
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && t.clientAddr != nil && la.Port == t.clientAddr.Port {
+		ic.kind = kindClient
+		ic.ready.Store(true)
+		ic.client = t.addClient(c)
+	}
+	c.SetContext(ic)
+	t.connsMu.Lock()
+	t.conns[ic] = struct{}{}
+	t.connsMu.Unlock()
+	t.metrics.InboundOpen.Add(1)
+	return nil, gnet.None
+}
+
+func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
+	t := h.t
+	ic, ok := c.Context().(*inConn)
+	if !ok {
+		return gnet.None
+	}
+	t.connsMu.Lock()
+	delete(t.conns, ic)
+	t.connsMu.Unlock()
+	t.metrics.InboundOpen.Add(-1)
+	if ic.client != nil {
+		t.removeClient(ic.client)
+	}
+	if ic.kind == kindPeer && ic.ready.Load() {
+		t.log.Info("inbound peer connection closed", "peer", ic.peerID, "remote", ic.remote, "err", err)
+	}
+	return gnet.None
+}
+
+// OnTraffic splits everything buffered into frames. It copies the bodies of whole frames into
+// one pooled Batch, discards exactly the bytes of those frames (a partial frame stays in
+// gnet's buffer for the next read), and only then hands the batch to the driver: no slice of
+// gnet's buffer is used after Discard or outside this callback.
+func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+	t := h.t
+	ic := c.Context().(*inConn)
+	buf, err := c.Peek(-1)
+	if err != nil || len(buf) == 0 {
+		return gnet.None
+	}
+	ic.scanner.Reset(buf)
+	var b *Batch
+	frames := 0
+	for {
+		f, ok, err := ic.scanner.Next()
+		if err != nil {
+			h.badFrame(ic, err, wire.TypeInvalid)
+			if b != nil {
+				b.Release()
+			}
+			return gnet.Close
+		}
+		if !ok {
+			break
+		}
+		frames++
+		if !ic.ready.Load() {
+			if err := h.acceptHello(ic, f); err != nil {
+				if ic.markClosing() {
+					t.metrics.ClosedHandshake.Add(1)
+					t.log.Warn("refusing peer connection", "remote", ic.remote, "reason", err)
+				}
+				return gnet.Close
+			}
+			// Answer with our own hello so the dialer can check it reached the node it meant.
+			if _, err := c.Write(t.helloFrame); err != nil {
+				return gnet.Close
+			}
+			continue
+		}
+		if !h.accepts(ic, f.Type) {
+			h.badFrame(ic, errUnexpectedType, f.Type)
+			if b != nil {
+				b.Release()
+			}
+			return gnet.Close
+		}
+		if b == nil {
+			b = getBatch(len(buf))
+		}
+		var client ClientID
+		if ic.client != nil {
+			client = ic.client.id
+		}
+		b.add(ic.peerID, client, f)
+	}
+	consumed := ic.scanner.Consumed()
+	if consumed > 0 {
+		_, _ = c.Discard(consumed)
+	}
+	// buf is dead from here on.
+	switch partial := consumed < len(buf); {
+	case !partial:
+		ic.partialSince.Store(0)
+	case frames > 0 || ic.partialSince.Load() == 0:
+		// A new partial frame began in this read: its deadline starts now.
+		ic.partialSince.Store(t.now())
+	}
+	if b == nil {
+		return gnet.None
+	}
+	t.metrics.FramesIn.Add(uint64(len(b.Frames)))
+	t.metrics.BytesIn.Add(uint64(consumed))
+	return t.enqueue(b)
+}
+
+// enqueue hands a batch to the driver, waiting while the queue is full: the event loop stops
+// reading, so TCP pushes back on the senders. The wait ends when the transport closes.
+func (t *Transport) enqueue(b *Batch) gnet.Action {
+	select {
+	case t.inbound <- b:
+		return gnet.None
+	default:
+	}
+	t.metrics.InboundStalls.Add(1)
+	select {
+	case t.inbound <- b:
+		return gnet.None
+	case <-t.closing:
+		b.Release()
+		return gnet.Close
+	}
+}
+
+var (
+	errUnexpectedType = errors.New("frame type not allowed on this connection")
+	errHelloCluster   = errors.New("cluster ID mismatch")
+	errHelloVersion   = errors.New("protocol version mismatch")
+	errHelloProtocol  = errors.New("consensus protocol mismatch")
+	errHelloNode      = errors.New("node ID is not a configured peer")
+	errHelloSelf      = errors.New("node ID is our own")
+)
+
+// accepts reports whether a frame of type ty may arrive on this connection after its
+// handshake: clients send only ClientFrameTypes; peers send anything but another hello or a
+// client-only type.
+func (h *handler) accepts(ic *inConn, ty wire.Type) bool {
+	if ic.kind == kindClient {
+		return h.t.clientTypes[ty]
+	}
+	return ty != wire.TypePeerHello && ty != wire.TypeClientRequest && ty != wire.TypeClientReply
+}
+
+// acceptHello checks the first frame of an inbound peer connection.
+func (h *handler) acceptHello(ic *inConn, f wire.Frame) error {
+	t := h.t
+	if f.Type != wire.TypePeerHello {
+		return fmt.Errorf("first frame is %v, want PeerHello", f.Type)
+	}
+	hello, err := decodeHello(f.Body)
+	if err != nil {
+		return err
+	}
+	if err := t.checkHello(hello, 0); err != nil {
+		return err
+	}
+	ic.peerID = hello.NodeID
+	ic.ready.Store(true)
+	t.log.Info("inbound peer connection accepted", "peer", hello.NodeID, "remote", ic.remote)
+	return nil
+}
+
+// checkHello validates a peer's hello; want is the node ID expected (0: any configured peer).
+func (t *Transport) checkHello(h wire.PeerHello, want uint64) error {
+	switch {
+	case h.ClusterID != t.cfg.ClusterID:
+		return fmt.Errorf("%w: got %d, want %d", errHelloCluster, h.ClusterID, t.cfg.ClusterID)
+	case h.Protocol != t.cfg.Protocol:
+		return fmt.Errorf("%w: got %v, want %v", errHelloProtocol, h.Protocol, t.cfg.Protocol)
+	case h.ProtocolVersion != ProtocolVersion:
+		return fmt.Errorf("%w: got %d, want %d", errHelloVersion, h.ProtocolVersion, ProtocolVersion)
+	case h.NodeID == t.cfg.NodeID:
+		return fmt.Errorf("%w: %d", errHelloSelf, h.NodeID)
+	case t.peers[h.NodeID] == nil:
+		return fmt.Errorf("%w: %d", errHelloNode, h.NodeID)
+	case want != 0 && h.NodeID != want:
+		return fmt.Errorf("%w: got %d, dialled %d", errHelloNode, h.NodeID, want)
+	}
+	return nil
+}
+
+// badFrame counts and logs (once per connection) a frame that closes its connection.
+func (h *handler) badFrame(ic *inConn, err error, ty wire.Type) {
+	if !ic.markClosing() {
+		return
+	}
+	h.t.metrics.ClosedBadFrame.Add(1)
+	h.t.log.Warn("closing connection on bad frame", "kind", ic.kind, "remote", ic.remote, "peer", ic.peerID, "type", ty, "err", err)
+}

@@ -1,0 +1,30 @@
+package transport
+
+import "sync/atomic"
+
+// Metrics are the transport's counters: plain atomics so that the hot path pays one atomic
+// add and the server can export them (Prometheus) by reading them from any goroutine.
+// Frames and bytes count whole frames including their headers.
+type Metrics struct {
+	FramesIn  atomic.Uint64 // frames received and queued for the driver (peers and clients)
+	BytesIn   atomic.Uint64
+	FramesOut atomic.Uint64 // frames accepted by Send/SendClient
+	BytesOut  atomic.Uint64 // bytes written to sockets (peers) or handed to gnet (clients)
+
+	ClosedBadFrame   atomic.Uint64 // connections closed for an oversized, corrupt or unknown frame
+	ClosedHandshake  atomic.Uint64 // inbound peer connections refused at the hello
+	ClosedTimeout    atomic.Uint64 // connections closed by HandshakeTimeout or PartialFrameTimeout
+	ClosedSlowClient atomic.Uint64 // client connections closed for not reading their replies
+
+	PeerPaused      atomic.Uint64 // times a peer queue filled up and Send started returning ErrPeerPaused
+	PeerResumed     atomic.Uint64 // times a paused peer queue drained below half and accepted frames again
+	PeerConnects    atomic.Uint64 // outbound peer handshakes that succeeded
+	PeerDialErrors  atomic.Uint64 // outbound attempts that failed (dial, hello, refused)
+	PeerDroppedByte atomic.Uint64 // bytes dropped because a connection broke mid-write
+
+	InboundStalls atomic.Uint64 // times an event loop found the inbound queue full and waited
+	InboundOpen   atomic.Int64  // inbound connections currently open (peers and clients)
+}
+
+// Gauges that are not counters are read through Transport: InboundQueueDepth,
+// PeerQueueBytes and ClientQueueBytes.

@@ -1,0 +1,338 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Errors returned by Transport methods. They are sentinels: compare with errors.Is.
+var (
+	// ErrPeerPaused: the peer's outbound queue is full (the peer is slow, unreachable or not
+	// reading). The frame was not queued. Tell the core the peer is paused (for Raft, treat
+	// the follower as unreachable: it probes again later); Send accepts frames again once the
+	// queue has drained below half (see PeerPaused).
+	ErrPeerPaused = errors.New("transport: peer paused: outbound queue full")
+	// ErrUnknownPeer: Send to a node ID that is not in Config.Peers.
+	ErrUnknownPeer = errors.New("transport: unknown peer")
+	// ErrClientGone: the client connection is closed (or never existed); the reply is dropped.
+	ErrClientGone = errors.New("transport: client connection closed")
+	// ErrClientSlow: the client did not read its replies and exceeded ClientQueueBytes; the
+	// connection has been closed.
+	ErrClientSlow = errors.New("transport: client too slow: connection closed")
+	// ErrClosed: the transport is closed.
+	ErrClosed = errors.New("transport: closed")
+)
+
+// Transport moves frames between this node, its peers and its clients.
+//
+// Inbound: one gnet engine with multicore event loops accepts peer and client connections,
+// splits the byte stream into frames with wire.Scanner and hands every whole frame to the
+// owner through a bounded queue of batches (Inbound).
+//
+// Outbound to peers: one writer goroutine per peer owns a TCP connection (dial, hello,
+// reconnect with backoff) and sends everything queued for that peer with one writev.
+// Outbound to clients: replies are queued per connection and flushed with one gnet
+// AsyncWritev per connection per FlushClients.
+//
+// Concurrency contract: Inbound, Send, SendClient, FlushClients and CloseClient are meant for
+// one goroutine, the server's driver. Send and SendClient are also safe from other goroutines,
+// but FlushClients must then be called after them by the driver (it flushes only what the
+// driver's goroutine saw queued). Metrics, PeerConnected, PeerPaused, PeerQueueBytes and
+// InboundQueueDepth are safe from any goroutine. Start and Close are called once each.
+type Transport struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics Metrics
+	epoch   time.Time
+
+	inbound     chan *Batch
+	closing     chan struct{}
+	closeOnce   sync.Once
+	clientTypes [256]bool
+	helloFrame  []byte // our hello, sent by dialers and answered by acceptors
+
+	peers    map[uint64]*peer // immutable after New
+	peerList []*peer
+
+	engine       gnet.Engine
+	booted       chan struct{}
+	engineDone   chan error
+	peerListen   string // configured listen addresses with port 0 resolved
+	clientListen string
+	peerAddr     *net.TCPAddr
+	clientAddr   *net.TCPAddr
+
+	connsMu sync.Mutex
+	conns   map[*inConn]struct{} // open inbound connections, for the timeout sweeper
+
+	clientsMu    sync.RWMutex
+	clients      map[ClientID]*clientConn
+	nextClientID atomic.Uint64
+	dirty        []*clientConn // driver goroutine only: clients with unflushed replies
+
+	wg sync.WaitGroup
+}
+
+// New validates cfg and builds a Transport; Start opens its sockets.
+func New(cfg Config) (*Transport, error) {
+	c := cfg.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	t := &Transport{
+		cfg:        c,
+		log:        c.Logger.With("node", c.NodeID),
+		epoch:      time.Now(),
+		inbound:    make(chan *Batch, c.InboundQueueBatches),
+		closing:    make(chan struct{}),
+		peers:      make(map[uint64]*peer),
+		booted:     make(chan struct{}),
+		engineDone: make(chan error, 1),
+		conns:      make(map[*inConn]struct{}),
+		clients:    make(map[ClientID]*clientConn),
+	}
+	for _, ty := range c.ClientFrameTypes {
+		t.clientTypes[ty] = true
+	}
+	t.helloFrame = appendHello(nil, &t.cfg)
+	for _, p := range c.Peers {
+		if p.ID == c.NodeID {
+			continue
+		}
+		pp := newPeer(t, p)
+		t.peers[p.ID] = pp
+		t.peerList = append(t.peerList, pp)
+	}
+	return t, nil
+}
+
+// Start opens the listeners, starts the event loops, the peer writers and the timeout
+// sweeper. It returns once the listeners accept connections.
+func (t *Transport) Start() error {
+	var err error
+	if t.peerListen, err = pickPort(t.cfg.PeerListen); err != nil {
+		return err
+	}
+	addrs := []string{"tcp://" + t.peerListen}
+	if t.cfg.ClientListen != "" {
+		if t.clientListen, err = pickPort(t.cfg.ClientListen); err != nil {
+			return err
+		}
+		if t.clientListen == t.peerListen {
+			return fmt.Errorf("transport: peer and client listeners are both %s", t.peerListen)
+		}
+		addrs = append(addrs, "tcp://"+t.clientListen)
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(t.cfg.EventLoops),
+		gnet.WithReadBufferCap(t.cfg.ReadBufferBytes),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithReuseAddr(true),
+	}
+	h := &handler{t: t}
+	go func() {
+		err := gnet.Rotate(h, addrs, opts...)
+		t.engineDone <- err
+	}()
+	select {
+	case <-t.booted:
+	case err := <-t.engineDone:
+		if err == nil {
+			err = h.bootErr
+		}
+		if err == nil {
+			err = errors.New("engine stopped before boot")
+		}
+		return fmt.Errorf("transport: start: %w", err)
+	}
+	for _, p := range t.peerList {
+		t.wg.Add(1)
+		go p.run()
+	}
+	t.wg.Add(1)
+	go t.sweep()
+	return nil
+}
+
+// onBoot records the engine and the listeners' bound addresses (port 0 resolves here).
+func (t *Transport) onBoot(eng gnet.Engine) error {
+	t.engine = eng
+	var err error
+	if t.peerAddr, err = boundAddr(eng, t.peerListen); err != nil {
+		return err
+	}
+	if t.clientListen != "" {
+		if t.clientAddr, err = boundAddr(eng, t.clientListen); err != nil {
+			return err
+		}
+		if t.clientAddr.Port == t.peerAddr.Port {
+			return fmt.Errorf("transport: peer and client listeners share port %d", t.peerAddr.Port)
+		}
+	}
+	close(t.booted)
+	return nil
+}
+
+// pickPort turns port 0 into a free port chosen by the kernel. gnet only finds a listener by
+// its configured address string, and OnOpen tells peer from client connections by the local
+// port, so both listeners need distinct, known ports before gnet binds them. The port is
+// free again for the instant between this probe and gnet's bind (SO_REUSEADDR is on), a
+// window only port-0 callers (tests, in-process clusters) are exposed to.
+func pickPort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("transport: listen address %q: %w", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("transport: listen address %q: %w", addr, err)
+	}
+	defer ln.Close()
+	return net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), nil
+}
+
+// boundAddr asks the kernel which address a gnet listener is bound to (gnet keeps only the
+// configured string, and tests listen on port 0).
+func boundAddr(eng gnet.Engine, addr string) (*net.TCPAddr, error) {
+	fd, err := eng.DupListener("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listener %s: %w", addr, err)
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("transport: getsockname %s: %w", addr, err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port, Zone: strconv.Itoa(int(a.ZoneId))}, nil
+	}
+	return nil, fmt.Errorf("transport: listener %s: unexpected address type %T", addr, sa)
+}
+
+// PeerAddr returns the bound peer listener address (valid after Start).
+func (t *Transport) PeerAddr() string { return t.peerAddr.String() }
+
+// ClientAddr returns the bound client listener address, or "" without a client listener.
+func (t *Transport) ClientAddr() string {
+	if t.clientAddr == nil {
+		return ""
+	}
+	return t.clientAddr.String()
+}
+
+// Metrics returns the transport's counters (safe from any goroutine).
+func (t *Transport) Metrics() *Metrics { return &t.metrics }
+
+// Inbound returns the inbound queue. Every Batch received must be Released. The channel is
+// never closed (select on your own stop signal as well); it is bounded by
+// InboundQueueBatches, and when it is full the event loops wait, so a driver that falls
+// behind slows its senders down through TCP instead of growing memory.
+func (t *Transport) Inbound() <-chan *Batch { return t.inbound }
+
+// InboundQueueDepth returns the number of batches waiting in the inbound queue.
+func (t *Transport) InboundQueueDepth() int { return len(t.inbound) }
+
+// now returns monotonic nanoseconds since the transport was built (an int64, so it fits in
+// an atomic shared with the sweeper).
+func (t *Transport) now() int64 { return int64(time.Since(t.epoch)) }
+
+// Close stops everything: listeners, inbound and outbound connections, goroutines. Batches
+// already received stay valid until released. Close is idempotent.
+func (t *Transport) Close() error {
+	var err error
+	t.closeOnce.Do(func() {
+		close(t.closing)
+		for _, p := range t.peerList {
+			p.closeConn()
+		}
+		select {
+		case <-t.booted:
+			// Engine.Stop polls for the end of shutdown every 500 ms; gnet.Rotate returning is
+			// the precise signal, so wait for that instead.
+			ctx, cancel := context.WithTimeout(context.Background(), engineStopTimeout)
+			go func() { _ = t.engine.Stop(ctx) }()
+			select {
+			case err = <-t.engineDone:
+			case <-ctx.Done():
+				err = fmt.Errorf("transport: engine did not stop within %v", engineStopTimeout)
+			}
+			cancel()
+		default:
+		}
+		t.wg.Wait()
+		// Drain what the event loops queued: nobody will release it otherwise.
+		for {
+			select {
+			case b := <-t.inbound:
+				b.Release()
+				continue
+			default:
+			}
+			break
+		}
+	})
+	return err
+}
+
+// sweep enforces HandshakeTimeout and PartialFrameTimeout on inbound connections. gnet has
+// no read deadlines, so a goroutine looks at every connection a few times per timeout and
+// closes the late ones (Conn.Close is safe off the event loop).
+func (t *Transport) sweep() {
+	defer t.wg.Done()
+	every := max(min(t.cfg.HandshakeTimeout, t.cfg.PartialFrameTimeout)/sweepsPerTimeout, minSweepInterval)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var late []*inConn
+	for {
+		select {
+		case <-t.closing:
+			return
+		case <-tick.C:
+		}
+		now := t.now()
+		late = late[:0]
+		t.connsMu.Lock()
+		for ic := range t.conns {
+			if ic.overdue(now, t.cfg.HandshakeTimeout, t.cfg.PartialFrameTimeout) != "" {
+				late = append(late, ic)
+			}
+		}
+		t.connsMu.Unlock()
+		for _, ic := range late {
+			reason := ic.overdue(now, t.cfg.HandshakeTimeout, t.cfg.PartialFrameTimeout)
+			if reason == "" || !ic.markClosing() {
+				continue
+			}
+			t.metrics.ClosedTimeout.Add(1)
+			t.log.Warn("closing inbound connection", "remote", ic.remote, "kind", ic.kind, "reason", reason)
+			_ = ic.conn.Close()
+		}
+	}
+}
+
+const (
+	// sweepsPerTimeout is how many times per timeout the sweeper looks: a late connection
+	// lives at most 1/sweepsPerTimeout longer than its timeout.
+	sweepsPerTimeout = 4
+	// minSweepInterval stops tiny test timeouts from turning the sweeper into a busy loop.
+	minSweepInterval = 5 * time.Millisecond
+	// engineStopTimeout bounds Close's wait for gnet's event loops to finish.
+	engineStopTimeout = 10 * time.Second
+)
