@@ -1,0 +1,212 @@
+// Package byz implements the Byzantine replica behaviours that pbftcore's transcript tests
+// and the simulator inject: a faulty replica runs the correct core and byz rewrites what it
+// sends, using only that replica's own keys (so every lie is as well authenticated as a
+// real faulty replica could make it). It must not be used outside tests and the simulator.
+package byz
+
+import (
+	"fmt"
+
+	"github.com/consensusbench/consensusbench/pbftcore"
+)
+
+// Behaviour names one kind of Byzantine replica.
+type Behaviour int
+
+// Behaviours (issue 4's list).
+const (
+	Honest          Behaviour = iota
+	Silent                    // sends nothing
+	Equivocate                // primary: different pre-prepares for one seq to different backups
+	WrongDigest               // pre-prepares, prepares and commits carry a wrong digest
+	ForgeMAC                  // authenticators are corrupted
+	MissingMAC                // authenticators are stripped
+	Replay                    // replays its messages from older views alongside new ones
+	SlowPrimary               // holds its pre-prepares back past the view-change timeout
+	LyingViewChange           // VIEW-CHANGEs claim prepared certificates it cannot prove
+	numBehaviours
+)
+
+var names = [...]string{"honest", "silent", "equivocate", "wrong-digest", "forge-mac", "missing-mac",
+	"replay", "slow-primary", "lying-view-change"}
+
+func (b Behaviour) String() string {
+	if b >= 0 && b < numBehaviours {
+		return names[b]
+	}
+	return fmt.Sprintf("Behaviour(%d)", int(b))
+}
+
+// Parse returns the behaviour named s.
+func Parse(s string) (Behaviour, error) {
+	for i, n := range names {
+		if n == s {
+			return Behaviour(i), nil
+		}
+	}
+	return 0, fmt.Errorf("byz: unknown behaviour %q", s)
+}
+
+// All lists every faulty behaviour (not Honest).
+func All() []Behaviour {
+	out := make([]Behaviour, 0, numBehaviours-1)
+	for b := Silent; b < numBehaviours; b++ {
+		out = append(out, b)
+	}
+	return out
+}
+
+// MaxReplayKept bounds the messages a replaying replica remembers.
+const MaxReplayKept = 64
+
+type held struct {
+	due int
+	m   pbftcore.Message
+}
+
+// Replica rewrites the output of one faulty replica.
+type Replica struct {
+	B          Behaviour
+	ID, N      int
+	DelayTicks int // SlowPrimary: how long pre-prepares are held
+	auth       *pbftcore.Authenticator
+	now        int
+	old        []pbftcore.Message
+	held       []held
+}
+
+// New returns the rewriter for replica keys.ID of n with behaviour b.
+func New(b Behaviour, keys *pbftcore.Keys, n int, signAll bool, delayTicks int) *Replica {
+	return &Replica{B: b, ID: keys.ID, N: n, DelayTicks: delayTicks, auth: pbftcore.NewAuthenticator(keys, signAll)}
+}
+
+func (r *Replica) seal(m *pbftcore.Message) {
+	m.Auth = r.auth.Seal(m, nil)
+}
+
+// Transform returns what the faulty replica sends in place of m (owned copies).
+func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
+	switch r.B {
+	case Silent:
+		return nil
+	case Equivocate:
+		if m.Type == pbftcore.MsgPrePrepare && m.To == pbftcore.ToAll {
+			return r.equivocate(m)
+		}
+	case WrongDigest:
+		if m.Type == pbftcore.MsgPrePrepare || m.Type == pbftcore.MsgPrepare || m.Type == pbftcore.MsgCommit {
+			c := pbftcore.CloneMessage(m)
+			c.Digest[0] ^= 0xff
+			r.seal(&c)
+			return []pbftcore.Message{c}
+		}
+	case ForgeMAC:
+		if m.Type != pbftcore.MsgRequest && len(m.Auth) > 0 {
+			c := pbftcore.CloneMessage(m)
+			for i := range c.Auth {
+				c.Auth[i] ^= 0x5a
+			}
+			return []pbftcore.Message{c}
+		}
+	case MissingMAC:
+		if m.Type != pbftcore.MsgRequest {
+			c := pbftcore.CloneMessage(m)
+			c.Auth = nil
+			return []pbftcore.Message{c}
+		}
+	case Replay:
+		return r.replay(m)
+	case SlowPrimary:
+		if m.Type == pbftcore.MsgPrePrepare || m.Type == pbftcore.MsgNewView {
+			r.held = append(r.held, held{due: r.now + r.DelayTicks, m: pbftcore.CloneMessage(m)})
+			return nil
+		}
+	case LyingViewChange:
+		if m.Type == pbftcore.MsgViewChange {
+			return []pbftcore.Message{r.lie(m)}
+		}
+	}
+	return []pbftcore.Message{pbftcore.CloneMessage(m)}
+}
+
+// Tick advances the rewriter's clock and returns held messages now due.
+func (r *Replica) Tick() []pbftcore.Message {
+	r.now++
+	var out []pbftcore.Message
+	kept := r.held[:0]
+	for _, h := range r.held {
+		if h.due <= r.now {
+			out = append(out, h.m)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	r.held = kept
+	return out
+}
+
+// equivocate sends the real batch to even backups and a different (shorter) batch for the
+// same (view, seq) to odd ones, each validly authenticated point to point.
+func (r *Replica) equivocate(m *pbftcore.Message) []pbftcore.Message {
+	var out []pbftcore.Message
+	for j := range r.N {
+		if j == r.ID {
+			continue
+		}
+		c := pbftcore.CloneMessage(m)
+		c.To = j
+		if j%2 == 1 {
+			if len(c.Requests) > 0 {
+				c.Requests = c.Requests[:len(c.Requests)-1]
+			} else {
+				c.Requests = nil
+			}
+			c.Digest = pbftcore.BatchDigest(c.Requests)
+			if c.Digest == m.Digest {
+				c.Digest[0] ^= 1 // empty batch both ways: still differ
+			}
+		}
+		r.seal(&c)
+		out = append(out, c)
+	}
+	return out
+}
+
+// replay remembers normal-case messages and, once the view has moved on, re-sends the ones
+// from older views (validly authenticated, but stale).
+func (r *Replica) replay(m *pbftcore.Message) []pbftcore.Message {
+	out := []pbftcore.Message{pbftcore.CloneMessage(m)}
+	switch m.Type {
+	case pbftcore.MsgPrePrepare, pbftcore.MsgPrepare, pbftcore.MsgCommit, pbftcore.MsgCheckpoint:
+		if len(r.old) < MaxReplayKept {
+			r.old = append(r.old, pbftcore.CloneMessage(m))
+		}
+		for i := range r.old {
+			if r.old[i].View < m.View || (m.Type == pbftcore.MsgCheckpoint && r.old[i].Seq < m.Seq) {
+				out = append(out, r.old[i])
+			}
+		}
+	case pbftcore.MsgViewChange:
+		out = append(out, r.old...)
+	}
+	return out
+}
+
+// lie adds to a VIEW-CHANGE a prepared entry (and matching Q entry) for a batch that never
+// prepared, in the highest view it may claim, for the first sequence number above h, and
+// re-signs it with the replica's own key.
+func (r *Replica) lie(m *pbftcore.Message) pbftcore.Message {
+	c := pbftcore.CloneMessage(m)
+	fake := []pbftcore.Request{{Client: 0, Timestamp: 1 << 40, Op: []byte("forged"), Auth: make([]byte, pbftcore.MACSize*r.N)}}
+	d := pbftcore.BatchDigest(fake)
+	seq := c.Seq + 1
+	entry := pbftcore.PreparedEntry{Seq: seq, View: c.View - 1, Digest: d, Requests: fake}
+	if len(c.Prepared) > 0 && c.Prepared[0].Seq == seq {
+		c.Prepared[0] = entry
+	} else {
+		c.Prepared = append([]pbftcore.PreparedEntry{entry}, c.Prepared...)
+	}
+	c.PrePrepared = append(c.PrePrepared, pbftcore.PrePreparedEntry{Seq: seq, View: c.View - 1, Digest: d})
+	r.seal(&c)
+	return c
+}

@@ -1,0 +1,452 @@
+package pbftcore_test
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/consensusbench/consensusbench/pbftcore"
+	"github.com/consensusbench/consensusbench/pbftcore/byz"
+	"github.com/consensusbench/consensusbench/pbftcore/kvapp"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt transcripts with the actual output")
+
+// envelope is a message in flight to one destination (replica index, or client when toClient).
+type envelope struct {
+	to       int
+	toClient bool
+	m        pbftcore.Message
+}
+
+type dropRule struct {
+	from, to, seq int // -1 = any
+	typ           pbftcore.MsgType
+}
+
+func (d dropRule) match(e *envelope) bool {
+	return (d.from < 0 || d.from == e.m.From) && (d.to < 0 || (!e.toClient && d.to == e.to)) &&
+		(d.typ == 0 || d.typ == e.m.Type) && (d.seq < 0 || uint64(d.seq) == e.m.Seq)
+}
+
+// harness is an in-process PBFT cluster driven by transcript commands: every message is
+// delivered in FIFO order, filtered by drop rules, rewritten for Byzantine replicas.
+type harness struct {
+	n        int
+	keyring  *pbftcore.Keyring
+	nodes    []*pbftcore.Node
+	apps     []*kvapp.App
+	clients  []*pbftcore.Client
+	byz      map[int]*byz.Replica
+	down     map[int]bool
+	drops    []dropRule
+	queue    []envelope
+	executed [][]pbftcore.Executed
+	signAll  bool
+	trace    bool
+	out      *strings.Builder
+}
+
+func newHarness(args map[string]string) (*harness, error) {
+	n := intArg(args, "n", 4)
+	nClients := intArg(args, "clients", 2)
+	h := &harness{n: n, keyring: pbftcore.NewKeyring([]byte("transcript"), n, nClients),
+		byz: map[int]*byz.Replica{}, down: map[int]bool{}, signAll: args["signall"] == "true",
+		executed: make([][]pbftcore.Executed, n)}
+	for i := range n {
+		app := kvapp.New()
+		app.ChunkBytes = intArg(args, "chunk", 16)
+		cfg := pbftcore.DefaultConfig(i, n, h.keyring.Replica(i), app, rand.New(rand.NewPCG(1, uint64(i))))
+		cfg.CheckpointInterval = uint64(intArg(args, "k", 4))
+		cfg.WindowSize = uint64(intArg(args, "window", 2*int(cfg.CheckpointInterval)))
+		cfg.MaxInflightBatches = int(cfg.WindowSize)
+		cfg.MaxBatchRequests = intArg(args, "batch", 1)
+		cfg.BatchFlushTicks = intArg(args, "flush", 0)
+		cfg.RequestTimeoutTicks = intArg(args, "timeout", 20)
+		cfg.RetransmitTicks = intArg(args, "retransmit", 5)
+		cfg.SignAll = h.signAll
+		nd, err := pbftcore.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		h.nodes = append(h.nodes, nd)
+		h.apps = append(h.apps, app)
+	}
+	for c := range nClients {
+		cl, err := pbftcore.NewClient(pbftcore.ClientConfig{ID: uint64(c), N: n, Keys: h.keyring.Client(uint64(c)),
+			TimeoutTicks: intArg(args, "ctimeout", 30), SignAll: h.signAll})
+		if err != nil {
+			return nil, err
+		}
+		h.clients = append(h.clients, cl)
+	}
+	return h, nil
+}
+
+func intArg(args map[string]string, k string, def int) int {
+	if v, ok := args[k]; ok {
+		i, err := strconv.Atoi(v)
+		if err != nil {
+			panic(fmt.Sprintf("bad %s=%q", k, v))
+		}
+		return i
+	}
+	return def
+}
+
+func digestString(d pbftcore.Digest) string { return fmt.Sprintf("%x", d[:3]) }
+
+func describe(m *pbftcore.Message) string {
+	switch m.Type {
+	case pbftcore.MsgRequest:
+		r := m.Requests[0]
+		return fmt.Sprintf("Request c%d/%d ro=%v", r.Client, r.Timestamp, r.ReadOnly)
+	case pbftcore.MsgPrePrepare:
+		return fmt.Sprintf("PrePrepare v=%d n=%d d=%s reqs=%d", m.View, m.Seq, digestString(m.Digest), len(m.Requests))
+	case pbftcore.MsgPrepare, pbftcore.MsgCommit:
+		return fmt.Sprintf("%s v=%d n=%d d=%s", m.Type, m.View, m.Seq, digestString(m.Digest))
+	case pbftcore.MsgReply:
+		return fmt.Sprintf("Reply v=%d c%d/%d ro=%v %q", m.View, m.Client, m.Timestamp, m.ReadOnly, m.Result)
+	case pbftcore.MsgCheckpoint:
+		return fmt.Sprintf("Checkpoint n=%d d=%s", m.Seq, digestString(m.Digest))
+	case pbftcore.MsgViewChange:
+		return fmt.Sprintf("ViewChange v=%d h=%d P=%d Q=%d", m.View, m.Seq, len(m.Prepared), len(m.PrePrepared))
+	case pbftcore.MsgNewView:
+		var o []string
+		for _, pp := range m.PrePrepares {
+			if len(pp.Requests) == 0 {
+				o = append(o, fmt.Sprintf("%d:null", pp.Seq))
+			} else {
+				o = append(o, fmt.Sprintf("%d:%s", pp.Seq, digestString(pp.Digest)))
+			}
+		}
+		return fmt.Sprintf("NewView v=%d min-s=%d V=%d O=[%s]", m.View, m.Seq, len(m.ViewChanges), strings.Join(o, " "))
+	case pbftcore.MsgFetchState:
+		return fmt.Sprintf("FetchState n=%d chunk=%d", m.Seq, m.Chunk)
+	case pbftcore.MsgStateChunk:
+		return fmt.Sprintf("StateChunk n=%d chunk=%d/%d", m.Seq, m.Chunk, m.Chunks)
+	}
+	return m.Type.String()
+}
+
+func name(from int) string {
+	if from == pbftcore.FromClient {
+		return "client"
+	}
+	return fmt.Sprintf("r%d", from)
+}
+
+// collect drains every Ready into the in-flight queue.
+func (h *harness) collect() {
+	for i, nd := range h.nodes {
+		if !nd.HasReady() {
+			continue
+		}
+		rd := nd.Ready()
+		h.executed[i] = append(h.executed[i], cloneExecuted(rd.Executed)...)
+		for k := range rd.Messages {
+			m := &rd.Messages[k]
+			if h.down[i] {
+				continue
+			}
+			if b := h.byz[i]; b != nil {
+				for _, t := range b.Transform(m) {
+					h.enqueue(i, t)
+				}
+				continue
+			}
+			h.enqueue(i, pbftcore.CloneMessage(m))
+		}
+		nd.Advance()
+	}
+	for ci, c := range h.clients {
+		rd := c.Ready()
+		for k := range rd.Messages {
+			h.enqueue(pbftcore.FromClient, pbftcore.CloneMessage(&rd.Messages[k]))
+		}
+		if rd.Done {
+			fmt.Fprintf(h.out, "c%d done ts=%d result=%q ordered-read=%v\n", ci, c.Timestamp(), rd.Result, rd.Ordered)
+		}
+		c.Advance()
+	}
+}
+
+func cloneExecuted(es []pbftcore.Executed) []pbftcore.Executed {
+	out := slices.Clone(es)
+	for i := range out {
+		out[i].Op = slices.Clone(out[i].Op)
+	}
+	return out
+}
+
+func (h *harness) enqueue(from int, m pbftcore.Message) {
+	switch m.To {
+	case pbftcore.ToAll:
+		for j := range h.n {
+			if j != from {
+				h.push(envelope{to: j, m: m})
+			}
+		}
+	case pbftcore.ToClient:
+		h.push(envelope{to: int(m.Client), toClient: true, m: m})
+	default:
+		h.push(envelope{to: m.To, m: m})
+	}
+}
+
+func (h *harness) push(e envelope) {
+	for _, d := range h.drops {
+		if d.match(&e) {
+			return
+		}
+	}
+	h.queue = append(h.queue, e)
+}
+
+// stabilize delivers until nothing is in flight.
+func (h *harness) stabilize() {
+	h.collect()
+	for steps := 0; len(h.queue) > 0; steps++ {
+		if steps > 1_000_000 {
+			panic("harness: no quiescence")
+		}
+		e := h.queue[0]
+		h.queue = h.queue[1:]
+		if e.toClient {
+			if e.to < len(h.clients) {
+				h.clients[e.to].Step(&e.m)
+			}
+		} else if !h.down[e.to] {
+			if h.trace {
+				fmt.Fprintf(h.out, "%s->r%d %s\n", name(e.m.From), e.to, describe(&e.m))
+			}
+			if err := h.nodes[e.to].Step(&e.m); err != nil && h.byz[e.to] == nil && !errors.Is(err, pbftcore.ErrStale) {
+				fmt.Fprintf(h.out, "r%d rejects %s from %s: %v\n", e.to, describe(&e.m), name(e.m.From), err)
+			}
+		}
+		h.collect()
+	}
+}
+
+func (h *harness) tick(n int) {
+	for range n {
+		for i, nd := range h.nodes {
+			if !h.down[i] {
+				nd.Tick()
+			}
+			if b := h.byz[i]; b != nil {
+				for _, m := range b.Tick() {
+					h.enqueue(i, m)
+				}
+			}
+		}
+		for _, c := range h.clients {
+			c.Tick()
+		}
+		h.stabilize()
+	}
+}
+
+func (h *harness) status() {
+	for i, nd := range h.nodes {
+		s := nd.Status()
+		tag := ""
+		if b := h.byz[i]; b != nil {
+			tag = " byz=" + b.B.String()
+		}
+		if h.down[i] {
+			tag += " down"
+		}
+		fmt.Fprintf(h.out, "r%d: view=%d active=%v primary=r%d h=%d executed=%d fetching=%v%s\n", i, s.View, s.ViewActive,
+			s.Primary, s.LowWatermark, s.LastExecuted, s.Fetching, tag)
+	}
+}
+
+func (h *harness) log() {
+	for i := range h.nodes {
+		var parts []string
+		for _, e := range h.executed[i] {
+			parts = append(parts, fmt.Sprintf("%d:c%d/%d", e.Seq, e.Client, e.Timestamp))
+		}
+		fmt.Fprintf(h.out, "r%d: %s\n", i, strings.Join(parts, " "))
+	}
+}
+
+// check asserts agreement among correct replicas: every executed sequence is a prefix of the
+// longest one (state transfer may skip executions, so compare by sequence number).
+func (h *harness) check() {
+	bySeq := map[uint64][]string{}
+	owner := map[uint64]int{}
+	for i := range h.nodes {
+		if h.byz[i] != nil {
+			continue
+		}
+		seqs := map[uint64][]string{}
+		for _, e := range h.executed[i] {
+			seqs[e.Seq] = append(seqs[e.Seq], fmt.Sprintf("c%d/%d", e.Client, e.Timestamp))
+		}
+		for s, reqs := range seqs {
+			if prev, ok := bySeq[s]; ok && !slices.Equal(prev, reqs) {
+				fmt.Fprintf(h.out, "AGREEMENT VIOLATED at n=%d: r%d %v vs r%d %v\n", s, owner[s], prev, i, reqs)
+				return
+			}
+			bySeq[s], owner[s] = reqs, i
+		}
+	}
+	var vals []string
+	for i, a := range h.apps {
+		if h.byz[i] == nil && !h.down[i] {
+			vals = append(vals, fmt.Sprintf("r%d:%q", i, a.Value("x")))
+		}
+	}
+	fmt.Fprintf(h.out, "agreement ok; x at %s\n", strings.Join(vals, " "))
+}
+
+func (h *harness) run(cmd string, args map[string]string) error {
+	switch cmd {
+	case "byz":
+		b, err := byz.Parse(args["b"])
+		if err != nil {
+			return err
+		}
+		r := intArg(args, "r", 0)
+		h.byz[r] = byz.New(b, h.keyring.Replica(r), h.n, h.signAll, intArg(args, "delay", 100))
+	case "down":
+		h.down[intArg(args, "r", 0)] = true
+	case "up":
+		delete(h.down, intArg(args, "r", 0))
+	case "drop":
+		if _, ok := args["clear"]; ok {
+			h.drops = nil
+			break
+		}
+		d := dropRule{from: intArg(args, "from", -1), to: intArg(args, "to", -1), seq: intArg(args, "seq", -1)}
+		if t, ok := args["type"]; ok {
+			for mt := pbftcore.MsgRequest; mt <= pbftcore.MsgStateChunk; mt++ {
+				if mt.String() == t {
+					d.typ = mt
+				}
+			}
+			if d.typ == 0 {
+				return fmt.Errorf("unknown type %q", t)
+			}
+		}
+		h.drops = append(h.drops, d)
+	case "put", "append", "get":
+		c := h.clients[intArg(args, "c", 0)]
+		var op []byte
+		switch cmd {
+		case "put":
+			op = kvapp.Put(args["k"], args["v"])
+		case "append":
+			op = kvapp.Append(args["k"], args["v"])
+		default:
+			op = kvapp.Get(args["k"])
+		}
+		if err := c.Invoke(op, args["ro"] == "true"); err != nil {
+			return err
+		}
+		if _, ok := args["nostabilize"]; !ok {
+			h.stabilize()
+		}
+	case "stabilize":
+		h.trace = args["trace"] == "true"
+		h.stabilize()
+		h.trace = false
+	case "tick":
+		h.trace = args["trace"] == "true"
+		h.tick(intArg(args, "n", 1))
+		h.trace = false
+	case "status":
+		h.status()
+	case "log":
+		h.log()
+	case "check":
+		h.check()
+	default:
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	return nil
+}
+
+// runTranscript replays testdata/<file>: blocks of "command args..." lines, "----", and the
+// expected output ending at a blank line. The first block must be a "cluster" command.
+func runTranscript(t *testing.T, file string) {
+	t.Helper()
+	path := "testdata/" + file
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rewritten strings.Builder
+	var h *harness
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			rewritten.WriteString(line + "\n")
+			continue
+		}
+		cmdLine, startLine := line, lineNo
+		var want []string
+		if !sc.Scan() || sc.Text() != "----" {
+			t.Fatalf("%s:%d: expected ---- after command", path, startLine)
+		}
+		lineNo++
+		for sc.Scan() {
+			lineNo++
+			if sc.Text() == "" {
+				break
+			}
+			want = append(want, sc.Text())
+		}
+		fields := strings.Fields(cmdLine)
+		args := map[string]string{}
+		for _, f := range fields[1:] {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				v = "true"
+			}
+			args[k] = v
+		}
+		out := &strings.Builder{}
+		if fields[0] == "cluster" {
+			h, err = newHarness(args)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, startLine, err)
+			}
+			out.WriteString("ok\n")
+		} else {
+			if h == nil {
+				t.Fatalf("%s:%d: no cluster yet", path, startLine)
+			}
+			h.out = out
+			if err := h.run(fields[0], args); err != nil {
+				fmt.Fprintf(out, "error: %v\n", err)
+			}
+		}
+		got := strings.TrimRight(out.String(), "\n")
+		if got == "" {
+			got = "(no output)"
+		}
+		rewritten.WriteString(cmdLine + "\n----\n" + got + "\n\n")
+		if !*rewrite && got != strings.Join(want, "\n") {
+			t.Errorf("%s:%d: %s\n--- got:\n%s\n--- want:\n%s", path, startLine, cmdLine, got, strings.Join(want, "\n"))
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(strings.TrimRight(rewritten.String(), "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

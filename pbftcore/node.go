@@ -1,0 +1,839 @@
+package pbftcore
+
+import (
+	"math/bits"
+
+	"github.com/consensusbench/consensusbench/internal/assert"
+)
+
+// batchBuf holds one batch with its bytes owned by the core; capacity is kept across reuse
+// so the steady state does not allocate.
+type batchBuf struct {
+	reqs    []Request
+	digests []Digest
+	data    []byte
+}
+
+// set copies reqs (whose request digests are ds) into b.
+func (b *batchBuf) set(reqs []Request, ds []Digest) {
+	total := 0
+	for i := range reqs {
+		total += len(reqs[i].Op) + len(reqs[i].Auth)
+	}
+	if cap(b.data) < total {
+		b.data = make([]byte, 0, 2*total)
+	}
+	b.data = b.data[:0]
+	b.reqs = b.reqs[:0]
+	for i := range reqs {
+		r := reqs[i]
+		start := len(b.data)
+		b.data = append(b.data, r.Op...)
+		r.Op = b.data[start:len(b.data):len(b.data)]
+		start = len(b.data)
+		b.data = append(b.data, r.Auth...)
+		r.Auth = b.data[start:len(b.data):len(b.data)]
+		b.reqs = append(b.reqs, r)
+	}
+	b.digests = append(b.digests[:0], ds...)
+}
+
+// slot is the log entry of one sequence number inside the watermark window (seq % L).
+type slot struct {
+	seq uint64
+	// The instance of the current view.
+	view       uint64
+	hasPP      bool
+	digest     Digest
+	cur        int // batch buffer with the pre-prepared batch
+	prepMask   uint64
+	commitMask uint64
+	prepDig    []Digest // per sender
+	commitDig  []Digest
+	prepared   bool
+	committed  bool
+	sentCommit bool
+	// History for the view change (TOCS 2002 §4.5): P and Q.
+	hasP    bool
+	pView   uint64
+	pDigest Digest
+	pBuf    int
+	q       [MaxPrePreparedPerSeq]PrePreparedEntry
+	nq      int
+	bufs    [2]batchBuf
+	// executed digest, to assert that a later view never changes an executed sequence number.
+	executed   bool
+	execDigest Digest
+}
+
+func (s *slot) resetFor(seq uint64) {
+	s.seq = seq
+	s.view = 0
+	s.hasPP = false
+	s.prepMask, s.commitMask = 0, 0
+	s.prepared, s.committed, s.sentCommit = false, false, false
+	s.hasP = false
+	s.pBuf = -1
+	s.nq = 0
+	s.executed = false
+}
+
+// resetView clears the per-view instance when the replica enters a new view; P and Q stay.
+func (s *slot) resetView() {
+	s.hasPP = false
+	s.prepMask, s.commitMask = 0, 0
+	s.prepared, s.committed, s.sentCommit = false, false, false
+}
+
+func (s *slot) batch() *batchBuf { return &s.bufs[s.cur] }
+
+// recordQ notes that digest pre-prepared here in view (the latest view for that digest).
+func (s *slot) recordQ(view uint64, d Digest) {
+	for i := range s.nq {
+		if s.q[i].Digest == d {
+			s.q[i].View = max(s.q[i].View, view)
+			return
+		}
+	}
+	if s.nq < MaxPrePreparedPerSeq {
+		s.q[s.nq] = PrePreparedEntry{Seq: s.seq, View: view, Digest: d}
+		s.nq++
+		return
+	}
+	oldest := 0
+	for i := 1; i < s.nq; i++ {
+		if s.q[i].View < s.q[oldest].View {
+			oldest = i
+		}
+	}
+	s.q[oldest] = PrePreparedEntry{Seq: s.seq, View: view, Digest: d}
+}
+
+// clientState is the per-client exactly-once record (OSDI '99 §4.1) plus bookkeeping.
+type clientState struct {
+	lastTs   uint64 // last executed timestamp
+	lastView uint64
+	result   []byte // reply to lastTs
+	hasReply bool
+	queuedTs uint64 // primary: highest timestamp queued or proposed in this view
+	waitTs   uint64 // timestamp this replica waits to see executed (request timer)
+}
+
+// queued is a request waiting at the primary for a batch.
+type queued struct {
+	req    Request
+	digest Digest
+	data   []byte
+}
+
+// Ready is what the driver must act on after an input.
+//
+// Messages are to be sent (ToAll: to every other replica with the same bytes; ToClient: to
+// Message.Client). Executed lists the requests executed since the last Advance, in order.
+// Every slice aliases core memory and stays valid until Advance: send or copy before it.
+type Ready struct {
+	Messages []Message
+	Executed []Executed
+}
+
+// Status is a snapshot of a replica's protocol state for tests, the simulator and metrics.
+type Status struct {
+	ID           int
+	View         uint64
+	ViewActive   bool // false while changing view
+	Primary      int
+	LowWatermark uint64 // h, the stable checkpoint
+	LastExecuted uint64
+	Fetching     bool // state transfer in progress
+}
+
+// Node is one PBFT replica. Not safe for concurrent use: one goroutine drives it.
+type Node struct {
+	cfg  Config
+	id   int
+	n    int
+	f    int
+	app  App
+	auth *Authenticator
+	bh   *batchHasher
+
+	view       uint64
+	viewActive bool
+
+	h            uint64 // low watermark: last stable checkpoint
+	stableDigest Digest
+	stableProof  []Message // 2f+1 signed CHECKPOINTs for h (owned)
+	stableTable  []byte    // client table at h, chunk 0 of the state
+	lastExec     uint64
+	nextSeq      uint64 // primary: last sequence number assigned
+	maxPrepared  uint64
+	log          []slot
+
+	ckpts   []ckptRecord // checkpoints in (h, h+L], indexed (seq/K) % (L/K)
+	farCkpt []Message    // per sender: latest CHECKPOINT above the window (owned)
+
+	clients []clientState
+
+	// primary batching queue (ring)
+	queue      []queued
+	qHead      int
+	qLen       int
+	qBytes     int
+	batchWait  int
+	batchReqs  []Request
+	batchDigs  []Digest
+	reqDigests []Digest
+
+	// request timer (OSDI '99 §4.4)
+	waiting    int
+	reqTimer   int
+	doublings  int
+	retransmit int
+
+	vc viewChangeState
+	st stateTransfer
+
+	// output, reset by Advance
+	msgs     []Message
+	executed []Executed
+	arena    []byte
+	reqArena []Request
+	inReady  bool
+}
+
+// New creates a replica in view 0 with an empty log.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	nd := &Node{
+		cfg:        cfg,
+		id:         cfg.ID,
+		n:          cfg.N,
+		f:          (cfg.N - 1) / 3,
+		app:        cfg.App,
+		auth:       NewAuthenticator(cfg.Keys, cfg.SignAll),
+		bh:         newBatchHasher(),
+		viewActive: true,
+		log:        make([]slot, cfg.WindowSize),
+		ckpts:      make([]ckptRecord, cfg.WindowSize/cfg.CheckpointInterval),
+		farCkpt:    make([]Message, cfg.N),
+		clients:    make([]clientState, len(cfg.Keys.ClientSecrets)),
+		queue:      make([]queued, cfg.MaxPendingRequests),
+	}
+	for i := range nd.log {
+		s := &nd.log[i]
+		s.prepDig = make([]Digest, cfg.N)
+		s.commitDig = make([]Digest, cfg.N)
+		s.resetFor(uint64(i) + cfg.WindowSize) // no real seq maps here until assigned
+		s.seq = 0
+	}
+	for i := range nd.ckpts {
+		nd.ckpts[i].msgs = make([]Message, cfg.N)
+	}
+	nd.vc.init(cfg.N)
+	return nd, nil
+}
+
+func (nd *Node) primaryOf(v uint64) int { return int(v % uint64(nd.n)) }
+func (nd *Node) isPrimary() bool        { return nd.primaryOf(nd.view) == nd.id }
+func (nd *Node) quorum() int            { return 2*nd.f + 1 }
+
+// Status reports the replica's state.
+func (nd *Node) Status() Status {
+	return Status{ID: nd.id, View: nd.view, ViewActive: nd.viewActive, Primary: nd.primaryOf(nd.view),
+		LowWatermark: nd.h, LastExecuted: nd.lastExec, Fetching: nd.st.active}
+}
+
+// slotFor returns the log slot of seq, initializing it if it held an older sequence number.
+// seq must be inside (h, h+L].
+func (nd *Node) slotFor(seq uint64) *slot {
+	assert.True(seq > nd.h && seq <= nd.h+nd.cfg.WindowSize, "pbftcore: slot inside the watermarks")
+	s := &nd.log[seq%nd.cfg.WindowSize]
+	if s.seq != seq {
+		s.resetFor(seq)
+	}
+	return s
+}
+
+// existingSlot returns the slot of seq if it is initialized, else nil.
+func (nd *Node) existingSlot(seq uint64) *slot {
+	if seq <= nd.h || seq > nd.h+nd.cfg.WindowSize {
+		return nil
+	}
+	s := &nd.log[seq%nd.cfg.WindowSize]
+	if s.seq != seq {
+		return nil
+	}
+	return s
+}
+
+func (nd *Node) inWindow(seq uint64) bool { return seq > nd.h && seq <= nd.h+nd.cfg.WindowSize }
+
+// ---- output ----
+
+// send queues m after sealing its authenticator. m's byte fields must be owned by the core
+// until Advance (arena, slot or checkpoint memory).
+func (nd *Node) send(m Message) {
+	m.From = nd.id
+	start := len(nd.arena)
+	nd.arena = nd.auth.Seal(&m, nd.arena)
+	m.Auth = nd.arena[start:len(nd.arena):len(nd.arena)]
+	nd.msgs = append(nd.msgs, m)
+}
+
+// arenaBytes copies b into the output arena.
+func (nd *Node) arenaBytes(b []byte) []byte {
+	start := len(nd.arena)
+	nd.arena = append(nd.arena, b...)
+	return nd.arena[start:len(nd.arena):len(nd.arena)]
+}
+
+// arenaRequests copies reqs (and their bytes) into the output arenas.
+func (nd *Node) arenaRequests(reqs []Request) []Request {
+	start := len(nd.reqArena)
+	for _, r := range reqs {
+		r.Op = nd.arenaBytes(r.Op)
+		r.Auth = nd.arenaBytes(r.Auth)
+		nd.reqArena = append(nd.reqArena, r)
+	}
+	return nd.reqArena[start:len(nd.reqArena):len(nd.reqArena)]
+}
+
+// HasReady reports whether Ready has anything.
+func (nd *Node) HasReady() bool { return len(nd.msgs) > 0 || len(nd.executed) > 0 }
+
+// Ready returns the pending output; call Advance when done with it.
+func (nd *Node) Ready() Ready {
+	assert.True(!nd.inReady, "pbftcore: Ready called twice without Advance")
+	nd.inReady = true
+	return Ready{Messages: nd.msgs, Executed: nd.executed}
+}
+
+// Advance releases the memory of the last Ready.
+func (nd *Node) Advance() {
+	nd.inReady = false
+	clear(nd.msgs) // drop references so old arenas can be collected after growth
+	nd.msgs = nd.msgs[:0]
+	nd.executed = nd.executed[:0]
+	nd.arena = nd.arena[:0]
+	clear(nd.reqArena)
+	nd.reqArena = nd.reqArena[:0]
+}
+
+// ---- input ----
+
+// Step processes a message from a replica or a client. It returns a sentinel error when the
+// message is rejected; rejection changes no protocol state.
+func (nd *Node) Step(m *Message) error {
+	switch m.Type {
+	case MsgRequest:
+		return nd.stepRequest(m)
+	case MsgPrePrepare, MsgPrepare, MsgCommit, MsgCheckpoint, MsgViewChange, MsgNewView,
+		MsgFetchState, MsgStateChunk:
+	default:
+		return ErrMalformed
+	}
+	if !nd.auth.Verify(m) {
+		return ErrBadAuthenticator
+	}
+	switch m.Type {
+	case MsgPrePrepare:
+		return nd.stepPrePrepare(m)
+	case MsgPrepare:
+		return nd.stepPrepare(m)
+	case MsgCommit:
+		return nd.stepCommit(m)
+	case MsgCheckpoint:
+		return nd.stepCheckpoint(m)
+	case MsgViewChange:
+		return nd.stepViewChange(m)
+	case MsgNewView:
+		return nd.stepNewView(m)
+	case MsgFetchState:
+		return nd.stepFetchState(m)
+	default:
+		return nd.stepStateChunk(m)
+	}
+}
+
+// Propose submits a client request that arrived at this replica through a local path (the
+// server's client connection); it is the same as a MsgRequest from the client.
+func (nd *Node) Propose(r *Request) error {
+	m := Message{Type: MsgRequest, From: FromClient, To: nd.id}
+	m.Requests = append(nd.batchReqs[:0:0], *r)
+	return nd.stepRequest(&m)
+}
+
+// checkRequest validates a request and its client authenticator, returning its digest.
+func (nd *Node) checkRequest(r *Request) (Digest, error) {
+	if r.Client >= uint64(len(nd.clients)) {
+		return Digest{}, ErrUnknownClient
+	}
+	if len(r.Op) > nd.cfg.MaxOpBytes || r.Timestamp == 0 {
+		return Digest{}, ErrMalformed
+	}
+	d := nd.bh.request(r)
+	if !nd.auth.verifyRequest(r, &d) {
+		return Digest{}, ErrBadAuthenticator
+	}
+	return d, nil
+}
+
+// stepRequest: OSDI '99 §4.2 (the primary orders it), §4.4 (a backup that receives a request
+// relays it to the primary and starts its timer), §5.1.3 (read-only requests).
+func (nd *Node) stepRequest(m *Message) error {
+	if len(m.Requests) != 1 {
+		return ErrMalformed
+	}
+	r := &m.Requests[0]
+	d, err := nd.checkRequest(r)
+	if err != nil {
+		return err
+	}
+	cs := &nd.clients[r.Client]
+	if r.ReadOnly {
+		if m.From != FromClient {
+			return ErrMalformed
+		}
+		return nd.serveRead(r)
+	}
+	if r.Timestamp < cs.lastTs {
+		return ErrStale
+	}
+	if r.Timestamp == cs.lastTs {
+		if cs.hasReply {
+			nd.sendReply(r.Client, cs.lastTs, cs.lastView, cs.result, false)
+		}
+		return nil
+	}
+	if nd.isPrimary() && nd.viewActive {
+		if r.Timestamp <= cs.queuedTs {
+			return nil // already queued or ordered in this view
+		}
+		if nd.qLen == len(nd.queue) {
+			return ErrBusy
+		}
+		nd.enqueue(r, d)
+		cs.queuedTs = r.Timestamp
+		nd.maybeCutBatches(false)
+		return nil
+	}
+	if m.From != FromClient {
+		return ErrNotPrimary // relays go to the primary only
+	}
+	// A backup: the client retransmitted to all replicas, so the primary may be faulty.
+	if r.Timestamp > cs.waitTs {
+		if cs.waitTs <= cs.lastTs {
+			nd.waiting++
+		}
+		cs.waitTs = r.Timestamp
+		if nd.reqTimer == 0 && nd.viewActive {
+			nd.reqTimer = nd.timeout()
+		}
+	}
+	if nd.viewActive {
+		relay := Message{Type: MsgRequest, To: nd.primaryOf(nd.view)}
+		relay.Requests = nd.arenaRequests(m.Requests)
+		relay.From = nd.id
+		nd.msgs = append(nd.msgs, relay) // the client's authenticator travels inside
+	}
+	return nil
+}
+
+// timeout is the current view-change timer: the base doubled per consecutive view change.
+func (nd *Node) timeout() int {
+	return nd.cfg.RequestTimeoutTicks << min(nd.doublings, MaxTimeoutDoublings)
+}
+
+// serveRead answers a read-only request from the current state (OSDI '99 §5.1.3) when no
+// request this replica has prepared is still unexecuted: every write a client has seen
+// complete prepared at f+1 correct replicas, and any 2f+1 matching readers include one of
+// them, so a read the client accepts reflects every completed write.
+func (nd *Node) serveRead(r *Request) error {
+	if !nd.viewActive || nd.st.active || nd.maxPrepared > nd.lastExec {
+		return ErrBusy
+	}
+	start := len(nd.arena)
+	nd.arena = nd.app.Read(r.Op, nd.arena)
+	res := nd.arena[start:len(nd.arena):len(nd.arena)]
+	nd.send(Message{Type: MsgReply, To: ToClient, View: nd.view, Client: r.Client,
+		Timestamp: r.Timestamp, ReadOnly: true, Result: res})
+	return nil
+}
+
+func (nd *Node) sendReply(client, ts, view uint64, result []byte, readOnly bool) {
+	nd.send(Message{Type: MsgReply, To: ToClient, View: view, Client: client, Timestamp: ts,
+		ReadOnly: readOnly, Result: nd.arenaBytes(result)})
+}
+
+func (nd *Node) enqueue(r *Request, d Digest) {
+	q := &nd.queue[(nd.qHead+nd.qLen)%len(nd.queue)]
+	nd.qLen++
+	q.data = append(q.data[:0], r.Op...)
+	q.data = append(q.data, r.Auth...)
+	q.req = *r
+	q.req.Op = q.data[:len(r.Op):len(r.Op)]
+	q.req.Auth = q.data[len(r.Op):]
+	q.digest = d
+	nd.qBytes += len(r.Op)
+}
+
+// maybeCutBatches sends pre-prepares for queued requests while the window allows (OSDI '99
+// §4.2, batching §5.1.4): full batches at once, a partial one when flush is set.
+func (nd *Node) maybeCutBatches(flush bool) {
+	if !nd.isPrimary() || !nd.viewActive {
+		return
+	}
+	for nd.qLen > 0 {
+		full := nd.qLen >= nd.cfg.MaxBatchRequests || nd.qBytes >= nd.cfg.MaxBatchBytes
+		if !full && !flush {
+			return
+		}
+		seq := nd.nextSeq + 1
+		if !nd.inWindow(seq) || seq-nd.lastExec > uint64(nd.cfg.MaxInflightBatches) {
+			return
+		}
+		nd.batchReqs = nd.batchReqs[:0]
+		nd.batchDigs = nd.batchDigs[:0]
+		bytes := 0
+		for nd.qLen > 0 && len(nd.batchReqs) < nd.cfg.MaxBatchRequests {
+			q := &nd.queue[nd.qHead]
+			if len(nd.batchReqs) > 0 && bytes+len(q.req.Op) > nd.cfg.MaxBatchBytes {
+				break
+			}
+			bytes += len(q.req.Op)
+			nd.batchReqs = append(nd.batchReqs, q.req)
+			nd.batchDigs = append(nd.batchDigs, q.digest)
+			nd.qHead = (nd.qHead + 1) % len(nd.queue)
+			nd.qLen--
+			nd.qBytes -= len(q.req.Op)
+		}
+		nd.nextSeq = seq
+		s := nd.slotFor(seq)
+		d := nd.bh.batch(nd.batchDigs)
+		nd.acceptPrePrepare(s, nd.view, d, nd.batchReqs, nd.batchDigs)
+		nd.sendPrePrepare(s, ToAll)
+	}
+	nd.batchWait = 0
+}
+
+func (nd *Node) sendPrePrepare(s *slot, to int) {
+	nd.send(Message{Type: MsgPrePrepare, To: to, View: s.view, Seq: s.seq, Digest: s.digest,
+		Requests: nd.arenaRequests(s.batch().reqs)})
+}
+
+// acceptPrePrepare records a pre-prepare for s in view: the batch goes into the buffer not
+// holding the P entry's batch, so the view change can still carry the prepared one.
+func (nd *Node) acceptPrePrepare(s *slot, view uint64, d Digest, reqs []Request, ds []Digest) {
+	if s.hasP && s.pDigest == d {
+		s.cur = s.pBuf
+	} else {
+		s.cur = 0
+		if s.hasP && s.pBuf == 0 {
+			s.cur = 1
+		}
+		s.bufs[s.cur].set(reqs, ds)
+	}
+	s.view = view
+	s.hasPP = true
+	s.digest = d
+	s.recordQ(view, d)
+	if s.executed {
+		assert.True(s.execDigest == d, "pbftcore: a later view re-proposed another batch for an executed sequence number")
+	}
+}
+
+// stepPrePrepare: OSDI '99 §4.2. A backup accepts ⟨PRE-PREPARE, v, n, d⟩ iff it is
+// authentic, from the primary of its current view v, no other digest was accepted for
+// (v, n), h < n <= H, and d is the digest of the batch.
+func (nd *Node) stepPrePrepare(m *Message) error {
+	if m.View != nd.view || !nd.viewActive {
+		return ErrWrongView
+	}
+	if m.From != nd.primaryOf(m.View) {
+		return ErrNotPrimary
+	}
+	if !nd.inWindow(m.Seq) {
+		return ErrOutsideWindow
+	}
+	if s := nd.existingSlot(m.Seq); s != nil && s.hasPP && s.view == m.View {
+		if s.digest != m.Digest {
+			return ErrConflictingDigest
+		}
+		return nil // retransmission
+	}
+	if err := nd.checkBatch(m.Requests, m.Digest); err != nil {
+		return err
+	}
+	s := nd.slotFor(m.Seq)
+	nd.acceptPrePrepare(s, m.View, m.Digest, m.Requests, nd.reqDigests)
+	// The backup's own PREPARE counts toward its certificate.
+	s.prepMask |= 1 << nd.id
+	s.prepDig[nd.id] = s.digest
+	nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+	nd.checkPrepared(s)
+	return nil
+}
+
+// checkBatch validates a batch and its digest, leaving the request digests in nd.reqDigests.
+func (nd *Node) checkBatch(reqs []Request, want Digest) error {
+	if len(reqs) > nd.cfg.MaxBatchRequests {
+		return ErrMalformed
+	}
+	nd.reqDigests = nd.reqDigests[:0]
+	bytes := 0
+	for i := range reqs {
+		d, err := nd.checkRequest(&reqs[i])
+		if err != nil {
+			return err
+		}
+		bytes += len(reqs[i].Op)
+		nd.reqDigests = append(nd.reqDigests, d)
+	}
+	if bytes > nd.cfg.MaxBatchBytes {
+		return ErrMalformed
+	}
+	if nd.bh.batch(nd.reqDigests) != want {
+		return ErrBadDigest
+	}
+	return nil
+}
+
+// stepPrepare: OSDI '99 §4.2, prepares from distinct backups; the primary never prepares.
+func (nd *Node) stepPrepare(m *Message) error {
+	if m.View != nd.view || !nd.viewActive {
+		return ErrWrongView
+	}
+	if m.From == nd.primaryOf(m.View) {
+		return ErrNotPrimary
+	}
+	if !nd.inWindow(m.Seq) {
+		if m.Seq <= nd.h {
+			nd.helpLagging(m.From)
+		}
+		return ErrOutsideWindow
+	}
+	s := nd.slotFor(m.Seq)
+	bit := uint64(1) << m.From
+	if s.prepMask&bit != 0 {
+		// One vote per sender. A repeat is a retransmission: the sender is still working
+		// on this sequence number, so help it if this replica is done with it.
+		if m.Seq <= nd.lastExec {
+			nd.helpSlot(m.From, m.Seq)
+		}
+		return nil
+	}
+	s.prepMask |= bit
+	s.prepDig[m.From] = m.Digest
+	nd.checkPrepared(s)
+	return nil
+}
+
+func countMatching(mask uint64, digs []Digest, d *Digest) int {
+	c := 0
+	for mask != 0 {
+		i := bits.TrailingZeros64(mask)
+		mask &= mask - 1
+		if digs[i] == *d {
+			c++
+		}
+	}
+	return c
+}
+
+// checkPrepared: prepared(m, v, n, i) = pre-prepare + 2f matching prepares from distinct
+// backups (OSDI '99 §4.2); the replica then multicasts COMMIT.
+func (nd *Node) checkPrepared(s *slot) {
+	if !s.hasPP || s.prepared {
+		return
+	}
+	mask := s.prepMask &^ (1 << nd.primaryOf(s.view))
+	if countMatching(mask, s.prepDig, &s.digest) < 2*nd.f {
+		return
+	}
+	s.prepared = true
+	s.hasP, s.pView, s.pDigest, s.pBuf = true, s.view, s.digest, s.cur
+	nd.maxPrepared = max(nd.maxPrepared, s.seq)
+	s.sentCommit = true
+	s.commitMask |= 1 << nd.id
+	s.commitDig[nd.id] = s.digest
+	nd.send(Message{Type: MsgCommit, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+	nd.checkCommitted(s)
+}
+
+// stepCommit: OSDI '99 §4.2.
+func (nd *Node) stepCommit(m *Message) error {
+	if m.View != nd.view || !nd.viewActive {
+		return ErrWrongView
+	}
+	if !nd.inWindow(m.Seq) {
+		if m.Seq <= nd.h {
+			nd.helpLagging(m.From)
+		}
+		return ErrOutsideWindow
+	}
+	s := nd.slotFor(m.Seq)
+	bit := uint64(1) << m.From
+	if s.commitMask&bit != 0 {
+		if m.Seq <= nd.lastExec {
+			nd.helpSlot(m.From, m.Seq)
+		}
+		return nil
+	}
+	s.commitMask |= bit
+	s.commitDig[m.From] = m.Digest
+	nd.checkCommitted(s)
+	return nil
+}
+
+// checkCommitted: committed-local = prepared + 2f+1 matching commits from distinct replicas
+// (OSDI '99 §4.2).
+func (nd *Node) checkCommitted(s *slot) {
+	if !s.prepared || s.committed {
+		return
+	}
+	if countMatching(s.commitMask, s.commitDig, &s.digest) < nd.quorum() {
+		return
+	}
+	s.committed = true
+	nd.executeCommitted()
+}
+
+// executeCommitted executes committed batches strictly in sequence order (OSDI '99 §4.2).
+func (nd *Node) executeCommitted() {
+	for !nd.st.active {
+		s := nd.existingSlot(nd.lastExec + 1)
+		if s == nil || !s.committed {
+			return
+		}
+		nd.execute(s)
+	}
+}
+
+func (nd *Node) execute(s *slot) {
+	b := s.batch()
+	for i := range b.reqs {
+		r := &b.reqs[i]
+		cs := &nd.clients[r.Client]
+		if r.Timestamp <= cs.lastTs {
+			continue // exactly-once: already executed (the reply is cached)
+		}
+		start := len(nd.arena)
+		nd.arena = nd.app.Execute(s.seq, r, nd.arena)
+		res := nd.arena[start:len(nd.arena):len(nd.arena)]
+		assert.True(len(res) <= nd.cfg.MaxResultBytes, "pbftcore: App result within MaxResultBytes")
+		cs.lastTs, cs.lastView, cs.hasReply = r.Timestamp, s.view, true
+		cs.result = append(cs.result[:0], res...)
+		if cs.waitTs > 0 && cs.waitTs <= r.Timestamp {
+			cs.waitTs = 0
+			nd.waiting--
+		}
+		nd.executed = append(nd.executed, Executed{Seq: s.seq, Client: r.Client, Timestamp: r.Timestamp, Op: r.Op})
+		nd.send(Message{Type: MsgReply, To: ToClient, View: s.view, Client: r.Client,
+			Timestamp: r.Timestamp, Result: res})
+	}
+	s.executed = true
+	s.execDigest = s.digest
+	nd.lastExec = s.seq
+	// Progress: the timer restarts for other waiting requests, and the doubling resets.
+	nd.doublings = 0
+	if nd.waiting > 0 {
+		nd.reqTimer = nd.timeout()
+	} else {
+		nd.reqTimer = 0
+	}
+	if s.seq%nd.cfg.CheckpointInterval == 0 {
+		nd.takeCheckpoint(s.seq)
+	}
+	nd.maybeCutBatches(false)
+}
+
+// Tick advances logical time by one tick: batch flush, request and view-change timers,
+// retransmission.
+func (nd *Node) Tick() {
+	if nd.qLen > 0 {
+		nd.batchWait++
+		if nd.batchWait > nd.cfg.BatchFlushTicks {
+			nd.maybeCutBatches(true)
+		}
+	}
+	if nd.viewActive && nd.reqTimer > 0 {
+		nd.reqTimer--
+		if nd.reqTimer == 0 && nd.waiting > 0 {
+			nd.startViewChange(nd.view + 1)
+		}
+	}
+	if !nd.viewActive && nd.vc.timer > 0 {
+		nd.vc.timer--
+		if nd.vc.timer == 0 {
+			nd.doublings++
+			nd.startViewChange(nd.view + 1)
+		}
+	}
+	nd.retransmit++
+	if nd.retransmit >= nd.cfg.RetransmitTicks {
+		nd.retransmit = 0
+		nd.retransmitOwn()
+	}
+}
+
+// retransmitOwn re-sends this replica's own latest messages for unfinished work, so lost
+// messages cannot stall the protocol (Castro's thesis §5.2 retransmits and status messages).
+func (nd *Node) retransmitOwn() {
+	if nd.st.active {
+		nd.requestChunk()
+	}
+	if !nd.viewActive {
+		nd.vc.resendOwn(nd)
+		return
+	}
+	unfinished := false
+	for seq := nd.lastExec + 1; seq <= nd.h+nd.cfg.WindowSize; seq++ {
+		s := nd.existingSlot(seq)
+		if s == nil || !s.hasPP || s.view != nd.view {
+			continue
+		}
+		unfinished = true
+		if nd.isPrimary() {
+			nd.sendPrePrepare(s, ToAll)
+		} else {
+			nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+		}
+		if s.sentCommit {
+			nd.send(Message{Type: MsgCommit, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+		}
+	}
+	if unfinished || nd.waiting > 0 {
+		if c := nd.ownCheckpoint(); c != nil {
+			nd.msgs = append(nd.msgs, *c)
+		}
+	}
+}
+
+// helpSlot answers a replica still working on an executed sequence number with this
+// replica's own messages for it, point to point.
+func (nd *Node) helpSlot(to int, seq uint64) {
+	s := nd.existingSlot(seq)
+	if s == nil || !s.hasPP || s.view != nd.view {
+		return
+	}
+	if nd.isPrimary() {
+		nd.sendPrePrepare(s, to)
+	} else if s.prepMask&(1<<nd.id) != 0 {
+		nd.send(Message{Type: MsgPrepare, To: to, View: s.view, Seq: s.seq, Digest: s.digest})
+	}
+	if s.sentCommit {
+		nd.send(Message{Type: MsgCommit, To: to, View: s.view, Seq: s.seq, Digest: s.digest})
+	}
+}
+
+// helpLagging sends this replica's stable checkpoint to a replica working below it, which
+// then collects 2f+1 of them and fetches the state (OSDI '99 §4.3).
+func (nd *Node) helpLagging(to int) {
+	if c := nd.ownStableCheckpoint(); c != nil {
+		m := *c
+		m.To = to
+		nd.msgs = append(nd.msgs, m)
+	}
+}
