@@ -1,0 +1,90 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// Flags shared by every seed campaign (TestRaftSeeds, TestPBFTSeeds):
+//
+//	go test ./sim/ -run TestRaftSeeds -seeds=5000      a campaign of seeds seedstart..seedstart+N-1
+//	go test ./sim/ -run TestRaftSeeds -seed=12345 -v   replay one seed exactly
+//	... -seed=12345 -trace                              and print its event trace
+var (
+	seedsFlag     = flag.Int("seeds", 0, "number of seeds per campaign (0: the test's default)")
+	seedFlag      = flag.Uint64("seed", 0, "replay this one seed (0: run a campaign)")
+	seedStartFlag = flag.Uint64("seedstart", 1, "first seed of a campaign")
+	traceFlag     = flag.Bool("trace", false, "print the event trace of a -seed replay to stdout")
+)
+
+// runSeeds runs the campaign for one protocol. testName must be the calling test's name, so
+// the replay command it prints is exact. Each run prints its seed and drawn parameters first;
+// a failure prints the one command that replays it, and the campaign stops at the first
+// failure.
+func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) {
+	t.Helper()
+	if *seedFlag != 0 {
+		opts := Options{}
+		if *traceFlag {
+			opts.Trace = os.Stdout
+		}
+		runOne(t, testName, *seedFlag, factory, opts)
+		return
+	}
+	n := *seedsFlag
+	if n == 0 {
+		n = defaultSeeds
+	}
+	var total Stats
+	start := time.Now() // reporting only; never affects a run
+	for i := range n {
+		seed := *seedStartFlag + uint64(i)
+		st, ok := runOne(t, testName, seed, factory, Options{})
+		if !ok {
+			return
+		}
+		total.Events += st.Events
+		total.Sent += st.Sent
+		total.Dropped += st.Dropped
+		total.Duplicated += st.Duplicated
+		total.Crashes += st.Crashes
+		total.Restarts += st.Restarts
+		total.Partitions += st.Partitions
+		total.ProtocolFaults += st.ProtocolFaults
+		total.DiskTorn += st.DiskTorn
+		total.DiskLost += st.DiskLost
+		total.OpsDone += st.OpsDone
+		total.OpsUnknown += st.OpsUnknown
+		total.Ticks += st.Ticks
+	}
+	t.Logf("%s: %d seeds (%d..%d) passed in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d ops=%d unknown=%d",
+		testName, n, *seedStartFlag, *seedStartFlag+uint64(n)-1, time.Since(start).Round(time.Millisecond),
+		total.Ticks, total.Events, total.Sent, total.Dropped, total.Duplicated, total.Crashes, total.Partitions,
+		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.OpsDone, total.OpsUnknown)
+}
+
+func replayCommand(testName string, seed uint64) string {
+	return fmt.Sprintf("go test ./sim/ -run '^%s$' -seed=%d -v", testName, seed)
+}
+
+func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Options) (Stats, bool) {
+	t.Helper()
+	c := NewCluster(seed, factory, opts)
+	if testing.Verbose() {
+		t.Log(c.Describe())
+	}
+	err := c.Run()
+	st := c.Stats()
+	if err != nil {
+		t.Errorf("%s\nseed %d FAILED: %v\nreplay: %s\n(add -trace for the event trace)", c.Describe(), seed, err, replayCommand(testName, seed))
+		return st, false
+	}
+	if *seedFlag != 0 {
+		t.Logf("seed %d ok: ticks=%d heal=%d live=%d events=%d msgs=%d ops=%d unknown=%d crashes=%d partitions=%d protocol-faults=%d",
+			seed, st.Ticks, st.HealTick, st.LiveTick, st.Events, st.Sent, st.OpsDone, st.OpsUnknown, st.Crashes, st.Partitions, st.ProtocolFaults)
+	}
+	return st, true
+}
