@@ -705,4 +705,3 @@ func fmtMsg(m Message) string {
 	}
 	return b.String()
 }
-
