@@ -1,0 +1,314 @@
+package plot
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/consensusbench/consensusbench/bench/report"
+)
+
+// Figure sizes and sampling of the spectrum.
+const (
+	Width              = 8 * vg.Inch
+	PanelHeight        = 3.25 * vg.Inch
+	spectrumPerDecade  = 24  // points per decade of 1/(1-p)
+	spectrumDecadesMax = 7   // up to p99.99999
+	nsPerMs            = 1e6 // plots show milliseconds
+)
+
+// Palette for lines, in order; fault windows are shaded in faultColor.
+var (
+	palette = []color.Color{
+		color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xd6, 0x27, 0x28, 0xff},
+		color.RGBA{0x2c, 0xa0, 0x2c, 0xff}, color.RGBA{0xff, 0x7f, 0x0e, 0xff},
+		color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+	}
+	faultColor = color.NRGBA{0xff, 0x40, 0x40, 0x48}
+)
+
+// Named is a histogram with its legend label.
+type Named struct {
+	Label string
+	Hist  *hdrhistogram.Histogram
+}
+
+// percentileTicks labels the 1/(1-p) axis with percentiles.
+type percentileTicks struct{ decades int }
+
+func (t percentileTicks) Ticks(min, max float64) []plot.Tick {
+	labels := []string{"0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%", "99.99999%"}
+	var ticks []plot.Tick
+	for d := 0; d <= t.decades && d < len(labels); d++ {
+		x := math.Pow(10, float64(d))
+		if x >= min && x <= max*1.0001 {
+			ticks = append(ticks, plot.Tick{Value: x, Label: labels[d]})
+		}
+	}
+	ticks = append(ticks, plot.Tick{Value: 2, Label: "50%"})
+	return ticks
+}
+
+// Spectrum plots latency against percentile for each histogram, the way HdrHistogram's own
+// plotter does: x is 1/(1-p) on a log scale, so 99%, 99.9% and 99.99% are equally far apart.
+func Spectrum(title string, hs []Named) (*plot.Plot, error) {
+	if len(hs) == 0 {
+		return nil, errors.New("plot: no histograms")
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "percentile"
+	p.Y.Label.Text = "latency (ms)"
+	p.X.Scale = plot.LogScale{}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	decades := 1
+	for i, h := range hs {
+		n := h.Hist.TotalCount()
+		if n == 0 {
+			continue
+		}
+		var xys plotter.XYs
+		// The last point is the maximum, at 1/(1-p) = n: beyond it the data says nothing.
+		xMax := float64(n)
+		for k := 0; k <= spectrumPerDecade*spectrumDecadesMax; k++ {
+			x := math.Pow(10, float64(k)/spectrumPerDecade)
+			if x >= xMax {
+				break
+			}
+			q := 100 * (1 - 1/x)
+			xys = append(xys, plotter.XY{X: x, Y: float64(h.Hist.ValueAtQuantile(q)) / nsPerMs})
+		}
+		xys = append(xys, plotter.XY{X: max(xMax, 1.0001), Y: float64(h.Hist.Max()) / nsPerMs})
+		decades = max(decades, int(math.Ceil(math.Log10(xMax))))
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = palette[i%len(palette)]
+		l.Width = vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(h.Label, l)
+	}
+	p.X.Tick.Marker = percentileTicks{decades: decades}
+	p.X.Min = 1
+	p.Y.Min = 0
+	return p, nil
+}
+
+// secondTicks marks whole seconds, about ten labels per axis at 1-2-5 spacing.
+type secondTicks struct{}
+
+func (secondTicks) Ticks(min, max float64) []plot.Tick {
+	span := max - min
+	step := 1.0
+	for _, s := range []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600} {
+		step = s
+		if span/s <= 12 {
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for x := math.Ceil(min/step) * step; x <= max; x += step {
+		ticks = append(ticks, plot.Tick{Value: x, Label: fmt.Sprintf("%g", x)})
+	}
+	return ticks
+}
+
+// TimeSeries plots ops/s and p99 per second, one panel each, shading fault windows.
+func TimeSeries(r *report.Result, label string) (ops, p99 *plot.Plot, err error) {
+	if len(r.Series) == 0 {
+		return nil, nil, errors.New("plot: result has no per-second series")
+	}
+	var opsXY, p99XY, p50XY plotter.XYs
+	step := float64(report.SeriesSeconds())
+	for _, s := range r.Series {
+		// Each point sits in the middle of the second it summarizes, so a fault window's
+		// shading covers the seconds it affected.
+		x := (float64(s.T) + 0.5) * step
+		opsXY = append(opsXY, plotter.XY{X: x, Y: float64(s.Ops) / step})
+		if s.Ops > 0 {
+			p99XY = append(p99XY, plotter.XY{X: x, Y: float64(s.P99) / nsPerMs})
+			p50XY = append(p50XY, plotter.XY{X: x, Y: float64(s.P50) / nsPerMs})
+		}
+	}
+	ops = plot.New()
+	ops.Title.Text = label + ": throughput"
+	ops.Y.Label.Text = "ops/s"
+	ops.X.Label.Text = "time (s)"
+	ops.Legend.Top = true
+	p99 = plot.New()
+	p99.Title.Text = label + ": latency per second"
+	p99.Y.Label.Text = "latency (ms)"
+	p99.X.Label.Text = "time (s)"
+	p99.Legend.Top = true
+	for _, p := range []*plot.Plot{ops, p99} {
+		p.Add(plotter.NewGrid())
+		p.X.Min = 0
+		p.X.Max = float64(r.Series[len(r.Series)-1].T+1) * step
+		p.X.Tick.Marker = secondTicks{}
+		p.Y.Min = 0
+	}
+	if err := shadeFaults(ops, r.Events, maxY(opsXY)); err != nil {
+		return nil, nil, err
+	}
+	if err := shadeFaults(p99, r.Events, maxY(p99XY)); err != nil {
+		return nil, nil, err
+	}
+	if err := addLine(ops, opsXY, "ops/s", 0, false); err != nil {
+		return nil, nil, err
+	}
+	if err := addLine(p99, p99XY, "p99", 1, true); err != nil {
+		return nil, nil, err
+	}
+	if err := addLine(p99, p50XY, "p50", 0, true); err != nil {
+		return nil, nil, err
+	}
+	return ops, p99, nil
+}
+
+func maxY(xys plotter.XYs) float64 {
+	m := 0.0
+	for _, xy := range xys {
+		m = max(m, xy.Y)
+	}
+	if m == 0 {
+		m = 1
+	}
+	return m * 1.05
+}
+
+func addLine(p *plot.Plot, xys plotter.XYs, label string, colour int, legend bool) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return err
+	}
+	l.Color = palette[colour%len(palette)]
+	l.Width = vg.Points(1.5)
+	p.Add(l)
+	if legend {
+		p.Legend.Add(label, l)
+	}
+	return nil
+}
+
+// shadeFaults draws each event as a shaded span (or a thin band for an instant).
+func shadeFaults(p *plot.Plot, events []report.Event, top float64) error {
+	for i, e := range events {
+		from := e.At.Seconds()
+		to := e.End.Seconds()
+		if e.End <= e.At {
+			to = from + 0.1 // an instant: a thin visible band
+		}
+		poly, err := plotter.NewPolygon(plotter.XYs{{X: from, Y: 0}, {X: to, Y: 0}, {X: to, Y: top}, {X: from, Y: top}})
+		if err != nil {
+			return err
+		}
+		poly.Color = faultColor
+		poly.LineStyle.Width = 0
+		p.Add(poly)
+		if i == 0 {
+			p.Legend.Add("fault", poly)
+		}
+		lbl, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: from, Y: top}}, Labels: []string{e.Kind}})
+		if err != nil {
+			return err
+		}
+		p.Add(lbl)
+	}
+	return nil
+}
+
+// Curve plots a sweep's throughput against its latency percentiles.
+func Curve(s *report.SweepResult, label string) (*plot.Plot, error) {
+	if len(s.Points) == 0 {
+		return nil, errors.New("plot: sweep has no points")
+	}
+	p := plot.New()
+	p.Title.Text = label + ": throughput vs latency"
+	p.X.Label.Text = "throughput (ops/s)"
+	p.Y.Label.Text = "latency (ms)"
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	p.X.Min, p.Y.Min = 0, 0
+	series := []struct {
+		label string
+		get   func(report.Percentiles) int64
+	}{
+		{"p50", func(l report.Percentiles) int64 { return l.P50 }},
+		{"p99", func(l report.Percentiles) int64 { return l.P99 }},
+		{"p99.9", func(l report.Percentiles) int64 { return l.P999 }},
+	}
+	for i, sr := range series {
+		var xys plotter.XYs
+		for _, pt := range s.Points {
+			xys = append(xys, plotter.XY{X: pt.Throughput, Y: float64(sr.get(pt.Latency)) / nsPerMs})
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		l.Color = palette[i%len(palette)]
+		pts.Color = l.Color
+		pts.Shape = draw.CircleGlyph{}
+		p.Add(l, pts)
+		p.Legend.Add(sr.label, l, pts)
+	}
+	return p, nil
+}
+
+// Save writes the plots stacked vertically to path; the extension (.png or .svg) picks the
+// format.
+func Save(path string, plots ...*plot.Plot) error {
+	h := PanelHeight * vg.Length(len(plots))
+	var c interface {
+		vg.CanvasSizer
+		io.WriterTo
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".png":
+		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(Width, h), vgimg.UseDPI(vgimg.DefaultDPI))}
+	case ".svg":
+		c = vgsvg.New(Width, h)
+	default:
+		return fmt.Errorf("plot: %s: want a .png or .svg file", path)
+	}
+	dc := draw.New(c)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(8), PadTop: vg.Points(4), PadBottom: vg.Points(4),
+		PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+	grid := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		grid[i] = []*plot.Plot{p}
+	}
+	canvases := plot.Align(grid, tiles, dc)
+	for i, p := range plots {
+		p.Draw(canvases[i][0])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
