@@ -27,13 +27,14 @@ type envelope struct {
 }
 
 type dropRule struct {
-	from, to, seq int // -1 = any
-	typ           pbftcore.MsgType
+	from, to, seq, view int // -1 = any
+	typ                 pbftcore.MsgType
 }
 
 func (d dropRule) match(e *envelope) bool {
 	return (d.from < 0 || d.from == e.m.From) && (d.to < 0 || (!e.toClient && d.to == e.to)) &&
-		(d.typ == 0 || d.typ == e.m.Type) && (d.seq < 0 || uint64(d.seq) == e.m.Seq)
+		(d.typ == 0 || d.typ == e.m.Type) && (d.seq < 0 || uint64(d.seq) == e.m.Seq) &&
+		(d.view < 0 || uint64(d.view) == e.m.View)
 }
 
 // harness is an in-process PBFT cluster driven by transcript commands: every message is
@@ -51,6 +52,7 @@ type harness struct {
 	executed [][]pbftcore.Executed
 	signAll  bool
 	trace    bool
+	traceTyp string // trace only this message type
 	out      *strings.Builder
 }
 
@@ -224,7 +226,7 @@ func (h *harness) stabilize() {
 				h.clients[e.to].Step(&e.m)
 			}
 		} else if !h.down[e.to] {
-			if h.trace {
+			if h.trace && (h.traceTyp == "" || h.traceTyp == e.m.Type.String()) {
 				fmt.Fprintf(h.out, "%s->r%d %s\n", name(e.m.From), e.to, describe(&e.m))
 			}
 			if err := h.nodes[e.to].Step(&e.m); err != nil && h.byz[e.to] == nil && !errors.Is(err, pbftcore.ErrStale) {
@@ -264,8 +266,8 @@ func (h *harness) status() {
 		if h.down[i] {
 			tag += " down"
 		}
-		fmt.Fprintf(h.out, "r%d: view=%d active=%v primary=r%d h=%d executed=%d fetching=%v%s\n", i, s.View, s.ViewActive,
-			s.Primary, s.LowWatermark, s.LastExecuted, s.Fetching, tag)
+		fmt.Fprintf(h.out, "r%d: view=%d active=%v primary=r%d h=%d executed=%d assigned=%d fetching=%v%s\n", i, s.View, s.ViewActive,
+			s.Primary, s.LowWatermark, s.LastExecuted, s.Assigned, s.Fetching, tag)
 	}
 }
 
@@ -309,6 +311,14 @@ func (h *harness) check() {
 	fmt.Fprintf(h.out, "agreement ok; x at %s\n", strings.Join(vals, " "))
 }
 
+func (h *harness) setTrace(args map[string]string) {
+	v, ok := args["trace"]
+	h.trace, h.traceTyp = ok, ""
+	if v != "true" {
+		h.traceTyp = v
+	}
+}
+
 func (h *harness) run(cmd string, args map[string]string) error {
 	switch cmd {
 	case "byz":
@@ -327,7 +337,7 @@ func (h *harness) run(cmd string, args map[string]string) error {
 			h.drops = nil
 			break
 		}
-		d := dropRule{from: intArg(args, "from", -1), to: intArg(args, "to", -1), seq: intArg(args, "seq", -1)}
+		d := dropRule{from: intArg(args, "from", -1), to: intArg(args, "to", -1), seq: intArg(args, "seq", -1), view: intArg(args, "view", -1)}
 		if t, ok := args["type"]; ok {
 			for mt := pbftcore.MsgRequest; mt <= pbftcore.MsgStateChunk; mt++ {
 				if mt.String() == t {
@@ -357,11 +367,11 @@ func (h *harness) run(cmd string, args map[string]string) error {
 			h.stabilize()
 		}
 	case "stabilize":
-		h.trace = args["trace"] == "true"
+		h.setTrace(args)
 		h.stabilize()
 		h.trace = false
 	case "tick":
-		h.trace = args["trace"] == "true"
+		h.setTrace(args)
 		h.tick(intArg(args, "n", 1))
 		h.trace = false
 	case "status":

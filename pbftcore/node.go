@@ -144,7 +144,8 @@ type Status struct {
 	Primary      int
 	LowWatermark uint64 // h, the stable checkpoint
 	LastExecuted uint64
-	Fetching     bool // state transfer in progress
+	Fetching     bool   // state transfer in progress
+	Assigned     uint64 // highest sequence number this replica assigned as primary
 }
 
 // Node is one PBFT replica. Not safe for concurrent use: one goroutine drives it.
@@ -242,7 +243,7 @@ func (nd *Node) quorum() int            { return 2*nd.f + 1 }
 // Status reports the replica's state.
 func (nd *Node) Status() Status {
 	return Status{ID: nd.id, View: nd.view, ViewActive: nd.viewActive, Primary: nd.primaryOf(nd.view),
-		LowWatermark: nd.h, LastExecuted: nd.lastExec, Fetching: nd.st.active}
+		LowWatermark: nd.h, LastExecuted: nd.lastExec, Fetching: nd.st.active, Assigned: nd.nextSeq}
 }
 
 // slotFor returns the log slot of seq, initializing it if it held an older sequence number.
@@ -554,6 +555,9 @@ func (nd *Node) stepPrePrepare(m *Message) error {
 	if m.From != nd.primaryOf(m.View) {
 		return ErrNotPrimary
 	}
+	if m.Seq <= nd.h {
+		return ErrStale
+	}
 	if !nd.inWindow(m.Seq) {
 		return ErrOutsideWindow
 	}
@@ -608,10 +612,11 @@ func (nd *Node) stepPrepare(m *Message) error {
 	if m.From == nd.primaryOf(m.View) {
 		return ErrNotPrimary
 	}
+	if m.Seq <= nd.h {
+		nd.helpLagging(m.From)
+		return ErrStale
+	}
 	if !nd.inWindow(m.Seq) {
-		if m.Seq <= nd.h {
-			nd.helpLagging(m.From)
-		}
 		return ErrOutsideWindow
 	}
 	s := nd.slotFor(m.Seq)
@@ -667,10 +672,11 @@ func (nd *Node) stepCommit(m *Message) error {
 	if m.View != nd.view || !nd.viewActive {
 		return ErrWrongView
 	}
+	if m.Seq <= nd.h {
+		nd.helpLagging(m.From)
+		return ErrStale
+	}
 	if !nd.inWindow(m.Seq) {
-		if m.Seq <= nd.h {
-			nd.helpLagging(m.From)
-		}
 		return ErrOutsideWindow
 	}
 	s := nd.slotFor(m.Seq)

@@ -6,3 +6,18 @@ import "testing"
 // the client accepts f+1 matching replies; a retransmitted executed request gets the cached
 // reply (exactly-once, §4.1).
 func TestTranscriptNormalCase(t *testing.T) { runTranscript(t, "normal_case.txt") }
+
+// PBFT §4.2 and §5.1.4 (OSDI '99): batching at the primary, full batches at once, partial
+// ones on the tick flush.
+func TestTranscriptBatching(t *testing.T) { runTranscript(t, "batching.txt") }
+
+// PBFT §4.3 (OSDI '99): checkpoints, stable with 2f+1 signed CHECKPOINTs, watermarks and
+// garbage collection.
+func TestTranscriptCheckpointGC(t *testing.T) { runTranscript(t, "checkpoint_gc.txt") }
+
+// PBFT §4.4 (OSDI '99), TOCS 2002 §4.5: a request prepared in view 0 survives the view change
+// and executes in view 1 at its sequence number.
+func TestTranscriptViewChange(t *testing.T) { runTranscript(t, "view_change.txt") }
+
+// PBFT §4.4 (OSDI '99): NEW-VIEW fills gaps with null requests.
+func TestTranscriptNewViewNull(t *testing.T) { runTranscript(t, "new_view_null.txt") }
