@@ -7,6 +7,9 @@ import (
 	"github.com/consensusbench/consensusbench/internal/assert"
 )
 
+// le is the byte order of every integer in the format.
+var le = binary.LittleEndian
+
 // Encoded sizes of the primitive fields.
 const (
 	sizeU8    = 1

@@ -1,5 +1,7 @@
 package wire
 
+import "github.com/consensusbench/consensusbench/internal/assert"
+
 // Raft messages. Every one carries Term, From and To so that a message is self-describing
 // for simulators, logs and multiplexed connections. Node IDs are nonzero in a cluster; wire
 // does not check that (raftcore does).
@@ -66,46 +68,79 @@ func (m *AppendEntries) AppendBody(dst []byte) []byte { return AppendAppendEntri
 // Decode implements Message.
 func (m *AppendEntries) Decode(body []byte) error { return DecodeAppendEntries(body, m) }
 
-// AppendAppendEntries appends the encoded body of m to dst.
+// AppendAppendEntries appends the encoded body of m to dst. This is the replication hot
+// path, so it writes at computed offsets into the once-grown slice instead of appending
+// field by field.
 func AppendAppendEntries(dst []byte, m *AppendEntries) []byte {
-	dst = grow(dst, m.Size())
-	dst = appendU64(dst, m.Term)
-	dst = appendU64(dst, m.From)
-	dst = appendU64(dst, m.To)
-	dst = appendU64(dst, m.PrevIndex)
-	dst = appendU64(dst, m.PrevTerm)
-	dst = appendU64(dst, m.Commit)
-	dst = appendU64(dst, m.Seq)
-	dst = appendCount(dst, len(m.Entries))
-	for i := range m.Entries {
-		e := &m.Entries[i]
-		dst = appendU64(dst, e.Term)
-		dst = appendU8(dst, uint8(e.Type))
-		dst = appendBytes(dst, e.Data)
+	if len(m.Entries) > MaxCount {
+		assert.Failf("wire: AppendEntries with %d entries exceeds MaxCount %d", len(m.Entries), MaxCount)
 	}
-	return dst
+	n := m.Size()
+	dst = grow(dst, n)
+	start := len(dst)
+	b := dst[start : start+n]
+	le.PutUint64(b[0:], m.Term)
+	le.PutUint64(b[8:], m.From)
+	le.PutUint64(b[16:], m.To)
+	le.PutUint64(b[24:], m.PrevIndex)
+	le.PutUint64(b[32:], m.PrevTerm)
+	le.PutUint64(b[40:], m.Commit)
+	le.PutUint64(b[48:], m.Seq)
+	le.PutUint32(b[56:], uint32(len(m.Entries)))
+	i := appendEntriesFixedSize
+	for k := range m.Entries {
+		e := &m.Entries[k]
+		h := b[i : i+entryFixedSize]
+		le.PutUint64(h[0:], e.Term)
+		h[8] = byte(e.Type)
+		le.PutUint32(h[9:], uint32(len(e.Data)))
+		i += entryFixedSize
+		i += copy(b[i:], e.Data)
+	}
+	return dst[:start+n]
 }
 
 // DecodeAppendEntries fills m from body. Entry data aliases body; m.Entries reuses its
 // capacity.
 func DecodeAppendEntries(body []byte, m *AppendEntries) error {
-	d := decoder{b: body}
-	m.Term = d.u64()
-	m.From = d.u64()
-	m.To = d.u64()
-	m.PrevIndex = d.u64()
-	m.PrevTerm = d.u64()
-	m.Commit = d.u64()
-	m.Seq = d.u64()
-	n := d.count(entryFixedSize)
-	m.Entries = resize(m.Entries, n)
-	for i := range m.Entries {
-		e := &m.Entries[i]
-		e.Term = d.u64()
-		e.Type = EntryType(d.u8())
-		e.Data = d.bytes()
+	if len(body) < appendEntriesFixedSize {
+		return ErrMalformed
 	}
-	return d.finish()
+	m.Term = le.Uint64(body[0:])
+	m.From = le.Uint64(body[8:])
+	m.To = le.Uint64(body[16:])
+	m.PrevIndex = le.Uint64(body[24:])
+	m.PrevTerm = le.Uint64(body[32:])
+	m.Commit = le.Uint64(body[40:])
+	m.Seq = le.Uint64(body[48:])
+	count := le.Uint32(body[56:])
+	b := body[appendEntriesFixedSize:]
+	if count > MaxCount || uint64(count)*entryFixedSize > uint64(len(b)) {
+		return ErrMalformed
+	}
+	m.Entries = resize(m.Entries, int(count))
+	for k := range m.Entries {
+		if len(b) < entryFixedSize {
+			return ErrMalformed
+		}
+		e := &m.Entries[k]
+		e.Term = le.Uint64(b[0:])
+		e.Type = EntryType(b[8])
+		l := le.Uint32(b[9:])
+		b = b[entryFixedSize:]
+		if uint64(l) > uint64(len(b)) {
+			return ErrMalformed
+		}
+		e.Data = nil
+		if l != 0 {
+			e.Data = b[:l:l]
+		}
+		b = b[l:]
+	}
+	if len(b) != 0 {
+		return ErrMalformed
+	}
+	return nil
 }
 
 // AppendEntriesReply answers an AppendEntries (Raft §5.3). On rejection the follower
