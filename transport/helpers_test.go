@@ -317,3 +317,5 @@ func (fp *fakePeer) serve(c net.Conn) {
 		}
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

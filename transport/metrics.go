@@ -10,6 +10,8 @@ type Metrics struct {
 	BytesIn   atomic.Uint64
 	FramesOut atomic.Uint64 // frames accepted by Send/SendClient
 	BytesOut  atomic.Uint64 // bytes written to sockets (peers) or handed to gnet (clients)
+	// PeerWrites counts writev calls to peers; FramesOut/PeerWrites is the coalescing factor.
+	PeerWrites atomic.Uint64
 
 	ClosedBadFrame   atomic.Uint64 // connections closed for an oversized, corrupt or unknown frame
 	ClosedHandshake  atomic.Uint64 // inbound peer connections refused at the hello

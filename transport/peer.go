@@ -311,6 +311,7 @@ func (p *peer) flush(conn net.Conn) error {
 		// net.Buffers.WriteTo consumes the slice header it is called on; p.bufs is a field so
 		// that neither it nor its backing array escapes per call.
 		p.bufs = p.iov
+		p.t.metrics.PeerWrites.Add(1) // before the write, so a receiver never sees it lag
 		_, err := p.bufs.WriteTo(conn)
 		for i := range p.iov {
 			p.iov[i] = nil

@@ -139,6 +139,7 @@ func (t *Transport) Start() error {
 		gnet.WithReadBufferCap(t.cfg.ReadBufferBytes),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
+		gnet.WithLogger(gnetLogger{t.log}),
 	}
 	h := &handler{t: t}
 	go func() {
