@@ -323,7 +323,9 @@ func (e *interEnv) run(line string) (out string) {
 		}
 	case "process-ready":
 		for _, s := range a.pos {
-			e.processReady(&w, e.node(s), !a.has("noack"))
+			if s != "noack" {
+				e.processReady(&w, e.node(s), !a.has("noack"))
+			}
 		}
 	case "ack":
 		for _, s := range a.pos {
@@ -595,7 +597,7 @@ func (e *interEnv) stabilize(w *strings.Builder, verbose bool) {
 		}
 		if len(e.queue) > 0 {
 			moved = true
-			e.deliver(w, nil, false, true)
+			e.deliver(w, nil, false, verbose)
 		}
 		if !moved {
 			return

@@ -39,6 +39,10 @@ type Progress struct {
 	// ProbeSent pauses a probing follower after one message until it answers or a heartbeat
 	// interval passes.
 	ProbeSent bool
+	// ProbeLast and ProbeBytes describe the entries of the last probe sent, so that the
+	// switch to replicate does not send them again.
+	ProbeLast  uint64
+	ProbeBytes uint64
 	// PendingSnapshot is the index of the snapshot being sent in StateSnapshot.
 	PendingSnapshot uint64
 	// SnapOffset is the byte offset of the next snapshot chunk; SnapSentTick when the
@@ -61,6 +65,7 @@ func New(id uint64, learner bool, next uint64, maxInflight int, maxInflightBytes
 func (p *Progress) reset(s State) {
 	p.State = s
 	p.ProbeSent = false
+	p.ProbeLast, p.ProbeBytes = 0, 0
 	p.PendingSnapshot = 0
 	p.SnapOffset = 0
 	p.SnapInFlight = false
@@ -79,10 +84,16 @@ func (p *Progress) BecomeProbe() {
 	p.Next = p.Match + 1
 }
 
-// BecomeReplicate starts pipelining after Match.
+// BecomeReplicate starts pipelining after Match. Entries of an outstanding probe beyond
+// Match count as in flight rather than being sent again.
 func (p *Progress) BecomeReplicate() {
+	probeLast, probeBytes := p.ProbeLast, p.ProbeBytes
 	p.reset(StateReplicate)
 	p.Next = p.Match + 1
+	if probeLast > p.Match {
+		p.Next = probeLast + 1
+		p.Inflights.Add(probeLast, probeBytes)
+	}
 }
 
 // BecomeSnapshot starts sending the snapshot at index.
@@ -113,6 +124,7 @@ func (p *Progress) SentEntries(last, bytes uint64) {
 		}
 	case StateProbe:
 		p.ProbeSent = true
+		p.ProbeLast, p.ProbeBytes = last, bytes
 	default:
 		panic(fmt.Sprintf("invariant violated: tracker: sending entries in state %v", p.State))
 	}

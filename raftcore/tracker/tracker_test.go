@@ -139,3 +139,20 @@ func TestProgressReplicateWindow(t *testing.T) {
 		t.Fatal("ack frees the window")
 	}
 }
+
+// A probe's entries acknowledged only in part are in flight, not resent.
+func TestProgressProbeToReplicateKeepsProbe(t *testing.T) {
+	p := New(2, false, 5, 4, 1<<20)
+	p.Match = 4
+	p.SentEntries(11, 70)
+	p.MaybeUpdate(6)
+	p.BecomeReplicate()
+	if p.Next != 12 || p.Inflights.Count() != 1 || p.Inflights.Bytes() != 70 {
+		t.Fatalf("next=%d inflight=%d bytes=%d", p.Next, p.Inflights.Count(), p.Inflights.Bytes())
+	}
+	p.MaybeUpdate(11)
+	p.Inflights.FreeLE(11)
+	if p.Inflights.Count() != 0 {
+		t.Fatal("ack of the probe frees it")
+	}
+}
