@@ -15,5 +15,6 @@ var (
 	ErrBadNewView        = errors.New("pbftcore: NEW-VIEW does not match the recomputed O set")
 	ErrStale             = errors.New("pbftcore: stale message")
 	ErrBusy              = errors.New("pbftcore: queue full or request in progress")
+	ErrReadNotSafe       = errors.New("pbftcore: read-only request refused: a prepared request is not executed yet")
 	ErrUnknownClient     = errors.New("pbftcore: unknown client")
 )

@@ -222,6 +222,9 @@ func (h *harness) stabilize() {
 		e := h.queue[0]
 		h.queue = h.queue[1:]
 		if e.toClient {
+			if h.trace && (h.traceTyp == "" || h.traceTyp == e.m.Type.String()) {
+				fmt.Fprintf(h.out, "%s->c%d %s\n", name(e.m.From), e.to, describe(&e.m))
+			}
 			if e.to < len(h.clients) {
 				h.clients[e.to].Step(&e.m)
 			}

@@ -53,6 +53,7 @@ type slot struct {
 	prepared   bool
 	committed  bool
 	sentCommit bool
+	helped     uint64 // senders helped in this retransmission period (no help ping-pong)
 	// History for the view change (TOCS 2002 §4.5): P and Q.
 	hasP    bool
 	pView   uint64
@@ -72,6 +73,7 @@ func (s *slot) resetFor(seq uint64) {
 	s.hasPP = false
 	s.prepMask, s.commitMask = 0, 0
 	s.prepared, s.committed, s.sentCommit = false, false, false
+	s.helped = 0
 	s.hasP = false
 	s.pBuf = -1
 	s.nq = 0
@@ -453,7 +455,7 @@ func (nd *Node) timeout() int {
 // them, so a read the client accepts reflects every completed write.
 func (nd *Node) serveRead(r *Request) error {
 	if !nd.viewActive || nd.st.active || nd.maxPrepared > nd.lastExec {
-		return ErrBusy
+		return ErrReadNotSafe
 	}
 	start := len(nd.arena)
 	nd.arena = nd.app.Read(r.Op, nd.arena)
@@ -780,6 +782,9 @@ func (nd *Node) Tick() {
 	nd.retransmit++
 	if nd.retransmit >= nd.cfg.RetransmitTicks {
 		nd.retransmit = 0
+		for i := range nd.log {
+			nd.log[i].helped = 0
+		}
 		nd.retransmitOwn()
 	}
 }
@@ -821,9 +826,10 @@ func (nd *Node) retransmitOwn() {
 // replica's own messages for it, point to point.
 func (nd *Node) helpSlot(to int, seq uint64) {
 	s := nd.existingSlot(seq)
-	if s == nil || !s.hasPP || s.view != nd.view {
+	if s == nil || !s.hasPP || s.view != nd.view || s.helped&(1<<to) != 0 {
 		return
 	}
+	s.helped |= 1 << to
 	if nd.isPrimary() {
 		nd.sendPrePrepare(s, to)
 	} else if s.prepMask&(1<<nd.id) != 0 {

@@ -21,3 +21,15 @@ func TestTranscriptViewChange(t *testing.T) { runTranscript(t, "view_change.txt"
 
 // PBFT §4.4 (OSDI '99): NEW-VIEW fills gaps with null requests.
 func TestTranscriptNewViewNull(t *testing.T) { runTranscript(t, "new_view_null.txt") }
+
+// PBFT §4.3 (OSDI '99), TOCS 2002 §5.3.2: state transfer to a replica behind the stable
+// checkpoint, verified against the 2f+1-certified digest.
+func TestTranscriptStateTransfer(t *testing.T) { runTranscript(t, "state_transfer.txt") }
+
+// PBFT §5.1.3 (OSDI '99): read-only requests need 2f+1 matching replies, else are retried as
+// ordered requests.
+func TestTranscriptReadOnly(t *testing.T) { runTranscript(t, "read_only.txt") }
+
+// PBFT §4.1-§4.4 (OSDI '99), TOCS 2002 §4.5: every Byzantine behaviour of issue 4 is rejected
+// and the correct replicas keep agreement and progress.
+func TestTranscriptByzantine(t *testing.T) { runTranscript(t, "byzantine.txt") }
