@@ -131,17 +131,21 @@ func (d *decoder) flags(known uint8) uint8 {
 // cut to its length so that an append by the caller cannot overwrite the next field. An
 // empty string decodes as nil.
 func (d *decoder) bytes() []byte {
-	n := d.u32()
-	if uint64(n) > uint64(len(d.b)) {
+	if len(d.b) < sizeLen {
 		d.fail()
 		return nil
 	}
+	n := le.Uint32(d.b)
+	rest := d.b[sizeLen:]
+	if uint64(n) > uint64(len(rest)) {
+		d.fail()
+		return nil
+	}
+	d.b = rest[n:]
 	if n == 0 {
 		return nil
 	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
+	return rest[:n:n]
 }
 
 // fixed reads n raw bytes (n is a constant of the format, not input).

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -409,5 +410,49 @@ func TestZeroAllocs(t *testing.T) {
 				t.Errorf("decode: %v allocs/op", a)
 			}
 		})
+	}
+}
+
+// Seeded mutations of every golden body (bit flips, overwrites, truncations, insertions):
+// a decoder must never panic, must return nil or ErrMalformed, and what it accepts must
+// re-encode to the same bytes. A deterministic complement to the fuzzers for every `go test`.
+func TestDecodeMutations(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, m := range goldenSamples() {
+		orig := m.AppendBody(nil)
+		into := NewMessage(m.Type())
+		accepted := 0
+		for range 2000 {
+			b := bytes.Clone(orig)
+			for range 1 + rng.IntN(3) {
+				switch i := rng.IntN(len(b) + 1); rng.IntN(4) {
+				case 0:
+					if i < len(b) {
+						b[i] ^= 1 << rng.IntN(8)
+					}
+				case 1:
+					if i < len(b) {
+						b[i] = byte(rng.Uint32())
+					}
+				case 2:
+					b = b[:i]
+				case 3:
+					b = append(b[:i], append([]byte{byte(rng.Uint32())}, b[i:]...)...)
+				}
+			}
+			err := into.Decode(b)
+			if err != nil && err != ErrMalformed {
+				t.Fatalf("%v: error %v", m.Type(), err)
+			}
+			if err == nil {
+				accepted++
+				if re := into.AppendBody(nil); !bytes.Equal(re, b) {
+					t.Fatalf("%v: accepted mutation re-encodes differently:\n in %x\nout %x", m.Type(), b, re)
+				}
+			}
+		}
+		if accepted == 2000 {
+			t.Fatalf("%v: every mutation was accepted: the decoder checks nothing", m.Type())
+		}
 	}
 }

@@ -39,9 +39,12 @@
 // # Hostile input
 //
 // Decoders check every length against the bytes that remain before slicing, and bound every
-// count by what the remaining bytes could hold at the element's minimum encoded size, so no
-// input makes them panic, loop, or allocate more than a small constant factor of the body
-// (the factor is the ratio of an element's in-memory size to its minimum encoded size). The
+// count by [MaxCount] and by what the remaining bytes could hold at the element's minimum
+// encoded size, so no input makes them panic or loop, and what a decode allocates (only when
+// the caller's slices lack capacity) is at most a small constant factor of the body: the
+// ratio of an element's in-memory size to its minimum encoded size, 16 at worst (an empty
+// Get in a ClientRequest), and never more than MaxCount elements per repeated field. A
+// count the body cannot hold is rejected before anything is allocated. The
 // errors are distinct sentinels: [ErrShortBuffer], [ErrFrameTooLarge], [ErrBadMagic],
 // [ErrVersion], [ErrUnknownType], [ErrChecksum], [ErrMalformed].
 //
