@@ -85,17 +85,26 @@ func (c *Client) Timestamp() uint64 { return c.ts }
 // Busy reports whether an operation is outstanding.
 func (c *Client) Busy() bool { return c.busy }
 
-// Invoke starts an operation. A read-only one goes to every replica; an ordered one to the
-// primary the client believes in.
+// Invoke starts an operation with the next timestamp. A read-only one goes to every
+// replica; an ordered one to the primary the client believes in.
 func (c *Client) Invoke(op []byte, readOnly bool) error {
+	return c.InvokeAt(c.ts+1, op, readOnly)
+}
+
+// InvokeAt starts an operation with timestamp ts, which must exceed every earlier one (a
+// caller with its own per-client sequence numbers uses them as timestamps).
+func (c *Client) InvokeAt(ts uint64, op []byte, readOnly bool) error {
 	if c.busy {
 		return ErrClientBusy
+	}
+	if ts <= c.ts {
+		return ErrStale
 	}
 	if len(op) > c.cfg.MaxOpBytes {
 		return ErrMalformed
 	}
 	c.busy, c.done = true, false
-	c.ts++
+	c.ts = ts
 	c.wasRead = readOnly
 	c.op = append(c.op[:0], op...)
 	c.start(readOnly)
@@ -142,6 +151,9 @@ func (c *Client) Tick() {
 	c.timer = c.cfg.TimeoutTicks
 	c.send(ToAll)
 }
+
+// Abandon forgets the outstanding operation (its caller gave up on it).
+func (c *Client) Abandon() { c.busy = false }
 
 // Step processes a reply; replies that are not authentic, not for the current request or
 // not in its mode are ignored.

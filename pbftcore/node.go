@@ -136,6 +136,16 @@ type queued struct {
 type Ready struct {
 	Messages []Message
 	Executed []Executed
+	// Batches lists the digests of the batches executed since the last Advance, in sequence
+	// order, null requests included (agreement checkers compare them per sequence number).
+	Batches []ExecutedBatch
+}
+
+// ExecutedBatch is one executed sequence number and its batch digest.
+type ExecutedBatch struct {
+	Seq    uint64
+	View   uint64
+	Digest Digest
 }
 
 // Status is a snapshot of a replica's protocol state for tests, the simulator and metrics.
@@ -195,10 +205,14 @@ type Node struct {
 
 	vc viewChangeState
 	st stateTransfer
+	// seenView is, per replica, the highest view of an authentic normal-case message from it:
+	// a replica left behind (lost NEW-VIEW, restart) asks to join once f+1 are ahead.
+	seenView []uint64
 
 	// output, reset by Advance
 	msgs     []Message
 	executed []Executed
+	batches  []ExecutedBatch
 	arena    []byte
 	reqArena []Request
 	inReady  bool
@@ -223,6 +237,7 @@ func New(cfg Config) (*Node, error) {
 		farCkpt:    make([]Message, cfg.N),
 		clients:    make([]clientState, len(cfg.Keys.ClientSecrets)),
 		queue:      make([]queued, cfg.MaxPendingRequests),
+		seenView:   make([]uint64, cfg.N),
 	}
 	for i := range nd.log {
 		s := &nd.log[i]
@@ -304,13 +319,15 @@ func (nd *Node) arenaRequests(reqs []Request) []Request {
 }
 
 // HasReady reports whether Ready has anything.
-func (nd *Node) HasReady() bool { return len(nd.msgs) > 0 || len(nd.executed) > 0 }
+func (nd *Node) HasReady() bool {
+	return len(nd.msgs) > 0 || len(nd.executed) > 0 || len(nd.batches) > 0
+}
 
 // Ready returns the pending output; call Advance when done with it.
 func (nd *Node) Ready() Ready {
 	assert.True(!nd.inReady, "pbftcore: Ready called twice without Advance")
 	nd.inReady = true
-	return Ready{Messages: nd.msgs, Executed: nd.executed}
+	return Ready{Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches}
 }
 
 // Advance releases the memory of the last Ready.
@@ -319,6 +336,7 @@ func (nd *Node) Advance() {
 	clear(nd.msgs) // drop references so old arenas can be collected after growth
 	nd.msgs = nd.msgs[:0]
 	nd.executed = nd.executed[:0]
+	nd.batches = nd.batches[:0]
 	nd.arena = nd.arena[:0]
 	clear(nd.reqArena)
 	nd.reqArena = nd.reqArena[:0]
@@ -339,6 +357,9 @@ func (nd *Node) Step(m *Message) error {
 	}
 	if !nd.auth.Verify(m) {
 		return ErrBadAuthenticator
+	}
+	if (m.Type == MsgPrePrepare || m.Type == MsgPrepare || m.Type == MsgCommit) && m.View > nd.view {
+		nd.noteAhead(m.From, m.View)
 	}
 	switch m.Type {
 	case MsgPrePrepare:
@@ -743,6 +764,7 @@ func (nd *Node) execute(s *slot) {
 	}
 	s.executed = true
 	s.execDigest = s.digest
+	nd.batches = append(nd.batches, ExecutedBatch{Seq: s.seq, View: s.view, Digest: s.digest})
 	nd.lastExec = s.seq
 	// Progress: the timer restarts for other waiting requests, and the doubling resets.
 	nd.doublings = 0
@@ -847,5 +869,28 @@ func (nd *Node) helpLagging(to int) {
 		m := *c
 		m.To = to
 		nd.msgs = append(nd.msgs, m)
+	}
+}
+
+// noteAhead records that replica from works in a view above ours; once f+1 replicas do, this
+// replica sends a VIEW-CHANGE for the lowest of their views, and that view's primary answers
+// with its NEW-VIEW (the join rule of OSDI '99 §4.5.2, applied to normal-case messages so a
+// replica that missed a whole view change is not left behind).
+func (nd *Node) noteAhead(from int, view uint64) {
+	if view <= nd.seenView[from] {
+		return
+	}
+	nd.seenView[from] = view
+	count, lowest := 0, uint64(0)
+	for i, v := range nd.seenView {
+		if i != nd.id && v > nd.view {
+			count++
+			if lowest == 0 || v < lowest {
+				lowest = v
+			}
+		}
+	}
+	if count >= nd.f+1 {
+		nd.startViewChange(lowest)
 	}
 }
