@@ -1,0 +1,331 @@
+package client
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// Defaults and limits.
+const (
+	// DefaultAttemptTimeout is how long one attempt waits for a reply before the batch is
+	// retried on another replica (same sequence numbers).
+	DefaultAttemptTimeout = 2 * time.Second
+	// DefaultDialTimeout bounds one connection attempt.
+	DefaultDialTimeout = time.Second
+	// DefaultMaxInflight bounds batches in flight per Client; Do blocks beyond it.
+	DefaultMaxInflight = 1024
+	// retryBackoffMin and retryBackoffMax bound the pause between attempts after a
+	// not-leader without hint, a busy answer or a failed connection.
+	retryBackoffMin = 2 * time.Millisecond
+	retryBackoffMax = 200 * time.Millisecond
+)
+
+// Errors.
+var (
+	// ErrNoNodes: the config names no replica.
+	ErrNoNodes = errors.New("client: no nodes configured")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("client: closed")
+)
+
+// Node is one replica's ID and client address.
+type Node struct {
+	ID   uint64
+	Addr string
+}
+
+// Config configures a Client.
+type Config struct {
+	// Nodes are the replicas; for PBFT, node i+1 is replica i.
+	Nodes []Node
+	// ClientID names this client's session in the replicated store. Zero picks a random one.
+	// Two clients must never share an ID: the store would take one's writes for the other's
+	// retries.
+	ClientID uint64
+	// AttemptTimeout bounds one attempt (0: DefaultAttemptTimeout). The caller's context
+	// bounds the whole call.
+	AttemptTimeout time.Duration
+	DialTimeout    time.Duration
+	MaxInflight    int
+	MaxFrameBytes  int
+}
+
+// RandomClientID returns a random nonzero client ID.
+func RandomClientID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = crand.Read(b[:])
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return id
+		}
+	}
+}
+
+func (c *Config) fill() error {
+	if len(c.Nodes) == 0 {
+		return ErrNoNodes
+	}
+	for _, n := range c.Nodes {
+		if n.ID == 0 || n.Addr == "" {
+			return fmt.Errorf("client: node %+v needs an ID and an address", n)
+		}
+	}
+	if c.ClientID == 0 {
+		c.ClientID = RandomClientID()
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
+	return nil
+}
+
+// Result is one operation's outcome. Value aliases memory owned by the Results it came in.
+type Result = wire.OpResult
+
+// Results holds the outcome of one Do. Reuse it across calls to avoid allocation.
+type Results struct {
+	Ops   []Result
+	vals  []byte
+	Node  uint64 // the replica that answered (Raft) or the last of the matching ones (PBFT)
+	Tries int    // attempts it took
+}
+
+func (r *Results) fillFrom(cl *call) {
+	r.vals = append(r.vals[:0], cl.vals...)
+	r.Ops = r.Ops[:0]
+	off := 0
+	for _, x := range cl.reply.Results {
+		n := len(x.Value)
+		var v []byte
+		if n > 0 {
+			v = r.vals[off : off+n : off+n]
+		}
+		r.Ops = append(r.Ops, Result{Status: x.Status, Value: v})
+		off += n
+	}
+	r.Node = cl.replica
+}
+
+// RaftClient talks to a Raft cluster: it sends every batch to the replica it believes is
+// the leader and follows not-leader hints. Do is safe for concurrent use; concurrent calls
+// are pipelined on one connection.
+type RaftClient struct {
+	cfg    Config
+	seqs   atomic.Uint64
+	slots  chan struct{}
+	closed atomic.Bool
+
+	mu     sync.Mutex
+	conns  map[uint64]*conn
+	leader uint64 // node we send to
+}
+
+// NewRaft returns a client; connections are made on first use.
+func NewRaft(cfg Config) (*RaftClient, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	c := &RaftClient{cfg: cfg, slots: make(chan struct{}, cfg.MaxInflight), conns: map[uint64]*conn{}, leader: cfg.Nodes[0].ID}
+	return c, nil
+}
+
+// ID returns the client's session ID.
+func (c *RaftClient) ID() uint64 { return c.cfg.ClientID }
+
+// Leader returns the replica the client currently sends to.
+func (c *RaftClient) Leader() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+func (c *RaftClient) addr(id uint64) string {
+	for _, n := range c.cfg.Nodes {
+		if n.ID == id {
+			return n.Addr
+		}
+	}
+	return ""
+}
+
+// nextNode moves to the replica after id (round robin) unless someone else moved already.
+func (c *RaftClient) nextNode(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader != id {
+		return
+	}
+	for i, n := range c.cfg.Nodes {
+		if n.ID == id {
+			c.leader = c.cfg.Nodes[(i+1)%len(c.cfg.Nodes)].ID
+			return
+		}
+	}
+	c.leader = c.cfg.Nodes[0].ID
+}
+
+func (c *RaftClient) setLeader(hint uint64) {
+	if c.addr(hint) == "" {
+		return
+	}
+	c.mu.Lock()
+	c.leader = hint
+	c.mu.Unlock()
+}
+
+// connTo returns a live connection to the current target, dialling if needed.
+func (c *RaftClient) connTo(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	id := c.leader
+	cn := c.conns[id]
+	c.mu.Unlock()
+	if cn != nil && !cn.isClosed() {
+		return cn, nil
+	}
+	cn, err := dialConn(ctx, id, c.addr(id), c.cfg.MaxFrameBytes, c.cfg.DialTimeout)
+	if err != nil {
+		c.nextNode(id)
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.conns[id]; old != nil && !old.isClosed() {
+		cn.close() // lost a race with another caller
+		return old, nil
+	}
+	if c.closed.Load() {
+		cn.close()
+		return nil, ErrClosed
+	}
+	c.conns[id] = cn
+	return cn, nil
+}
+
+// Do executes ops as one batch and fills res. It retries on other replicas, with the same
+// sequence numbers, until a replica answers or ctx ends; an error after a write was sent
+// means its outcome is unknown (it may have been applied). Per-op statuses (not found, CAS
+// mismatch) are results, not errors.
+func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error {
+	if len(ops) == 0 {
+		return errors.New("client: empty batch")
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.slots }()
+	req := wire.ClientRequest{ClientID: c.cfg.ClientID, Ops: ops}
+	backoff := retryBackoffMin
+	var lastErr error
+	for try := 1; ; try++ {
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			if lastErr != nil {
+				return fmt.Errorf("%w (last attempt: %v)", err, lastErr)
+			}
+			return err
+		}
+		cn, err := c.connTo(ctx)
+		if err == nil {
+			var st wire.Status
+			st, err = c.attempt(ctx, cn, &req, res)
+			if err == nil {
+				res.Tries = try
+				switch st {
+				case wire.StatusNotLeader:
+					if hint := hintOf(res); hint != 0 && hint != cn.node {
+						c.setLeader(hint)
+						continue // follow the hint at once
+					}
+					c.nextNode(cn.node)
+					err = fmt.Errorf("node %d is not the leader", cn.node)
+				case wire.StatusBusy:
+					err = fmt.Errorf("node %d is busy", cn.node)
+				default:
+					return nil
+				}
+			} else {
+				c.nextNode(cn.node)
+			}
+		}
+		lastErr = err
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		backoff = min(2*backoff, retryBackoffMax)
+	}
+}
+
+// hintOf is stored in Results.Node by attempt for not-leader answers.
+func hintOf(res *Results) uint64 { return res.Node }
+
+// attempt sends req once to cn and waits for its reply or the attempt timeout. It returns
+// the batch's status when every op shares a redirect status (not-leader, busy), and
+// StatusOK otherwise.
+func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequest, res *Results) (wire.Status, error) {
+	cl := getCall(req.FirstSeq)
+	defer putCall(cl)
+	if err := cn.send(cl, req, &c.seqs); err != nil {
+		return 0, err
+	}
+	t := time.NewTimer(c.cfg.AttemptTimeout)
+	defer t.Stop()
+	select {
+	case <-cl.done:
+	case <-t.C:
+		if cn.forget(cl) {
+			return 0, fmt.Errorf("node %d: no reply within %v", cn.node, c.cfg.AttemptTimeout)
+		}
+		<-cl.done
+	case <-ctx.Done():
+		if cn.forget(cl) {
+			return 0, ctx.Err()
+		}
+		<-cl.done
+	}
+	if cl.err != nil {
+		return 0, cl.err
+	}
+	if len(cl.reply.Results) != len(req.Ops) {
+		return 0, fmt.Errorf("node %d answered %d results for %d ops", cn.node, len(cl.reply.Results), len(req.Ops))
+	}
+	if st := cl.reply.Results[0].Status; st == wire.StatusNotLeader || st == wire.StatusBusy {
+		res.Node = cl.reply.LeaderHint
+		return st, nil
+	}
+	res.fillFrom(cl)
+	return wire.StatusOK, nil
+}
+
+// Close closes every connection; calls in flight fail.
+func (c *RaftClient) Close() error {
+	c.closed.Store(true)
+	c.mu.Lock()
+	conns := c.conns
+	c.conns = map[uint64]*conn{}
+	c.mu.Unlock()
+	for _, cn := range conns {
+		cn.close()
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// errConnClosed is returned for calls in flight when their connection breaks.
+var errConnClosed = errors.New("client: connection closed")
+
+// call is one request batch in flight on a conn. The reader goroutine fills results and
+// signals done; the caller owns the call again after done fires (or after it removed the
+// call itself on timeout).
+type call struct {
+	firstSeq uint64
+	done     chan struct{}
+	reply    wire.ClientReply // Results' Values alias vals
+	vals     []byte
+	err      error
+	replica  uint64 // PBFT: the replica that answered (for f+1 matching)
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func getCall(seq uint64) *call {
+	c := callPool.Get().(*call)
+	c.firstSeq, c.err, c.vals = seq, nil, c.vals[:0]
+	c.reply.Results = c.reply.Results[:0]
+	return c
+}
+
+func putCall(c *call) {
+	select {
+	case <-c.done: // drain a late signal
+	default:
+	}
+	callPool.Put(c)
+}
+
+// conn is one TCP connection to one replica's client port with its reader goroutine.
+// Writers combine: a caller appends its frame to wbuf and, if nobody is writing, writes
+// everything pending itself, so N concurrent callers cost about one write, and frames go
+// out in the order their sequence numbers were taken (taken under wmu).
+type conn struct {
+	node uint64
+	nc   net.Conn
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	spare   []byte
+	writing bool
+	werr    error
+
+	mu     sync.Mutex
+	calls  map[uint64]*call
+	closed bool
+	err    error
+	done   chan struct{}
+
+	// onReply, when set, receives every decoded reply instead of the call table (PBFT, where
+	// one request collects replies from several replicas).
+	onReply func(from uint64, r *wire.ClientReply)
+}
+
+func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, timeout time.Duration) (*conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	c := &conn{node: node, nc: nc, calls: make(map[uint64]*call), done: make(chan struct{})}
+	go c.readLoop(maxFrame)
+	return c, nil
+}
+
+// send registers cl under req.FirstSeq and queues req's frame. When req.FirstSeq is 0 it
+// takes len(req.Ops) fresh sequence numbers from seqs under the write lock, so frames on one
+// connection go out in sequence order (the replicated sessions tolerate only bounded
+// reordering); a retry keeps the numbers it was first given.
+func (c *conn) send(cl *call, req *wire.ClientRequest, seqs *atomic.Uint64) error {
+	c.wmu.Lock()
+	if c.werr != nil {
+		err := c.werr
+		c.wmu.Unlock()
+		return err
+	}
+	if req.FirstSeq == 0 {
+		n := uint64(len(req.Ops))
+		req.FirstSeq = seqs.Add(n) - n + 1
+	}
+	c.wbuf = wire.AppendMessageFrame(c.wbuf, 0, req)
+	if cl != nil {
+		cl.firstSeq = req.FirstSeq
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			c.wmu.Unlock()
+			return c.err
+		}
+		c.calls[req.FirstSeq] = cl
+		c.mu.Unlock()
+	}
+	if c.writing {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.writing = true
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf, c.spare = c.spare[:0], nil
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		c.spare = buf[:0]
+		if err != nil {
+			c.werr = err
+			c.writing = false
+			c.wmu.Unlock()
+			c.fail(err)
+			return err
+		}
+	}
+	c.writing = false
+	c.wmu.Unlock()
+	return nil
+}
+
+// forget removes a call that the caller gave up on (timeout). It reports false when the
+// reader already took the call (and will signal it).
+func (c *conn) forget(cl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls[cl.firstSeq] == cl {
+		delete(c.calls, cl.firstSeq)
+		return true
+	}
+	return false
+}
+
+func (c *conn) readLoop(maxFrame int) {
+	r := wire.NewReader(c.nc, maxFrame)
+	var rep wire.ClientReply
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		if f.Type != wire.TypeClientReply {
+			c.fail(fmt.Errorf("client: unexpected %v frame from node %d", f.Type, c.node))
+			return
+		}
+		if err := wire.DecodeClientReply(f.Body, &rep); err != nil {
+			c.fail(fmt.Errorf("client: bad reply from node %d: %w", c.node, err))
+			return
+		}
+		if c.onReply != nil {
+			c.onReply(c.node, &rep)
+			continue
+		}
+		c.mu.Lock()
+		cl := c.calls[rep.FirstSeq]
+		delete(c.calls, rep.FirstSeq)
+		c.mu.Unlock()
+		if cl == nil {
+			continue // the caller timed out and went elsewhere
+		}
+		copyReply(cl, &rep, c.node)
+		cl.done <- struct{}{}
+	}
+}
+
+// copyReply copies rep into cl, values into cl.vals (rep aliases the reader's buffer).
+func copyReply(cl *call, rep *wire.ClientReply, from uint64) {
+	cl.replica = from
+	res := cl.reply.Results[:0]
+	cl.reply = *rep
+	cl.vals = cl.vals[:0]
+	for _, r := range rep.Results {
+		cl.vals = append(cl.vals, r.Value...)
+	}
+	off := 0
+	for _, r := range rep.Results {
+		n := len(r.Value)
+		var v []byte
+		if n > 0 {
+			v = cl.vals[off : off+n : off+n]
+		}
+		res = append(res, wire.OpResult{Status: r.Status, Value: v})
+		off += n
+	}
+	cl.reply.Results = res
+	cl.reply.Auth = wire.Authenticator{}
+}
+
+// fail closes the connection and fails every call in flight.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed, c.err = true, fmt.Errorf("%w (node %d): %v", errConnClosed, c.node, err)
+	calls := c.calls
+	c.calls = nil
+	c.mu.Unlock()
+	c.nc.Close()
+	close(c.done)
+	for _, cl := range calls {
+		cl.err = c.err
+		cl.done <- struct{}{}
+	}
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *conn) close() { c.fail(errors.New("closed by client")) }

@@ -1,0 +1,39 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/consensusbench/consensusbench/transport"
+)
+
+// registerTransportMetrics exports the transport's atomic counters. They are read at
+// exposition time, so the event loops keep counting with plain atomic adds.
+func registerTransportMetrics(m *Metrics, tr *transport.Transport) {
+	tm := tr.Metrics()
+	counters := []struct {
+		name, help string
+		v          *atomic.Uint64
+	}{
+		{"cb_transport_frames_in_total", "Frames received from peers and clients.", &tm.FramesIn},
+		{"cb_transport_bytes_in_total", "Frame bytes received.", &tm.BytesIn},
+		{"cb_transport_frames_out_total", "Frames sent to peers and clients.", &tm.FramesOut},
+		{"cb_transport_bytes_out_total", "Bytes written to peers and clients.", &tm.BytesOut},
+		{"cb_transport_peer_writes_total", "writev calls to peers (frames_out / peer_writes is the coalescing factor).", &tm.PeerWrites},
+		{"cb_transport_closed_bad_frame_total", "Connections closed for an oversized, corrupt or unknown frame.", &tm.ClosedBadFrame},
+		{"cb_transport_closed_handshake_total", "Peer connections refused at the hello.", &tm.ClosedHandshake},
+		{"cb_transport_closed_timeout_total", "Connections closed by the handshake or partial-frame timeout.", &tm.ClosedTimeout},
+		{"cb_transport_closed_slow_client_total", "Client connections closed for not reading replies.", &tm.ClosedSlowClient},
+		{"cb_transport_peer_paused_total", "Times a peer's outbound queue filled up.", &tm.PeerPaused},
+		{"cb_transport_peer_connects_total", "Outbound peer handshakes that succeeded.", &tm.PeerConnects},
+		{"cb_transport_peer_dial_errors_total", "Outbound peer connection attempts that failed.", &tm.PeerDialErrors},
+		{"cb_transport_inbound_stalls_total", "Times an event loop found the inbound queue full.", &tm.InboundStalls},
+	}
+	for _, c := range counters {
+		v := c.v
+		m.CounterFunc(c.name, c.help, v.Load)
+	}
+	m.GaugeFunc("cb_transport_inbound_queue_batches", "Inbound batches waiting for the driver.", func() int64 {
+		return int64(tr.InboundQueueDepth())
+	})
+	m.GaugeFunc("cb_transport_open_connections", "Inbound connections open.", tm.InboundOpen.Load)
+}
