@@ -107,3 +107,25 @@ func (s Spec) Validate() error {
 	}
 	return nil
 }
+
+// Optional interfaces a Target may implement; cmd/loadgen checks for them with a type
+// assertion and records what they report in the result.
+
+// Describer reports the cluster's configuration for the result file: nodes, f, batch limits
+// and the like, as key-value strings ("nodes": "3").
+type Describer interface {
+	Describe() map[string]string
+}
+
+// CPUReporter reports each node's cumulative CPU time in seconds (user + system), for
+// clusters whose processes the Target can see (local ones). loadgen samples it at the start
+// and end of the measured window and records the difference and ops per core-second.
+type CPUReporter interface {
+	NodeCPUSeconds() (map[string]float64, error)
+}
+
+// DataDirReporter reports where the cluster's nodes keep their data, so a durable run can
+// measure that disk's fdatasync latency just before it starts.
+type DataDirReporter interface {
+	DataDir() string
+}

@@ -142,6 +142,11 @@ type Options struct {
 	// collectGrace after it ends), in order, from one goroutine. It must not retain the
 	// Interval's histogram beyond the run's Outcome, which holds the same pointer.
 	OnInterval func(Interval)
+	// OnWindow, if set, is called with true when the measured window begins (after the
+	// warmup) and with false when it ends, so callers can sample counters such as the nodes'
+	// CPU time over exactly the window. Called from one goroutine; both calls happen before
+	// Run returns, unless ctx ends first.
+	OnWindow func(start bool)
 }
 
 // ErrHistogramDropped reports that merging histograms lost counts, which would make the
@@ -323,6 +328,22 @@ func Run(ctx context.Context, target bench.Target, cfg Config, opts Options) (*O
 		}
 	}()
 
+	windowDone := make(chan struct{})
+	go func() {
+		defer close(windowDone)
+		if opts.OnWindow == nil {
+			return
+		}
+		if clock.WaitUntil(watchCtx, r.warmEnd) != nil {
+			return
+		}
+		opts.OnWindow(true)
+		if clock.WaitUntil(watchCtx, r.end) != nil {
+			return
+		}
+		opts.OnWindow(false)
+	}()
+
 	var wg sync.WaitGroup
 	for lane := 0; lane < r.lanes; lane++ {
 		client := lane / cfg.Pipeline
@@ -333,6 +354,10 @@ func Run(ctx context.Context, target bench.Target, cfg Config, opts Options) (*O
 		}()
 	}
 	wg.Wait()
+	// Open-loop lanes stop at their last slot before the end; the window still lasts until
+	// the end (a simulated clock moves there now).
+	_ = clock.SleepUntil(ctx, r.end)
+	<-windowDone
 	stopCollect()
 	<-collected
 

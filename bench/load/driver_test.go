@@ -160,10 +160,15 @@ func TestIntervalsArriveInOrderWhileRunning(t *testing.T) {
 	cfg := oneWorker(ClosedLoop)
 	cfg.Duration = 4 * time.Second
 	var got []int
+	var window []bool
 	o, err := Run(context.Background(), &benchtest.Target{Clock: clock, Service: time.Millisecond}, cfg,
-		Options{Clock: clock, OnInterval: func(iv Interval) { got = append(got, iv.Second) }})
+		Options{Clock: clock, OnInterval: func(iv Interval) { got = append(got, iv.Second) },
+			OnWindow: func(start bool) { window = append(window, start) }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(window) != 2 || !window[0] || window[1] {
+		t.Errorf("window callbacks %v, want start (true) then end (false)", window)
 	}
 	if len(got) != 4 || len(o.Intervals) != 4 {
 		t.Fatalf("callbacks %v, intervals %d, want seconds 0..3", got, len(o.Intervals))

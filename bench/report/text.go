@@ -120,7 +120,7 @@ func WriteSummary(w io.Writer, r *Result) error {
 	if c.Mode == load.OpenLoop {
 		row("load", "%g ops/s offered over %d clients x pipeline %d", c.Rate, c.Clients, c.Pipeline)
 	} else {
-		row("load", "%d clients x pipeline %d", c.Clients, c.Pipeline)
+		row("load", "%d client(s) x pipeline %d", c.Clients, c.Pipeline)
 	}
 	row("window", "%v measured after %v warmup", time.Duration(r.Summary.DurationNs), c.Warmup)
 	s := r.Summary

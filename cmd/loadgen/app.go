@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/report"
+)
+
+// usageError marks a mistake on the command line; main exits 2 for it.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// app is one invocation's collaborators. run fills in the real ones; tests substitute a fake
+// target, a simulated clock and a fixed environment, so the output is reproducible.
+type app struct {
+	stdout, stderr io.Writer
+	open           bench.Opener
+	newClock       func() bench.Clock
+	env            func() report.Env
+	now            func() time.Time
+	cpu            func() float64 // this process's CPU seconds
+	tty            bool
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{stdout: stdout, stderr: stderr, open: openTarget, newClock: bench.NewRealClock,
+		env: func() report.Env { return report.CaptureEnv(".") }, now: time.Now,
+		cpu: report.ProcessCPUSeconds, tty: isTerminal(stdout)}
+	return a.main(ctx, args)
+}
+
+const commands = `Commands:
+  loadgen [run] [flags]                     drive a cluster and measure it (the default)
+  loadgen sweep [flags]                     step the open-loop rate up to saturation
+  loadgen compare [flags] OLD... -- NEW...  compare results across commits (benchstat statistics)
+  loadgen merge --out PREFIX FILE...        add up results from several load hosts
+  loadgen plot [flags] FILE...              percentile spectrum, time series, sweep curve
+
+Run "loadgen COMMAND --help" for a command's flags.
+`
+
+const topUsage = "usage: loadgen COMMAND [flags]\n\n" + commands
+
+func (a *app) main(ctx context.Context, args []string) error {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return a.runCmd(ctx, args)
+	case "sweep":
+		return a.sweepCmd(ctx, args)
+	case "compare":
+		return a.compareCmd(args)
+	case "merge":
+		return a.mergeCmd(args)
+	case "plot":
+		return a.plotCmd(args)
+	case "help":
+		fmt.Fprint(a.stdout, topUsage)
+		return nil
+	}
+	return usagef("unknown command %q\n%s", cmd, topUsage)
+}
+
+// group is a titled set of flags, printed together in --help.
+type group struct {
+	title string
+	fs    *pflag.FlagSet
+}
+
+func newGroup(title string) group {
+	return group{title: title, fs: pflag.NewFlagSet(title, pflag.ContinueOnError)}
+}
+
+// parse parses args against the groups' flags. It returns help=true after printing the
+// usage when --help was given.
+func (a *app) parse(cmd, synopsis string, groups []group, args []string) (fs *pflag.FlagSet, help bool, err error) {
+	fs = pflag.NewFlagSet(cmd, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	for _, g := range groups {
+		g.fs.SortFlags = false
+		fs.AddFlagSet(g.fs)
+	}
+	helpFlag := fs.BoolP("help", "h", false, "print this help")
+	if err := fs.Parse(args); err != nil {
+		return nil, false, usagef("%s: %v (see loadgen %s --help)", cmd, err, cmd)
+	}
+	if *helpFlag {
+		fmt.Fprintf(a.stdout, "usage: %s\n", synopsis)
+		for _, g := range groups {
+			fmt.Fprintf(a.stdout, "\n%s:\n%s", g.title, g.fs.FlagUsages())
+		}
+		if cmd == "run" {
+			fmt.Fprintf(a.stdout, "\n%s", commands)
+		}
+		return fs, true, nil
+	}
+	return fs, false, nil
+}

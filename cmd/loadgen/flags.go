@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/load"
+	"github.com/consensusbench/consensusbench/bench/report"
+)
+
+// Output defaults.
+const (
+	defaultResultsDir = "results/runs" // default home of --out; reference results are copied out by hand
+)
+
+// clusterFlags name the system under test.
+type clusterFlags struct {
+	protocol string
+	targets  []string
+	cluster  string
+	local    int
+	sync     string
+	dataDir  string
+}
+
+func (c *clusterFlags) group() group {
+	g := newGroup("Cluster")
+	g.fs.StringVar(&c.protocol, "protocol", "raft", "consensus protocol: raft or pbft")
+	g.fs.StringSliceVar(&c.targets, "targets", nil, "replica addresses host:port,host:port,...")
+	g.fs.StringVar(&c.cluster, "cluster", "", "cluster spec file (instead of --targets)")
+	g.fs.IntVar(&c.local, "local", 0, "spawn N local node processes on loopback for the run")
+	g.fs.StringVar(&c.sync, "sync", "", "local clusters: fsync policy always or none (default none)")
+	g.fs.StringVar(&c.dataDir, "data-dir", "", "local clusters: data directory (default a temporary one)")
+	return g
+}
+
+func (c *clusterFlags) spec() (bench.Spec, error) {
+	s := bench.Spec{Protocol: c.protocol, Targets: c.targets, ClusterFile: c.cluster, Local: c.local,
+		Sync: c.sync, DataDir: c.dataDir}
+	if c.local < 0 {
+		return s, usagef("--local %d: want a node count", c.local)
+	}
+	if err := s.Validate(); err != nil {
+		return s, usageError{err}
+	}
+	return s, nil
+}
+
+// loadFlags pace the requests.
+type loadFlags struct {
+	mode     string
+	rate     float64
+	clients  int
+	pipeline int
+	batch    int
+	duration time.Duration
+	warmup   time.Duration
+	drain    time.Duration
+}
+
+func (l *loadFlags) group(sweep bool) group {
+	d := load.DefaultConfig()
+	g := newGroup("Load")
+	if !sweep {
+		g.fs.StringVar(&l.mode, "mode", "open", "open (constant --rate, latency from intended send times) or closed (clients x pipeline, each waits for its reply)")
+		g.fs.Float64Var(&l.rate, "rate", d.Rate, "open loop: ops/s offered over all clients")
+	}
+	g.fs.IntVar(&l.clients, "clients", d.Clients, "client sessions")
+	g.fs.IntVar(&l.pipeline, "pipeline", d.Pipeline, "requests in flight per client")
+	g.fs.IntVar(&l.batch, "batch", d.Batch, "ops per client request (client-side batch)")
+	g.fs.DurationVar(&l.duration, "duration", d.Duration, "measured window")
+	g.fs.DurationVar(&l.warmup, "warmup", 2*time.Second, "load before the window, not recorded")
+	g.fs.DurationVar(&l.drain, "drain", d.Drain, "after the window, wait this long for requests in flight")
+	return g
+}
+
+// workloadFlags say what each request does.
+type workloadFlags struct {
+	name      string
+	readRatio float64
+	keys      int
+	valueSize int
+	dist      string
+	zipfS     float64
+	seed      uint64
+}
+
+func (w *workloadFlags) group() group {
+	d, _ := load.NewWorkload("write-only")
+	var names []string
+	for _, p := range load.Presets {
+		names = append(names, p.Name)
+	}
+	g := newGroup("Workload (YCSB A = 50% reads/50% updates, B = 95/5, C = 100% reads; A-C use zipfian keys)")
+	g.fs.StringVar(&w.name, "workload", "write-only", "preset: "+strings.Join(names, ", "))
+	g.fs.Float64Var(&w.readRatio, "read-ratio", 0, "fraction of reads, 0..1 (overrides the preset's)")
+	g.fs.IntVar(&w.keys, "keys", d.Keys, "key space size")
+	g.fs.IntVar(&w.valueSize, "value-size", d.ValueSize, "bytes per written value")
+	g.fs.StringVar(&w.dist, "dist", "", "key distribution uniform or zipfian (overrides the preset's)")
+	g.fs.Float64Var(&w.zipfS, "zipf-s", d.ZipfS, "zipfian exponent (YCSB: 0.99)")
+	g.fs.Uint64Var(&w.seed, "seed", d.Seed, "random seed: the same seed gives the same requests")
+	return g
+}
+
+func (w *workloadFlags) workload(fs *pflag.FlagSet) (load.Workload, error) {
+	wl, err := load.NewWorkload(w.name)
+	if err != nil {
+		return wl, usageError{fmt.Errorf("--workload: %w", err)}
+	}
+	if fs.Changed("read-ratio") {
+		wl.ReadRatio = w.readRatio
+		wl.Name += "+reads"
+	}
+	if fs.Changed("dist") {
+		wl.Dist = w.dist
+	}
+	wl.Keys, wl.ValueSize, wl.ZipfS, wl.Seed = w.keys, w.valueSize, w.zipfS, w.seed
+	if err := wl.Validate(); err != nil {
+		return wl, usageError{err}
+	}
+	return wl, nil
+}
+
+// outputFlags say where the results go.
+type outputFlags struct {
+	out          string
+	quiet        bool
+	fsyncProbe   string
+	fsyncSamples int
+}
+
+func (o *outputFlags) group(sweep bool) group {
+	g := newGroup("Output")
+	ext := ".json, .txt (benchstat) and .hgrm"
+	if sweep {
+		ext = ".json"
+	}
+	g.fs.StringVar(&o.out, "out", "", "result path prefix: writes "+ext+" (default "+defaultResultsDir+"/<time>-<commit>-<protocol>-<workload>)")
+	if !sweep {
+		g.fs.BoolVar(&o.quiet, "quiet", false, "no per-second lines")
+	}
+	g.fs.StringVar(&o.fsyncProbe, "fsync-probe", "", "measure fdatasync latency in this directory before the run and record it (durable local runs do this on their data directory)")
+	g.fs.IntVar(&o.fsyncSamples, "fsync-samples", report.FsyncSamplesDefault, "fdatasync calls the probe times")
+	return g
+}
+
+func (l *loadFlags) config(fs *pflag.FlagSet, wl load.Workload) (load.Config, error) {
+	c := load.Config{Rate: l.rate, Clients: l.clients, Pipeline: l.pipeline, Batch: l.batch,
+		Duration: l.duration, Warmup: l.warmup, Drain: l.drain, Workload: wl}
+	switch l.mode {
+	case "open", string(load.OpenLoop):
+		c.Mode = load.OpenLoop
+	case "closed", string(load.ClosedLoop):
+		c.Mode = load.ClosedLoop
+		if fs.Changed("rate") {
+			return c, usagef("--rate applies to open loop only (closed loop is paced by --clients x --pipeline)")
+		}
+		c.Rate = 0
+	case "":
+		c.Mode = load.OpenLoop // sweeps
+	default:
+		return c, usagef("--mode %q: want open or closed", l.mode)
+	}
+	if err := c.Validate(); err != nil {
+		return c, usageError{err}
+	}
+	return c, nil
+}

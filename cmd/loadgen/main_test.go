@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/benchtest"
+	"github.com/consensusbench/consensusbench/bench/report"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in testdata/")
+
+// testApp returns an app wired to a fake target on a simulated clock, with a fixed
+// environment and start time, so its output is the same on every machine.
+func testApp(stdout *bytes.Buffer, fake benchtest.Target) *app {
+	var clock *benchtest.Clock
+	return &app{
+		stdout: stdout, stderr: stdout,
+		newClock: func() bench.Clock { return clock },
+		open: func(ctx context.Context, spec bench.Spec) (bench.Target, error) {
+			clock = benchtest.NewClock()
+			t := fake
+			t.Clock = clock
+			return &t, nil
+		},
+		env: func() report.Env {
+			return report.Env{Commit: "0123456789ab", Go: "go1.26.8", OS: "linux", Arch: "amd64",
+				CPU: "Test CPU @ 2.0GHz", Cores: 2, Host: "testhost"}
+		},
+		now: func() time.Time { return time.Date(2026, 11, 26, 19, 0, 0, 0, time.UTC) },
+		cpu: func() float64 { return 0 },
+	}
+}
+
+// parseFake reads "fake: service=100us stall=2s-3s errors=1s-2s capacity=3000".
+func parseFake(t *testing.T, line string) benchtest.Target {
+	var f benchtest.Target
+	window := func(v string) benchtest.Window {
+		a, b, _ := strings.Cut(v, "-")
+		from, err1 := time.ParseDuration(a)
+		to, err2 := time.ParseDuration(b)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("bad window %q", v)
+		}
+		return benchtest.Window{From: from, To: to}
+	}
+	for _, kv := range strings.Fields(strings.TrimPrefix(line, "fake:")) {
+		k, v, _ := strings.Cut(kv, "=")
+		var err error
+		switch k {
+		case "service":
+			f.Service, err = time.ParseDuration(v)
+		case "stall":
+			f.Stalls = append(f.Stalls, window(v))
+		case "errors":
+			f.Errors = append(f.Errors, window(v))
+		case "capacity":
+			_, err = fmt.Sscan(v, &f.Capacity)
+		default:
+			t.Fatalf("unknown fake setting %q", k)
+		}
+		if err != nil {
+			t.Fatalf("fake %s: %v", kv, err)
+		}
+	}
+	return f
+}
+
+// exitCode is what main would exit with.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
+// TestGolden replays the transcripts in testdata/*.txt. A transcript has comment lines (#),
+// an optional "fake:" line configuring the fake target, and commands ("$ loadgen ARGS"), each
+// followed by its expected output; $OUT stands for a temporary directory shared by the file's
+// commands. go test -run Golden -rewrite regenerates the expected output.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := t.TempDir()
+			var fake benchtest.Target
+			var got, head strings.Builder
+			inHead := true
+			for _, line := range strings.SplitAfter(string(b), "\n") {
+				text := strings.TrimRight(line, "\n")
+				switch {
+				case strings.HasPrefix(text, "$ loadgen"):
+					inHead = false
+					got.WriteString(text + "\n")
+					args := strings.Fields(strings.ReplaceAll(strings.TrimPrefix(text, "$ loadgen"), "$OUT", out))
+					var stdout bytes.Buffer
+					err := testApp(&stdout, fake).main(context.Background(), args)
+					res := strings.ReplaceAll(stdout.String(), out, "$OUT")
+					if err != nil {
+						res += fmt.Sprintf("error (exit %d): %s\n", exitCode(err), strings.ReplaceAll(err.Error(), out, "$OUT"))
+					}
+					got.WriteString(res)
+				case inHead:
+					head.WriteString(line)
+					if strings.HasPrefix(text, "fake:") {
+						fake = parseFake(t, text)
+					}
+				}
+			}
+			want := string(b)
+			full := head.String() + got.String()
+			if *rewrite {
+				if err := os.WriteFile(file, []byte(full), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if full != want {
+				t.Errorf("output differs from %s (go test -run Golden -rewrite to accept):\n%s", file, diff(want, full))
+			}
+		})
+	}
+}
+
+// diff shows the first differing line with some context.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\nwant %q\n got %q", i+1, wl, gl)
+		}
+	}
+	return "(equal)"
+}
+
+// runs makes n closed-loop results on the fake target with service times base, base+step, ...
+func runs(t *testing.T, dir, name string, base, step time.Duration, n int) []string {
+	t.Helper()
+	var paths []string
+	for i := 0; i < n; i++ {
+		var buf bytes.Buffer
+		a := testApp(&buf, benchtest.Target{Service: base + time.Duration(i)*step})
+		p := filepath.Join(dir, fmt.Sprintf("%s%d", name, i))
+		err := a.main(context.Background(), []string{"--targets", "fake:1", "--mode", "closed", "--clients", "1",
+			"--duration", "2s", "--warmup", "0s", "--quiet", "--out", p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p+".json")
+	}
+	return paths
+}
+
+func TestCompareFailsOnRegression(t *testing.T) {
+	dir := t.TempDir()
+	old := runs(t, dir, "old", 100*time.Microsecond, time.Microsecond, 8)
+	slow := runs(t, dir, "slow", 130*time.Microsecond, time.Microsecond, 8)
+	same := runs(t, dir, "same", 100*time.Microsecond+500*time.Nanosecond, time.Microsecond, 8)
+	compare := func(newer []string, pct string) error {
+		var buf bytes.Buffer
+		args := append(append(append([]string{"compare", "--fail-on-regression", pct}, old...), "--"), newer...)
+		return testApp(&buf, benchtest.Target{}).main(context.Background(), args)
+	}
+	err := compare(slow, "10")
+	if err == nil || !strings.Contains(err.Error(), "ops/s") || exitCode(err) != 1 {
+		t.Errorf("a 23%% slowdown with --fail-on-regression 10: %v, want a throughput regression (exit 1)", err)
+	}
+	if err := compare(slow, "40"); err != nil {
+		t.Errorf("a 23%% slowdown with --fail-on-regression 40: %v, want success", err)
+	}
+	if err := compare(same, "5"); err != nil {
+		t.Errorf("runs from the same distribution: %v, want no regression", err)
+	}
+}
