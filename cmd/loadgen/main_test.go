@@ -21,16 +21,23 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in tes
 
 // testApp returns an app wired to a fake target on a simulated clock, with a fixed
 // environment and start time, so its output is the same on every machine.
-func testApp(stdout *bytes.Buffer, fake benchtest.Target) *app {
+// fakeSpec configures the fake target each command opens.
+type fakeSpec struct {
+	service  time.Duration
+	capacity float64
+	stalls   []benchtest.Window
+	errors   []benchtest.Window
+}
+
+func testApp(stdout *bytes.Buffer, fake fakeSpec) *app {
 	var clock *benchtest.Clock
 	return &app{
 		stdout: stdout, stderr: stdout,
 		newClock: func() bench.Clock { return clock },
 		open: func(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 			clock = benchtest.NewClock()
-			t := fake
-			t.Clock = clock
-			return &t, nil
+			return &benchtest.Target{Clock: clock, Service: fake.service, Capacity: fake.capacity,
+				Stalls: fake.stalls, Errors: fake.errors}, nil
 		},
 		env: func() report.Env {
 			return report.Env{Commit: "0123456789ab", Go: "go1.26.8", OS: "linux", Arch: "amd64",
@@ -42,8 +49,8 @@ func testApp(stdout *bytes.Buffer, fake benchtest.Target) *app {
 }
 
 // parseFake reads "fake: service=100us stall=2s-3s errors=1s-2s capacity=3000".
-func parseFake(t *testing.T, line string) benchtest.Target {
-	var f benchtest.Target
+func parseFake(t *testing.T, line string) fakeSpec {
+	var f fakeSpec
 	window := func(v string) benchtest.Window {
 		a, b, _ := strings.Cut(v, "-")
 		from, err1 := time.ParseDuration(a)
@@ -58,13 +65,13 @@ func parseFake(t *testing.T, line string) benchtest.Target {
 		var err error
 		switch k {
 		case "service":
-			f.Service, err = time.ParseDuration(v)
+			f.service, err = time.ParseDuration(v)
 		case "stall":
-			f.Stalls = append(f.Stalls, window(v))
+			f.stalls = append(f.stalls, window(v))
 		case "errors":
-			f.Errors = append(f.Errors, window(v))
+			f.errors = append(f.errors, window(v))
 		case "capacity":
-			_, err = fmt.Sscan(v, &f.Capacity)
+			_, err = fmt.Sscan(v, &f.capacity)
 		default:
 			t.Fatalf("unknown fake setting %q", k)
 		}
@@ -103,7 +110,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := t.TempDir()
-			var fake benchtest.Target
+			var fake fakeSpec
 			var got, head strings.Builder
 			inHead := true
 			for _, line := range strings.SplitAfter(string(b), "\n") {
@@ -166,7 +173,7 @@ func runs(t *testing.T, dir, name string, base, step time.Duration, n int) []str
 	var paths []string
 	for i := 0; i < n; i++ {
 		var buf bytes.Buffer
-		a := testApp(&buf, benchtest.Target{Service: base + time.Duration(i)*step})
+		a := testApp(&buf, fakeSpec{service: base + time.Duration(i)*step})
 		p := filepath.Join(dir, fmt.Sprintf("%s%d", name, i))
 		err := a.main(context.Background(), []string{"--targets", "fake:1", "--mode", "closed", "--clients", "1",
 			"--duration", "2s", "--warmup", "0s", "--quiet", "--out", p})
@@ -186,7 +193,7 @@ func TestCompareFailsOnRegression(t *testing.T) {
 	compare := func(newer []string, pct string) error {
 		var buf bytes.Buffer
 		args := append(append(append([]string{"compare", "--fail-on-regression", pct}, old...), "--"), newer...)
-		return testApp(&buf, benchtest.Target{}).main(context.Background(), args)
+		return testApp(&buf, fakeSpec{}).main(context.Background(), args)
 	}
 	err := compare(slow, "10")
 	if err == nil || !strings.Contains(err.Error(), "ops/s") || exitCode(err) != 1 {
