@@ -67,17 +67,20 @@ func (h *Host) start(restart bool) {
 	h.c.schedule(event{at: first, kind: evNodeTick, to: h.id, inc: h.inc})
 }
 
-// Disk is a host's simulated disk. Writes complete in the order they were issued, each after
-// a latency drawn from the run's parameters. Land runs when a write reaches stable storage:
-// it must only change Image, the adapter's durable state, which is all a restart sees. Ack
-// runs right after Land on a live host, telling the replica the write is durable. A crash
-// drops the writes still pending (with torn crashes, a random prefix of them lands first, but
-// is never acked).
+// Disk is a host's simulated disk with group commit. A write joins the flush that has not
+// started yet, if there is one (it waits behind the flush in progress); otherwise it starts a
+// new flush, at once if the disk is idle. Each flush takes a latency drawn from the run's
+// parameters. Writes complete in the order they were issued. Land runs when a write reaches
+// stable storage: it must only change Image, the adapter's durable state, which is all a
+// restart sees. Ack runs right after Land on a live host, telling the replica the write is
+// durable. A crash drops the writes still pending (with torn crashes, a random prefix of them
+// lands first, but is never acked).
 type Disk struct {
-	host    *Host
-	Image   any // the adapter's durable state; survives crashes
-	pending []diskWrite
-	last    int64 // completion time of the newest pending write
+	host       *Host
+	Image      any // the adapter's durable state; survives crashes
+	pending    []diskWrite
+	flushStart int64 // start of the newest flush
+	flushEnd   int64 // its completion time
 }
 
 type diskWrite struct {
@@ -99,8 +102,11 @@ func (d *Disk) Write(land, ack func()) {
 		panic(fmt.Sprintf("sim: host %d has %d disk writes pending", h.id, len(d.pending)))
 	}
 	c := h.c
-	at := max(c.now, d.last) + c.params.DiskMin + c.netRand.Int64N(c.params.DiskMax-c.params.DiskMin+1)
-	d.last = at
+	if c.now >= d.flushStart || len(d.pending) == 0 {
+		d.flushStart = max(c.now, d.flushEnd)
+		d.flushEnd = d.flushStart + c.params.DiskMin + c.netRand.Int64N(c.params.DiskMax-c.params.DiskMin+1)
+	}
+	at := d.flushEnd
 	d.pending = append(d.pending, diskWrite{land: land, ack: ack})
 	c.stats.DiskWrites++
 	c.schedule(event{at: at, kind: evDisk, to: h.id, inc: h.inc})
@@ -130,7 +136,7 @@ func (d *Disk) crash(torn bool, r *rand.Rand) (lost, landed int) {
 	lost = len(d.pending) - n
 	clear(d.pending)
 	d.pending = d.pending[:0]
-	d.last = 0
+	d.flushStart, d.flushEnd = 0, 0
 	return lost, n
 }
 

@@ -157,3 +157,45 @@ func (kv *KV) Digest() uint64 {
 	}
 	return h
 }
+
+// KVEncodedSize is the size of a KV's binary encoding (snapshot data).
+const KVEncodedSize = 8*KeysMax + ClientsMax*(8+8+1) + 8
+
+// AppendBinary appends the KV's fixed-size encoding (values, sessions, applied count) to dst:
+// the snapshot payload protocol adapters ship and store.
+func (kv *KV) AppendBinary(dst []byte) []byte {
+	for _, v := range kv.values {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(v))
+	}
+	for i := range kv.lastSeq {
+		dst = binary.LittleEndian.AppendUint64(dst, kv.lastSeq[i])
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(kv.lastOut[i].Value))
+		ok := byte(0)
+		if kv.lastOut[i].OK {
+			ok = 1
+		}
+		dst = append(dst, ok)
+	}
+	return binary.LittleEndian.AppendUint64(dst, kv.applied)
+}
+
+// ErrBadSnapshot reports KV snapshot data that does not decode.
+var ErrBadSnapshot = errors.New("sim: malformed KV snapshot")
+
+// UnmarshalBinary replaces the KV's state with an encoding written by AppendBinary.
+func (kv *KV) UnmarshalBinary(b []byte) error {
+	if len(b) != KVEncodedSize {
+		return ErrBadSnapshot
+	}
+	for i := range kv.values {
+		kv.values[i] = int64(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+	}
+	for i := range kv.lastSeq {
+		kv.lastSeq[i] = binary.LittleEndian.Uint64(b)
+		kv.lastOut[i] = Output{Value: int64(binary.LittleEndian.Uint64(b[8:])), OK: b[16] == 1}
+		b = b[17:]
+	}
+	kv.applied = binary.LittleEndian.Uint64(b)
+	return nil
+}

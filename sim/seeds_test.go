@@ -12,12 +12,12 @@ import (
 //
 //	go test ./sim/ -run TestRaftSeeds -seeds=5000      a campaign of seeds seedstart..seedstart+N-1
 //	go test ./sim/ -run TestRaftSeeds -seed=12345 -v   replay one seed exactly
-//	... -seed=12345 -trace                              and print its event trace
+//	... -seed=12345 -simtrace                             and print its event trace
 var (
 	seedsFlag     = flag.Int("seeds", 0, "number of seeds per campaign (0: the test's default)")
 	seedFlag      = flag.Uint64("seed", 0, "replay this one seed (0: run a campaign)")
 	seedStartFlag = flag.Uint64("seedstart", 1, "first seed of a campaign")
-	traceFlag     = flag.Bool("trace", false, "print the event trace of a -seed replay to stdout")
+	traceFlag     = flag.Bool("simtrace", false, "print the event trace of a -seed replay to stdout")
 )
 
 // runSeeds runs the campaign for one protocol. testName must be the calling test's name, so
@@ -79,7 +79,7 @@ func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Op
 	err := c.Run()
 	st := c.Stats()
 	if err != nil {
-		t.Errorf("%s\nseed %d FAILED: %v\nreplay: %s\n(add -trace for the event trace)", c.Describe(), seed, err, replayCommand(testName, seed))
+		t.Errorf("%s\nseed %d FAILED: %v\nreplay: %s\n(add -simtrace for the event trace)", c.Describe(), seed, err, replayCommand(testName, seed))
 		return st, false
 	}
 	if *seedFlag != 0 {

@@ -1,0 +1,801 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/consensusbench/consensusbench/raftcore"
+)
+
+// The Raft adapter: drives raftcore.Node on simulated hosts exactly as the Ready contract in
+// raftcore/api.go says, and checks Raft's safety properties (Raft Figure 3) incrementally
+// after every Ready of every node:
+//
+//   - Election safety (§5.2): at most one leader per term.
+//   - Log matching (§5.3): two logs with an entry of the same index and term hold the same
+//     entries up to it. Each node keeps a chain hash per index (hash of the previous chain
+//     hash, the entry's term, type and data); one global table maps (index, term) to the
+//     first chain hash seen, and every other node's entry there must agree.
+//   - Leader completeness (§5.4): an entry committed in term T is in the log of every leader
+//     of a term > T. A node records the term it is in when it first applies an index (an
+//     upper bound of the term the entry was committed in, so the check never fires falsely);
+//     a new leader's chain must match the committed chain at the highest index committed in
+//     a lower term.
+//   - State machine safety (§5.4.3): no two nodes apply different entries at an index (chain
+//     hashes agree), and KV states agree wherever a snapshot is taken or installed.
+//
+// Linearizability of the client history and liveness after heal come from the simulator.
+
+// Bounds of the Raft runs' drawn parameters.
+const (
+	raftVotersMin        = 3
+	raftVotersMax        = 5
+	raftSparesMax        = 2 // idle hosts that membership changes can add
+	raftRetryTicksMin    = 3 // client retransmission period, drawn per run
+	raftRetryTicksMax    = 8
+	raftSnapThresholdMax = 60
+	raftPendingReadsMax  = 256 // ReadIndex requests a node tracks; older ones are forgotten
+)
+
+// raftReadMode is how the adapter serves gets.
+type raftReadMode uint8
+
+const (
+	raftReadLog   raftReadMode = iota // gets go through the log like writes
+	raftReadIndex                     // ReadIndex with a heartbeat round (thesis §6.4)
+	raftReadLease                     // lease reads (thesis §6.4.1)
+)
+
+var raftReadModeNames = [...]string{"log", "readindex", "lease"}
+
+// Messages between workload clients and Raft hosts.
+type (
+	raftRequest  struct{ op Op }
+	raftReply    struct {
+		seq uint64
+		out Output
+	}
+	raftRedirect struct {
+		seq    uint64
+		leader NodeID // 0: unknown
+	}
+)
+
+// RaftOptions are the drawn Raft parameters of a run.
+type RaftOptions struct {
+	Voters, Spares int
+	PreVote        bool
+	CheckQuorum    bool
+	Read           raftReadMode
+	SnapThreshold  uint64 // 0: no snapshots
+	SnapRetain     uint64
+	SnapChunk      uint64
+	MaxInflight    int
+	MaxSizePerMsg  uint64
+	MaxEntriesMsg  int
+	RetryTicks     int
+	// Broken injects a deliberate bug into the adapter so tests can show the checkers fail.
+	Broken raftBreakage
+}
+
+type raftBreakage uint8
+
+const (
+	raftCorrect       raftBreakage = iota
+	raftAckEarly                   // AckPersisted before the write is durable (ack at issue)
+	raftApplyWrongOps              // host 2 applies a corrupted op at one index
+)
+
+func drawRaftOptions(r *rand.Rand) RaftOptions {
+	o := RaftOptions{
+		Voters:        raftVotersMin + 2*r.IntN((raftVotersMax-raftVotersMin)/2+1),
+		Spares:        r.IntN(raftSparesMax + 1),
+		PreVote:       r.IntN(4) != 0,
+		CheckQuorum:   r.IntN(4) != 0,
+		Read:          raftReadMode(r.IntN(3)),
+		SnapRetain:    uint64(r.IntN(20)),
+		SnapChunk:     uint64(64 << r.IntN(5)),
+		MaxInflight:   1 + r.IntN(8),
+		MaxSizePerMsg: uint64(OpEncodedSize * (1 + r.IntN(32))),
+		MaxEntriesMsg: 1 + r.IntN(16),
+		RetryTicks:    raftRetryTicksMin + r.IntN(raftRetryTicksMax-raftRetryTicksMin+1),
+	}
+	if r.IntN(4) != 0 {
+		o.SnapThreshold = 5 + uint64(r.IntN(raftSnapThresholdMax))
+	}
+	if o.Read == raftReadLease && !o.CheckQuorum {
+		o.CheckQuorum = true // lease reads require CheckQuorum (raftcore validate)
+	}
+	return o
+}
+
+// NewRaft is the Factory for Raft runs.
+func NewRaft(c *Cluster) Protocol { return newRaftWith(c, raftCorrect) }
+
+func newRaftWith(c *Cluster, broken raftBreakage) *raftProtocol {
+	o := drawRaftOptions(c.ProtoRand())
+	o.Broken = broken
+	p := &raftProtocol{c: c, opts: o, leaders: map[uint64]NodeID{}, tableChain: map[[2]uint64]uint64{}, digests: map[uint64]uint64{}}
+	for i := range o.Voters {
+		p.initial.Voters = append(p.initial.Voters, uint64(i+1))
+	}
+	p.replicas = make([]*raftReplica, o.Voters+o.Spares)
+	return p
+}
+
+type raftProtocol struct {
+	c        *Cluster
+	opts     RaftOptions
+	initial  raftcore.Membership
+	replicas []*raftReplica // by host index; nil while crashed
+	err      error          // first safety violation
+
+	leaders    map[uint64]NodeID    // term -> leader (election safety)
+	tableChain map[[2]uint64]uint64 // (index, term) -> chain hash (log matching)
+	applied    []uint64             // index -> chain hash of the applied entry (state machine safety)
+	commitTerm []uint64             // index -> term of the node that first applied it
+	digests    map[uint64]uint64    // index -> KV digest where a snapshot was taken or installed
+	nextRctx   uint64
+}
+
+func (p *raftProtocol) Describe() string {
+	o := p.opts
+	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt broken=%d",
+		o.Voters, o.Spares, o.PreVote, o.CheckQuorum, raftReadModeNames[o.Read], o.SnapThreshold, o.SnapRetain,
+		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.Broken)
+}
+
+func (p *raftProtocol) Hosts() int   { return p.opts.Voters + p.opts.Spares }
+func (p *raftProtocol) MaxDown() int { return p.Hosts() }
+func (p *raftProtocol) Check() error { return p.err }
+func (p *raftProtocol) Heal()        {}
+func (p *raftProtocol) Final() error { return p.err }
+
+func (p *raftProtocol) Crashed(id NodeID) { p.replicas[id-1] = nil }
+
+func (p *raftProtocol) fail(format string, args ...any) {
+	if p.err == nil {
+		p.err = fmt.Errorf(format, args...)
+	}
+}
+
+// raftImage is what a host's disk holds: the durable HardState, snapshot and log. Only Disk
+// land callbacks modify it; it owns all its bytes.
+type raftImage struct {
+	hs        raftcore.HardState
+	snap      raftcore.Snapshot
+	snapChain uint64
+	entries   []raftcore.Entry // after snap.Meta.Index, contiguous
+	chain     []uint64         // chain[i] belongs to entries[i]
+}
+
+// raftWrite is one Ready's persistence work, deep-copied out of core memory.
+type raftWrite struct {
+	hs        raftcore.HardState
+	hasHS     bool
+	snap      raftcore.Snapshot // Meta.Index 0: none
+	snapChain uint64
+	entries   []raftcore.Entry
+	chain     []uint64
+	localSnap bool // an application snapshot (compaction), not a leader's InstallSnapshot
+}
+
+func (img *raftImage) land(w *raftWrite) {
+	if w.snap.Meta.Index > 0 {
+		switch {
+		case w.localSnap && w.snap.Meta.Index <= img.snap.Meta.Index:
+			// An InstallSnapshot that landed earlier already covers it.
+		case w.localSnap:
+			k := int(w.snap.Meta.Index - img.snap.Meta.Index)
+			if k > len(img.entries) {
+				panic(fmt.Sprintf("sim/raft: local snapshot at %d beyond the durable log (last %d)",
+					w.snap.Meta.Index, img.snap.Meta.Index+uint64(len(img.entries))))
+			}
+			img.entries = slices.Delete(img.entries, 0, k)
+			img.chain = slices.Delete(img.chain, 0, k)
+			img.snap, img.snapChain = w.snap, w.snapChain
+		default:
+			img.entries, img.chain = img.entries[:0], img.chain[:0]
+			img.snap, img.snapChain = w.snap, w.snapChain
+		}
+		img.hs.Commit = max(img.hs.Commit, img.snap.Meta.Index)
+	}
+	if len(w.entries) > 0 {
+		first := w.entries[0].Index
+		if first <= img.snap.Meta.Index || first > img.snap.Meta.Index+uint64(len(img.entries))+1 {
+			panic(fmt.Sprintf("sim/raft: durable write of entries from %d does not fit the log (snapshot %d, %d entries)",
+				first, img.snap.Meta.Index, len(img.entries)))
+		}
+		k := int(first - img.snap.Meta.Index - 1)
+		img.entries = append(img.entries[:k], w.entries...)
+		img.chain = append(img.chain[:k], w.chain...)
+	}
+	if w.hasHS {
+		img.hs = w.hs
+		img.hs.Commit = max(w.hs.Commit, img.snap.Meta.Index)
+	}
+	if last := img.snap.Meta.Index + uint64(len(img.entries)); img.hs.Commit > last {
+		panic(fmt.Sprintf("sim/raft: durable HardState commit %d beyond the durable log's last index %d", img.hs.Commit, last))
+	}
+}
+
+func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
+	img, _ := h.Disk().Image.(*raftImage)
+	if img == nil {
+		img = &raftImage{}
+		h.Disk().Image = img
+	}
+	o := p.opts
+	cfg := raftcore.DefaultConfig(uint64(h.ID()), p.initial, h.Rand())
+	cfg.PreVote, cfg.CheckQuorum = o.PreVote, o.CheckQuorum
+	switch o.Read {
+	case raftReadLease:
+		cfg.ReadOnly = raftcore.ReadLease
+	default:
+		cfg.ReadOnly = raftcore.ReadSafe
+	}
+	cfg.SnapshotThreshold, cfg.SnapshotRetainEntries, cfg.SnapshotChunkBytes = o.SnapThreshold, o.SnapRetain, o.SnapChunk
+	cfg.MaxInflightMsgs, cfg.MaxSizePerMsg, cfg.MaxEntriesPerMsg = o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg
+	r := &raftReplica{p: p, h: h, img: img, membership: cloneMembership(p.initial)}
+	if restart {
+		cfg.HardState = img.hs
+		cfg.Snapshot = img.snap
+		cfg.Entries = img.entries
+		cfg.Applied = img.snap.Meta.Index
+		r.term = img.hs.Term
+		if img.snap.Meta.Index > 0 {
+			if err := r.kv.UnmarshalBinary(img.snap.Data); err != nil {
+				panic(fmt.Sprintf("sim/raft: host %d durable snapshot: %v", h.ID(), err))
+			}
+			r.membership = cloneMembership(img.snap.Meta.Membership)
+			r.appliedTerm = img.snap.Meta.Term
+		}
+		r.applied = img.snap.Meta.Index
+		r.base, r.baseChain = img.snap.Meta.Index, img.snapChain
+		r.chain = append(r.chain, img.chain...)
+		if r.base > 0 {
+			p.checkDigest(r, r.base, "restart")
+		}
+	}
+	n, err := raftcore.New(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("sim/raft: host %d (restart=%v): %v", h.ID(), restart, err))
+	}
+	r.n = n
+	p.replicas[h.ID()-1] = r
+	h.Logf("start restart=%v hs=%+v snap=%d entries=%d", restart, img.hs, img.snap.Meta.Index, len(img.entries))
+	r.drive()
+	return r
+}
+
+func cloneMembership(m raftcore.Membership) raftcore.Membership {
+	return raftcore.Membership{Voters: slices.Clone(m.Voters), Learners: slices.Clone(m.Learners)}
+}
+
+// raftReplica is one host's Raft node plus its KV state machine and client bookkeeping.
+type raftReplica struct {
+	p   *raftProtocol
+	h   *Host
+	n   *raftcore.Node
+	img *raftImage
+
+	kv          KV
+	applied     uint64
+	appliedTerm uint64
+	membership  raftcore.Membership // as of applied (for snapshots)
+	term        uint64              // latest HardState term handed out by the core
+
+	// Log matching: chain hash per index. chain[i] is index base+1+i.
+	base      uint64
+	baseChain uint64
+	chain     []uint64
+
+	waiting [ClientsMax]uint64 // per client: seq proposed here and not yet answered
+	reads   []raftRead         // ReadIndex requests, pending and confirmed
+}
+
+type raftRead struct {
+	rctx   uint64
+	client uint32
+	seq    uint64
+	key    uint8
+	index  uint64 // confirmed read index; 0 while unconfirmed
+	ok     bool
+}
+
+func (r *raftReplica) Tick() {
+	r.n.Tick()
+	r.drive()
+}
+
+func (r *raftReplica) Deliver(from NodeID, msg any) {
+	switch m := msg.(type) {
+	case *raftcore.Message:
+		if err := r.n.Step(m); err != nil {
+			r.p.fail("host %d: Step(%v from %d): %v", r.h.ID(), m.Type, from, err)
+		}
+	case raftRequest:
+		r.request(from, m.op)
+	}
+	r.drive()
+}
+
+func (r *raftReplica) request(from NodeID, op Op) {
+	if op.Kind == OpGet && r.p.opts.Read != raftReadLog {
+		r.p.nextRctx++
+		ctx := r.p.nextRctx
+		if err := r.n.ReadIndex(ctx); err != nil {
+			return // too many pending reads: the client retries
+		}
+		if len(r.reads) >= raftPendingReadsMax {
+			r.reads = slices.Delete(r.reads, 0, 1)
+		}
+		r.reads = append(r.reads, raftRead{rctx: ctx, client: op.Client, seq: op.Seq, key: op.Key})
+		return
+	}
+	err := r.n.Propose([][]byte{AppendOp(nil, op)})
+	r.h.Logf("propose c%d#%d: %v", op.Client, op.Seq, err)
+	var nl *raftcore.NotLeaderError
+	switch {
+	case err == nil:
+		r.waiting[op.Client] = op.Seq
+	case errors.As(err, &nl):
+		r.h.Send(from, raftRedirect{seq: op.Seq, leader: NodeID(nl.Leader)})
+	case errors.Is(err, raftcore.ErrProposalDropped):
+		// Transferring leadership: the client retries.
+	default:
+		r.p.fail("host %d: Propose: %v", r.h.ID(), err)
+	}
+}
+
+// drive runs the Ready loop until the core has nothing left (raftcore-api.md "The loop").
+func (r *raftReplica) drive() {
+	p := r.p
+	for r.n.HasReady() {
+		rd := r.n.Ready()
+		if rd.HasHardState {
+			r.term = rd.HardState.Term
+		}
+		// 1. Messages may leave at once; the core holds back what needs durability. They are
+		// deep-copied: the network delivers them after Advance, maybe twice.
+		for i := range rd.Messages {
+			m := copyMessage(&rd.Messages[i])
+			r.h.Send(NodeID(m.To), m)
+		}
+		// Checks on the log as the core now holds it.
+		w := r.trackLog(&rd)
+		if rd.HasSoftState && rd.Role == raftcore.Leader {
+			r.checkNewLeader()
+		}
+		// 2. Persist in Ready order; ack when durable.
+		if rd.MustPersist() || w.hasHS {
+			mark := rd.Mark
+			img := r.img
+			if rd.MustPersist() && p.opts.Broken == raftAckEarly {
+				r.h.Disk().Write(func() { img.land(w) }, nil)
+				r.n.AckPersisted(mark)
+			} else {
+				r.h.Disk().Write(func() { img.land(w) }, func() {
+					if mark.Seq != 0 {
+						r.n.AckPersisted(mark)
+						r.drive()
+					}
+				})
+			}
+		}
+		// 3. Apply: snapshot first, then committed entries.
+		if !rd.Snapshot.IsEmpty() {
+			r.installSnapshot(&rd.Snapshot)
+		}
+		for i := range rd.CommittedEntries {
+			r.apply(&rd.CommittedEntries[i])
+		}
+		// 4. Reads.
+		for _, rs := range rd.ReadStates {
+			for i := range r.reads {
+				if r.reads[i].rctx == rs.Context {
+					r.reads[i].index, r.reads[i].ok = rs.Index, true
+				}
+			}
+		}
+		r.serveReads()
+		r.n.Advance()
+		// 5. Snapshot when asked, as of the applied index (now Advanced).
+		if rd.SnapshotRequest > 0 {
+			r.takeSnapshot(rd.SnapshotRequest)
+		}
+	}
+}
+
+// trackLog updates the node's chain hashes from the Ready's snapshot and entries, checks log
+// matching, and returns the deep-copied persistence work.
+func (r *raftReplica) trackLog(rd *raftcore.Ready) *raftWrite {
+	p := r.p
+	w := &raftWrite{hs: rd.HardState, hasHS: rd.HasHardState}
+	if !rd.Snapshot.IsEmpty() {
+		meta := rd.Snapshot.Meta
+		ch, ok := p.appliedChain(meta.Index)
+		if !ok {
+			p.fail("host %d: received a snapshot at %d that no node applied", r.h.ID(), meta.Index)
+		}
+		r.base, r.baseChain, r.chain = meta.Index, ch, r.chain[:0]
+		w.snap = raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: meta.Index, Term: meta.Term,
+			Membership: cloneMembership(meta.Membership)}, Data: slices.Clone(rd.Snapshot.Data)}
+		w.snapChain = ch
+	}
+	if len(rd.Entries) == 0 {
+		return w
+	}
+	first := rd.Entries[0].Index
+	if first <= r.base || first > r.last()+1 {
+		p.fail("host %d: Ready entries start at %d, log holds %d..%d", r.h.ID(), first, r.base, r.last())
+		return w
+	}
+	r.chain = r.chain[:first-r.base-1]
+	w.entries = make([]raftcore.Entry, len(rd.Entries))
+	w.chain = make([]uint64, len(rd.Entries))
+	size := 0
+	for i := range rd.Entries {
+		size += len(rd.Entries[i].Data)
+	}
+	buf := make([]byte, 0, size)
+	prev := r.chainAt(first - 1)
+	for i := range rd.Entries {
+		e := &rd.Entries[i]
+		if e.Index != first+uint64(i) {
+			p.fail("host %d: Ready entries not contiguous at %d", r.h.ID(), e.Index)
+			return w
+		}
+		h := chainHash(prev, e)
+		key := [2]uint64{e.Index, e.Term}
+		if old, ok := p.tableChain[key]; !ok {
+			p.tableChain[key] = h
+		} else if old != h {
+			p.fail("log matching (Raft §5.3) violated: host %d holds a different log up to index %d term %d than another node had", r.h.ID(), e.Index, e.Term)
+		}
+		r.chain = append(r.chain, h)
+		prev = h
+		start := len(buf)
+		buf = append(buf, e.Data...)
+		w.entries[i] = raftcore.Entry{Index: e.Index, Term: e.Term, Type: e.Type, Data: buf[start:len(buf):len(buf)]}
+		w.chain[i] = h
+	}
+	return w
+}
+
+func (r *raftReplica) last() uint64 { return r.base + uint64(len(r.chain)) }
+
+func (r *raftReplica) chainAt(i uint64) uint64 {
+	switch {
+	case i == r.base:
+		return r.baseChain
+	case i > r.base && i <= r.last():
+		return r.chain[i-r.base-1]
+	}
+	// Below the node's base: the committed prefix; use the applied chain.
+	h, _ := r.p.appliedChain(i)
+	return h
+}
+
+// chainHash extends prev with one entry (FNV-1a over term, type and data).
+func chainHash(prev uint64, e *raftcore.Entry) uint64 {
+	h := prev ^ 14695981039346656037
+	mix := func(b byte) {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	for k := 0; k < 8; k++ {
+		mix(byte(e.Term >> (8 * k)))
+	}
+	mix(byte(e.Type))
+	for _, b := range e.Data {
+		mix(b)
+	}
+	return h | 1 // 0 means "unset" in the tables
+}
+
+func (p *raftProtocol) appliedChain(i uint64) (uint64, bool) {
+	if i == 0 {
+		return 0, true
+	}
+	if i < uint64(len(p.applied)) && p.applied[i] != 0 {
+		return p.applied[i], true
+	}
+	return 0, false
+}
+
+// checkNewLeader runs when the node becomes leader: election safety and leader completeness.
+func (r *raftReplica) checkNewLeader() {
+	p := r.p
+	term := r.n.Status().HardState.Term
+	if other, ok := p.leaders[term]; ok && other != r.h.ID() {
+		p.fail("election safety (Raft §5.2) violated: hosts %d and %d both leader in term %d", other, r.h.ID(), term)
+		return
+	}
+	p.leaders[term] = r.h.ID()
+	r.h.Logf("leader term=%d last=%d", term, r.last())
+	// Leader completeness (Raft §5.4): the highest index committed in a lower term.
+	for i := len(p.commitTerm) - 1; i > 0; i-- {
+		ct := p.commitTerm[i]
+		if ct == 0 || ct >= term {
+			continue
+		}
+		idx := uint64(i)
+		if idx < r.base {
+			return // covered by the node's snapshot
+		}
+		if idx > r.last() || r.chainAt(idx) != p.applied[idx] {
+			p.fail("leader completeness (Raft §5.4) violated: host %d leads term %d without index %d committed in term %d (its log ends at %d)",
+				r.h.ID(), term, idx, ct, r.last())
+		}
+		return
+	}
+}
+
+func (r *raftReplica) apply(e *raftcore.Entry) {
+	p := r.p
+	if e.Index != r.applied+1 {
+		p.fail("host %d applies index %d after %d", r.h.ID(), e.Index, r.applied)
+		return
+	}
+	ch := r.chainAt(e.Index)
+	if e.Index <= r.base {
+		p.fail("host %d applies index %d below its log base %d", r.h.ID(), e.Index, r.base)
+	}
+	data := e.Data
+	if p.opts.Broken == raftApplyWrongOps && r.h.ID() == 2 && e.Type == raftcore.EntryNormal && len(data) == OpEncodedSize {
+		corrupt := slices.Clone(data)
+		corrupt[22] ^= 1 // flip a bit of Value: host 2 executes a different op
+		data = corrupt
+		ch ^= 2
+	}
+	for uint64(len(p.applied)) <= e.Index {
+		p.applied = append(p.applied, 0)
+		p.commitTerm = append(p.commitTerm, 0)
+	}
+	if old := p.applied[e.Index]; old == 0 {
+		p.applied[e.Index] = ch
+		p.commitTerm[e.Index] = r.term
+	} else if old != ch {
+		p.fail("state machine safety (Raft §5.4.3) violated: host %d applies a different entry at index %d", r.h.ID(), e.Index)
+	}
+	r.applied, r.appliedTerm = e.Index, e.Term
+	switch e.Type {
+	case raftcore.EntryNormal:
+		op, err := DecodeOp(data)
+		if err != nil {
+			p.fail("host %d: committed entry %d: %v", r.h.ID(), e.Index, err)
+			return
+		}
+		out, dup := r.kv.Apply(op)
+		if r.h.c.Tracing() {
+			r.h.Logf("apply %d/%d c%d#%d %s k%d -> %+v dup=%v", e.Index, e.Term, op.Client, op.Seq, op.Kind, op.Key, out, dup)
+		}
+		if r.waiting[op.Client] == op.Seq {
+			r.waiting[op.Client] = 0
+			r.h.Send(ClientIDBase+NodeID(op.Client), raftReply{seq: op.Seq, out: out})
+		}
+	case raftcore.EntryConfChange:
+		cc, err := raftcore.DecodeConfChange(data)
+		if err != nil {
+			p.fail("host %d: committed conf change %d: %v", r.h.ID(), e.Index, err)
+			return
+		}
+		applyConfChange(&r.membership, cc)
+		r.h.Logf("applied conf change %d %+v -> %+v", e.Index, cc, r.membership)
+	}
+}
+
+// applyConfChange mirrors raftcore's single-server change semantics on a membership.
+func applyConfChange(m *raftcore.Membership, cc raftcore.ConfChange) {
+	m.Voters = slices.DeleteFunc(m.Voters, func(id uint64) bool { return id == cc.NodeID })
+	m.Learners = slices.DeleteFunc(m.Learners, func(id uint64) bool { return id == cc.NodeID })
+	switch cc.Type {
+	case raftcore.AddVoter:
+		m.Voters = append(m.Voters, cc.NodeID)
+		slices.Sort(m.Voters)
+	case raftcore.AddLearner:
+		m.Learners = append(m.Learners, cc.NodeID)
+		slices.Sort(m.Learners)
+	}
+}
+
+func (r *raftReplica) installSnapshot(s *raftcore.Snapshot) {
+	if err := r.kv.UnmarshalBinary(s.Data); err != nil {
+		r.p.fail("host %d: snapshot at %d: %v", r.h.ID(), s.Meta.Index, err)
+		return
+	}
+	r.applied, r.appliedTerm = s.Meta.Index, s.Meta.Term
+	r.membership = cloneMembership(s.Meta.Membership)
+	clear(r.waiting[:])
+	r.h.Logf("installed snapshot %d term %d", s.Meta.Index, s.Meta.Term)
+	r.p.checkDigest(r, s.Meta.Index, "installed snapshot")
+}
+
+func (p *raftProtocol) checkDigest(r *raftReplica, index uint64, what string) {
+	d := r.kv.Digest()
+	if old, ok := p.digests[index]; !ok {
+		p.digests[index] = d
+	} else if old != d {
+		p.fail("state machine safety (Raft §5.4.3) violated: host %d's state at index %d (%s) differs from another node's", r.h.ID(), index, what)
+	}
+}
+
+// takeSnapshot answers Ready.SnapshotRequest: snapshot the KV, report it to the core, and
+// persist it (compacting the durable log) in disk order behind earlier writes.
+func (r *raftReplica) takeSnapshot(index uint64) {
+	p := r.p
+	if index != r.applied {
+		p.fail("host %d: snapshot requested at %d, applied %d", r.h.ID(), index, r.applied)
+		return
+	}
+	p.checkDigest(r, index, "snapshot")
+	data := r.kv.AppendBinary(make([]byte, 0, KVEncodedSize))
+	if err := r.n.ReportSnapshot(index, data); err != nil {
+		if !errors.Is(err, raftcore.ErrSnapshotTooOld) {
+			p.fail("host %d: ReportSnapshot(%d): %v", r.h.ID(), index, err)
+		}
+		return
+	}
+	w := &raftWrite{localSnap: true, snapChain: r.chainAt(index), snap: raftcore.Snapshot{
+		Meta: raftcore.SnapshotMeta{Index: index, Term: r.appliedTerm, Membership: cloneMembership(r.membership)},
+		Data: data,
+	}}
+	img := r.img
+	r.h.Disk().Write(func() { img.land(w) }, nil)
+}
+
+func (r *raftReplica) serveReads() {
+	k := 0
+	for _, rd := range r.reads {
+		if rd.ok && r.applied >= rd.index {
+			r.h.Send(ClientIDBase+NodeID(rd.client), raftReply{seq: rd.seq, out: Output{Value: r.kv.Get(rd.key), OK: true}})
+			continue
+		}
+		r.reads[k] = rd
+		k++
+	}
+	r.reads = r.reads[:k]
+}
+
+// copyMessage deep-copies a message out of core memory (one allocation for all entry data).
+func copyMessage(m *raftcore.Message) *raftcore.Message {
+	c := *m
+	if len(m.Entries) > 0 {
+		size := 0
+		for i := range m.Entries {
+			size += len(m.Entries[i].Data)
+		}
+		buf := make([]byte, 0, size)
+		c.Entries = make([]raftcore.Entry, len(m.Entries))
+		for i, e := range m.Entries {
+			start := len(buf)
+			buf = append(buf, e.Data...)
+			e.Data = buf[start:len(buf):len(buf)]
+			c.Entries[i] = e
+		}
+	}
+	if m.SnapData != nil {
+		c.SnapData = slices.Clone(m.SnapData)
+	}
+	c.Snapshot.Membership = cloneMembership(m.Snapshot.Membership)
+	return &c
+}
+
+// Nemesis: leadership transfers and single-server membership changes, proposed to the
+// current leader.
+func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
+	var lead *raftReplica
+	var leadTerm uint64
+	for _, r := range p.replicas {
+		if r != nil && r.n.Role() == raftcore.Leader {
+			if t := r.n.Status().HardState.Term; lead == nil || t > leadTerm {
+				lead, leadTerm = r, t
+			}
+		}
+	}
+	if lead == nil {
+		return ""
+	}
+	st := lead.n.Status()
+	m := st.Membership
+	hosts := uint64(p.Hosts())
+	target := 1 + rng.Uint64N(hosts)
+	switch k := rng.IntN(100); {
+	case k < 40:
+		if target == uint64(lead.h.ID()) || !slices.Contains(m.Voters, target) {
+			return ""
+		}
+		err := lead.n.TransferLeader(target)
+		lead.drive()
+		return fmt.Sprintf("transfer leadership %d -> %d (term %d): %v", lead.h.ID(), target, leadTerm, err)
+	default:
+		var cc raftcore.ConfChange
+		switch {
+		case k < 60:
+			cc = raftcore.ConfChange{Type: raftcore.AddVoter, NodeID: target}
+		case k < 75:
+			cc = raftcore.ConfChange{Type: raftcore.AddLearner, NodeID: target}
+		default:
+			cc = raftcore.ConfChange{Type: raftcore.RemoveNode, NodeID: target}
+		}
+		err := lead.n.ProposeConfChange(cc)
+		if err != nil && !errors.Is(err, raftcore.ErrConfChangePending) && !errors.Is(err, raftcore.ErrBadConfChange) &&
+			!errors.Is(err, raftcore.ErrProposalDropped) {
+			p.fail("host %d: ProposeConfChange(%+v): %v", lead.h.ID(), cc, err)
+		}
+		lead.drive()
+		return fmt.Sprintf("leader %d (term %d) proposes %+v on voters=%v learners=%v: %v", lead.h.ID(), leadTerm, cc, m.Voters, m.Learners, err)
+	}
+}
+
+// raftClient is a workload client: it sends its op to the host it believes leads, follows
+// redirects, and retransmits to the next host when no answer comes.
+type raftClient struct {
+	h      *ClientHost
+	hosts  int
+	retry  int
+	op     Op
+	busy   bool
+	target NodeID
+	idle   int  // ticks since the last send
+	moved  bool // target already advanced past a host that had no leader hint
+}
+
+func (p *raftProtocol) NewClient(h *ClientHost) Client {
+	return &raftClient{h: h, hosts: p.Hosts(), retry: p.opts.RetryTicks, target: 1}
+}
+
+func (c *raftClient) Start(op Op) {
+	c.op, c.busy = op, true
+	c.send()
+}
+
+func (c *raftClient) send() {
+	c.idle, c.moved = 0, false
+	c.h.Send(c.target, raftRequest{op: c.op})
+}
+
+func (c *raftClient) next() { c.target = c.target%NodeID(c.hosts) + 1 }
+
+func (c *raftClient) Deliver(from NodeID, msg any) {
+	if !c.busy {
+		return
+	}
+	switch m := msg.(type) {
+	case raftReply:
+		if m.seq == c.op.Seq {
+			c.busy = false
+			c.h.Complete(m.seq, m.out)
+		}
+	case raftRedirect:
+		if m.seq != c.op.Seq || from != c.target {
+			return
+		}
+		if m.leader != 0 && m.leader != c.target && int(m.leader) <= c.hosts {
+			c.target = m.leader
+			c.send()
+			return
+		}
+		// No hint: try the next host on the next Tick.
+		c.next()
+		c.moved = true
+		c.idle = c.retry - 1
+	}
+}
+
+func (c *raftClient) Tick() {
+	if !c.busy {
+		return
+	}
+	c.idle++
+	if c.idle >= c.retry {
+		if !c.moved {
+			c.next()
+		}
+		c.moved = false
+		c.send()
+	}
+}
