@@ -52,8 +52,8 @@ var raftReadModeNames = [...]string{"log", "readindex", "lease"}
 
 // Messages between workload clients and Raft hosts.
 type (
-	raftRequest  struct{ op Op }
-	raftReply    struct {
+	raftRequest struct{ op Op }
+	raftReply   struct {
 		seq uint64
 		out Output
 	}
