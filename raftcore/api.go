@@ -33,6 +33,8 @@ var (
 	ErrConfChangePending = errors.New("raftcore: membership change not allowed yet")
 	// ErrBadConfChange: the change is not valid against the current membership.
 	ErrBadConfChange = errors.New("raftcore: invalid membership change")
+	// ErrBadTransfer: the leadership transfer target is not a voter of the configuration.
+	ErrBadTransfer = errors.New("raftcore: invalid leadership transfer target")
 	// ErrTooManyReads: MaxPendingReads requests already wait for confirmation.
 	ErrTooManyReads = errors.New("raftcore: too many pending reads")
 	// ErrStepLocal: Step was given a message type the core only generates internally.

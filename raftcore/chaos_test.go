@@ -16,7 +16,7 @@ import (
 // (Raft §5.2), state machine safety (§5.4.3), read linearizability (thesis §6.4), and that a
 // healed cluster commits again.
 
-var chaosSeeds = flag.Int("chaos-seeds", 150, "seeds for TestChaos")
+var chaosSeeds = flag.Int("chaos-seeds", 300, "seeds for TestChaos")
 
 func TestChaos(t *testing.T) {
 	for seed := 1; seed <= *chaosSeeds; seed++ {
@@ -362,7 +362,7 @@ func (c *chaos) converge() error {
 	}
 	c.note("converge")
 	proposed := false
-	var target uint64
+	var target, proposeTerm uint64
 	for round := 0; round < 400; round++ {
 		for _, id := range c.ids {
 			c.nodes[id].Tick()
@@ -380,10 +380,12 @@ func (c *chaos) converge() error {
 			}
 		}
 		if l := c.leader(); l != nil {
-			if !proposed {
+			if !proposed || l.term != proposeTerm {
+				// (Re)propose under the current leader: a deposed leader's entry may be lost.
 				if l.Propose([][]byte{[]byte("final")}) == nil {
 					proposed = true
 					target = l.log.lastIndex()
+					proposeTerm = l.term
 				}
 				continue
 			}

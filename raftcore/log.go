@@ -234,8 +234,12 @@ func (l *entryLog) reset(snapIndex, snapTerm uint64) {
 }
 
 // findConflictByTerm returns the largest index <= i whose term is <= t, or the compaction
-// point (used for fast backtracking, Raft §5.3).
+// point when no held entry qualifies, or i itself when i is compacted (used for fast
+// backtracking, Raft §5.3).
 func (l *entryLog) findConflictByTerm(i, t uint64) uint64 {
+	if i <= l.snapIndex {
+		return i // compacted: the caller falls back to a snapshot
+	}
 	i = min(i, l.lastIndex())
 	for i > l.snapIndex {
 		if l.hdr(i).term <= t {

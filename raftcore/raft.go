@@ -406,7 +406,9 @@ func (n *Node) tick() {
 		return
 	}
 	n.electionElapsed++
-	if n.electionElapsed >= n.randomizedElectionTimeout {
+	// Only nodes that may campaign reset the timer: a learner or removed node must let it
+	// run past ElectionTick, or it would ignore vote requests forever (§4.2.3 stickiness).
+	if n.promotable() && n.electionElapsed >= n.randomizedElectionTimeout {
 		n.electionElapsed = 0
 		n.hup(false)
 	}
@@ -864,11 +866,20 @@ func (n *Node) stepLeader(m *Message) {
 	case MsgHeartbeatResp:
 		pr.RecentActive = true
 		pr.ProbeSent = false
-		if pr.State == tracker.StateReplicate && pr.Inflights.Full() && pr.Match < n.log.lastIndex() {
-			// Lost appends or acks would otherwise stall a full window forever.
-			pr.Inflights.FreeLE(pr.Match + 1)
-			if pr.Inflights.Full() {
-				pr.BecomeProbe()
+		if pr.State == tracker.StateReplicate && pr.Match < n.log.lastIndex() {
+			switch {
+			case m.Index < pr.Next-1:
+				// The follower's log is shorter than what was sent: appends may have been
+				// lost. One append at Next-1 either confirms the pipeline or draws a
+				// rejection that restarts probing; a full window probes from Match.
+				pr.CheckSent = true
+				if pr.Inflights.Full() {
+					pr.BecomeProbe()
+				}
+			case pr.Inflights.Full():
+				// The follower has what was sent, but acknowledgements may be lost: free
+				// one slot per heartbeat so replication goes on (and draws a fresh ack).
+				pr.Inflights.FreeFirstOne()
 			}
 		}
 		if m.Context > pr.ReadRound {
@@ -972,7 +983,7 @@ func (n *Node) canSend(pr *tracker.Progress) bool {
 	case tracker.StateProbe:
 		return !pr.ProbeSent && (pr.Next <= n.log.lastIndex() || pr.Match+1 < pr.Next)
 	default:
-		return !pr.Inflights.Full() && pr.Next <= n.log.lastIndex()
+		return !pr.Inflights.Full() && (pr.Next <= n.log.lastIndex() || pr.CheckSent)
 	}
 }
 
@@ -995,6 +1006,7 @@ func (n *Node) sendAppendsTo(pr *tracker.Progress) {
 		}
 		ents := n.entSlab[start:len(n.entSlab):len(n.entSlab)]
 		n.send(Message{Type: MsgApp, To: pr.ID, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: n.commit})
+		pr.CheckSent = false
 		pr.SentEntries(prev+uint64(len(ents)), bytes)
 	}
 }
@@ -1074,7 +1086,7 @@ func (n *Node) transferLeader(to uint64) error {
 	}
 	pr := n.progress(to)
 	if pr == nil || pr.Learner {
-		return fmt.Errorf("%w: transfer target %d is not a voter", ErrBadConfChange, to)
+		return fmt.Errorf("%w: %d is not a voter", ErrBadTransfer, to)
 	}
 	if n.leadTransferee == to {
 		return nil
@@ -1084,6 +1096,14 @@ func (n *Node) transferLeader(to uint64) error {
 	n.electionElapsed = 0 // the transfer gets one election timeout
 	if pr.Match == n.log.lastIndex() {
 		n.sendTimeoutNow(to)
+		return nil
+	}
+	// Catch the target up now rather than at the next heartbeat.
+	switch pr.State {
+	case tracker.StateProbe:
+		pr.ProbeSent = false
+	case tracker.StateReplicate:
+		pr.CheckSent = true
 	}
 	return nil
 }
@@ -1131,7 +1151,7 @@ func (n *Node) hasReady() bool {
 	if _, ok := n.ackReady(); ok {
 		return true
 	}
-	if n.snapshotWanted() {
+	if n.snapshotWanted() || n.needRound() {
 		return true
 	}
 	if n.role == Leader {
@@ -1157,6 +1177,10 @@ func (n *Node) ready() Ready {
 	var rd Ready
 
 	if n.role == Leader {
+		if n.needRound() {
+			n.heartbeatElapsed = 0
+			n.bcastHeartbeat()
+		}
 		n.sendAppends()
 	}
 	n.flushAck()

@@ -40,13 +40,16 @@ func (n *Node) addRead(ctx, from uint64) error {
 		idx = n.commit
 	}
 	n.pendingReads = append(n.pendingReads, readReq{ctx: ctx, from: from, index: idx, round: n.readRound + 1})
-	if n.ackedRound() >= n.readRound {
-		// No round outstanding: start one now instead of waiting for the heartbeat.
-		n.heartbeatElapsed = 0
-		n.bcastHeartbeat()
-	}
-	n.checkReads()
+	n.checkReads() // a single voter confirms at once
 	return nil
+}
+
+// needRound reports whether pending reads wait for a round that has not started while no
+// round is outstanding. The round starts in the next Ready, so every read that arrives
+// before it shares it.
+func (n *Node) needRound() bool {
+	k := len(n.pendingReads)
+	return n.role == Leader && k > 0 && n.pendingReads[k-1].round > n.readRound && n.ackedRound() >= n.readRound
 }
 
 func (n *Node) leaseValid() bool {
@@ -110,10 +113,6 @@ func (n *Node) checkReads() {
 	if k > 0 {
 		m := copy(n.pendingReads, n.pendingReads[k:])
 		n.pendingReads = n.pendingReads[:m]
-	}
-	if len(n.pendingReads) > 0 && ar >= n.readRound {
-		n.heartbeatElapsed = 0
-		n.bcastHeartbeat()
 	}
 }
 

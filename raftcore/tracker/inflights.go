@@ -60,6 +60,13 @@ func (in *Inflights) FreeLE(to uint64) {
 	}
 }
 
+// FreeFirstOne frees the oldest message in flight (its acknowledgement may be lost).
+func (in *Inflights) FreeFirstOne() {
+	if in.count > 0 {
+		in.FreeLE(in.buf[in.start].index)
+	}
+}
+
 // Full reports whether no further message may be sent. A window holding bytes >= maxBytes
 // is full; one large message may exceed it so a follower is never starved.
 func (in *Inflights) Full() bool { return in.count == in.maxCount || in.bytes >= in.maxBytes }

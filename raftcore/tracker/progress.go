@@ -43,6 +43,9 @@ type Progress struct {
 	// switch to replicate does not send them again.
 	ProbeLast  uint64
 	ProbeBytes uint64
+	// CheckSent asks for one (possibly empty) append at Next-1 in replicate state: a
+	// heartbeat answer showed the follower behind what was sent, so appends may be lost.
+	CheckSent bool
 	// PendingSnapshot is the index of the snapshot being sent in StateSnapshot.
 	PendingSnapshot uint64
 	// SnapOffset is the byte offset of the next snapshot chunk; SnapSentTick when the
@@ -66,6 +69,7 @@ func (p *Progress) reset(s State) {
 	p.State = s
 	p.ProbeSent = false
 	p.ProbeLast, p.ProbeBytes = 0, 0
+	p.CheckSent = false
 	p.PendingSnapshot = 0
 	p.SnapOffset = 0
 	p.SnapInFlight = false

@@ -156,3 +156,18 @@ func TestProgressProbeToReplicateKeepsProbe(t *testing.T) {
 		t.Fatal("ack of the probe frees it")
 	}
 }
+
+func TestInflightsFreeFirstOne(t *testing.T) {
+	in := NewInflights(2, 100)
+	in.Add(3, 10)
+	in.Add(7, 20)
+	in.FreeFirstOne()
+	if in.Count() != 1 || in.Bytes() != 20 {
+		t.Fatalf("count=%d bytes=%d", in.Count(), in.Bytes())
+	}
+	in.FreeFirstOne()
+	in.FreeFirstOne()
+	if in.Count() != 0 {
+		t.Fatal("not empty")
+	}
+}
