@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"sync"
-
 	"github.com/consensusbench/consensusbench/internal/assert"
 	"github.com/consensusbench/consensusbench/wire"
 )
@@ -32,6 +30,7 @@ type Frame struct {
 type Batch struct {
 	Frames []Frame
 	data   []byte
+	pool   *batchPool
 }
 
 // Release returns the batch to the pool.
@@ -45,7 +44,7 @@ func (b *Batch) Release() {
 	if cap(b.data) > maxPooledBatchBytes {
 		b.data = nil
 	}
-	batchPool.Put(b)
+	b.pool.put(b)
 }
 
 // maxPooledBatchBytes is the largest buffer a pooled Batch keeps: batches of ordinary traffic
@@ -53,23 +52,57 @@ func (b *Batch) Release() {
 // let go.
 const maxPooledBatchBytes = 1 << 20
 
-var batchPool = sync.Pool{New: func() any { return new(Batch) }}
+// batchPool is a bounded free list of batches. Not a sync.Pool: that one is emptied at every
+// GC, and refilling it costs a 64 KiB allocation per batch after each collection, which at
+// hundreds of thousands of frames a second keeps the collector busy. The list is bounded
+// (batches beyond it are left to the GC), so it never holds more than it was sized for.
+type batchPool struct {
+	free chan *Batch
+}
 
-func getBatch(dataBytes int) *Batch {
-	b := batchPool.Get().(*Batch)
-	if cap(b.data) < dataBytes {
-		b.data = make([]byte, 0, max(dataBytes, DefaultReadBufferBytes))
+func newBatchPool(size int) *batchPool { return &batchPool{free: make(chan *Batch, size)} }
+
+func (p *batchPool) put(b *Batch) {
+	select {
+	case p.free <- b:
+	default:
+	}
+}
+
+// minBatchBytes is the buffer a new Batch starts with: one read buffer's worth of frames.
+const minBatchBytes = DefaultReadBufferBytes
+
+func (p *batchPool) get() *Batch {
+	var b *Batch
+	select {
+	case b = <-p.free:
+	default:
+		b = &Batch{pool: p}
+	}
+	if b.data == nil {
+		b.data = make([]byte, 0, minBatchBytes)
 	}
 	return b
 }
 
-// add copies f's body into the batch's buffer. The caller sized the buffer for every body
-// of this batch in getBatch, so the append never reallocates and earlier bodies stay valid.
+// add copies f's body to the end of the batch's buffer. The buffer may move while frames
+// are added (a big frame grows it), so Body slices are only provisional until seal.
 func (b *Batch) add(from uint64, client ClientID, f wire.Frame) {
-	start := len(b.data)
-	if start+len(f.Body) > cap(b.data) {
-		assert.Failf("transport: batch buffer of %d bytes too small for %d more", cap(b.data), len(f.Body))
-	}
 	b.data = append(b.data, f.Body...)
-	b.Frames = append(b.Frames, Frame{From: from, Client: client, Type: f.Type, Flags: f.Flags, Body: b.data[start:len(b.data):len(b.data)]})
+	end := len(b.data)
+	b.Frames = append(b.Frames, Frame{From: from, Client: client, Type: f.Type, Flags: f.Flags, Body: b.data[end-len(f.Body) : end : end]})
+}
+
+// seal points every Body at the buffer's final location. Bodies were appended back to back
+// in frame order, so each one's offset is the sum of the lengths before it.
+func (b *Batch) seal() {
+	off := 0
+	for i := range b.Frames {
+		n := len(b.Frames[i].Body)
+		b.Frames[i].Body = b.data[off : off+n : off+n]
+		off += n
+	}
+	if off != len(b.data) {
+		assert.Failf("transport: batch bodies cover %d of %d bytes", off, len(b.data))
+	}
 }

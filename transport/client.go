@@ -82,6 +82,9 @@ func (t *Transport) SendClient(id ClientID, frame []byte) error {
 		return ErrClientGone
 	}
 	if _, err := cc.q.push(frame); err != nil {
+		if err == ErrFrameTooLarge {
+			return err
+		}
 		t.closeSlowClient(cc)
 		return ErrClientSlow
 	}

@@ -38,8 +38,9 @@ type inConn struct {
 	openedAt int64
 	client   *clientConn // kindClient only
 
-	scanner wire.Scanner
-	peerID  uint64 // kindPeer, after the hello
+	scanner   wire.Scanner
+	peerID    uint64 // kindPeer, after the hello
+	needBytes int    // bytes the buffered partial frame needs in all; 0 when none is pending
 
 	ready        atomic.Bool  // peer: hello accepted; client: always
 	partialSince atomic.Int64 // transport time when the pending partial frame began; 0 when none
@@ -123,6 +124,11 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	t := h.t
 	ic := c.Context().(*inConn)
+	if ic.needBytes > 0 && c.InboundBuffered() < ic.needBytes {
+		// The pending frame is still incomplete. Peeking now would copy the whole partial
+		// frame out of gnet's ring buffer on every read: quadratic in the frame's size.
+		return gnet.None
+	}
 	buf, err := c.Peek(-1)
 	if err != nil || len(buf) == 0 {
 		return gnet.None
@@ -165,7 +171,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 			return gnet.Close
 		}
 		if b == nil {
-			b = getBatch(len(buf))
+			b = t.batches.get()
 		}
 		var client ClientID
 		if ic.client != nil {
@@ -178,16 +184,21 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(consumed)
 	}
 	// buf is dead from here on.
+	ic.needBytes = 0
 	switch partial := consumed < len(buf); {
 	case !partial:
 		ic.partialSince.Store(0)
 	case frames > 0 || ic.partialSince.Load() == 0:
 		// A new partial frame began in this read: its deadline starts now.
 		ic.partialSince.Store(t.now())
+		fallthrough
+	default:
+		ic.needBytes = len(buf) - consumed + ic.scanner.Need()
 	}
 	if b == nil {
 		return gnet.None
 	}
+	b.seal()
 	t.metrics.FramesIn.Add(uint64(len(b.Frames)))
 	t.metrics.BytesIn.Add(uint64(consumed))
 	return t.enqueue(b)

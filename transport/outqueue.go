@@ -48,12 +48,17 @@ type pushResult struct {
 	pausedNow bool
 }
 
-// push copies frame to the end of the queue, or returns ErrPeerPaused (the caller maps it to
-// its own sentinel) without copying anything when the frame does not fit.
+// push copies frame to the end of the queue. It returns ErrPeerPaused when the frame does
+// not fit now, and ErrFrameTooLarge when it never will; either way nothing is copied.
 func (q *outQueue) push(frame []byte) (pushResult, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var r pushResult
+	if len(frame) > q.max {
+		// Never fits, however empty the queue: refusing it must not pause the queue, or an
+		// empty queue would stay paused with nothing to drain.
+		return r, ErrFrameTooLarge
+	}
 	if q.paused {
 		return r, ErrPeerPaused
 	}

@@ -63,6 +63,13 @@ func TestOutQueuePauseHysteresis(t *testing.T) {
 	if !q.recycle(taken) {
 		t.Fatal("draining to empty did not resume")
 	}
+	// A frame larger than the whole bound is refused without pausing an empty queue.
+	if _, err := q.push(make([]byte, 1001)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized push: %v", err)
+	}
+	if _, paused := q.state(); paused {
+		t.Fatal("an oversized frame paused an empty queue")
+	}
 	if _, err := q.push(f); err != nil {
 		t.Fatalf("push after resume: %v", err)
 	}

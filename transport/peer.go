@@ -99,6 +99,9 @@ func (t *Transport) Send(to uint64, frame []byte) error {
 
 func (p *peer) send(frame []byte) error {
 	r, err := p.q.push(frame)
+	if err == ErrFrameTooLarge {
+		return err
+	}
 	if err != nil {
 		if r.pausedNow {
 			p.t.metrics.PeerPaused.Add(1)

@@ -22,6 +22,9 @@ var (
 	// the follower as unreachable: it probes again later); Send accepts frames again once the
 	// queue has drained below half (see PeerPaused).
 	ErrPeerPaused = errors.New("transport: peer paused: outbound queue full")
+	// ErrFrameTooLarge: the frame is larger than the whole outbound queue (PeerQueueBytes or
+	// ClientQueueBytes) and can never be sent; nothing was queued and nothing is paused.
+	ErrFrameTooLarge = errors.New("transport: frame larger than the outbound queue bound")
 	// ErrUnknownPeer: Send to a node ID that is not in Config.Peers.
 	ErrUnknownPeer = errors.New("transport: unknown peer")
 	// ErrClientGone: the client connection is closed (or never existed); the reply is dropped.
@@ -56,6 +59,7 @@ type Transport struct {
 	epoch   time.Time
 
 	inbound     chan *Batch
+	batches     *batchPool
 	closing     chan struct{}
 	closeOnce   sync.Once
 	clientTypes [256]bool
@@ -94,6 +98,7 @@ func New(cfg Config) (*Transport, error) {
 		log:        c.Logger.With("node", c.NodeID),
 		epoch:      time.Now(),
 		inbound:    make(chan *Batch, c.InboundQueueBatches),
+		batches:    newBatchPool(c.InboundQueueBatches + freeBatchSlack),
 		closing:    make(chan struct{}),
 		peers:      make(map[uint64]*peer),
 		booted:     make(chan struct{}),
@@ -334,6 +339,9 @@ const (
 	sweepsPerTimeout = 4
 	// minSweepInterval stops tiny test timeouts from turning the sweeper into a busy loop.
 	minSweepInterval = 5 * time.Millisecond
+	// freeBatchSlack adds room in the batch free list beyond a full inbound queue for the
+	// batches the driver holds and the event loops are filling.
+	freeBatchSlack = 64
 	// engineStopTimeout bounds Close's wait for gnet's event loops to finish.
 	engineStopTimeout = 10 * time.Second
 )

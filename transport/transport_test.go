@@ -419,3 +419,22 @@ func TestSlowClientClosed(t *testing.T) {
 	waitFor(t, "slow client counted", func() bool { return tr.Metrics().ClosedSlowClient.Load() == 1 })
 	expectClosed(t, conn)
 }
+
+// Frames far larger than gnet's read buffer arrive over many reads and are reassembled;
+// small frames around them keep their order.
+func TestLargeFramesReassembled(t *testing.T) {
+	trs, _ := startCluster(t, 2, func(c *Config) { c.ClientListen = "" })
+	sizes := []int{10, 1 << 20, 100, 3 << 20, 70 << 10, 64 << 10, 5, 2<<20 + 7}
+	var buf []byte
+	for seq, size := range sizes {
+		buf = seqFrame(buf[:0], wire.TypeInstallSnapshot, uint64(seq), size)
+		if err := trs[0].Send(2, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq, f := range receive(t, trs[1], len(sizes)) {
+		if got := checkSeqBody(t, f.Body); got != uint64(seq) || len(f.Body) != max(sizes[seq], 8) {
+			t.Fatalf("frame %d: seq %d, %d bytes, want %d", seq, got, len(f.Body), sizes[seq])
+		}
+	}
+}
