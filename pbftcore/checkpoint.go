@@ -50,13 +50,14 @@ func stateDigest(app Digest, table []byte) Digest {
 	return sha256.Sum256(buf[:])
 }
 
-// appendClientTable serializes the per-client exactly-once records.
+// appendClientTable serializes the per-client exactly-once records: timestamps and results
+// only, which every correct replica has alike (the view a reply was sent in is not: a
+// request may commit in different views at different replicas).
 func (nd *Node) appendClientTable(dst []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(nd.clients)))
 	for i := range nd.clients {
 		c := &nd.clients[i]
 		dst = binary.LittleEndian.AppendUint64(dst, c.lastTs)
-		dst = binary.LittleEndian.AppendUint64(dst, c.lastView)
 		dst = appendBytes(dst, c.result)
 	}
 	return dst
@@ -69,18 +70,17 @@ func (nd *Node) restoreClientTable(b []byte) bool {
 	}
 	b = b[4:]
 	type rec struct {
-		ts, view uint64
-		res      []byte
+		ts  uint64
+		res []byte
 	}
 	recs := make([]rec, len(nd.clients))
 	for i := range recs {
-		if len(b) < 20 {
+		if len(b) < 12 {
 			return false
 		}
 		recs[i].ts = binary.LittleEndian.Uint64(b)
-		recs[i].view = binary.LittleEndian.Uint64(b[8:])
-		l := int(binary.LittleEndian.Uint32(b[16:]))
-		b = b[20:]
+		l := int(binary.LittleEndian.Uint32(b[8:]))
+		b = b[12:]
 		if l > len(b) || l > nd.cfg.MaxResultBytes {
 			return false
 		}
@@ -96,7 +96,7 @@ func (nd *Node) restoreClientTable(b []byte) bool {
 			c.waitTs = 0
 			nd.waiting--
 		}
-		c.lastTs, c.lastView, c.hasReply = r.ts, r.view, r.ts > 0
+		c.lastTs, c.hasReply = r.ts, r.ts > 0
 		c.result = append(c.result[:0], r.res...)
 		c.queuedTs = max(c.queuedTs, r.ts)
 	}
@@ -364,7 +364,7 @@ func (nd *Node) stepStateChunk(m *Message) error {
 		return ErrStale
 	}
 	if m.Chunks == 0 || m.Chunks > MaxStateChunks || int(m.Chunk) != len(st.chunks) ||
-		(st.total != 0 && int(m.Chunks) != st.total) || len(m.Data) > max(nd.cfg.MaxStateChunkBytes, len(nd.stableTable)+nd.n*nd.cfg.MaxResultBytes+len(nd.clients)*(20+nd.cfg.MaxResultBytes)) {
+		(st.total != 0 && int(m.Chunks) != st.total) || len(m.Data) > nd.maxChunkBytes() {
 		return ErrMalformed
 	}
 	st.total = int(m.Chunks)
@@ -395,4 +395,9 @@ func (nd *Node) stepStateChunk(m *Message) error {
 
 func (nd *Node) validTable(b []byte) bool {
 	return len(b) >= 4 && binary.LittleEndian.Uint32(b) == uint32(len(nd.clients))
+}
+
+// maxChunkBytes bounds a STATE-CHUNK: an application chunk, or the client table (chunk 0).
+func (nd *Node) maxChunkBytes() int {
+	return max(nd.cfg.MaxStateChunkBytes, 4+len(nd.clients)*(12+nd.cfg.MaxResultBytes))
 }

@@ -427,7 +427,7 @@ func (nd *Node) stepRequest(m *Message) error {
 	}
 	if r.Timestamp == cs.lastTs {
 		if cs.hasReply {
-			nd.sendReply(r.Client, cs.lastTs, cs.lastView, cs.result, false)
+			nd.sendReply(r.Client, cs.lastTs, nd.view, cs.result, false)
 		}
 		return nil
 	}
@@ -752,13 +752,14 @@ func (nd *Node) execute(s *slot) {
 		nd.arena = nd.app.Execute(s.seq, r, nd.arena)
 		res := nd.arena[start:len(nd.arena):len(nd.arena)]
 		assert.True(len(res) <= nd.cfg.MaxResultBytes, "pbftcore: App result within MaxResultBytes")
-		cs.lastTs, cs.lastView, cs.hasReply = r.Timestamp, s.view, true
+		cs.lastTs, cs.hasReply = r.Timestamp, true
 		cs.result = append(cs.result[:0], res...)
 		if cs.waitTs > 0 && cs.waitTs <= r.Timestamp {
 			cs.waitTs = 0
 			nd.waiting--
 		}
-		nd.executed = append(nd.executed, Executed{Seq: s.seq, Client: r.Client, Timestamp: r.Timestamp, Op: r.Op})
+		// The op is copied: the slot may be reused for seq+L before Advance.
+		nd.executed = append(nd.executed, Executed{Seq: s.seq, Client: r.Client, Timestamp: r.Timestamp, Op: nd.arenaBytes(r.Op)})
 		nd.send(Message{Type: MsgReply, To: ToClient, View: s.view, Client: r.Client,
 			Timestamp: r.Timestamp, Result: res})
 	}

@@ -1,0 +1,460 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/consensusbench/consensusbench/pbftcore"
+	"github.com/consensusbench/consensusbench/pbftcore/byz"
+)
+
+// PBFT adapter: pbftcore replicas on simulated hosts, up to f of them Byzantine (pbftcore/byz
+// rewrites what they send). PBFT keeps no durable state (as in the paper's replicas), so a
+// crashed host restarts with an empty replica that catches up by view join and state
+// transfer; amnesia is a fault, so crashes and Byzantine replicas share the budget f.
+
+// Limits of the drawn PBFT parameters.
+const (
+	pbftFMax              = 2
+	pbftClientTimeoutTick = 12
+	pbftResultBytes       = 9 // Output: value (8 bytes) + ok (1 byte)
+)
+
+var errPBFTAgreement = errors.New("pbft: agreement violated")
+
+type pbftProtocol struct {
+	c        *Cluster
+	n, f     int
+	k        uint64
+	batch    int
+	timeout  int
+	signAll  bool
+	keyring  *pbftcore.Keyring
+	byzB     []byz.Behaviour // per replica; Honest for correct ones
+	replicas []*pbftReplica
+	// amnesiac counts hosts that crashed and restarted empty: each is a fault for the run.
+	amnesiac  int
+	crashedAt []bool
+	// Checkers' incremental state.
+	batchAt map[uint64]pbftcore.Digest // seq -> executed batch digest (first correct replica)
+	sent    map[[2]uint64][]byte       // (client, ts) -> encoded op the client sent
+	err     error
+}
+
+func newPBFT(c *Cluster) Protocol {
+	r := c.ProtoRand()
+	p := &pbftProtocol{c: c, f: 1 + r.IntN(pbftFMax), batchAt: map[uint64]pbftcore.Digest{},
+		sent: map[[2]uint64][]byte{}}
+	p.n = 3*p.f + 1
+	p.k = []uint64{2, 4, 8, 16}[r.IntN(4)]
+	p.batch = []int{1, 2, 4, 8}[r.IntN(4)]
+	p.timeout = 10 + r.IntN(20)
+	p.signAll = r.IntN(8) == 0
+	p.keyring = pbftcore.NewKeyring(binary.LittleEndian.AppendUint64(nil, c.Seed()), p.n, c.Params().Clients)
+	p.byzB = make([]byz.Behaviour, p.n)
+	nByz := r.IntN(p.f + 1)
+	all := byz.All()
+	for _, i := range r.Perm(p.n)[:nByz] {
+		p.byzB[i] = all[r.IntN(len(all))]
+	}
+	p.replicas = make([]*pbftReplica, p.n)
+	p.crashedAt = make([]bool, p.n)
+	return p
+}
+
+func (p *pbftProtocol) byzCount() int {
+	c := 0
+	for _, b := range p.byzB {
+		if b != byz.Honest {
+			c++
+		}
+	}
+	return c
+}
+
+func (p *pbftProtocol) Describe() string {
+	var bs []string
+	for i, b := range p.byzB {
+		if b != byz.Honest {
+			bs = append(bs, fmt.Sprintf("n%d=%s", i+1, b))
+		}
+	}
+	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v byzantine=[%s]",
+		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, strings.Join(bs, " "))
+}
+
+func (p *pbftProtocol) Hosts() int { return p.n }
+
+// MaxDown keeps crashes plus amnesiac restarts plus Byzantine replicas within f.
+func (p *pbftProtocol) MaxDown() int { return max(0, p.f-p.byzCount()-p.amnesiac) }
+
+func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
+	i := int(h.ID() - 1)
+	if restart && p.crashedAt[i] {
+		p.crashedAt[i] = false
+		p.amnesiac++
+	}
+	app := &pbftApp{snaps: map[uint64]KV{}}
+	cfg := pbftcore.DefaultConfig(i, p.n, p.keyring.Replica(i), app, h.Rand())
+	cfg.CheckpointInterval = p.k
+	cfg.WindowSize = 2 * p.k
+	cfg.MaxInflightBatches = int(cfg.WindowSize)
+	cfg.MaxBatchRequests = p.batch
+	cfg.MaxPendingRequests = max(cfg.MaxBatchRequests, 64)
+	cfg.MaxOpBytes = OpEncodedSize
+	cfg.MaxBatchBytes = p.batch * OpEncodedSize
+	cfg.MaxResultBytes = pbftResultBytes
+	cfg.RequestTimeoutTicks = p.timeout
+	cfg.RetransmitTicks = 4
+	cfg.SignAll = p.signAll
+	nd, err := pbftcore.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: 0}
+	if b := p.byzB[i]; b != byz.Honest {
+		rep.byz = byz.New(b, p.keyring.Replica(i), p.n, p.signAll, 3*p.timeout)
+	}
+	p.replicas[i] = rep
+	return rep
+}
+
+func (p *pbftProtocol) Crashed(id NodeID) {
+	p.replicas[id-1] = nil
+	p.crashedAt[id-1] = true
+}
+
+func (p *pbftProtocol) NewClient(h *ClientHost) Client {
+	cl, err := pbftcore.NewClient(pbftcore.ClientConfig{ID: uint64(h.Index()), N: p.n,
+		Keys: p.keyring.Client(uint64(h.Index())), TimeoutTicks: pbftClientTimeoutTick, SignAll: p.signAll,
+		MaxOpBytes: OpEncodedSize})
+	if err != nil {
+		panic(err)
+	}
+	return &pbftClient{p: p, h: h, cl: cl}
+}
+
+func (p *pbftProtocol) Check() error { return p.err }
+
+// Nemesis switches a Byzantine replica to another behaviour.
+func (p *pbftProtocol) Nemesis(rng *rand.Rand) string {
+	var faulty []int
+	for i, b := range p.byzB {
+		if b != byz.Honest {
+			faulty = append(faulty, i)
+		}
+	}
+	if len(faulty) == 0 {
+		return ""
+	}
+	i := faulty[rng.IntN(len(faulty))]
+	all := byz.All()
+	p.byzB[i] = all[rng.IntN(len(all))]
+	if r := p.replicas[i]; r != nil {
+		r.byz = byz.New(p.byzB[i], p.keyring.Replica(i), p.n, p.signAll, 3*p.timeout)
+	}
+	return fmt.Sprintf("pbft: n%d turns %s", i+1, p.byzB[i])
+}
+
+// Heal leaves the Byzantine replicas Byzantine: liveness must hold with up to f of them.
+func (p *pbftProtocol) Heal() {}
+
+// Final checks that the correct replicas that are furthest ahead agree on the state digest
+// at their common executed sequence number (per-sequence agreement ran all along).
+func (p *pbftProtocol) Final() error {
+	if p.err != nil {
+		return p.err
+	}
+	var top uint64
+	for i, r := range p.replicas {
+		if r != nil && p.byzB[i] == byz.Honest {
+			top = max(top, r.nd.Status().LastExecuted)
+		}
+	}
+	var digest uint64
+	found := false
+	for i, r := range p.replicas {
+		if r == nil || p.byzB[i] != byz.Honest || r.nd.Status().LastExecuted != top {
+			continue
+		}
+		if d := r.app.kv.Digest(); found && d != digest {
+			return fmt.Errorf("%w: replicas at seq %d have different states", errPBFTAgreement, top)
+		} else {
+			digest, found = d, true
+		}
+	}
+	return nil
+}
+
+func (p *pbftProtocol) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+// ---- replica ----
+
+type pbftReplica struct {
+	p       *pbftProtocol
+	h       *Host
+	i       int
+	nd      *pbftcore.Node
+	app     *pbftApp
+	byz     *byz.Replica
+	lastSeq uint64
+	traced  pbftcore.Status
+}
+
+func (r *pbftReplica) Tick() {
+	r.nd.Tick()
+	if r.byz != nil {
+		for _, m := range r.byz.Tick() {
+			r.send(&m)
+		}
+	}
+	r.drive()
+}
+
+func (r *pbftReplica) Deliver(from NodeID, msg any) {
+	m, ok := msg.(pbftcore.Message)
+	if !ok {
+		return
+	}
+	// The network tells the truth about the sender's endpoint; a message claiming another
+	// replica (or a client) than the one that sent it is dropped before the core sees it.
+	if from.IsClient() {
+		if m.From != pbftcore.FromClient || len(m.Requests) != 1 || uint64(from-ClientIDBase) != m.Requests[0].Client {
+			return
+		}
+	} else if m.From != int(from-1) {
+		return
+	}
+	_ = r.nd.Step(&m) // rejections are the point of the Byzantine tests, not failures
+	r.drive()
+}
+
+func (r *pbftReplica) drive() {
+	for r.nd.HasReady() {
+		rd := r.nd.Ready()
+		if r.byz == nil {
+			r.check(&rd)
+		}
+		for k := range rd.Messages {
+			m := &rd.Messages[k]
+			if r.byz != nil {
+				for _, t := range r.byz.Transform(m) {
+					r.send(&t)
+				}
+				continue
+			}
+			c := pbftcore.CloneMessage(m)
+			r.send(&c)
+		}
+		r.nd.Advance()
+	}
+	if r.p.c.Tracing() {
+		if st := r.nd.Status(); st != r.traced {
+			r.traced = st
+			r.h.Logf("pbft view=%d active=%v h=%d executed=%d assigned=%d fetching=%v", st.View, st.ViewActive,
+				st.LowWatermark, st.LastExecuted, st.Assigned, st.Fetching)
+		}
+	}
+}
+
+// send puts an owned message on the network.
+func (r *pbftReplica) send(m *pbftcore.Message) {
+	switch m.To {
+	case pbftcore.ToAll:
+		for j := range r.p.n {
+			if j != r.i {
+				r.h.Send(NodeID(j+1), *m)
+			}
+		}
+	case pbftcore.ToClient:
+		r.h.Send(ClientIDBase+NodeID(m.Client), *m)
+	default:
+		if m.To >= 0 && m.To < r.p.n && m.To != r.i {
+			r.h.Send(NodeID(m.To+1), *m)
+		}
+	}
+}
+
+// check runs the agreement and validity checkers on a correct replica's executions.
+func (r *pbftReplica) check(rd *pbftcore.Ready) {
+	p := r.p
+	for _, b := range rd.Batches {
+		if b.Seq <= r.lastSeq {
+			p.fail(fmt.Errorf("%w: n%d executed seq %d after %d", errPBFTAgreement, r.i+1, b.Seq, r.lastSeq))
+		}
+		r.lastSeq = b.Seq
+		if d, ok := p.batchAt[b.Seq]; ok && d != b.Digest {
+			p.fail(fmt.Errorf("%w: n%d executed batch %x at seq %d, another correct replica %x", errPBFTAgreement,
+				r.i+1, b.Digest[:4], b.Seq, d[:4]))
+		} else if !ok {
+			p.batchAt[b.Seq] = b.Digest
+		}
+	}
+	for _, e := range rd.Executed {
+		op, ok := p.sent[[2]uint64{e.Client, e.Timestamp}]
+		if !ok || string(op) != string(e.Op) {
+			p.fail(fmt.Errorf("pbft: validity violated: n%d executed c%d/%d that no client sent", r.i+1, e.Client, e.Timestamp))
+		}
+	}
+}
+
+// ---- application ----
+
+// pbftApp runs the simulator's KV model under pbftcore.
+type pbftApp struct {
+	kv    KV
+	snaps map[uint64]KV
+}
+
+func encodeOutput(dst []byte, out Output) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(out.Value))
+	if out.OK {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+func (a *pbftApp) Execute(_ uint64, req *pbftcore.Request, dst []byte) []byte {
+	op, err := DecodeOp(req.Op)
+	if err != nil || uint64(op.Client) != req.Client || op.Seq != req.Timestamp {
+		return encodeOutput(dst, Output{})
+	}
+	out, _ := a.kv.Apply(op)
+	return encodeOutput(dst, out)
+}
+
+func (a *pbftApp) Read(b []byte, dst []byte) []byte {
+	op, err := DecodeOp(b)
+	if err != nil || op.Kind != OpGet {
+		return encodeOutput(dst, Output{})
+	}
+	return encodeOutput(dst, Output{Value: a.kv.Get(op.Key), OK: true})
+}
+
+func appendKV(dst []byte, kv *KV) []byte {
+	for _, v := range kv.values {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(v))
+	}
+	for i := range kv.lastSeq {
+		dst = binary.LittleEndian.AppendUint64(dst, kv.lastSeq[i])
+		dst = encodeOutput(dst, kv.lastOut[i])
+	}
+	return binary.LittleEndian.AppendUint64(dst, kv.applied)
+}
+
+const kvStateBytes = KeysMax*8 + ClientsMax*(8+pbftResultBytes) + 8
+
+func (a *pbftApp) Checkpoint(seq uint64) pbftcore.Digest {
+	a.snaps[seq] = a.kv
+	return sha256.Sum256(appendKV(nil, &a.kv))
+}
+
+func (a *pbftApp) StateChunk(seq uint64, i int, dst []byte) ([]byte, int, bool) {
+	kv, ok := a.snaps[seq]
+	if !ok || i != 0 {
+		return dst, 1, false
+	}
+	return appendKV(dst, &kv), 1, true
+}
+
+func (a *pbftApp) StateDigest(chunks [][]byte) pbftcore.Digest {
+	h := sha256.New()
+	for _, c := range chunks {
+		h.Write(c)
+	}
+	var d pbftcore.Digest
+	h.Sum(d[:0])
+	return d
+}
+
+func (a *pbftApp) Restore(seq uint64, chunks [][]byte) {
+	if len(chunks) != 1 || len(chunks[0]) != kvStateBytes {
+		panic("pbft: restoring a state that matched its certified digest but does not parse")
+	}
+	b := chunks[0]
+	var kv KV
+	for i := range kv.values {
+		kv.values[i] = int64(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+	}
+	for i := range kv.lastSeq {
+		kv.lastSeq[i] = binary.LittleEndian.Uint64(b)
+		kv.lastOut[i] = Output{Value: int64(binary.LittleEndian.Uint64(b[8:])), OK: b[16] == 1}
+		b = b[pbftResultBytes+8:]
+	}
+	kv.applied = binary.LittleEndian.Uint64(b)
+	a.kv = kv
+	a.snaps[seq] = kv
+}
+
+func (a *pbftApp) DiscardBelow(seq uint64) {
+	for s := range a.snaps {
+		if s < seq {
+			delete(a.snaps, s)
+		}
+	}
+}
+
+// ---- client ----
+
+type pbftClient struct {
+	p  *pbftProtocol
+	h  *ClientHost
+	cl *pbftcore.Client
+}
+
+func (c *pbftClient) Start(op Op) {
+	if c.cl.Busy() {
+		c.cl.Abandon()
+	}
+	b := AppendOp(nil, op)
+	c.p.sent[[2]uint64{uint64(op.Client), op.Seq}] = b
+	if err := c.cl.InvokeAt(op.Seq, b, op.Kind == OpGet); err != nil {
+		panic(fmt.Sprintf("pbft client: %v", err))
+	}
+	c.flush()
+}
+
+func (c *pbftClient) Deliver(from NodeID, msg any) {
+	m, ok := msg.(pbftcore.Message)
+	if !ok || from.IsClient() || m.From != int(from-1) {
+		return
+	}
+	c.cl.Step(&m)
+	c.flush()
+}
+
+func (c *pbftClient) Tick() {
+	c.cl.Tick()
+	c.flush()
+}
+
+func (c *pbftClient) flush() {
+	rd := c.cl.Ready()
+	for k := range rd.Messages {
+		m := pbftcore.CloneMessage(&rd.Messages[k])
+		if m.To == pbftcore.ToAll {
+			for j := range c.p.n {
+				c.h.Send(NodeID(j+1), m)
+			}
+		} else {
+			c.h.Send(NodeID(m.To+1), m)
+		}
+	}
+	if rd.Done {
+		if len(rd.Result) != pbftResultBytes {
+			c.p.fail(fmt.Errorf("pbft: client %d accepted a malformed result", c.h.Index()))
+		} else {
+			c.h.Complete(c.cl.Timestamp(), Output{Value: int64(binary.LittleEndian.Uint64(rd.Result)), OK: rd.Result[8] == 1})
+		}
+	}
+	c.cl.Advance()
+}
