@@ -217,7 +217,7 @@ func (e *refusedError) Unwrap() error { return e.err }
 // connect dials the peer and exchanges hellos within DialTimeout.
 func (p *peer) connect(addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: p.t.cfg.DialTimeout}
-	conn, err := d.Dial("tcp", addr)
+	conn, err := d.DialContext(p.t.ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,8 @@ type Transport struct {
 	metrics Metrics
 	epoch   time.Time
 
+	ctx         context.Context // cancelled by Close: aborts dials in progress
+	cancel      context.CancelFunc
 	inbound     chan *Batch
 	batches     *batchPool
 	closing     chan struct{}
@@ -106,6 +108,7 @@ func New(cfg Config) (*Transport, error) {
 		conns:      make(map[*inConn]struct{}),
 		clients:    make(map[ClientID]*clientConn),
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	for _, ty := range c.ClientFrameTypes {
 		t.clientTypes[ty] = true
 	}
@@ -265,6 +268,7 @@ func (t *Transport) Close() error {
 	var err error
 	t.closeOnce.Do(func() {
 		close(t.closing)
+		t.cancel()
 		for _, p := range t.peerList {
 			p.closeConn()
 		}

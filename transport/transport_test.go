@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -436,5 +437,42 @@ func TestLargeFramesReassembled(t *testing.T) {
 		if got := checkSeqBody(t, f.Body); got != uint64(seq) || len(f.Body) != max(sizes[seq], 8) {
 			t.Fatalf("frame %d: seq %d, %d bytes, want %d", seq, got, len(f.Body), sizes[seq])
 		}
+	}
+}
+
+// A client stream cut into pieces of random size (written one by one, so reads end at
+// arbitrary points inside headers and bodies) is reassembled exactly.
+func TestRandomlySplitStream(t *testing.T) {
+	tr, _ := startTransport(t, testConfig(1))
+	conn, err := net.Dial("tcp", tr.ClientAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const frames = 300
+	var stream []byte
+	for seq := range uint64(frames) {
+		stream = seqFrame(stream, wire.TypeClientRequest, seq, int(seq*37%500))
+	}
+	rng := rand.New(rand.NewPCG(1, 2)) // fixed seed: the same cuts every run
+	go func() {
+		for rest := stream; len(rest) > 0; {
+			n := min(len(rest), 1+rng.IntN(40))
+			if _, err := conn.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+			if rng.IntN(8) == 0 {
+				time.Sleep(100 * time.Microsecond) // let some pieces arrive on their own
+			}
+		}
+	}()
+	for i, f := range receive(t, tr, frames) {
+		if checkSeqBody(t, f.Body) != uint64(i) || len(f.Body) != max(i*37%500, 8) {
+			t.Fatalf("frame %d reassembled wrongly (%d bytes)", i, len(f.Body))
+		}
+	}
+	if n := tr.Metrics().ClosedBadFrame.Load() + tr.Metrics().ClosedTimeout.Load(); n != 0 {
+		t.Fatalf("%d connections closed", n)
 	}
 }
