@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,34 @@ func BenchmarkRecord(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.record(1, 1234*time.Microsecond, 1, false)
+	}
+}
+
+type nopSession struct{}
+
+func (nopSession) Do(context.Context, []bench.Op) error { return nil }
+func (nopSession) Close() error                         { return nil }
+
+// BenchmarkRequestPath is one lane iteration without the target: generate a batch, submit it,
+// read the clock, record. It must not allocate.
+func BenchmarkRequestPath(b *testing.B) {
+	for _, batch := range []int{1, 16} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			w, _ := NewWorkload("ycsb-a")
+			g := NewGenerator(w, 0, batch)
+			ops := make([]bench.Op, batch)
+			rec := newRecorder()
+			clock := bench.NewRealClock()
+			var s bench.Session = nopSession{}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				sent := clock.Now()
+				g.Fill(ops)
+				err := s.Do(ctx, ops)
+				done := clock.Now()
+				rec.record(int((done)/SeriesInterval)%ringSlots, done-sent, int64(batch), err != nil)
+			}
+		})
 	}
 }
