@@ -165,6 +165,14 @@ func NewCluster(seed uint64, factory Factory, opts Options) *Cluster {
 	return c
 }
 
+// StateDump is the protocol's description of every replica, if it implements StateDumper.
+func (c *Cluster) StateDump() string {
+	if d, ok := c.proto.(StateDumper); ok {
+		return d.StateDump()
+	}
+	return ""
+}
+
 // Seed is the run's seed.
 func (c *Cluster) Seed() uint64 { return c.seed }
 
@@ -439,7 +447,9 @@ func (c *Cluster) fault() {
 		for i := range side {
 			side[i] = r.IntN(2) == 0
 		}
-		side[r.IntN(n)] = !side[0] // both sides non-empty when n >= 2
+		if n > 1 {
+			side[1+r.IntN(n-1)] = !side[0] // both sides non-empty
+		}
 		for i := range n {
 			for j := range n {
 				if side[i] != side[j] {

@@ -81,3 +81,9 @@ type Client interface {
 	// Tick advances the client's clock (for retransmission).
 	Tick()
 }
+
+// StateDumper is optionally implemented by a Protocol: its StateDump is printed with a
+// failure (every replica's role, term, log bounds, ...).
+type StateDumper interface {
+	StateDump() string
+}

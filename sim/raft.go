@@ -39,6 +39,12 @@ const (
 	raftPendingReadsMax  = 256 // ReadIndex requests a node tracks; older ones are forgotten
 )
 
+// raftAvoidBug1 keeps the nemesis from removing or demoting a voter of a 2-voter
+// configuration, which deadlocks raftcore (BUG 1 in .coord/raftcore-bugs.md: a node whose
+// uncommitted removal it holds never campaigns, and the other voter cannot win without it).
+// Set it to false once raftcore fixes that bug.
+const raftAvoidBug1 = true
+
 // raftReadMode is how the adapter serves gets.
 type raftReadMode uint8
 
@@ -154,6 +160,25 @@ func (p *raftProtocol) Heal()        {}
 func (p *raftProtocol) Final() error { return p.err }
 
 func (p *raftProtocol) Crashed(id NodeID) { p.replicas[id-1] = nil }
+
+// StateDump describes every node for a failure report.
+func (p *raftProtocol) StateDump() string {
+	s := ""
+	for i, r := range p.replicas {
+		if r == nil {
+			s += fmt.Sprintf("  host %d: down\n", i+1)
+			continue
+		}
+		st := r.n.Status()
+		s += fmt.Sprintf("  host %d: %v lead=%d hs=%+v applied=%d persisted=%d log=%d..%d members=%v learners=%v disk-pending=%d\n",
+			i+1, st.Role, st.Lead, st.HardState, st.Applied, st.Persisted, st.FirstIndex, st.LastIndex,
+			st.Membership.Voters, st.Membership.Learners, r.h.Disk().Pending())
+		for _, pr := range st.Peers {
+			s += fmt.Sprintf("      peer %d learner=%v match=%d next=%d state=%d inflight=%d\n", pr.ID, pr.Learner, pr.Match, pr.Next, pr.State, pr.Inflight)
+		}
+	}
+	return s
+}
 
 func (p *raftProtocol) fail(format string, args ...any) {
 	if p.err == nil {
@@ -366,8 +391,11 @@ func (r *raftReplica) drive() {
 		}
 		// Checks on the log as the core now holds it.
 		w := r.trackLog(&rd)
-		if rd.HasSoftState && rd.Role == raftcore.Leader {
-			r.checkNewLeader()
+		if rd.HasSoftState {
+			r.h.Logf("role=%v lead=%d term=%d", rd.Role, rd.Lead, r.term)
+			if rd.Role == raftcore.Leader {
+				r.checkNewLeader()
+			}
 		}
 		// 2. Persist in Ready order; ack when durable.
 		if rd.MustPersist() || w.hasHS {
@@ -720,6 +748,9 @@ func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 			cc = raftcore.ConfChange{Type: raftcore.AddLearner, NodeID: target}
 		default:
 			cc = raftcore.ConfChange{Type: raftcore.RemoveNode, NodeID: target}
+		}
+		if raftAvoidBug1 && len(m.Voters) == 2 && cc.Type != raftcore.AddVoter && slices.Contains(m.Voters, target) {
+			return ""
 		}
 		err := lead.n.ProposeConfChange(cc)
 		if err != nil && !errors.Is(err, raftcore.ErrConfChangePending) && !errors.Is(err, raftcore.ErrBadConfChange) &&

@@ -79,7 +79,7 @@ func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Op
 	err := c.Run()
 	st := c.Stats()
 	if err != nil {
-		t.Errorf("%s\nseed %d FAILED: %v\nreplay: %s\n(add -simtrace for the event trace)", c.Describe(), seed, err, replayCommand(testName, seed))
+		t.Errorf("%s\nseed %d FAILED: %v\nstate at the end:\n%s\nreplay: %s\n(add -simtrace for the event trace)", c.Describe(), seed, err, c.StateDump(), replayCommand(testName, seed))
 		return st, false
 	}
 	if *seedFlag != 0 {
