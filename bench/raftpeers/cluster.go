@@ -5,6 +5,16 @@ import "errors"
 // ClusterSize is the number of voters in every measured cluster.
 const ClusterSize = 3
 
+// Every driver compacts its log on the same cadence, so that each implementation pays for
+// compaction the same way in steady state and no log grows without bound in long runs.
+const (
+	// CompactEvery is how many applied entries accumulate before the log is compacted.
+	CompactEvery = 8192
+	// CompactRetain is how many applied entries stay in the log behind the compaction point,
+	// so slightly lagging followers catch up from the log.
+	CompactRetain = 1024
+)
+
 // Options configures a peer cluster.
 type Options struct {
 	// Record keeps a copy of every applied payload on every node so that a test can compare

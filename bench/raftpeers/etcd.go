@@ -18,14 +18,6 @@ const (
 	etcdMaxUncommitted  = 1 << 30 // bounds proposals held before commit; never reached here
 )
 
-// Log compaction keeps MemoryStorage bounded in long runs, as etcd server's snapshots do.
-const (
-	// etcdCompactEvery is how many applied entries accumulate in storage before compacting.
-	etcdCompactEvery = 8192
-	// etcdCompactRetain is how many applied entries stay behind the compaction point.
-	etcdCompactRetain = 1024
-)
-
 // etcdDriveRoundsMax bounds one drive loop (Ready handling plus one delivery of every queued
 // message per round). A batch settles in a handful of rounds; hitting the bound means the
 // cluster is livelocked, which must fail loudly rather than spin.
@@ -209,10 +201,10 @@ func (c *etcdCluster) maybeCompact() {
 	for _, n := range c.nodes[1:] {
 		applied = min(applied, n.appliedIndex)
 	}
-	if applied < c.compactedTo+etcdCompactEvery+etcdCompactRetain {
+	if applied < c.compactedTo+CompactEvery+CompactRetain {
 		return
 	}
-	to := applied - etcdCompactRetain
+	to := applied - CompactRetain
 	for _, n := range c.nodes {
 		// MemoryStorage.Compact fails only for an index at or below its offset, which
 		// compactedTo rules out.

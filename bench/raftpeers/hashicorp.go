@@ -27,6 +27,11 @@ const (
 // measured here 27k instead of 190k entries/s. The library allows up to 1024.
 const hashicorpMaxAppendEntries = 256
 
+// hashicorpSnapshotInterval is how often hashicorp/raft checks whether SnapshotThreshold
+// entries accumulated. Its default (120 s) would leave the log uncompacted for a whole
+// benchmark, unlike the other drivers.
+const hashicorpSnapshotInterval = time.Second
+
 // Bounds on waiting for the background goroutines of hashicorp/raft, which this driver does
 // not control: a leader must emerge and followers must catch up within these, or the run fails.
 const (
@@ -52,7 +57,8 @@ type hashicorpCluster struct {
 // waits on all of the futures (a future resolves once the leader's FSM applied its entry).
 // BatchApplyCh is on so that the leader loop group-commits up to MaxAppendEntries queued
 // Applys into one log write and one AppendEntries, the library's documented throughput mode,
-// and MaxAppendEntries is raised to hashicorpMaxAppendEntries;
+// MaxAppendEntries is raised to hashicorpMaxAppendEntries, and the snapshot settings follow
+// CompactEvery and CompactRetain;
 // Apply gets no enqueue timeout, which would cost a timer per entry. Everything else is the
 // library's default, including replication pipelining and snapshot thresholds.
 func NewHashicorp(opts Options) (Cluster, error) {
@@ -82,6 +88,9 @@ func NewHashicorp(opts Options) (Cluster, error) {
 		conf.LeaderLeaseTimeout = hashicorpLeaderLeaseTimeout
 		conf.BatchApplyCh = true
 		conf.MaxAppendEntries = hashicorpMaxAppendEntries
+		conf.SnapshotThreshold = CompactEvery
+		conf.TrailingLogs = CompactRetain
+		conf.SnapshotInterval = hashicorpSnapshotInterval
 		conf.LogOutput = io.Discard
 		conf.LogLevel = "off"
 		logs := hraft.NewInmemStore()

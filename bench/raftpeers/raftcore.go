@@ -16,6 +16,10 @@ const raftcoreSeed = 0x5eed
 // round). A batch settles in a handful of rounds; hitting the bound means a livelock.
 const raftcoreDriveRoundsMax = 1 << 12
 
+// raftcoreConvergeTicksMax bounds the leader ticks Converge spends waiting for followers to
+// learn the commit index; a few heartbeat intervals suffice.
+const raftcoreConvergeTicksMax = 64
+
 // memWALBytes is the size of each node's in-memory write-ahead log. Persisting copies every
 // record into it, as a WAL write would; when full it starts over, as a WAL drops segments
 // that a snapshot covers. The core keeps its own log, so nothing reads the records back.
@@ -40,7 +44,8 @@ type raftcoreCluster struct {
 }
 
 // NewRaftcore starts a 3-node cluster of this project's raftcore.Nodes with DefaultConfig
-// (PreVote and CheckQuorum on) and elects node 1.
+// (PreVote and CheckQuorum on) except for the snapshot cadence (CompactEvery, CompactRetain)
+// and elects node 1.
 //
 // It is driven deterministically on the caller's goroutine, following
 // .coord/raftcore-api.md: a batch is one Propose call, then rounds of {for each node with a
@@ -58,6 +63,8 @@ func NewRaftcore(opts Options) (Cluster, error) {
 	for i := range c.nodes {
 		id := voters[i]
 		cfg := raftcore.DefaultConfig(id, raftcore.Membership{Voters: voters}, rand.New(rand.NewPCG(raftcoreSeed, id)))
+		cfg.SnapshotThreshold = CompactEvery
+		cfg.SnapshotRetainEntries = CompactRetain
 		n, err := raftcore.New(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("raftpeers: raftcore node %d: %w", id, err)
@@ -153,20 +160,33 @@ func (c *raftcoreCluster) handleReady(n *raftcoreNode) error {
 			return fmt.Errorf("raftpeers: raftcore node %d: unexpected entry type %d", n.id, e.Type)
 		}
 	}
-	// 5. Snapshot: the trivial state machine's state is its applied count. The core keeps the
-	// bytes, so each snapshot gets its own (one small allocation per SnapshotThreshold entries).
+	n.node.Advance()
+	// 5. Snapshot: the trivial state machine's state is its applied count. It is reported
+	// after Advance, which is when the core counts the entries as applied (reporting before
+	// fails with ErrUnavailable). The core keeps the bytes, so each snapshot gets its own
+	// (one small allocation per SnapshotThreshold entries).
 	if rd.SnapshotRequest > 0 {
 		data := binary.BigEndian.AppendUint64(nil, n.appliedCount)
 		if err := n.node.ReportSnapshot(rd.SnapshotRequest, data); err != nil {
 			return fmt.Errorf("raftpeers: raftcore node %d snapshot at %d: %w", n.id, rd.SnapshotRequest, err)
 		}
 	}
-	n.node.Advance()
 	return nil
 }
 
 func (c *raftcoreCluster) Converge() ([][][]byte, error) {
-	// The drive loop runs to quiescence, so followers have applied everything already.
+	// Followers learn the commit index from the next append or heartbeat; with no further
+	// proposals that is a heartbeat, so tick the leader (only the leader: ticking followers
+	// could start elections) until they have applied what it applied.
+	for range raftcoreConvergeTicksMax {
+		if c.converged() {
+			break
+		}
+		c.leader.node.Tick()
+		if err := c.drive(); err != nil {
+			return nil, err
+		}
+	}
 	out := make([][][]byte, ClusterSize)
 	for i, n := range c.nodes {
 		if n.appliedCount != c.leader.appliedCount {
@@ -175,6 +195,15 @@ func (c *raftcoreCluster) Converge() ([][][]byte, error) {
 		out[i] = n.applied
 	}
 	return out, nil
+}
+
+func (c *raftcoreCluster) converged() bool {
+	for _, n := range c.nodes {
+		if n.appliedCount != c.leader.appliedCount {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *raftcoreCluster) Close() error { return nil }

@@ -15,6 +15,7 @@ type impl struct {
 
 // impls lists the implementations in the order their results are printed.
 var impls = []impl{
+	{"raftcore", NewRaftcore},
 	{"etcd", NewEtcd},
 	{"hashicorp", NewHashicorp},
 }
@@ -26,9 +27,10 @@ var (
 )
 
 // benchWarmupEntries are committed before measuring so that logs, queues and pools have grown
-// to their steady-state size (at least a few batches even for the largest batch).
+// to their steady-state size and a compaction cycle has run (at least a few batches even for
+// the largest batch).
 const (
-	benchWarmupEntries = 8192
+	benchWarmupEntries = 2*CompactEvery + CompactRetain
 	benchWarmupBatches = 8
 )
 
