@@ -173,6 +173,14 @@ func (c *Cluster) StateDump() string {
 	return ""
 }
 
+// Counters are the protocol's counters, if it implements CounterReporter.
+func (c *Cluster) Counters() []Counter {
+	if r, ok := c.proto.(CounterReporter); ok {
+		return r.Counters()
+	}
+	return nil
+}
+
 // Seed is the run's seed.
 func (c *Cluster) Seed() uint64 { return c.seed }
 

@@ -87,3 +87,16 @@ type Client interface {
 type StateDumper interface {
 	StateDump() string
 }
+
+// Counter is one named count a protocol reports about a run (leaders elected, snapshots
+// installed, ...), summed over a campaign to show which paths the fault mix exercised.
+type Counter struct {
+	Name string
+	N    int
+}
+
+// CounterReporter is optionally implemented by a Protocol. It must return the same names
+// in the same order on every run.
+type CounterReporter interface {
+	Counters() []Counter
+}

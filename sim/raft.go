@@ -144,6 +144,21 @@ type raftProtocol struct {
 	commitTerm []uint64             // index -> term of the node that first applied it
 	digests    map[uint64]uint64    // index -> KV digest where a snapshot was taken or installed
 	nextRctx   uint64
+	count      raftCounters
+}
+
+// raftCounters show which protocol paths a run exercised.
+type raftCounters struct {
+	leaders, truncations, snapsTaken, snapsInstalled, restartsFromSnap int
+	confChanges, transfers, readsServed, redirects                     int
+}
+
+func (p *raftProtocol) Counters() []Counter {
+	k := &p.count
+	return []Counter{{"leaders", k.leaders}, {"truncations", k.truncations}, {"snapshots-taken", k.snapsTaken},
+		{"snapshots-installed", k.snapsInstalled}, {"restarts-from-snapshot", k.restartsFromSnap},
+		{"conf-changes-committed", k.confChanges}, {"transfers", k.transfers}, {"readindex-reads", k.readsServed},
+		{"redirects", k.redirects}}
 }
 
 func (p *raftProtocol) Describe() string {
@@ -282,6 +297,7 @@ func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
 		r.chain = append(r.chain, img.chain...)
 		if r.base > 0 {
 			p.checkDigest(r, r.base, "restart")
+			p.count.restartsFromSnap++
 		}
 	}
 	n, err := raftcore.New(cfg)
@@ -367,6 +383,8 @@ func (r *raftReplica) request(from NodeID, op Op) {
 	case err == nil:
 		r.waiting[op.Client] = op.Seq
 	case errors.As(err, &nl):
+		p := r.p
+		p.count.redirects++
 		r.h.Send(from, raftRedirect{seq: op.Seq, leader: NodeID(nl.Leader)})
 	case errors.Is(err, raftcore.ErrProposalDropped):
 		// Transferring leadership: the client retries.
@@ -461,6 +479,9 @@ func (r *raftReplica) trackLog(rd *raftcore.Ready) *raftWrite {
 		p.fail("host %d: Ready entries start at %d, log holds %d..%d", r.h.ID(), first, r.base, r.last())
 		return w
 	}
+	if first <= r.last() {
+		p.count.truncations++
+	}
 	r.chain = r.chain[:first-r.base-1]
 	w.entries = make([]raftcore.Entry, len(rd.Entries))
 	w.chain = make([]uint64, len(rd.Entries))
@@ -543,6 +564,7 @@ func (r *raftReplica) checkNewLeader() {
 		return
 	}
 	p.leaders[term] = r.h.ID()
+	p.count.leaders++
 	r.h.Logf("leader term=%d last=%d", term, r.last())
 	// Leader completeness (Raft §5.4): the highest index committed in a lower term.
 	for i := len(p.commitTerm) - 1; i > 0; i-- {
@@ -586,6 +608,9 @@ func (r *raftReplica) apply(e *raftcore.Entry) {
 	if old := p.applied[e.Index]; old == 0 {
 		p.applied[e.Index] = ch
 		p.commitTerm[e.Index] = r.term
+		if e.Type == raftcore.EntryConfChange {
+			p.count.confChanges++
+		}
 	} else if old != ch {
 		p.fail("state machine safety (Raft §5.4.3) violated: host %d applies a different entry at index %d", r.h.ID(), e.Index)
 	}
@@ -639,6 +664,7 @@ func (r *raftReplica) installSnapshot(s *raftcore.Snapshot) {
 	r.membership = cloneMembership(s.Meta.Membership)
 	clear(r.waiting[:])
 	r.h.Logf("installed snapshot %d term %d", s.Meta.Index, s.Meta.Term)
+	r.p.count.snapsInstalled++
 	r.p.checkDigest(r, s.Meta.Index, "installed snapshot")
 }
 
@@ -667,6 +693,7 @@ func (r *raftReplica) takeSnapshot(index uint64) {
 		}
 		return
 	}
+	p.count.snapsTaken++
 	w := &raftWrite{localSnap: true, snapChain: r.chainAt(index), snap: raftcore.Snapshot{
 		Meta: raftcore.SnapshotMeta{Index: index, Term: r.appliedTerm, Membership: cloneMembership(r.membership)},
 		Data: data,
@@ -679,6 +706,7 @@ func (r *raftReplica) serveReads() {
 	k := 0
 	for _, rd := range r.reads {
 		if rd.ok && r.applied >= rd.index {
+			r.p.count.readsServed++
 			r.h.Send(ClientIDBase+NodeID(rd.client), raftReply{seq: rd.seq, out: Output{Value: r.kv.Get(rd.key), OK: true}})
 			continue
 		}
@@ -737,6 +765,7 @@ func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 			return ""
 		}
 		err := lead.n.TransferLeader(target)
+		p.count.transfers++
 		lead.drive()
 		return fmt.Sprintf("transfer leadership %d -> %d (term %d): %v", lead.h.ID(), target, leadTerm, err)
 	default:

@@ -1,12 +1,14 @@
 package sim
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // raftSeedsDefault is what plain `make test` runs; `make sim SEEDS=N` runs more.
-const raftSeedsDefault = 500
+const raftSeedsDefault = 1000
 
 // TestRaftSeeds runs raftcore under the full fault mix: election safety (Raft §5.2), log
 // matching (§5.3), leader completeness (§5.4), state machine safety (§5.4.3) after every
@@ -41,5 +43,19 @@ func TestRaftCheckerCatchesDivergentApply(t *testing.T) {
 	err := brokenRaftCaught(t, raftApplyWrongOps, 50)
 	if !strings.Contains(err.Error(), "state machine safety") {
 		t.Fatalf("caught, but not by the state machine safety checker: %v", err)
+	}
+}
+
+// A Raft run replays exactly: same seed, same trace, counters and history.
+func TestRaftDeterministicReplay(t *testing.T) {
+	for _, seed := range []uint64{3, 77, 834} {
+		var a, b strings.Builder
+		ca := NewCluster(seed, NewRaft, Options{Trace: &a})
+		cb := NewCluster(seed, NewRaft, Options{Trace: &b})
+		errA, errB := ca.Run(), cb.Run()
+		if fmt.Sprint(errA) != fmt.Sprint(errB) || a.String() != b.String() || ca.Stats() != cb.Stats() ||
+			!slices.Equal(ca.Counters(), cb.Counters()) || !slices.Equal(ca.History(), cb.History()) {
+			t.Fatalf("seed %d: two runs differ (errors %v / %v, stats %+v / %+v)", seed, errA, errB, ca.Stats(), cb.Stats())
+		}
 	}
 }

@@ -31,7 +31,10 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		if *traceFlag {
 			opts.Trace = os.Stdout
 		}
-		runOne(t, testName, *seedFlag, factory, opts)
+		_, counters, _ := runOne(t, testName, *seedFlag, factory, opts)
+		if len(counters) > 0 {
+			t.Logf("protocol counters: %v", counters)
+		}
 		return
 	}
 	n := *seedsFlag
@@ -39,12 +42,22 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		n = defaultSeeds
 	}
 	var total Stats
+	var sums []Counter
 	start := time.Now() // reporting only; never affects a run
 	for i := range n {
 		seed := *seedStartFlag + uint64(i)
-		st, ok := runOne(t, testName, seed, factory, Options{})
+		st, counters, ok := runOne(t, testName, seed, factory, Options{})
 		if !ok {
 			return
+		}
+		if sums == nil {
+			sums = make([]Counter, len(counters))
+			for i := range counters {
+				sums[i].Name = counters[i].Name
+			}
+		}
+		for i := range counters {
+			sums[i].N += counters[i].N
 		}
 		total.Events += st.Events
 		total.Sent += st.Sent
@@ -64,13 +77,20 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		testName, n, *seedStartFlag, *seedStartFlag+uint64(n)-1, time.Since(start).Round(time.Millisecond),
 		total.Ticks, total.Events, total.Sent, total.Dropped, total.Duplicated, total.Crashes, total.Partitions,
 		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.OpsDone, total.OpsUnknown)
+	if len(sums) > 0 {
+		line := ""
+		for _, s := range sums {
+			line += fmt.Sprintf(" %s=%d", s.Name, s.N)
+		}
+		t.Logf("%s protocol counters:%s", testName, line)
+	}
 }
 
 func replayCommand(testName string, seed uint64) string {
 	return fmt.Sprintf("go test ./sim/ -run '^%s$' -seed=%d -v", testName, seed)
 }
 
-func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Options) (Stats, bool) {
+func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Options) (Stats, []Counter, bool) {
 	t.Helper()
 	c := NewCluster(seed, factory, opts)
 	if testing.Verbose() {
@@ -80,11 +100,11 @@ func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Op
 	st := c.Stats()
 	if err != nil {
 		t.Errorf("%s\nseed %d FAILED: %v\nstate at the end:\n%s\nreplay: %s\n(add -simtrace for the event trace)", c.Describe(), seed, err, c.StateDump(), replayCommand(testName, seed))
-		return st, false
+		return st, nil, false
 	}
 	if *seedFlag != 0 {
 		t.Logf("seed %d ok: ticks=%d heal=%d live=%d events=%d msgs=%d ops=%d unknown=%d crashes=%d partitions=%d protocol-faults=%d",
 			seed, st.Ticks, st.HealTick, st.LiveTick, st.Events, st.Sent, st.OpsDone, st.OpsUnknown, st.Crashes, st.Partitions, st.ProtocolFaults)
 	}
-	return st, true
+	return st, c.Counters(), true
 }
