@@ -207,7 +207,7 @@ func (c *chaos) step(step int) error {
 		if l := c.leader(); l != nil {
 			id := c.pick()
 			typ := []ConfChangeType{AddVoter, AddLearner, RemoveNode}[c.rng.IntN(3)]
-			if typ == RemoveNode && len(l.voters) <= 3 {
+			if typ == RemoveNode && len(l.voters) <= 1 {
 				typ = AddVoter
 			}
 			if typ == AddVoter && len(l.voters) >= 5 {

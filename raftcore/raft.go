@@ -328,8 +328,17 @@ func (n *Node) progress(id uint64) *tracker.Progress {
 
 func (n *Node) isVoter(id uint64) bool { return contains(n.voters, id) }
 
-// promotable: only voters of the current configuration campaign.
-func (n *Node) promotable() bool { return n.isVoter(n.id) }
+// promotable: voters of the latest configuration campaign, and so do voters of the
+// committed configuration whose removal is still uncommitted. The latter may hold the only
+// up-to-date log (a leader that removed itself and stepped down before the removal
+// committed); it campaigns under its latest configuration, wins with the votes of that
+// configuration's majority, commits the removal and then steps down (thesis §4.2.2).
+func (n *Node) promotable() bool {
+	if n.isVoter(n.id) {
+		return true
+	}
+	return n.lastConfIndex > n.commit && contains(n.membershipAt(n.commit).Voters, n.id)
+}
 
 // ---- role transitions ----
 
