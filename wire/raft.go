@@ -87,9 +87,12 @@ func AppendAppendEntries(dst []byte, m *AppendEntries) []byte {
 	le.PutUint64(b[40:], m.Commit)
 	le.PutUint64(b[48:], m.Seq)
 	le.PutUint32(b[56:], uint32(len(m.Entries)))
+	// Loop over a local copy of the slice header: the stores into b could otherwise make
+	// the compiler reload m.Entries on every iteration.
+	ents := m.Entries
 	i := appendEntriesFixedSize
-	for k := range m.Entries {
-		e := &m.Entries[k]
+	for k := range ents {
+		e := &ents[k]
 		h := b[i : i+entryFixedSize]
 		le.PutUint64(h[0:], e.Term)
 		h[8] = byte(e.Type)
@@ -118,23 +121,26 @@ func DecodeAppendEntries(body []byte, m *AppendEntries) error {
 	if count > MaxCount || uint64(count)*entryFixedSize > uint64(len(b)) {
 		return ErrMalformed
 	}
-	m.Entries = resize(m.Entries, int(count))
-	for k := range m.Entries {
+	ents := resize(m.Entries, int(count))
+	m.Entries = ents
+	for k := range ents {
 		if len(b) < entryFixedSize {
 			return ErrMalformed
 		}
-		e := &m.Entries[k]
+		e := &ents[k]
 		e.Term = le.Uint64(b[0:])
 		e.Type = EntryType(b[8])
-		l := le.Uint32(b[9:])
+		l := uint64(le.Uint32(b[9:]))
 		b = b[entryFixedSize:]
-		if uint64(l) > uint64(len(b)) {
+		if l > uint64(len(b)) {
 			return ErrMalformed
 		}
-		e.Data = nil
+		// An empty entry decodes as nil, like every empty byte string.
+		var data []byte
 		if l != 0 {
-			e.Data = b[:l:l]
+			data = b[:l:l]
 		}
+		e.Data = data
 		b = b[l:]
 	}
 	if len(b) != 0 {
