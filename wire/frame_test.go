@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"testing"
 	"testing/iotest"
 )
@@ -307,5 +308,30 @@ func TestFrameZeroAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Reader: %v allocs/op, want 0", allocs)
+	}
+}
+
+// The Reader over a real net.Conn: frames written in pieces by another goroutine arrive
+// whole and in order.
+func TestReaderNetConn(t *testing.T) {
+	client, server := net.Pipe()
+	b, bodies := stream(3, 0, 5000, 70000, 1)
+	go func() {
+		defer client.Close()
+		for _, part := range chunks(b, []byte{7, 200, 16, 1}) {
+			if _, err := client.Write(part); err != nil {
+				return
+			}
+		}
+	}()
+	r := NewReader(server, 0)
+	for i, want := range bodies {
+		f, err := r.ReadFrame()
+		if err != nil || !bytes.Equal(f.Body, want) {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 }
