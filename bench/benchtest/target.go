@@ -9,6 +9,10 @@ import (
 	"github.com/consensusbench/consensusbench/bench"
 )
 
+// minService is the least clock time a batch takes: on the simulated clock a closed loop
+// against a zero-latency target would otherwise never move time and never end.
+const minService = time.Microsecond
+
 // Window is a span of clock time [From, To).
 type Window struct{ From, To time.Duration }
 
@@ -102,5 +106,6 @@ func (s *session) Do(ctx context.Context, ops []bench.Op) error {
 	t.batches++
 	t.maxBatch = max(t.maxBatch, len(ops))
 	t.mu.Unlock()
-	return t.Clock.SleepUntil(ctx, start+t.Service+time.Duration(len(ops))*t.PerOp)
+	done := start + t.Service + time.Duration(len(ops))*t.PerOp
+	return t.Clock.SleepUntil(ctx, max(done, now+minService))
 }
