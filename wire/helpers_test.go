@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"math"
@@ -172,6 +173,9 @@ func equalValue(a, b reflect.Value) bool {
 	case reflect.Slice:
 		if a.Len() != b.Len() {
 			return false
+		}
+		if a.Type().Elem().Kind() == reflect.Uint8 {
+			return bytes.Equal(a.Bytes(), b.Bytes())
 		}
 		for i := range a.Len() {
 			if !equalValue(a.Index(i), b.Index(i)) {
