@@ -82,6 +82,10 @@ type RaftOptions struct {
 	MaxSizePerMsg  uint64
 	MaxEntriesMsg  int
 	RetryTicks     int
+	// LazyCommit acknowledges a Ready whose only change is the commit index (MustSync false)
+	// at once and lets its write land with a later flush (or be lost in a crash), as the Ready
+	// contract allows.
+	LazyCommit bool
 	// Broken injects a deliberate bug into the adapter so tests can show the checkers fail.
 	Broken raftBreakage
 }
@@ -107,6 +111,7 @@ func drawRaftOptions(r *rand.Rand) RaftOptions {
 		MaxSizePerMsg: uint64(OpEncodedSize * (1 + r.IntN(32))),
 		MaxEntriesMsg: 1 + r.IntN(16),
 		RetryTicks:    raftRetryTicksMin + r.IntN(raftRetryTicksMax-raftRetryTicksMin+1),
+		LazyCommit:    r.IntN(2) == 0,
 	}
 	if r.IntN(4) != 0 {
 		o.SnapThreshold = 5 + uint64(r.IntN(raftSnapThresholdMax))
@@ -163,9 +168,9 @@ func (p *raftProtocol) Counters() []Counter {
 
 func (p *raftProtocol) Describe() string {
 	o := p.opts
-	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt broken=%d",
+	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v broken=%d",
 		o.Voters, o.Spares, o.PreVote, o.CheckQuorum, raftReadModeNames[o.Read], o.SnapThreshold, o.SnapRetain,
-		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.Broken)
+		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.Broken)
 }
 
 func (p *raftProtocol) Hosts() int   { return p.opts.Voters + p.opts.Spares }
@@ -333,6 +338,7 @@ type raftReplica struct {
 	baseChain uint64
 	chain     []uint64
 
+	unacked int                // persistence writes issued and not yet acknowledged
 	waiting [ClientsMax]uint64 // per client: seq proposed here and not yet answered
 	reads   []raftRead         // ReadIndex requests, pending and confirmed
 }
@@ -377,7 +383,9 @@ func (r *raftReplica) request(from NodeID, op Op) {
 		return
 	}
 	err := r.n.Propose([][]byte{AppendOp(nil, op)})
-	r.h.Logf("propose c%d#%d: %v", op.Client, op.Seq, err)
+	if r.h.c.Tracing() {
+		r.h.Logf("propose c%d#%d: %v", op.Client, op.Seq, err)
+	}
 	var nl *raftcore.NotLeaderError
 	switch {
 	case err == nil:
@@ -419,16 +427,22 @@ func (r *raftReplica) drive() {
 		if rd.MustPersist() || w.hasHS {
 			mark := rd.Mark
 			img := r.img
-			if rd.MustPersist() && p.opts.Broken == raftAckEarly {
+			switch {
+			case rd.MustPersist() && p.opts.Broken == raftAckEarly,
+				// Acks are cumulative: a lazy ack is only honest when every earlier write
+				// is already acknowledged.
+				rd.MustPersist() && !rd.MustSync && p.opts.LazyCommit && r.unacked == 0:
 				r.h.Disk().Write(func() { img.land(w) }, nil)
 				r.n.AckPersisted(mark)
-			} else {
+			case mark.Seq != 0:
+				r.unacked++
 				r.h.Disk().Write(func() { img.land(w) }, func() {
-					if mark.Seq != 0 {
-						r.n.AckPersisted(mark)
-						r.drive()
-					}
+					r.unacked--
+					r.n.AckPersisted(mark)
+					r.drive()
 				})
+			default:
+				r.h.Disk().Write(func() { img.land(w) }, nil)
 			}
 		}
 		// 3. Apply: snapshot first, then committed entries.

@@ -8,8 +8,8 @@ import (
 
 // The toy protocol is correct, so every seed must pass: this exercises the network, disk,
 // crash/restart, fault schedule, workload, liveness and linearizability machinery.
-func TestToySeeds(t *testing.T) {
-	runSeeds(t, "TestToySeeds", newToy(false), 100)
+func TestToyProtocol(t *testing.T) {
+	runSeeds(t, "TestToyProtocol", newToy(false), 100)
 }
 
 // A run is a pure function of its seed: same seed, same trace and counters.
