@@ -487,8 +487,9 @@ type PersistMark struct {
 //  2. HardState, Entries and Snapshot must be written in Ready order: Snapshot first (it
 //     replaces the log up to Snapshot.Meta.Index), then Entries (which overwrite any stored
 //     entries from Entries[0].Index on), then HardState. When MustSync is set the write
-//     must be synced before acknowledging; otherwise (only Commit changed) it may be written
-//     lazily and acknowledged at once.
+//     must be synced before acknowledging; otherwise (only Commit changed) it needs no sync
+//     of its own, but since acknowledgements are cumulative it is acknowledged only once
+//     every earlier Ready is durable.
 //  3. Once durable, call AckPersisted(Mark) (acknowledgements may be batched: acking a Mark
 //     covers every earlier one). The leader counts its own log in the commit quorum only up
 //     to acknowledged entries, and held messages are released.
@@ -641,7 +642,8 @@ func (n *Node) Advance() { n.advance() }
 func (n *Node) AckPersisted(mark PersistMark) { n.ackPersisted(mark) }
 
 // ReportSnapshot tells the core that the application took a snapshot of its state as of
-// the applied index `index` (usually answering Ready.SnapshotRequest). The core records the
+// the applied index `index` (usually answering Ready.SnapshotRequest; it may be called
+// before or after Advance of the Ready that asked). The core records the
 // membership and term at index, keeps data (not copied; it must stay unmodified) to send to
 // lagging followers, and compacts its log up to index-SnapshotRetainEntries.
 func (n *Node) ReportSnapshot(index uint64, data []byte) error { return n.reportSnapshot(index, data) }

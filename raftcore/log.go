@@ -113,13 +113,18 @@ func (l *entryLog) appendTo(dst []Entry, lo, hi, maxBytes uint64, maxEntries int
 		assert.Failf("raftcore: log range [%d,%d] outside [%d,%d]", lo, hi, l.firstIndex(), l.lastIndex())
 	}
 	var bytes uint64
+	mask := len(l.hdrs) - 1
+	pos := (l.head + int(lo-l.snapIndex-1)) & mask
 	for i, k := lo, 0; i <= hi && k < maxEntries; i, k = i+1, k+1 {
-		n := l.size(i)
+		h := &l.hdrs[pos]
+		n := uint64(h.n)
 		if k > 0 && bytes+n > maxBytes {
 			break
 		}
 		bytes += n
-		dst = append(dst, l.entry(i))
+		b := l.blocks[h.blk-l.blkBase].buf
+		dst = append(dst, Entry{Index: i, Term: h.term, Type: h.typ, Data: b[h.off : h.off+h.n : h.off+h.n]})
+		pos = (pos + 1) & mask
 	}
 	return dst, bytes
 }
@@ -130,13 +135,18 @@ func (l *entryLog) append(term uint64, typ EntryType, data []byte) {
 		l.grow()
 	}
 	idx := l.lastIndex() + 1
+	mask := len(l.hdrs) - 1
+	prevTerm := l.snapTerm
+	if l.count > 0 {
+		prevTerm = l.hdrs[(l.head+l.count-1)&mask].term
+	}
+	if term < prevTerm {
+		assert.Failf("raftcore: appending term %d after term %d", term, prevTerm)
+	}
 	blk, off := l.reserve(len(data), idx)
 	b := &l.blocks[blk-l.blkBase]
 	b.buf = append(b.buf, data...)
-	if t := l.lastTerm(); term < t {
-		assert.Failf("raftcore: appending term %d after term %d", term, t)
-	}
-	l.hdrs[(l.head+l.count)&(len(l.hdrs)-1)] = entryHdr{term: term, blk: blk, off: off, n: uint32(len(data)), typ: typ}
+	l.hdrs[(l.head+l.count)&mask] = entryHdr{term: term, blk: blk, off: off, n: uint32(len(data)), typ: typ}
 	l.count++
 }
 

@@ -11,8 +11,8 @@ func (n *Node) reportSnapshot(index uint64, data []byte) error {
 	if index <= n.snapshot.Meta.Index {
 		return ErrSnapshotTooOld
 	}
-	if index > n.applied {
-		return ErrUnavailable
+	if index > max(n.applied, n.applying) {
+		return ErrUnavailable // entries of the outstanding Ready count as applied
 	}
 	t, ok := n.log.term(index)
 	if !ok {
