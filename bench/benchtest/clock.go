@@ -40,10 +40,14 @@ func (c *Clock) AdvanceTo(t time.Duration) {
 // Advance moves time forward by d.
 func (c *Clock) Advance(d time.Duration) { c.AdvanceTo(c.Now() + d) }
 
-// SleepUntil moves time to t (when later) and returns at once.
+// SleepUntil moves time to t (when later) and returns at once; a cancelled sleeper moves
+// nothing.
 func (c *Clock) SleepUntil(ctx context.Context, t time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.AdvanceTo(t)
-	return ctx.Err()
+	return nil
 }
 
 // WaitUntil blocks until another goroutine moves time to t or later.

@@ -117,7 +117,8 @@ type Outcome struct {
 	// Unsent counts open-loop ops scheduled inside the window that were never sent because
 	// the window ended first: the target could not keep up with the offered rate.
 	Unsent int64
-	// Elapsed is the measured window (the configured Duration).
+	// Elapsed is the measured window: the configured Duration, or less when ctx ended the
+	// run early (Run then returns the partial Outcome with ctx's error).
 	Elapsed time.Duration
 	// Clamped counts latencies above LatencyHighest, recorded as LatencyHighest.
 	Clamped int64
@@ -354,15 +355,24 @@ func Run(ctx context.Context, target bench.Target, cfg Config, opts Options) (*O
 		}()
 	}
 	wg.Wait()
+	stopped := clock.Now()
 	// Open-loop lanes stop at their last slot before the end; the window still lasts until
 	// the end (a simulated clock moves there now).
-	_ = clock.SleepUntil(ctx, r.end)
+	if ctx.Err() == nil {
+		_ = clock.SleepUntil(ctx, r.end)
+	}
 	<-windowDone
 	stopCollect()
 	<-collected
 
-	o := &Outcome{Config: cfg, Total: NewHistogram(), Unsent: r.unsent}
+	o := &Outcome{Config: cfg, Total: NewHistogram(), Unsent: r.unsent, Elapsed: cfg.Duration}
 	lastSec := r.lastSec
+	if ctx.Err() != nil {
+		// Interrupted: the window ends where the run stopped, so a partial result still
+		// has the right throughput and no trailing empty seconds.
+		o.Elapsed = min(max(stopped-r.warmEnd, 0), cfg.Duration)
+		lastSec = int((o.Elapsed+SeriesInterval-1)/SeriesInterval) - 1
+	}
 	for _, rec := range r.recs {
 		rec.mu.Lock()
 		lastSec = max(lastSec, rec.maxSec)
@@ -378,7 +388,6 @@ func Run(ctx context.Context, target bench.Target, cfg Config, opts Options) (*O
 		next++
 	}
 	o.Intervals = out
-	o.Elapsed = cfg.Duration
 	if dropped != 0 {
 		return o, fmt.Errorf("%w: %d", ErrHistogramDropped, dropped)
 	}

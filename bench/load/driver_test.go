@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -294,5 +295,50 @@ func BenchmarkRequestPath(b *testing.B) {
 				rec.record(int((done)/SeriesInterval)%ringSlots, done-sent, int64(batch), err != nil)
 			}
 		})
+	}
+}
+
+// cancelAfter cancels the run's context from inside its n-th batch, at a known simulated time.
+type cancelAfter struct {
+	bench.Target
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Open(ctx context.Context, w int) (bench.Session, error) {
+	s, err := c.Target.Open(ctx, w)
+	return &cancelSession{Session: s, c: c}, err
+}
+
+type cancelSession struct {
+	bench.Session
+	c *cancelAfter
+}
+
+func (s *cancelSession) Do(ctx context.Context, ops []bench.Op) error {
+	if s.c.n--; s.c.n == 0 {
+		s.c.cancel()
+	}
+	return s.Session.Do(ctx, ops)
+}
+
+// Cancelling the context ends the run early with a partial outcome whose window is what ran.
+func TestCancelledRunReturnsPartialOutcome(t *testing.T) {
+	clock := benchtest.NewClock()
+	cfg := oneWorker(ClosedLoop)
+	cfg.Duration = 10 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	target := &cancelAfter{Target: &benchtest.Target{Clock: clock, Service: time.Millisecond}, n: 2500, cancel: cancel}
+	o, err := Run(ctx, target, cfg, Options{Clock: clock})
+	if !errors.Is(err, context.Canceled) || o == nil {
+		t.Fatalf("got %v, %v; want a partial outcome and context.Canceled", o, err)
+	}
+	// The 2500th batch starts at 2.499 s with the context already cancelled: it fails at once.
+	if o.Elapsed != 2499*time.Millisecond || len(o.Intervals) != 3 || o.Ops != 2499 || o.Errors != 1 {
+		t.Errorf("elapsed %v, %d intervals, %d ops, %d errors; want 2.499s, 3, 2499, 1",
+			o.Elapsed, len(o.Intervals), o.Ops, o.Errors)
+	}
+	if tput := o.Throughput(); tput < 999 || tput > 1001 {
+		t.Errorf("throughput %.1f ops/s, want 1000 over the partial window", tput)
 	}
 }

@@ -61,8 +61,13 @@ func (a *app) runCmd(ctx context.Context, args []string) error {
 	opts.OnWindow = cpu.sample
 	o, err := load.Run(ctx, target, cfg, opts)
 	progress.Done()
-	if err != nil {
+	interrupted := err != nil && ctx.Err() != nil && o != nil
+	if err != nil && !interrupted {
 		return fmt.Errorf("run: %w", err)
+	}
+	if interrupted {
+		// Ctrl-C: keep what was measured, marked as cut short by its window length.
+		fmt.Fprintf(a.stdout, "\ninterrupted after %v of the %v window: writing the partial result\n", o.Elapsed, cfg.Duration)
 	}
 
 	r, err := report.New(o, spec, env, started)
@@ -82,7 +87,13 @@ func (a *app) runCmd(ctx context.Context, args []string) error {
 	if prefix == "" {
 		prefix = defaultPrefix(started, env, spec, cfg)
 	}
-	return a.writeRun(r, prefix)
+	if err := a.writeRun(r, prefix); err != nil {
+		return err
+	}
+	if interrupted {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // announce prints what is about to run, so a pasted log says what it measured.
