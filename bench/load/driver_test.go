@@ -107,6 +107,34 @@ func TestStallOpenLoopShowsItClosedLoopHidesIt(t *testing.T) {
 	}
 }
 
+// Open-loop p99 tracks the stall's length (a 250 ms stall in a 5 s run delays 5% of the requests
+// by 0-250 ms, so p99 is ~200 ms); closed-loop p99 stays at the service time whatever
+// the stall (only its max moves).
+func TestOpenLoopLatencyGrowsWithTheStall(t *testing.T) {
+	for _, stall := range []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
+		t.Run(fmt.Sprintf("stall=%v", stall), func(t *testing.T) {
+			windows := []benchtest.Window{{From: time.Second, To: time.Second + stall}}
+			for _, mode := range []Mode{OpenLoop, ClosedLoop} {
+				clock := benchtest.NewClock()
+				o := mustRun(t, &benchtest.Target{Clock: clock, Service: 100 * time.Microsecond, Stalls: windows},
+					oneWorker(mode), clock)
+				p99 := time.Duration(o.Total.ValueAtQuantile(99))
+				mx := time.Duration(o.Total.Max())
+				switch {
+				case o.Config.Mode != mode:
+					t.Errorf("%s run labeled %s", mode, o.Config.Mode)
+				case mode == OpenLoop && (p99 < stall*7/10 || p99 > stall*11/10):
+					t.Errorf("open loop p99 %v, want close to the %v stall", p99, stall)
+				case mode == ClosedLoop && p99 > time.Millisecond:
+					t.Errorf("closed loop p99 %v, want the 100µs service time", p99)
+				case mx < stall*99/100 || mx > stall*101/100:
+					t.Errorf("%s max %v, want the %v stall", mode, mx, stall)
+				}
+			}
+		})
+	}
+}
+
 func TestOpenLoopOverloadCountsUnsent(t *testing.T) {
 	clock := benchtest.NewClock()
 	cfg := oneWorker(OpenLoop)
