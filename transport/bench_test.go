@@ -115,8 +115,6 @@ func benchOutboundGnet(b *testing.B, size int) {
 		b.Fatal(err)
 	}
 	cc.kick()
-	base := int64(0)
-	waitFor(b, "hello answered", func() bool { return fp.bytesRead.Load() >= base })
 	frame := benchFrame(size)
 	b.ReportAllocs()
 	b.SetBytes(int64(size))

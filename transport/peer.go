@@ -15,16 +15,22 @@ import (
 // peer is the outbound side of one cluster member: a byte-bounded queue filled by Send and a
 // writer goroutine that owns the TCP connection.
 //
-// Why a writer goroutine with writev and not gnet's client (BenchmarkPeerOutbound, same
-// queue, same loopback sink, -count 10 side by side on the 2-core dev box): the writer
-// delivered 7.7M frames/s of 64 B against 2.0M through gnet (3.9x), and 88k against 39k
-// frames/s of 4 KiB (2.2x), p < 0.001 both. With gnet every write from the driver is an
-// AsyncWritev: a task on the event loop's queue, an eventfd wake-up of that loop, a hook
-// allocation, and then the loop writes on the driver's behalf while also serving inbound
-// traffic, so the two compete for the same thread. A goroutine parked in the Go netpoller is
-// woken by a channel send and issues the writev itself, and a blocking write is natural
-// backpressure: gnet's async path has no "drained" notification, so bounding it would need
-// polling. Inbound traffic stays on gnet, where its event loops pay off.
+// Why a writer goroutine with writev and not gnet's client (BenchmarkPeerOutbound: same
+// queue, same loopback sink, both variants side by side in one run):
+//
+//	                                    64 B frames/s        4 KiB frames/s
+//	2-core dev box, loaded, -count 10   7.7M vs 2.0M (3.9x)  88k vs 39k (2.2x)   p<0.001
+//	quiet 16-core box, taskset 2 CPUs   11.8M vs 7.7M (1.5x) 1.04M vs 0.49M (2.2x) p=0.008
+//	quiet 16-core box, all cores        13.2M vs 12.2M (~)   1.00M vs 0.88M (1.14x)
+//
+// With cores to spare the two are close; on few cores the writer wins clearly, which is the
+// setting this suite runs in. With gnet every write from the driver is an AsyncWritev: a task
+// on the event loop's queue, an eventfd wake-up, a hook allocation, and then the loop writes
+// on the driver's behalf while it also serves inbound traffic, so they compete for one
+// thread. A goroutine parked in the Go netpoller is woken by a channel send and issues the
+// writev itself, and its blocking write is natural backpressure, where gnet's async path has
+// no "drained" notification and would need polling to stay bounded. Inbound traffic stays
+// on gnet, where its event loops pay off.
 //
 // Concurrency: push-side methods (send, queueBytes, paused, connected) are safe from any
 // goroutine. run, and the fields marked "writer only", belong to the writer goroutine.
