@@ -123,7 +123,8 @@ type Cluster struct {
 
 	healed       bool
 	workloadOff  bool
-	stopAt       int // tick at which the run ends regardless of pending ops
+	stopAt       int // tick by which every pending op must have completed
+	quiesceAt    int // tick at which the run ends (set once the workload is done)
 	stats        Stats
 	failure      error
 	livenessDone int // ops started after heal that completed
@@ -395,10 +396,16 @@ func (c *Cluster) globalTick() bool {
 				idle = false
 			}
 		}
-		if idle {
-			return true
+		if idle && c.quiesceAt == 0 {
+			c.quiesceAt = c.tick + QuiesceTicksMax
+			c.Logf("workload done; quiescing before the final checks")
 		}
-		if c.tick >= c.stopAt {
+		if c.quiesceAt > 0 {
+			if q, ok := c.proto.(Quiescer); (ok && q.Converged()) || c.tick >= c.quiesceAt {
+				return true
+			}
+		}
+		if !idle && c.tick >= c.stopAt {
 			for _, cs := range c.clients {
 				if cs.cur >= 0 {
 					r := c.history[cs.cur]

@@ -20,7 +20,8 @@ const (
 	ClientsMaxRun      = 5
 	KeysMin            = 1
 	KeysMaxRun         = 4
-	FinishTicksMax     = 300 // after the workload stops, every pending op must complete within this
+	FinishTicksMax     = 300  // after the workload stops, every pending op must complete within this
+	QuiesceTicksMax    = 1500 // then the cluster idles until Converged (or this long) before Final
 	ThinkTicksMax      = 4
 	DelayUnitsMax      = 60  // ordinary one-way message delay upper bound (< 1 tick)
 	LongDelayUnitsMax  = 500 // a delayed ("reordered") message arrives up to 5 ticks late

@@ -50,7 +50,9 @@ type Protocol interface {
 	// Heal is called once when the safety phase ends: the network is healed and every host
 	// restarted. The protocol stops any misbehaviour that would prevent liveness.
 	Heal()
-	// Final runs the protocol's end-of-run checks (for example that live replicas converged).
+	// Final runs the protocol's end-of-run checks. After the last op completed the cluster
+	// idles (network healed, every host up) until Quiescer.Converged reports true or
+	// QuiesceTicksMax ticks pass, so replicas should have converged by then.
 	Final() error
 }
 
@@ -99,4 +101,11 @@ type Counter struct {
 // in the same order on every run.
 type CounterReporter interface {
 	Counters() []Counter
+}
+
+// Quiescer is optionally implemented by a Protocol: once the workload is done the run ends as
+// soon as Converged returns true (checked every tick), or after QuiesceTicksMax ticks; Final
+// then reports a cluster that did not converge.
+type Quiescer interface {
+	Converged() bool
 }

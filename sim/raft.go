@@ -177,7 +177,45 @@ func (p *raftProtocol) Hosts() int   { return p.opts.Voters + p.opts.Spares }
 func (p *raftProtocol) MaxDown() int { return p.Hosts() }
 func (p *raftProtocol) Check() error { return p.err }
 func (p *raftProtocol) Heal()        {}
-func (p *raftProtocol) Final() error { return p.err }
+
+// Converged reports whether the cluster has one leader and every member of its
+// configuration applied exactly what the leader applied, with the same KV state.
+func (p *raftProtocol) Converged() bool { return p.convergence() == nil }
+
+// Final fails a run whose cluster did not converge after the quiet period.
+func (p *raftProtocol) Final() error {
+	if p.err != nil {
+		return p.err
+	}
+	if err := p.convergence(); err != nil {
+		return fmt.Errorf("not converged %d ticks after the workload finished: %w", QuiesceTicksMax, err)
+	}
+	return nil
+}
+
+func (p *raftProtocol) convergence() error {
+	var lead *raftReplica
+	for _, r := range p.replicas {
+		if r != nil && r.n.Role() == raftcore.Leader && (lead == nil || r.term > lead.term) {
+			lead = r
+		}
+	}
+	if lead == nil {
+		return errors.New("no leader")
+	}
+	m := lead.n.Status().Membership
+	want := lead.kv.Digest()
+	for _, ids := range [][]uint64{m.Voters, m.Learners} {
+		for _, id := range ids {
+			r := p.replicas[id-1]
+			if r.applied != lead.applied || r.kv.Digest() != want {
+				return fmt.Errorf("member %d applied %d, leader %d applied %d (same state: %v)",
+					id, r.applied, lead.h.ID(), lead.applied, r.kv.Digest() == want)
+			}
+		}
+	}
+	return nil
+}
 
 func (p *raftProtocol) Crashed(id NodeID) { p.replicas[id-1] = nil }
 
@@ -360,6 +398,9 @@ func (r *raftReplica) Tick() {
 func (r *raftReplica) Deliver(from NodeID, msg any) {
 	switch m := msg.(type) {
 	case *raftcore.Message:
+		if r.h.c.Tracing() {
+			r.h.Logf("recv %v <- %d term=%d idx=%d commit=%d", m.Type, m.From, m.Term, m.Index, m.Commit)
+		}
 		if err := r.n.Step(m); err != nil {
 			r.p.fail("host %d: Step(%v from %d): %v", r.h.ID(), m.Type, from, err)
 		}
@@ -413,6 +454,10 @@ func (r *raftReplica) drive() {
 		// deep-copied: the network delivers them after Advance, maybe twice.
 		for i := range rd.Messages {
 			m := copyMessage(&rd.Messages[i])
+			if r.h.c.Tracing() {
+				r.h.Logf("send %v -> %d term=%d idx=%d logterm=%d ents=%d commit=%d reject=%v hint=%d ctx=%d snap=%d/%d",
+					m.Type, m.To, m.Term, m.Index, m.LogTerm, len(m.Entries), m.Commit, m.Reject, m.RejectHint, m.Context, m.Snapshot.Index, m.SnapOffset)
+			}
 			r.h.Send(NodeID(m.To), m)
 		}
 		// Checks on the log as the core now holds it.
