@@ -135,6 +135,32 @@ func TestOpenLoopLatencyGrowsWithTheStall(t *testing.T) {
 	}
 }
 
+// lateClock oversleeps every SleepUntil by a fixed lag, like a timer on a busy machine.
+type lateClock struct {
+	*benchtest.Clock
+	lag time.Duration
+}
+
+func (c lateClock) SleepUntil(ctx context.Context, t time.Duration) error {
+	return c.Clock.SleepUntil(ctx, t+c.lag)
+}
+
+// The generator's own oversleep is not the target's latency: it is reported as send lag.
+func TestOpenLoopTimerOversleepIsNotLatency(t *testing.T) {
+	base := benchtest.NewClock()
+	clock := lateClock{Clock: base, lag: 300 * time.Microsecond}
+	o := mustRun(t, &benchtest.Target{Clock: base, Service: 100 * time.Microsecond}, oneWorker(OpenLoop), clock)
+	if mx := time.Duration(o.Total.Max()); mx > 110*time.Microsecond {
+		t.Errorf("max latency %v, want the 100µs service time without the 300µs oversleep", mx)
+	}
+	if o.SendLagMax != 300*time.Microsecond || o.LateSends != 0 {
+		t.Errorf("send lag max %v, late sends %d; want 300µs and none beyond %v", o.SendLagMax, o.LateSends, SendLagReported)
+	}
+	if o.Ops != 5000 {
+		t.Errorf("%d ops, want 5000", o.Ops)
+	}
+}
+
 func TestOpenLoopOverloadCountsUnsent(t *testing.T) {
 	clock := benchtest.NewClock()
 	cfg := oneWorker(OpenLoop)

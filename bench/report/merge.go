@@ -62,6 +62,8 @@ func Merge(rs []*Result) (*Result, error) {
 		s.Errors += r.Summary.Errors
 		s.Unsent += r.Summary.Unsent
 		s.Clamped += r.Summary.Clamped
+		s.SendLagMax = max(s.SendLagMax, r.Summary.SendLagMax)
+		s.LateSends += r.Summary.LateSends
 		s.DurationNs = max(s.DurationNs, r.Summary.DurationNs)
 		for _, x := range r.Series {
 			h, err := DecodeHistogram(x.Histogram)

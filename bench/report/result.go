@@ -70,6 +70,8 @@ type Summary struct {
 	Errors     int64       `json:"errors"`
 	Unsent     int64       `json:"unsent"`
 	Clamped    int64       `json:"clamped"`
+	SendLagMax int64       `json:"send_lag_max_ns,omitempty"` // open loop: worst oversleep of the generator's timer
+	LateSends  int64       `json:"late_sends,omitempty"`      // open loop: batches sent > 1 ms after their time by the timer
 	DurationNs int64       `json:"duration_ns"`
 	Throughput float64     `json:"throughput"` // successful ops/s
 	Latency    Percentiles `json:"latency"`
@@ -167,6 +169,7 @@ func New(o *load.Outcome, spec bench.Spec, env Env, started time.Time) (*Result,
 		return nil, err
 	}
 	r.Summary = Summary{Mode: o.Config.Mode, Ops: o.Ops, Errors: o.Errors, Unsent: o.Unsent, Clamped: o.Clamped,
+		SendLagMax: int64(o.SendLagMax), LateSends: o.LateSends,
 		DurationNs: int64(o.Elapsed), Throughput: o.Throughput(), Latency: PercentilesOf(o.Total)}
 	r.Series = make([]Second, 0, len(o.Intervals))
 	for _, iv := range o.Intervals {

@@ -137,6 +137,10 @@ func WriteSummary(w io.Writer, r *Result) error {
 	if s.Clamped > 0 {
 		row("clamped", "%d latencies above %v recorded as %v", s.Clamped, time.Duration(load.LatencyHighest), time.Duration(load.LatencyHighest))
 	}
+	if s.LateSends > 0 {
+		row("send lag", "%d batches sent late by loadgen's timer (worst %s; not counted as latency): the load host is short of CPU",
+			s.LateSends, FormatLatency(s.SendLagMax))
+	}
 	if f := r.Fsync; f != nil {
 		row("fdatasync", "p50 %s  p99 %s  (%d x %d B in %s)", FormatLatency(f.P50), FormatLatency(f.P99), f.Samples, f.BlockBytes, f.Dir)
 	}
