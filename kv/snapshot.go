@@ -28,6 +28,9 @@ const (
 	snapBufBytes = 1 << 20
 )
 
+// restoreReserveMax bounds the table pre-sizing a snapshot header can ask for.
+const restoreReserveMax = 1 << 22
+
 // ErrBadSnapshot says a snapshot stream is malformed or its digest does not match.
 var ErrBadSnapshot = errors.New("kv: bad snapshot")
 
@@ -63,16 +66,28 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 		cw.write(sb[:])
 	}
 
-	refs := make([]uint64, 0, s.count)
+	// Sort by a 16-byte big-endian key prefix held inline, touching the arena only to
+	// break ties: most comparisons then stay within one cache-friendly slice.
+	refs := make([]sortRef, 0, s.count)
 	for _, sl := range s.slots {
 		if sl.ref != 0 {
-			refs = append(refs, sl.ref)
+			var p [16]byte
+			copy(p[:], recKey(s.rec(sl.ref)))
+			refs = append(refs, sortRef{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), ref: sl.ref})
 		}
 	}
-	slices.SortFunc(refs, func(a, b uint64) int { return bytes.Compare(recKey(s.rec(a)), recKey(s.rec(b))) })
+	slices.SortFunc(refs, func(a, b sortRef) int {
+		switch {
+		case a.hi != b.hi:
+			return cmpUint(a.hi, b.hi)
+		case a.lo != b.lo:
+			return cmpUint(a.lo, b.lo)
+		}
+		return bytes.Compare(recKey(s.rec(a.ref)), recKey(s.rec(b.ref)))
+	})
 	var ph [snapPairHdr]byte
-	for _, ref := range refs {
-		r := s.rec(ref)
+	for _, sr := range refs {
+		r := s.rec(sr.ref)
 		k, v := recKey(r), recValue(r)
 		le.PutUint32(ph[0:], uint32(len(k)))
 		le.PutUint32(ph[4:], uint32(len(v)))
@@ -86,6 +101,15 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 		cw.err = bw.Flush()
 	}
 	return cw.n, cw.err
+}
+
+type sortRef struct{ hi, lo, ref uint64 }
+
+func cmpUint(a, b uint64) int {
+	if a < b {
+		return -1
+	}
+	return 1
 }
 
 type countWriter struct {
@@ -135,6 +159,9 @@ func (s *Store) restore(br *bufio.Reader) error {
 	if nSess > uint64(s.cfg.MaxSessions) {
 		return bad("%d sessions exceed MaxSessions %d", nSess, s.cfg.MaxSessions)
 	}
+	// A damaged count is only caught by the digest at the end, so pre-size within a bound
+	// and let the table grow past it if the stream really holds more.
+	s.reserve(int(min(nKeys, restoreReserveMax)))
 	var sb [snapSessLen + SessionWindow]byte
 	var prevID uint64
 	for i := range nSess {

@@ -195,11 +195,8 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, seed: maphash.MakeSeed(), sessions: make(map[uint64]session)}
 	s.sweepStep = cfg.SessionTTL / SessionSweepsPerTTL
-	n := tableMinSlots
-	for n*3/4 < cfg.ExpectedKeys {
-		n *= 2
-	}
-	s.slots = make([]slot, n)
+	s.slots = make([]slot, tableMinSlots)
+	s.reserve(cfg.ExpectedKeys)
 	return s, nil
 }
 
@@ -330,9 +327,22 @@ func (s *Store) insertSlot(h, ref uint64) {
 	s.slots[i] = slot{hash: h, ref: ref}
 }
 
-func (s *Store) grow() {
+func (s *Store) grow() { s.resize(2 * len(s.slots)) }
+
+// reserve sizes the table for n keys so that inserting them does not rehash.
+func (s *Store) reserve(n int) {
+	size := len(s.slots)
+	for size*3/4 < n {
+		size *= 2
+	}
+	if size != len(s.slots) {
+		s.resize(size)
+	}
+}
+
+func (s *Store) resize(n int) {
 	old := s.slots
-	s.slots = make([]slot, 2*len(old))
+	s.slots = make([]slot, n)
 	for _, sl := range old {
 		if sl.ref != 0 {
 			s.insertSlot(sl.hash, sl.ref)

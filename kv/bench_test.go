@@ -1,0 +1,152 @@
+package kv
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"testing"
+)
+
+const benchKeys = 1 << 16
+
+func benchKey(dst []byte, i uint64) []byte {
+	dst = append(dst[:0], "key-"...)
+	return binary.BigEndian.AppendUint64(dst, i)
+}
+
+func loaded(b *testing.B, n int, size int) *Store {
+	s, err := New(Config{ExpectedKeys: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := bytes.Repeat([]byte{'v'}, size)
+	var k []byte
+	for i := range uint64(n) {
+		k = benchKey(k, i)
+		s.Apply(1, &Op{Kind: OpPut, Key: k, Value: val})
+	}
+	return s
+}
+
+// BenchmarkApply measures Apply per operation kind. Keys are 12 bytes, values size bytes;
+// the digest is maintained on every write. put-new inserts keys never seen (the table
+// and arena grow); put-overwrite, get and delete work on a preloaded store.
+func BenchmarkApply(b *testing.B) {
+	for _, size := range []int{16, 128} {
+		b.Run(fmt.Sprintf("op=put-new/size=%d", size), func(b *testing.B) {
+			s, _ := New(Config{})
+			op := &Op{Kind: OpPut, Value: bytes.Repeat([]byte{'v'}, size)}
+			i := uint64(0)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				op.Key = benchKey(op.Key, i)
+				s.Apply(1, op)
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("op=put-overwrite/size=%d", size), func(b *testing.B) {
+			s := loaded(b, benchKeys, size)
+			op := &Op{Kind: OpPut, Value: bytes.Repeat([]byte{'w'}, size)}
+			i := uint64(0)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				op.Key = benchKey(op.Key, i%benchKeys)
+				s.Apply(2, op)
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("op=put-session/size=%d", size), func(b *testing.B) {
+			s := loaded(b, benchKeys, size)
+			op := &Op{Kind: OpPut, Value: bytes.Repeat([]byte{'w'}, size)}
+			i := uint64(0)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				op.Key = benchKey(op.Key, i%benchKeys)
+				op.ClientID = i%64 + 1
+				op.Seq = i/64 + 1
+				s.Apply(2+i, op)
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("op=get/size=%d", size), func(b *testing.B) {
+			s := loaded(b, benchKeys, size)
+			op := &Op{Kind: OpGet}
+			i := uint64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				op.Key = benchKey(op.Key, i%benchKeys)
+				if r := s.Apply(2, op); r.Status != StatusOK {
+					b.Fatal(r.Status)
+				}
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("op=delete/size=%d", size), func(b *testing.B) {
+			s := loaded(b, benchKeys, size)
+			op := &Op{Kind: OpDelete}
+			refill := &Op{Kind: OpPut, Value: bytes.Repeat([]byte{'v'}, size)}
+			i := uint64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				if i == benchKeys {
+					// Every key deleted: put them back off the clock.
+					b.StopTimer()
+					for j := range uint64(benchKeys) {
+						refill.Key = benchKey(refill.Key, j)
+						s.Apply(2, refill)
+					}
+					i = 0
+					b.StartTimer()
+				}
+				op.Key = benchKey(op.Key, i)
+				if r := s.Apply(2, op); r.Status != StatusOK {
+					b.Fatal(r.Status)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkSnapshot streams the whole state (sorted, deterministic) to io.Discard.
+func BenchmarkSnapshot(b *testing.B) {
+	for _, keys := range []int{1 << 16, 1 << 20} {
+		b.Run(fmt.Sprintf("keys=%d/size=128", keys), func(b *testing.B) {
+			s := loaded(b, keys, 128)
+			n, err := s.Snapshot(io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Snapshot(io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRestore rebuilds a store (and recomputes its digest) from a snapshot stream.
+func BenchmarkRestore(b *testing.B) {
+	s := loaded(b, 1<<16, 128)
+	var buf bytes.Buffer
+	if _, err := s.Snapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	r, _ := New(Config{})
+	b.Run("keys=65536/size=128", func(b *testing.B) {
+		b.SetBytes(int64(buf.Len()))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := r.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
