@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // countingFS counts fdatasync calls on WAL files so the benchmark reports real fsyncs/s.
