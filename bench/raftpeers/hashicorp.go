@@ -12,15 +12,6 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
-// hashicorp/raft timing. The library's defaults (1 s heartbeat and election timeouts) only
-// slow the start of each cluster; these are shorter but keep a margin over the scheduling
-// delays of a loaded 2-core machine, so that the leader does not lose its lease mid-run.
-const (
-	hashicorpHeartbeatTimeout   = 500 * time.Millisecond
-	hashicorpElectionTimeout    = 500 * time.Millisecond
-	hashicorpLeaderLeaseTimeout = 250 * time.Millisecond
-)
-
 // hashicorpMaxAppendEntries replaces the default 64 so that the largest benchmark batch (256)
 // fits one group commit and one AppendEntries. With 64, a 256-entry batch leaves entries behind
 // whenever the replicator's trigger coalesces, and they wait for CommitTimeout (50-100 ms):
@@ -55,12 +46,12 @@ type hashicorpCluster struct {
 //
 // A batch is pipelined: every entry is handed to Raft.Apply without waiting, then the batch
 // waits on all of the futures (a future resolves once the leader's FSM applied its entry).
-// BatchApplyCh is on so that the leader loop group-commits up to MaxAppendEntries queued
-// Applys into one log write and one AppendEntries, the library's documented throughput mode,
-// MaxAppendEntries is raised to hashicorpMaxAppendEntries, and the snapshot settings follow
-// CompactEvery and CompactRetain;
-// Apply gets no enqueue timeout, which would cost a timer per entry. Everything else is the
-// library's default, including replication pipelining and snapshot thresholds.
+// Departures from DefaultConfig, each in the library's favour or for equal conditions:
+// BatchApplyCh is on, so the leader loop group-commits up to MaxAppendEntries queued Applys
+// into one log write and one AppendEntries (the library's throughput mode); MaxAppendEntries
+// is hashicorpMaxAppendEntries; the snapshot settings follow CompactEvery and CompactRetain.
+// Apply gets no enqueue timeout, which would cost a timer per entry. Timeouts stay at their
+// defaults: shorter ones made the leader lose its lease on this loaded machine mid-run.
 func NewHashicorp(opts Options) (Cluster, error) {
 	c := &hashicorpCluster{leader: -1}
 	var servers []hraft.Server
@@ -83,9 +74,6 @@ func NewHashicorp(opts Options) (Cluster, error) {
 	for i := range c.rafts {
 		conf := hraft.DefaultConfig()
 		conf.LocalID = servers[i].ID
-		conf.HeartbeatTimeout = hashicorpHeartbeatTimeout
-		conf.ElectionTimeout = hashicorpElectionTimeout
-		conf.LeaderLeaseTimeout = hashicorpLeaderLeaseTimeout
 		conf.BatchApplyCh = true
 		conf.MaxAppendEntries = hashicorpMaxAppendEntries
 		conf.SnapshotThreshold = CompactEvery

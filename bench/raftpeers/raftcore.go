@@ -23,7 +23,7 @@ const raftcoreConvergeTicksMax = 64
 // memWALBytes is the size of each node's in-memory write-ahead log. Persisting copies every
 // record into it, as a WAL write would; when full it starts over, as a WAL drops segments
 // that a snapshot covers. The core keeps its own log, so nothing reads the records back.
-const memWALBytes = 8 << 20
+const memWALBytes = 1 << 20
 
 // memWALRecordHeader is index, term, type and payload length of one record.
 const memWALRecordHeader = 8 + 8 + 1 + 4
