@@ -135,14 +135,12 @@ type outputFlags struct {
 
 func (o *outputFlags) group(sweep bool) group {
 	g := newGroup("Output")
-	ext := ".json, .txt (benchstat) and .hgrm"
 	if sweep {
-		ext = ".json"
+		g.fs.StringVar(&o.out, "out", "", "result path prefix: writes .json (default "+defaultResultsDir+"/<time>-<commit>-<protocol>-<workload>-sweep)")
+		return g
 	}
-	g.fs.StringVar(&o.out, "out", "", "result path prefix: writes "+ext+" (default "+defaultResultsDir+"/<time>-<commit>-<protocol>-<workload>)")
-	if !sweep {
-		g.fs.BoolVar(&o.quiet, "quiet", false, "no per-second lines")
-	}
+	g.fs.StringVar(&o.out, "out", "", "result path prefix: writes .json, .txt (benchstat) and .hgrm (default "+defaultResultsDir+"/<time>-<commit>-<protocol>-<workload>)")
+	g.fs.BoolVar(&o.quiet, "quiet", false, "no per-second lines")
 	g.fs.StringVar(&o.fsyncProbe, "fsync-probe", "", "measure fdatasync latency in this directory before the run and record it (durable local runs do this on their data directory)")
 	g.fs.IntVar(&o.fsyncSamples, "fsync-samples", report.FsyncSamplesDefault, "fdatasync calls the probe times")
 	return g
