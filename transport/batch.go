@@ -56,6 +56,7 @@ const maxPooledBatchBytes = 1 << 20
 // GC, and refilling it costs a 64 KiB allocation per batch after each collection, which at
 // hundreds of thousands of frames a second keeps the collector busy. The list is bounded
 // (batches beyond it are left to the GC), so it never holds more than it was sized for.
+// Safe for concurrent use (event loops get, the driver puts).
 type batchPool struct {
 	free chan *Batch
 }

@@ -31,6 +31,10 @@ const (
 	// DefaultReadBufferBytes is gnet's per-event-loop read buffer: the most one OnTraffic sees
 	// from the socket at a time.
 	DefaultReadBufferBytes = 64 << 10
+	// DefaultMaxInboundConns bounds open inbound connections (peers and clients together);
+	// beyond it new connections are closed at once, so a connection flood cannot exhaust file
+	// descriptors or memory.
+	DefaultMaxInboundConns = 4096
 	// DefaultHandshakeTimeout bounds how long an inbound peer connection may take to present
 	// a valid hello before it is closed.
 	DefaultHandshakeTimeout = 5 * time.Second
@@ -65,7 +69,8 @@ type Peer struct {
 	Addr string
 }
 
-// Config configures a Transport. Zero values select the defaults above.
+// Config configures a Transport. Zero values select the defaults above. New copies it; later
+// changes to the caller's value have no effect.
 type Config struct {
 	// ClusterID must match between peers; a hello with another one is refused.
 	ClusterID uint64
@@ -99,6 +104,9 @@ type Config struct {
 	ChunkBytes int
 	// ClientFrameTypes are the types accepted from clients (nil: DefaultClientFrameTypes).
 	ClientFrameTypes []wire.Type
+	// MaxInboundConns bounds open inbound connections (see DefaultMaxInboundConns). Event
+	// loops check it independently, so it may be overshot by at most EventLoops-1.
+	MaxInboundConns int
 
 	HandshakeTimeout    time.Duration
 	PartialFrameTimeout time.Duration
@@ -131,6 +139,7 @@ func (c *Config) withDefaults() Config {
 	setInt(&d.PeerQueueBytes, DefaultPeerQueueBytes)
 	setInt(&d.ClientQueueBytes, DefaultClientQueueBytes)
 	setInt(&d.ChunkBytes, DefaultChunkBytes)
+	setInt(&d.MaxInboundConns, DefaultMaxInboundConns)
 	if d.ClientFrameTypes == nil {
 		d.ClientFrameTypes = DefaultClientFrameTypes
 	}
@@ -170,8 +179,8 @@ func (c *Config) validate() error {
 	if err := wire.CheckMaxFrameBytes(c.MaxFrameBytes); err != nil {
 		errs = append(errs, err)
 	}
-	if c.EventLoops < 0 || c.ReadBufferBytes < wire.HeaderSize || c.InboundQueueBatches < 1 || c.ChunkBytes < 1 {
-		bad("EventLoops, ReadBufferBytes, InboundQueueBatches and ChunkBytes must be positive")
+	if c.EventLoops < 0 || c.ReadBufferBytes < wire.HeaderSize || c.InboundQueueBatches < 1 || c.ChunkBytes < 1 || c.MaxInboundConns < 1 {
+		bad("EventLoops, ReadBufferBytes, InboundQueueBatches, ChunkBytes and MaxInboundConns must be positive")
 	}
 	// A queue must hold at least one maximal frame, or a legal frame could never be sent.
 	if c.PeerQueueBytes < c.MaxFrameBytes {

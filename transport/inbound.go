@@ -80,6 +80,13 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	t := h.t
+	if t.metrics.InboundOpen.Load() >= int64(t.cfg.MaxInboundConns) {
+		// No context is set, so OnClose ignores this connection.
+		if t.metrics.ClosedOverLimit.Add(1) == 1 {
+			t.log.Warn("refusing inbound connections over MaxInboundConns", "limit", t.cfg.MaxInboundConns)
+		}
+		return nil, gnet.Close
+	}
 	ic := &inConn{conn: c, kind: kindPeer, openedAt: t.now()}
 	ic.scanner.MaxFrameBytes = t.cfg.MaxFrameBytes
 	if ra := c.RemoteAddr(); ra != nil {

@@ -17,6 +17,7 @@ type Metrics struct {
 	ClosedHandshake  atomic.Uint64 // inbound peer connections refused at the hello
 	ClosedTimeout    atomic.Uint64 // connections closed by HandshakeTimeout or PartialFrameTimeout
 	ClosedSlowClient atomic.Uint64 // client connections closed for not reading their replies
+	ClosedOverLimit  atomic.Uint64 // inbound connections refused at MaxInboundConns
 
 	PeerPaused      atomic.Uint64 // times a peer queue filled up and Send started returning ErrPeerPaused
 	PeerResumed     atomic.Uint64 // times a paused peer queue drained below half and accepted frames again

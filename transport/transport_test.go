@@ -476,3 +476,41 @@ func TestRandomlySplitStream(t *testing.T) {
 		t.Fatalf("%d connections closed", n)
 	}
 }
+
+// Connections beyond MaxInboundConns are closed at once; the others are unaffected, and a
+// slot freed by a close is usable again.
+func TestMaxInboundConns(t *testing.T) {
+	cfg := testConfig(1)
+	cfg.MaxInboundConns = 2
+	tr, _ := startTransport(t, cfg)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", tr.ClientAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c1, c2 := dial(), dial()
+	waitFor(t, "two connections open", func() bool { return tr.Metrics().InboundOpen.Load() == 2 })
+	c3 := dial()
+	expectClosed(t, c3)
+	if n := tr.Metrics().ClosedOverLimit.Load(); n != 1 {
+		t.Fatalf("ClosedOverLimit = %d, want 1", n)
+	}
+	for i, c := range []net.Conn{c1, c2} {
+		if _, err := c.Write(seqFrame(nil, wire.TypeClientRequest, uint64(i), 16)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive(t, tr, 2)
+	c1.Close()
+	waitFor(t, "slot freed", func() bool { return tr.Metrics().InboundOpen.Load() == 1 })
+	c4 := dial()
+	if _, err := c4.Write(seqFrame(nil, wire.TypeClientRequest, 9, 16)); err != nil {
+		t.Fatal(err)
+	}
+	if f := receive(t, tr, 1)[0]; checkSeqBody(t, f.Body) != 9 {
+		t.Fatal("new connection after a freed slot not served")
+	}
+}
