@@ -39,12 +39,6 @@ const (
 	raftPendingReadsMax  = 256 // ReadIndex requests a node tracks; older ones are forgotten
 )
 
-// raftAvoidBug1 keeps the nemesis from removing or demoting a voter of a 2-voter
-// configuration, which deadlocks raftcore (BUG 1 in .coord/raftcore-bugs.md: a node whose
-// uncommitted removal it holds never campaigns, and the other voter cannot win without it).
-// Set it to false once raftcore fixes that bug.
-const raftAvoidBug1 = true
-
 // raftReadMode is how the adapter serves gets.
 type raftReadMode uint8
 
@@ -836,9 +830,6 @@ func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 			cc = raftcore.ConfChange{Type: raftcore.AddLearner, NodeID: target}
 		default:
 			cc = raftcore.ConfChange{Type: raftcore.RemoveNode, NodeID: target}
-		}
-		if raftAvoidBug1 && len(m.Voters) == 2 && cc.Type != raftcore.AddVoter && slices.Contains(m.Voters, target) {
-			return ""
 		}
 		err := lead.n.ProposeConfChange(cc)
 		if err != nil && !errors.Is(err, raftcore.ErrConfChangePending) && !errors.Is(err, raftcore.ErrBadConfChange) &&
