@@ -102,3 +102,15 @@ func TestKVSessionsDedup(t *testing.T) {
 		t.Fatalf("duplicate apply: %+v dup=%v value=%d applied=%d", out, dup, kv.Get(0), kv.Applied())
 	}
 }
+
+// A cluster that stops serving once the faults heal fails the liveness check.
+func TestLivenessCheckerCatchesStall(t *testing.T) {
+	c := NewCluster(1, func(c *Cluster) Protocol {
+		p := newToy(false)(c).(*toyProtocol)
+		p.deafOnHeal = true
+		return p
+	}, Options{})
+	if err := c.Run(); !errors.Is(err, ErrLiveness) {
+		t.Fatalf("Run = %v, want ErrLiveness", err)
+	}
+}

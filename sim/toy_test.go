@@ -16,6 +16,8 @@ type toyProtocol struct {
 	hosts       int
 	skipPersist bool
 	checkErr    error // injected Check failure, to test that Check errors stop a run
+	deafOnHeal  bool  // the primary ignores requests once the faults heal (a liveness bug)
+	deaf        bool
 	replicas    []*toyReplica
 }
 
@@ -54,7 +56,7 @@ func (p *toyProtocol) StartReplica(h *Host, restart bool) Replica {
 func (p *toyProtocol) Crashed(id NodeID)              { p.replicas[id-1] = nil }
 func (p *toyProtocol) NewClient(h *ClientHost) Client { return &toyClient{h: h} }
 func (p *toyProtocol) Nemesis(rng *rand.Rand) string  { return "" }
-func (p *toyProtocol) Heal()                          {}
+func (p *toyProtocol) Heal()                          { p.deaf = p.deafOnHeal }
 func (p *toyProtocol) Final() error                   { return nil }
 func (p *toyProtocol) Check() error                   { return p.checkErr }
 
@@ -68,7 +70,7 @@ func (r *toyReplica) Tick() {}
 
 func (r *toyReplica) Deliver(from NodeID, msg any) {
 	req, ok := msg.(toyRequest)
-	if !ok || r.h.ID() != 1 {
+	if !ok || r.h.ID() != 1 || r.p.deaf {
 		return
 	}
 	op := req.op
