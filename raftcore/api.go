@@ -102,7 +102,8 @@ type Config struct {
 	// PreVote runs a pre-election before bumping the term (thesis §9.6).
 	PreVote bool
 	// CheckQuorum makes a leader step down when it has not heard from a quorum within an
-	// election timeout, and followers ignore vote requests while they hear a leader (§6.2).
+	// election timeout (thesis §6.2). Independently of it, nodes ignore vote requests while
+	// they hear a leader (thesis §4.2.3), except those of a leadership transfer.
 	CheckQuorum bool
 	// ReadOnly selects safe (ReadIndex round) or lease-based reads.
 	ReadOnly ReadOnlyMode

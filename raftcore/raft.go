@@ -598,13 +598,16 @@ func (n *Node) step(m *Message) error {
 	switch {
 	case m.Term > n.term:
 		if m.Type == MsgVote || m.Type == MsgPreVote {
-			// Thesis §4.2.3: while a leader is heard, ignore vote requests, unless they come
-			// from a leadership transfer.
+			// Thesis §4.2.3: while a leader is heard (within an election timeout), ignore
+			// vote requests, unless they come from a leadership transfer.
 			heard := n.lead != None && n.electionElapsed < n.cfg.ElectionTick
 			// A restarted node may have promised a lease to a leader it no longer remembers:
 			// under lease reads it sits out one election timeout before voting.
 			recentStart := n.cfg.ReadOnly == ReadLease && n.ticks < uint64(n.cfg.ElectionTick)
-			if n.cfg.CheckQuorum && (heard || recentStart) && !m.Transfer {
+			// Thesis §4.2.3 makes this rule unconditional: it is what keeps removed servers
+			// (which never learn of their removal) from deposing leaders when PreVote and
+			// CheckQuorum are off.
+			if (heard || recentStart) && !m.Transfer {
 				return nil
 			}
 		}
@@ -620,9 +623,10 @@ func (n *Node) step(m *Message) error {
 		}
 	case m.Term < n.term:
 		switch {
-		case (n.cfg.CheckQuorum || n.cfg.PreVote) && (m.Type == MsgHeartbeat || m.Type == MsgApp):
-			// A stale leader (e.g. partitioned, or a node rejoining under PreVote) learns the
-			// newer term from this reply and steps down.
+		case m.Type == MsgHeartbeat || m.Type == MsgApp:
+			// A stale leader learns the newer term from this reply and steps down. Without
+			// it, a node that raised its term while partitioned could never rejoin: leaders
+			// ignore its vote requests (§4.2.3) and PreVote keeps its term from advancing.
 			n.send(Message{Type: MsgAppResp, To: m.From})
 		case m.Type == MsgPreVote:
 			n.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true})
@@ -875,7 +879,8 @@ func (n *Node) stepLeader(m *Message) {
 	case MsgHeartbeatResp:
 		pr.RecentActive = true
 		pr.ProbeSent = false
-		if pr.State == tracker.StateReplicate && pr.Match < n.log.lastIndex() {
+		if pr.State == tracker.StateReplicate && pr.Match < n.log.lastIndex() && m.Context > pr.SentRound {
+			// The heartbeat answered left after the last append did.
 			switch {
 			case m.Index < pr.Next-1:
 				// The follower's log is shorter than what was sent: appends may have been
@@ -1016,6 +1021,7 @@ func (n *Node) sendAppendsTo(pr *tracker.Progress) {
 		ents := n.entSlab[start:len(n.entSlab):len(n.entSlab)]
 		n.send(Message{Type: MsgApp, To: pr.ID, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: n.commit})
 		pr.CheckSent = false
+		pr.SentRound = n.readRound
 		pr.SentEntries(prev+uint64(len(ents)), bytes)
 	}
 }

@@ -46,6 +46,9 @@ type Progress struct {
 	// CheckSent asks for one (possibly empty) append at Next-1 in replicate state: a
 	// heartbeat answer showed the follower behind what was sent, so appends may be lost.
 	CheckSent bool
+	// SentRound is the leader's heartbeat round when the last append left: only a
+	// heartbeat answer of a later round can show that the append was lost.
+	SentRound uint64
 	// PendingSnapshot is the index of the snapshot being sent in StateSnapshot.
 	PendingSnapshot uint64
 	// SnapOffset is the byte offset of the next snapshot chunk; SnapSentTick when the
