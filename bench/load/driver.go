@@ -123,10 +123,11 @@ type Outcome struct {
 	Elapsed time.Duration
 	// Clamped counts latencies above LatencyHighest, recorded as LatencyHighest.
 	Clamped int64
-	// SendLagMax is the longest an open-loop lane's timer overslept an intended send time,
-	// and LateSends counts the batches it overslept by more than SendLagReported. The
-	// oversleep is the generator's, not the target's, and is not in the latencies; a large
-	// value says the load host cannot keep the schedule (too few cores, too high a rate).
+	// SendLagMax is the longest an open-loop lane sent a batch after it should have (its
+	// intended time, or its previous reply if that came later), and LateSends counts the
+	// batches sent more than SendLagReported late. The lag is the generator's (timer slack,
+	// scheduling), not the target's, and is not in the latencies; a large value says the load
+	// host cannot keep the schedule (too few cores, too high a rate).
 	SendLagMax time.Duration
 	LateSends  int64
 	// Misattributed counts ops whose second's histogram was not collected in time (the
@@ -184,7 +185,7 @@ type recorder struct {
 	lagged        int64
 }
 
-// noteLag records how late an ahead-of-schedule lane's timer woke it.
+// noteLag records how much later than it should have a lane sent a batch.
 func (r *recorder) noteLag(lag time.Duration) {
 	if lag <= 0 {
 		return
@@ -445,10 +446,13 @@ func (r *run) lane(ctx context.Context, lane int, s bench.Session, rec *recorder
 	// measured from the slot's intended time, so a stall delays every request scheduled during
 	// it and they all record it, as wrk2 does. A lane that fell behind sends its backlog at once.
 	//
-	// One exception keeps the generator's own error out of the numbers: a lane that is ahead
-	// of schedule sleeps, and the timer may wake it late (about 1 ms on a busy VM). Nothing
-	// held that request back but our timer, so it is timed from when it was actually sent and
-	// the oversleep is reported as send lag instead.
+	// What the target is charged is kept apart from loadgen's own lateness (a timer that wakes
+	// ~1 ms late on a busy VM, a descheduled goroutine): the lane tracks when it would have
+	// been free had it sent every request on time ("ideal"), and a request's latency is the
+	// wait the target's earlier replies imposed (ideal - intended, when positive) plus its own
+	// response time (done - sent). Sending exactly on time, this is done - intended; any extra
+	// delay in sending is the generator's and is reported as send lag instead.
+	var ideal time.Duration
 	for idx := int64(lane); ctx.Err() == nil; idx += int64(r.lanes) {
 		intended := r.intended(idx)
 		if intended >= r.end {
@@ -459,20 +463,20 @@ func (r *run) lane(ctx context.Context, lane int, s bench.Session, rec *recorder
 			r.countUnsent(idx, n)
 			return
 		}
-		from, lag := intended, time.Duration(0)
 		if now < intended {
 			if r.clock.SleepUntil(ctx, intended) != nil {
 				return
 			}
-			from = max(r.clock.Now(), intended)
-			lag = from - intended
 		}
 		gen.Fill(ops)
+		sent := r.clock.Now()
 		err := s.Do(ctx, ops)
 		done := r.clock.Now()
+		start := max(intended, ideal) // when the request would have gone out
+		ideal = start + (done - sent)
 		if intended >= r.warmEnd {
-			rec.record(r.second(done), done-from, n, err != nil)
-			rec.noteLag(lag)
+			rec.record(r.second(done), ideal-intended, n, err != nil)
+			rec.noteLag(sent - start)
 		}
 	}
 }
