@@ -72,8 +72,11 @@ func (t *Transport) client(id ClientID) *clientConn {
 
 // SendClient queues one whole frame for the client connection id; FlushClients sends it.
 // The bytes are copied. ErrClientGone means the connection closed (drop the reply: the
-// client retries on a new connection with the same session and sequence number);
-// ErrClientSlow means it stopped reading and has been closed.
+// client retries on a new connection with the same session and sequence number).
+// ErrClientBusy means ClientQueueBytes of replies are already waiting for this connection's
+// write: the reply was not queued (drop it, and the client retransmits after its timeout, or
+// CloseClient to make it reconnect at once). A client that stops reading is detected by the
+// write path instead, and closed (Metrics.ClosedSlowClient).
 //
 // Driver goroutine only (with FlushClients).
 func (t *Transport) SendClient(id ClientID, frame []byte) error {
@@ -85,8 +88,8 @@ func (t *Transport) SendClient(id ClientID, frame []byte) error {
 		if err == ErrFrameTooLarge {
 			return err
 		}
-		t.closeSlowClient(cc)
-		return ErrClientSlow
+		t.metrics.ClientBusy.Add(1)
+		return ErrClientBusy
 	}
 	t.metrics.FramesOut.Add(1)
 	if !cc.dirty {

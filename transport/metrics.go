@@ -19,6 +19,7 @@ type Metrics struct {
 	ClosedSlowClient atomic.Uint64 // client connections closed for not reading their replies
 	ClosedOverLimit  atomic.Uint64 // inbound connections refused at MaxInboundConns
 
+	ClientBusy      atomic.Uint64 // replies refused with ErrClientBusy
 	PeerPaused      atomic.Uint64 // times a peer queue filled up and Send started returning ErrPeerPaused
 	PeerResumed     atomic.Uint64 // times a paused peer queue drained below half and accepted frames again
 	PeerConnects    atomic.Uint64 // outbound peer handshakes that succeeded

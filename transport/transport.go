@@ -29,9 +29,9 @@ var (
 	ErrUnknownPeer = errors.New("transport: unknown peer")
 	// ErrClientGone: the client connection is closed (or never existed); the reply is dropped.
 	ErrClientGone = errors.New("transport: client connection closed")
-	// ErrClientSlow: the client did not read its replies and exceeded ClientQueueBytes; the
-	// connection has been closed.
-	ErrClientSlow = errors.New("transport: client too slow: connection closed")
+	// ErrClientBusy: the client connection already has ClientQueueBytes of replies waiting
+	// for their write; this reply was not queued. The connection stays open.
+	ErrClientBusy = errors.New("transport: client reply queue full")
 	// ErrClosed: the transport is closed.
 	ErrClosed = errors.New("transport: closed")
 )

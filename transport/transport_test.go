@@ -403,13 +403,13 @@ func TestSlowClientClosed(t *testing.T) {
 	id := receive(t, tr, 1)[0].Client
 	reply := seqFrame(nil, wire.TypeClientReply, 1, 16<<10)
 	deadline := time.Now().Add(waitTimeout)
-	for {
+	for tr.Metrics().ClosedSlowClient.Load() == 0 {
 		err := tr.SendClient(id, reply)
 		tr.FlushClients()
-		if errors.Is(err, ErrClientSlow) || errors.Is(err, ErrClientGone) {
+		if errors.Is(err, ErrClientGone) {
 			break
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrClientBusy) {
 			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {
@@ -512,5 +512,49 @@ func TestMaxInboundConns(t *testing.T) {
 	}
 	if f := receive(t, tr, 1)[0]; checkSeqBody(t, f.Body) != 9 {
 		t.Fatal("new connection after a freed slot not served")
+	}
+}
+
+// Replies beyond ClientQueueBytes within one driver iteration are refused with ErrClientBusy;
+// the connection stays open and the queued replies are delivered on FlushClients.
+func TestClientBusyKeepsConnection(t *testing.T) {
+	cfg := testConfig(1)
+	cfg.ClientQueueBytes = 64 << 10
+	tr, _ := startTransport(t, cfg)
+	conn, err := net.Dial("tcp", tr.ClientAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
+		t.Fatal(err)
+	}
+	id := receive(t, tr, 1)[0].Client
+	var reply []byte
+	queued := 0
+	for ; ; queued++ {
+		reply = seqFrame(reply[:0], wire.TypeClientReply, uint64(queued), 1000)
+		err := tr.SendClient(id, reply)
+		if errors.Is(err, ErrClientBusy) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := cfg.ClientQueueBytes / len(reply); queued != want {
+		t.Fatalf("queued %d replies before ErrClientBusy, want %d", queued, want)
+	}
+	tr.FlushClients()
+	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	r := wire.NewReader(conn, 0)
+	for i := range queued {
+		f, err := r.ReadFrame()
+		if err != nil || checkSeqBody(t, f.Body) != uint64(i) {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+	}
+	if m := tr.Metrics(); m.ClientBusy.Load() != 1 || m.ClosedSlowClient.Load() != 0 {
+		t.Fatalf("ClientBusy %d ClosedSlowClient %d", m.ClientBusy.Load(), m.ClosedSlowClient.Load())
 	}
 }
