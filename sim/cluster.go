@@ -90,7 +90,7 @@ func (q *eventQueue) pop() event {
 type Stats struct {
 	Events, Sent, Delivered, Dropped, Duplicated  int
 	Crashes, Restarts, Partitions, ProtocolFaults int
-	DiskWrites, DiskLost, DiskTorn                int
+	DiskWrites, DiskLost, DiskTorn, DiskStalls    int
 	OpsDone, OpsUnknown                           int
 	Ticks                                         int
 	HealTick, LiveTick                            int
@@ -396,14 +396,16 @@ func (c *Cluster) globalTick() bool {
 				idle = false
 			}
 		}
+		q, quiesces := c.proto.(Quiescer)
+		if idle && !quiesces {
+			return true
+		}
 		if idle && c.quiesceAt == 0 {
 			c.quiesceAt = c.tick + QuiesceTicksMax
-			c.Logf("workload done; quiescing before the final checks")
+			c.Logf("workload done; quiescing until converged")
 		}
-		if c.quiesceAt > 0 {
-			if q, ok := c.proto.(Quiescer); (ok && q.Converged()) || c.tick >= c.quiesceAt {
-				return true
-			}
+		if c.quiesceAt > 0 && (q.Converged() || c.tick >= c.quiesceAt) {
+			return true
 		}
 		if !idle && c.tick >= c.stopAt {
 			for _, cs := range c.clients {
@@ -518,6 +520,13 @@ func (c *Cluster) fault() {
 		h := c.hosts[r.IntN(n)]
 		if !h.up {
 			c.restart(h)
+		}
+	case FaultDiskStall:
+		h := c.hosts[r.IntN(n)]
+		if h.up {
+			h.disk.stallUntil = c.now + 1 + r.Int64N(DiskStallUnitsMax)
+			c.stats.DiskStalls++
+			c.Logf("FAULT disk stall host %d until t=%d", h.id, h.disk.stallUntil)
 		}
 	case FaultProtocol:
 		if d := c.proto.Nemesis(r); d != "" {

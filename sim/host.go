@@ -81,6 +81,7 @@ type Disk struct {
 	pending    []diskWrite
 	flushStart int64 // start of the newest flush
 	flushEnd   int64 // its completion time
+	stallUntil int64 // no flush starts before this (FaultDiskStall)
 }
 
 type diskWrite struct {
@@ -103,7 +104,7 @@ func (d *Disk) Write(land, ack func()) {
 	}
 	c := h.c
 	if c.now >= d.flushStart || len(d.pending) == 0 {
-		d.flushStart = max(c.now, d.flushEnd)
+		d.flushStart = max(c.now, d.flushEnd, d.stallUntil)
 		d.flushEnd = d.flushStart + c.params.DiskMin + c.netRand.Int64N(c.params.DiskMax-c.params.DiskMin+1)
 	}
 	at := d.flushEnd
@@ -136,7 +137,7 @@ func (d *Disk) crash(torn bool, r *rand.Rand) (lost, landed int) {
 	lost = len(d.pending) - n
 	clear(d.pending)
 	d.pending = d.pending[:0]
-	d.flushStart, d.flushEnd = 0, 0
+	d.flushStart, d.flushEnd, d.stallUntil = 0, 0, 0
 	return lost, n
 }
 

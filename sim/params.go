@@ -32,6 +32,7 @@ const (
 	FaultEveryTicksMin = 8   // mean ticks between faults, drawn between these
 	FaultEveryTicksMax = 60
 	ClockDriftPctMax   = 1          // per-host tick period within ±1% of TickUnits
+	DiskStallUnitsMax  = 3000       // a stalled disk starts no flush for up to 30 ticks
 	HistoryOpsMax      = 4000       // ops started in the safety phase; the heal phase is bounded by ticks
 	EventsMax          = 20_000_000 // a run that processes this many events is stuck
 )
@@ -49,10 +50,11 @@ const (
 	FaultCrash                          // crash a host (pending disk writes lost)
 	FaultRestart                        // restart a crashed host from its disk image
 	FaultProtocol                       // Protocol.Nemesis: membership change, transfer, ...
+	FaultDiskStall                      // a host's disk stalls: its next flush starts late
 	faultKinds
 )
 
-var faultNames = [faultKinds]string{"partition", "asym", "isolate", "heal", "crash", "restart", "protocol"}
+var faultNames = [faultKinds]string{"partition", "asym", "isolate", "heal", "crash", "restart", "protocol", "diskstall"}
 
 func (f FaultKind) String() string { return faultNames[f] }
 

@@ -50,9 +50,9 @@ type Protocol interface {
 	// Heal is called once when the safety phase ends: the network is healed and every host
 	// restarted. The protocol stops any misbehaviour that would prevent liveness.
 	Heal()
-	// Final runs the protocol's end-of-run checks. After the last op completed the cluster
-	// idles (network healed, every host up) until Quiescer.Converged reports true or
-	// QuiesceTicksMax ticks pass, so replicas should have converged by then.
+	// Final runs the protocol's end-of-run checks, right after the last op completed; a
+	// protocol that implements Quiescer first gets a quiet period (network healed, every host
+	// up) until Converged reports true or QuiesceTicksMax ticks pass.
 	Final() error
 }
 

@@ -69,14 +69,15 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		total.ProtocolFaults += st.ProtocolFaults
 		total.DiskTorn += st.DiskTorn
 		total.DiskLost += st.DiskLost
+		total.DiskStalls += st.DiskStalls
 		total.OpsDone += st.OpsDone
 		total.OpsUnknown += st.OpsUnknown
 		total.Ticks += st.Ticks
 	}
-	t.Logf("%s: %d seeds (%d..%d) passed in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d ops=%d unknown=%d",
+	t.Logf("%s: %d seeds (%d..%d) passed in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d disk-stalls=%d ops=%d unknown=%d",
 		testName, n, *seedStartFlag, *seedStartFlag+uint64(n)-1, time.Since(start).Round(time.Millisecond),
 		total.Ticks, total.Events, total.Sent, total.Dropped, total.Duplicated, total.Crashes, total.Partitions,
-		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.OpsDone, total.OpsUnknown)
+		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.DiskStalls, total.OpsDone, total.OpsUnknown)
 	if len(sums) > 0 {
 		line := ""
 		for _, s := range sums {
