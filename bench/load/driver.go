@@ -185,17 +185,12 @@ type recorder struct {
 	lagged        int64
 }
 
-// noteLag records how much later than it should have a lane sent a batch.
+// noteLag records how much later than it should have a lane sent a batch; r.mu is held.
 func (r *recorder) noteLag(lag time.Duration) {
-	if lag <= 0 {
-		return
-	}
-	r.mu.Lock()
 	r.lagMax = max(r.lagMax, lag)
 	if lag > SendLagReported {
 		r.lagged++
 	}
-	r.mu.Unlock()
 }
 
 func newRecorder() *recorder {
@@ -206,10 +201,14 @@ func newRecorder() *recorder {
 	return r
 }
 
-// record counts n ops that completed in second sec with latency lat, or failed.
-func (r *recorder) record(sec int, lat time.Duration, n int64, failed bool) {
+// record counts n ops that completed in second sec with latency lat, or failed, and the
+// generator's send lag for the batch (open loop; 0 otherwise).
+func (r *recorder) record(sec int, lat time.Duration, n int64, failed bool, lag time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if lag > 0 {
+		r.noteLag(lag)
+	}
 	// A completion can be taken after its second was already collected (the goroutine was
 	// descheduled between reading the clock and locking): it counts in the oldest open second.
 	sec = max(sec, r.floor)
@@ -437,7 +436,7 @@ func (r *run) lane(ctx context.Context, lane int, s bench.Session, rec *recorder
 			err := s.Do(ctx, ops)
 			done := r.clock.Now()
 			if sent >= r.warmEnd {
-				rec.record(r.second(done), done-sent, n, err != nil)
+				rec.record(r.second(done), done-sent, n, err != nil, 0)
 			}
 		}
 		return
@@ -475,8 +474,7 @@ func (r *run) lane(ctx context.Context, lane int, s bench.Session, rec *recorder
 		start := max(intended, ideal) // when the request would have gone out
 		ideal = start + (done - sent)
 		if intended >= r.warmEnd {
-			rec.record(r.second(done), ideal-intended, n, err != nil)
-			rec.noteLag(sent - start)
+			rec.record(r.second(done), ideal-intended, n, err != nil, sent-start)
 		}
 	}
 }

@@ -333,7 +333,7 @@ func BenchmarkRecord(b *testing.B) {
 	r := newRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
-		r.record(1, 1234*time.Microsecond, 1, false)
+		r.record(1, 1234*time.Microsecond, 1, false, 0)
 	}
 }
 
@@ -360,7 +360,7 @@ func BenchmarkRequestPath(b *testing.B) {
 				g.Fill(ops)
 				err := s.Do(ctx, ops)
 				done := clock.Now()
-				rec.record(int((done)/SeriesInterval)%ringSlots, done-sent, int64(batch), err != nil)
+				rec.record(int((done)/SeriesInterval)%ringSlots, done-sent, int64(batch), err != nil, 0)
 			}
 		})
 	}
