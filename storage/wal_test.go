@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -231,5 +232,64 @@ func TestSyncNoneRecovers(t *testing.T) {
 	w.mu.Unlock()
 	if !synced {
 		t.Fatal("appending with SyncAlways kept writing into a SyncNone segment")
+	}
+}
+
+// Readers run beside the writer: Entries waits for queued entries, sees overwrites, and
+// never observes a compacted or half-written entry.
+func TestConcurrentReadersDuringAppendAndCompact(t *testing.T) {
+	w, _ := mustOpen(t, t.TempDir(), Options{SegmentBytes: 32 << 10})
+	defer w.Close()
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		var buf []byte
+		var ents []Entry
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			first, last := w.FirstIndex(), w.LastIndex()
+			if first > last {
+				continue
+			}
+			var err error
+			ents, buf, err = w.Entries(first, last+1, 4096, ents[:0], buf[:0])
+			if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
+				continue // compacted or truncated between the two calls
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+			for k, e := range ents {
+				if e.Index != first+uint64(k) || !bytes.Equal(e.Data, entryData(e.Index, e.Term, 40)) {
+					errc <- fmt.Errorf("entry %d damaged: index %d term %d", first+uint64(k), e.Index, e.Term)
+					return
+				}
+			}
+		}
+	}()
+	next := uint64(1)
+	for round := range 300 {
+		term := uint64(round/50 + 1)
+		lo := next
+		if round%7 == 6 && next > w.FirstIndex()+5 {
+			lo = next - 5 // overwrite a suffix
+		}
+		mustAppend(t, w, mkEnts(lo, lo+20, term, 40), HardState{Term: term})
+		next = lo + 20
+		if round%25 == 24 {
+			if _, err := w.Compact(next - 30); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
 	}
 }
