@@ -76,6 +76,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			name := fmt.Sprintf("entries=%d/size=%d", n, size)
 			b.Run(name+"/impl=raftpb", func(b *testing.B) {
 				var into raftpb.Message
+				into.Entries = make([]raftpb.Entry, 0, n)
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bt.payload)))
 				for b.Loop() {
@@ -92,6 +93,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.Run(name+"/impl=raftpb-reuse", func(b *testing.B) {
 				buf := make([]byte, bt.theirs.Size())
 				var into raftpb.Message
+				into.Entries = make([]raftpb.Entry, 0, n)
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bt.payload)))
 				for b.Loop() {
@@ -107,7 +109,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 			})
 			b.Run(name+"/impl=wire", func(b *testing.B) {
 				buf := make([]byte, 0, bt.ours.Size())
+				// Warm the target once: steady state reuses its Entries capacity.
 				var into wire.AppendEntries
+				into.Entries = make([]wire.Entry, 0, n)
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bt.payload)))
 				for b.Loop() {
@@ -120,6 +124,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.Run(name+"/impl=wire-frame", func(b *testing.B) {
 				buf := make([]byte, 0, wire.HeaderSize+bt.ours.Size())
 				var into wire.AppendEntries
+				into.Entries = make([]wire.Entry, 0, n)
 				b.ReportAllocs()
 				b.SetBytes(int64(len(bt.payload)))
 				for b.Loop() {
