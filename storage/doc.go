@@ -30,6 +30,9 @@
 //   - damage anywhere else (a later batch or a later segment exists) is corruption of data
 //     that was acknowledged: Open refuses to start with a *CorruptionError naming the file
 //     and byte offset. It never silently drops data.
+//   - compaction removes whole old segments without fsyncing the directory; segments that
+//     reappear before a gap in the sequence after a machine crash are removed again
+//     (State.StaleSegmentsRemoved), and if entries still needed are missing Open refuses.
 //   - segments written with sync policy none promise nothing after a machine crash: damage
 //     there truncates the log at the first bad byte (later segments are removed).
 //

@@ -42,6 +42,18 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 		}
 		seqs = append(seqs, seq)
 	}
+	// Compaction removes old segments oldest first without a directory fsync, so after a
+	// machine crash some removed files may reappear before a gap. Recovery starts after
+	// the last gap; if those segments held entries still needed, the contiguity check in
+	// finish refuses to start.
+	stale := 0
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			stale = i
+		}
+	}
+	staleSeqs := seqs[:stale]
+	seqs = seqs[stale:]
 	w := &WAL{dir: dir, opts: opts, fs: fs, first: 1, nextSeg: 1, nextBatch: 1, done: make(chan struct{})}
 	w.work.L = &w.mu
 	w.progress.L = &w.mu
@@ -71,8 +83,18 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 	}
 	if err := r.finish(); err != nil {
 		closeAll()
+		if len(staleSeqs) > 0 {
+			err = fmt.Errorf("%w (segments %016x..%016x precede a gap in the sequence)", err, staleSeqs[0], staleSeqs[len(staleSeqs)-1])
+		}
 		return nil, State{}, err
 	}
+	for _, seq := range staleSeqs {
+		if err := fs.Remove(segPath(dir, seq)); err != nil {
+			closeAll()
+			return nil, State{}, err
+		}
+	}
+	st.StaleSegmentsRemoved = len(staleSeqs)
 	if n := len(w.segs); n > 0 {
 		w.cur = w.segs[n-1]
 		w.curOff = r.curOff
@@ -135,9 +157,6 @@ func (r *recovery) segment(seq uint64, first, last bool, st *State) (stop bool, 
 		w.snapIndex, w.snapTerm, w.first, w.hs = h.snapIndex, h.snapTerm, h.snapIndex+1, h.hs
 		w.nextBatch = h.nextBatch
 	} else {
-		if prev := w.segs[len(w.segs)-2].seq; seq != prev+1 {
-			return false, corrupt(path, 0, "segment sequence jumps from %016x: a segment is missing", prev)
-		}
 		if h.nextBatch != w.nextBatch {
 			return false, corrupt(path, 0, "segment starts at batch %d, previous segment ended before batch %d", h.nextBatch, w.nextBatch)
 		}

@@ -127,6 +127,9 @@ type State struct {
 	TornTailBytes  int64
 	TornTailFile   string
 	TornTailOffset int64
+	// StaleSegmentsRemoved counts segments before a gap in the sequence (left by an
+	// interrupted compaction) that recovery found unnecessary and removed.
+	StaleSegmentsRemoved int
 }
 
 // Errors returned at the API boundary.
