@@ -94,13 +94,14 @@ func replayCommand(testName string, seed uint64) string {
 func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Options) (Stats, []Counter, bool) {
 	t.Helper()
 	c := NewCluster(seed, factory, opts)
+	desc := c.Describe() // as drawn, before the run changes anything
 	if testing.Verbose() {
-		t.Log(c.Describe())
+		t.Log(desc)
 	}
 	err := c.Run()
 	st := c.Stats()
 	if err != nil {
-		t.Errorf("%s\nseed %d FAILED: %v\nstate at the end:\n%s\nreplay: %s\n(add -simtrace for the event trace)", c.Describe(), seed, err, c.StateDump(), replayCommand(testName, seed))
+		t.Errorf("%s\nseed %d FAILED: %v\nstate at the end:\n%s\nreplay: %s\n(add -simtrace for the event trace)", desc, seed, err, c.StateDump(), replayCommand(testName, seed))
 		return st, nil, false
 	}
 	if *seedFlag != 0 {
