@@ -35,6 +35,10 @@
 // buffer unchanged; copy what must outlive it) and decoded slices reuse the capacity of the
 // struct's previous slices, so encode and decode allocate nothing in steady state. Each
 // message type also implements [Message], and [AppendMessageFrame] writes a complete frame.
+// A decoder that returns an error leaves the struct partly filled: do not use it. Encoders
+// trust their input and panic (internal/assert) on a message no decoder would accept (an
+// invalid enum, an authenticator inconsistent with its kind, more than [MaxCount] elements):
+// that is a bug of the sender, never a property of received bytes.
 //
 // # Hostile input
 //
