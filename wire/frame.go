@@ -85,6 +85,8 @@ const (
 	TypeTimeoutNow           Type = 0x16
 	TypeReadIndex            Type = 0x17
 	TypeReadIndexReply       Type = 0x18
+	TypeHeartbeat            Type = 0x19
+	TypeHeartbeatReply       Type = 0x1A
 
 	// PBFT.
 	TypePBFTRequest Type = 0x20
@@ -114,6 +116,8 @@ var typeNames = [256]string{
 	TypeTimeoutNow:           "TimeoutNow",
 	TypeReadIndex:            "ReadIndex",
 	TypeReadIndexReply:       "ReadIndexReply",
+	TypeHeartbeat:            "Heartbeat",
+	TypeHeartbeatReply:       "HeartbeatReply",
 	TypePBFTRequest:          "PBFTRequest",
 	TypePrePrepare:           "PrePrepare",
 	TypePrepare:              "Prepare",

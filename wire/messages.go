@@ -12,6 +12,8 @@ var (
 	_ Message = (*TimeoutNow)(nil)
 	_ Message = (*ReadIndex)(nil)
 	_ Message = (*ReadIndexReply)(nil)
+	_ Message = (*Heartbeat)(nil)
+	_ Message = (*HeartbeatReply)(nil)
 	_ Message = (*Request)(nil)
 	_ Message = (*PrePrepare)(nil)
 	_ Message = (*Prepare)(nil)
@@ -50,6 +52,10 @@ func NewMessage(t Type) Message {
 		return new(ReadIndex)
 	case TypeReadIndexReply:
 		return new(ReadIndexReply)
+	case TypeHeartbeat:
+		return new(Heartbeat)
+	case TypeHeartbeatReply:
+		return new(HeartbeatReply)
 	case TypePBFTRequest:
 		return new(Request)
 	case TypePrePrepare:

@@ -397,18 +397,21 @@ func DecodeInstallSnapshot(body []byte, m *InstallSnapshot) error {
 }
 
 // InstallSnapshotReply acknowledges a chunk. NextOffset is the byte offset the follower
-// expects next (so a lost or duplicated chunk resumes at the right place); Reject says the
-// follower refused the snapshot (stale term or index).
+// expects next (so a lost or duplicated chunk resumes at the right place); Done says the
+// follower has durably installed the whole snapshot (sent only after its fsync); Reject says
+// the follower refused the snapshot (stale term or index) and the leader should restart it.
 type InstallSnapshotReply struct {
 	Term          uint64
 	From          uint64
 	To            uint64
 	SnapshotIndex uint64
+	SnapshotTerm  uint64
 	NextOffset    uint64
 	Reject        bool
+	Done          bool
 }
 
-const installSnapshotReplySize = 5*sizeU64 + sizeBool
+const installSnapshotReplySize = 6*sizeU64 + 2*sizeBool
 
 // Type implements Message.
 func (*InstallSnapshotReply) Type() Type { return TypeInstallSnapshotReply }
@@ -431,8 +434,10 @@ func AppendInstallSnapshotReply(dst []byte, m *InstallSnapshotReply) []byte {
 	dst = appendU64(dst, m.From)
 	dst = appendU64(dst, m.To)
 	dst = appendU64(dst, m.SnapshotIndex)
+	dst = appendU64(dst, m.SnapshotTerm)
 	dst = appendU64(dst, m.NextOffset)
-	return appendBool(dst, m.Reject)
+	dst = appendBool(dst, m.Reject)
+	return appendBool(dst, m.Done)
 }
 
 // DecodeInstallSnapshotReply fills m from body.
@@ -442,8 +447,103 @@ func DecodeInstallSnapshotReply(body []byte, m *InstallSnapshotReply) error {
 	m.From = d.u64()
 	m.To = d.u64()
 	m.SnapshotIndex = d.u64()
+	m.SnapshotTerm = d.u64()
 	m.NextOffset = d.u64()
 	m.Reject = d.boolean()
+	m.Done = d.boolean()
+	return d.finish()
+}
+
+// Heartbeat is the leader's empty round (Raft §5.2): it asserts leadership, carries the
+// commit index the follower may apply (at most the follower's known match, so a follower
+// never commits entries it has not been shown to hold), and Context, the leader's heartbeat
+// round, which the follower echoes so that one round confirms every ReadIndex read that
+// waits for it (thesis §6.4). It differs from an empty AppendEntries: no log check.
+type Heartbeat struct {
+	Term    uint64
+	From    uint64
+	To      uint64
+	Commit  uint64
+	Context uint64
+}
+
+const heartbeatSize = 5 * sizeU64
+
+// Type implements Message.
+func (*Heartbeat) Type() Type { return TypeHeartbeat }
+
+// Size implements Message.
+func (*Heartbeat) Size() int { return heartbeatSize }
+
+// AppendBody implements Message.
+func (m *Heartbeat) AppendBody(dst []byte) []byte { return AppendHeartbeat(dst, m) }
+
+// Decode implements Message.
+func (m *Heartbeat) Decode(body []byte) error { return DecodeHeartbeat(body, m) }
+
+// AppendHeartbeat appends the encoded body of m to dst.
+func AppendHeartbeat(dst []byte, m *Heartbeat) []byte {
+	dst = grow(dst, heartbeatSize)
+	dst = appendU64(dst, m.Term)
+	dst = appendU64(dst, m.From)
+	dst = appendU64(dst, m.To)
+	dst = appendU64(dst, m.Commit)
+	return appendU64(dst, m.Context)
+}
+
+// DecodeHeartbeat fills m from body.
+func DecodeHeartbeat(body []byte, m *Heartbeat) error {
+	d := decoder{b: body}
+	m.Term = d.u64()
+	m.From = d.u64()
+	m.To = d.u64()
+	m.Commit = d.u64()
+	m.Context = d.u64()
+	return d.finish()
+}
+
+// HeartbeatReply answers a Heartbeat: Context echoes the round and LastIndex is the
+// follower's last log index, so a leader that paused replication to it resumes.
+type HeartbeatReply struct {
+	Term      uint64
+	From      uint64
+	To        uint64
+	Context   uint64
+	LastIndex uint64
+}
+
+const heartbeatReplySize = 5 * sizeU64
+
+// Type implements Message.
+func (*HeartbeatReply) Type() Type { return TypeHeartbeatReply }
+
+// Size implements Message.
+func (*HeartbeatReply) Size() int { return heartbeatReplySize }
+
+// AppendBody implements Message.
+func (m *HeartbeatReply) AppendBody(dst []byte) []byte { return AppendHeartbeatReply(dst, m) }
+
+// Decode implements Message.
+func (m *HeartbeatReply) Decode(body []byte) error { return DecodeHeartbeatReply(body, m) }
+
+// AppendHeartbeatReply appends the encoded body of m to dst.
+func AppendHeartbeatReply(dst []byte, m *HeartbeatReply) []byte {
+	dst = grow(dst, heartbeatReplySize)
+	dst = appendU64(dst, m.Term)
+	dst = appendU64(dst, m.From)
+	dst = appendU64(dst, m.To)
+	dst = appendU64(dst, m.Context)
+	return appendU64(dst, m.LastIndex)
+}
+
+// DecodeHeartbeatReply fills m from body.
+func DecodeHeartbeatReply(body []byte, m *HeartbeatReply) error {
+	d := decoder{b: body}
+	m.Term = d.u64()
+	m.From = d.u64()
+	m.To = d.u64()
+	m.Context = d.u64()
+	m.LastIndex = d.u64()
 	return d.finish()
 }
 
