@@ -38,8 +38,8 @@ func (m *Metrics) register(x metric) {
 	m.metrics = append(m.metrics, x)
 }
 
-// WriteTo writes every metric, sorted by name.
-func (m *Metrics) WriteTo(w io.Writer) error {
+// Write writes every metric, sorted by name.
+func (m *Metrics) Write(w io.Writer) error {
 	m.mu.Lock()
 	ms := append([]metric(nil), m.metrics...)
 	m.mu.Unlock()

@@ -17,7 +17,7 @@ func TestMetricsExposition(t *testing.T) {
 	h.Observe(0.005)
 	h.Observe(1)
 	var sb strings.Builder
-	if err := m.WriteTo(&sb); err != nil {
+	if err := m.Write(&sb); err != nil {
 		t.Fatal(err)
 	}
 	want := `# HELP cb_frames_total frames

@@ -1,0 +1,235 @@
+// Command node runs one consensusbench replica (Raft or PBFT) of the cluster described by
+// a cluster spec file (--cluster) or by --peers.
+//
+// main only calls run, so the command is testable: flags in, exit status out.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/consensusbench/consensusbench/server"
+	"github.com/consensusbench/consensusbench/storage"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "node:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+type options struct {
+	protocol    string
+	id          uint64
+	clusterFile string
+	peers       string
+	clusterID   uint64
+	dataDir     string
+	sync        string
+	metricsAddr string
+	logLevel    string
+	tick        time.Duration
+}
+
+// newFlags builds the flag set in groups, so --help prints each group under its heading
+// from the flags themselves (it cannot drift from what is parsed).
+func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
+	cluster := pflag.NewFlagSet("cluster", pflag.ContinueOnError)
+	cluster.SortFlags = false
+	cluster.Uint64Var(&o.id, "id", 0, "this node's ID in the cluster (required)")
+	cluster.StringVar(&o.clusterFile, "cluster", "", "cluster spec file (JSON; see docs/CLUSTER.md)")
+	cluster.StringVar(&o.peers, "peers", "", "instead of --cluster: ID=PEERHOST:PORT/CLIENTHOST:PORT,... for every node")
+	cluster.StringVar(&o.protocol, "protocol", "", "raft or pbft (required with --peers; must match the spec with --cluster)")
+	cluster.Uint64Var(&o.clusterID, "cluster-id", 1, "cluster ID checked in every peer hello (with --peers)")
+	cluster.DurationVar(&o.tick, "tick", 0, "logical tick with --peers (0: 10ms)")
+
+	store := pflag.NewFlagSet("storage", pflag.ContinueOnError)
+	store.SortFlags = false
+	store.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (required)")
+	store.StringVar(&o.sync, "sync", "always", "WAL sync policy: always (fdatasync before acknowledging) or none (memory speed; results must say so)")
+
+	obs := pflag.NewFlagSet("observability", pflag.ContinueOnError)
+	obs.SortFlags = false
+	obs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /debug/pprof on this address (empty: off)")
+	obs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	groups := []struct {
+		title string
+		fs    *pflag.FlagSet
+	}{{"Cluster", cluster}, {"Storage", store}, {"Observability", obs}}
+	fs := pflag.NewFlagSet("node", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	for _, g := range groups {
+		fs.AddFlagSet(g.fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: node --id N (--cluster FILE | --peers LIST) --data-dir DIR [flags]
+
+Runs one replica of a consensusbench cluster. SIGTERM or SIGINT stops it cleanly after
+flushing the WAL. Bad flags or a bad cluster spec exit with status 1 and a message.
+`)
+		for _, g := range groups {
+			fmt.Fprintf(stderr, "\n%s:\n%s", g.title, g.fs.FlagUsages())
+		}
+	}
+	return fs
+}
+
+// parsePeers reads "1=host:port/host:port,2=..." into a spec.
+func parsePeers(s string) ([]server.NodeSpec, error) {
+	var nodes []server.NodeSpec
+	for _, item := range strings.Split(s, ",") {
+		id, addrs, ok := strings.Cut(strings.TrimSpace(item), "=")
+		peer, cli, ok2 := strings.Cut(addrs, "/")
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("--peers entry %q: want ID=PEERADDR/CLIENTADDR", item)
+		}
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--peers entry %q: bad ID: %v", item, err)
+		}
+		nodes = append(nodes, server.NodeSpec{ID: n, PeerAddr: peer, ClientAddr: cli})
+	}
+	return nodes, nil
+}
+
+func buildSpec(o *options) (*server.ClusterSpec, error) {
+	switch {
+	case o.clusterFile != "" && o.peers != "":
+		return nil, errors.New("give --cluster or --peers, not both")
+	case o.clusterFile != "":
+		spec, err := server.LoadClusterSpec(o.clusterFile)
+		if err != nil {
+			return nil, err
+		}
+		if o.protocol != "" && o.protocol != spec.Protocol {
+			return nil, fmt.Errorf("--protocol %s but the cluster spec says %s", o.protocol, spec.Protocol)
+		}
+		return spec, nil
+	case o.peers != "":
+		nodes, err := parsePeers(o.peers)
+		if err != nil {
+			return nil, err
+		}
+		spec := &server.ClusterSpec{ClusterID: o.clusterID, Protocol: o.protocol, Nodes: nodes, Tick: server.Duration(o.tick)}
+		if err := spec.Validate(); err != nil {
+			return nil, fmt.Errorf("--peers/--protocol: %w", err)
+		}
+		return spec, nil
+	}
+	return nil, errors.New("--cluster FILE or --peers LIST is required")
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := newFlags(&o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	level, err := parseLevel(o.logLevel)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if o.id == 0 {
+		return errors.New("--id is required (a node ID from the cluster spec)")
+	}
+	if o.dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	policy, err := storage.ParseSyncPolicy(o.sync)
+	if err != nil {
+		return fmt.Errorf("--sync: %w", err)
+	}
+	spec, err := buildSpec(&o)
+	if err != nil {
+		return err
+	}
+	if _, ok := spec.Node(o.id); !ok {
+		return fmt.Errorf("--id %d is not a node of the cluster", o.id)
+	}
+	metrics := server.NewMetrics()
+	r, err := server.NewReplica(server.ReplicaConfig{Spec: spec, ID: o.id, DataDir: o.dataDir, Sync: policy,
+		Logger: log.With("node", o.id), Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	if err := r.Start(); err != nil {
+		_ = r.Stop()
+		return err
+	}
+	if o.metricsAddr != "" {
+		srv, err := serveMetrics(o.metricsAddr, metrics, log)
+		if err != nil {
+			_ = r.Stop()
+			return err
+		}
+		defer srv.Close()
+	}
+	log.Info("node ready", "protocol", spec.Protocol, "peer_addr", r.PeerAddr(), "client_addr", r.ClientAddr(), "sync", policy)
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+		return r.Stop()
+	case <-r.Done():
+		err := r.Err()
+		_ = r.Stop()
+		if err == nil {
+			err = errors.New("replica stopped")
+		}
+		return err
+	}
+}
+
+func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		if err := m.Write(w); err != nil {
+			log.Debug("metrics write", "err", err)
+		}
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}

@@ -1,0 +1,987 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/consensusbench/consensusbench/kv"
+	"github.com/consensusbench/consensusbench/raftcore"
+	"github.com/consensusbench/consensusbench/storage"
+	"github.com/consensusbench/consensusbench/transport"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// Limits of one Raft replica's driver.
+const (
+	// MaxPendingRequests bounds client batches proposed or waiting for a read confirmation on
+	// this replica; beyond it new batches are answered StatusBusy.
+	MaxPendingRequests = 1 << 16
+	// MaxInboundBatchesPerRound bounds how many inbound batches the driver steps before it
+	// takes a Ready, so that a flood of input cannot starve sending and persisting.
+	MaxInboundBatchesPerRound = 256
+	// snapshotRetainEntries mirrors raftcore's default: WAL entries kept below a snapshot.
+	snapshotRetainEntries = 5000
+)
+
+// ReplicaConfig configures one replica (Raft or PBFT) of the cluster described by Spec.
+type ReplicaConfig struct {
+	Spec *ClusterSpec
+	ID   uint64
+	// DataDir holds the WAL (wal/) and snapshots (snap/). Required.
+	DataDir string
+	// Sync is the WAL policy: storage.SyncAlways acknowledges writes only after fdatasync.
+	Sync storage.SyncPolicy
+	// PeerListen and ClientListen override the spec's addresses (tests listen on port 0).
+	PeerListen, ClientListen string
+	// EventLoops is the transport's number of gnet event loops (0: one per CPU).
+	EventLoops int
+	// Seed seeds the core's RNG (election timeouts). 0 derives one from the ID and the clock.
+	Seed uint64
+	// Logger receives replica events; nil discards them.
+	Logger *slog.Logger
+	// Metrics receives the replica's metrics; nil creates a registry (see Replica.Metrics).
+	Metrics *Metrics
+	// TuneTransport, when set, adjusts the transport config before it is used (tests
+	// shorten timeouts with it).
+	TuneTransport func(*transport.Config)
+	// UnsafeAckBeforeCommit makes the leader answer writes as soon as they are proposed,
+	// before they commit. It exists only so that tests can show the linearizability and
+	// durability checks catch a broken cluster; never set it otherwise.
+	UnsafeAckBeforeCommit bool
+}
+
+func (c *ReplicaConfig) validate() error {
+	var bad []string
+	if c.Spec == nil {
+		bad = append(bad, "Spec is required")
+	} else if _, ok := c.Spec.Node(c.ID); !ok {
+		bad = append(bad, fmt.Sprintf("ID %d is not a node of the cluster spec", c.ID))
+	}
+	if c.DataDir == "" {
+		bad = append(bad, "DataDir is required")
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("server: bad replica config: %v", bad)
+	}
+	return nil
+}
+
+// pendingMark pairs a WAL call's sequence with the core's persistence mark it completes.
+type pendingMark struct {
+	walSeq uint64
+	mark   raftcore.PersistMark
+}
+
+// pendingReq is a client batch this replica proposed (or is confirming a read for).
+type pendingReq struct {
+	conn  transport.ClientID
+	start time.Time
+}
+
+type reqKey struct{ client, seq uint64 }
+
+// pendingRead is a read-only client batch waiting for its ReadIndex confirmation.
+type pendingRead struct {
+	ctx   uint64 // ReadIndex context it waits for (0: not yet requested)
+	index uint64 // confirmed read index (0: not yet confirmed)
+	conn  transport.ClientID
+	start time.Time
+	body  []byte // a private copy of the request body
+}
+
+// RaftReplica is one Raft replica: transport + raftcore + WAL + KV, driven by a single
+// goroutine (run). Nothing but that goroutine touches the core, the KV store, the codec or
+// the pending tables; other goroutines talk to it through the transport's inbound queue,
+// the WAL's durable notifications and the stop channel.
+type RaftReplica struct {
+	cfg  ReplicaConfig
+	log  *slog.Logger
+	node *raftcore.Node
+	wal  *storage.WAL
+	kv   *kv.Store
+	tr   *transport.Transport
+	met  *Metrics
+	m    raftMetrics
+
+	snapDir string
+	hs      storage.HardState
+
+	codec    raftCodec
+	msg      raftcore.Message
+	out      []byte
+	walEnts  []storage.Entry
+	marks    []pendingMark
+	proposal [][]byte
+	held     []*transport.Batch // inbound batches whose bodies proposal aliases
+	propKeys []reqKey
+	propConn []transport.ClientID
+	pending  map[reqKey]pendingReq
+	reads    []pendingRead
+	readCtx  uint64
+	req      wire.ClientRequest
+	reply    wire.ClientReply
+	valBuf   []byte
+	valOff   []int
+	kvop     kv.Op
+	applied  uint64
+	// maxBatchEntries and maxBatchBytes are the core's per-Propose limits.
+	maxBatchEntries int
+	maxBatchBytes   int
+	lead            atomic.Uint64
+	role            atomic.Uint32
+
+	durableSeq atomic.Uint64
+	durableErr atomic.Pointer[error]
+	durableC   chan struct{}
+	appendTime map[uint64]time.Time
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	fatal    atomic.Pointer[error]
+}
+
+type raftMetrics struct {
+	commitLatency *Histogram
+	persistTime   *Histogram
+	readyEntries  *Histogram
+	applyEntries  *Histogram
+	proposals     *Counter
+	notLeader     *Counter
+	busy          *Counter
+	paused        *Counter
+	readsServed   *Counter
+	snapshots     *Counter
+	pending       atomic.Int64
+}
+
+// NewRaftReplica opens the replica's storage, restores its state and prepares its
+// transport. Start begins serving.
+func NewRaftReplica(cfg ReplicaConfig) (*RaftReplica, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Spec.Protocol != "raft" {
+		return nil, fmt.Errorf("server: cluster spec protocol is %q, not raft", cfg.Spec.Protocol)
+	}
+	r := &RaftReplica{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		met:        cfg.Metrics,
+		snapDir:    filepath.Join(cfg.DataDir, "snap"),
+		pending:    make(map[reqKey]pendingReq),
+		durableC:   make(chan struct{}, 1),
+		appendTime: make(map[uint64]time.Time),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.met == nil {
+		r.met = NewMetrics()
+	}
+	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	var err error
+	if r.kv, err = kv.New(kv.Config{}); err != nil {
+		return nil, err
+	}
+	w, st, err := storage.Open(filepath.Join(cfg.DataDir, "wal"), storage.Options{Sync: cfg.Sync, OnDurable: r.onDurable})
+	if err != nil {
+		return nil, err
+	}
+	r.wal = w
+	if st.TornTailBytes > 0 {
+		r.log.Warn("wal: discarded torn tail", "bytes", st.TornTailBytes, "file", st.TornTailFile, "offset", st.TornTailOffset)
+	}
+	ccfg, err := r.restore(st)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	if r.node, err = raftcore.New(ccfg); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.applied = ccfg.Applied
+	r.maxBatchEntries, r.maxBatchBytes = ccfg.MaxBatchEntries, int(ccfg.MaxBatchBytes)
+	if err := r.newTransport(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.registerMetrics()
+	return r, nil
+}
+
+// snapMeta is the application metadata stored with each snapshot file.
+type snapMeta struct {
+	Voters   []uint64 `json:"voters"`
+	Learners []uint64 `json:"learners,omitempty"`
+}
+
+// restore rebuilds the core's config from the newest snapshot and the WAL.
+func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
+	cfg := r.cfg
+	var voters []uint64
+	for _, n := range cfg.Spec.Nodes {
+		voters = append(voters, n.ID)
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano()) ^ cfg.ID<<48
+	}
+	c := raftcore.DefaultConfig(cfg.ID, raftcore.Membership{Voters: voters}, rand.New(rand.NewPCG(seed, cfg.ID)))
+	rs := cfg.Spec.Raft
+	setInt := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	setInt(&c.ElectionTick, rs.ElectionTick)
+	setInt(&c.HeartbeatTick, rs.HeartbeatTick)
+	setInt(&c.MaxInflightMsgs, rs.MaxInflightMsgs)
+	if rs.MaxInflightBytes != 0 {
+		c.MaxInflightBytes = rs.MaxInflightBytes
+	}
+	if rs.MaxSizePerMsg != 0 {
+		c.MaxSizePerMsg = rs.MaxSizePerMsg
+	}
+	if rs.SnapshotThreshold != 0 {
+		c.SnapshotThreshold = rs.SnapshotThreshold
+	}
+	c.PreVote = !rs.DisablePreVote
+	c.CheckQuorum = !rs.DisableCheckQuorum
+	if rs.Reads == "lease" {
+		c.ReadOnly = raftcore.ReadLease
+	}
+	c.SnapshotRetainEntries = snapshotRetainEntries
+
+	// Snapshot first: the state machine starts from it and the log continues after it.
+	snap, skipped, err := storage.OpenLatestSnapshot(nil, r.snapDir)
+	for _, e := range skipped {
+		r.log.Warn("snapshot: skipped unreadable file", "err", e)
+	}
+	switch {
+	case errors.Is(err, storage.ErrNoSnapshot):
+	case err != nil:
+		return c, err
+	default:
+		defer snap.Close()
+		data, err := io.ReadAll(snap.Body())
+		if err != nil {
+			return c, fmt.Errorf("server: read snapshot: %w", err)
+		}
+		var meta snapMeta
+		if err := json.Unmarshal(snap.Meta, &meta); err != nil {
+			return c, fmt.Errorf("server: snapshot %d metadata: %w", snap.Index, err)
+		}
+		if err := r.kv.Restore(bytes.NewReader(data)); err != nil {
+			return c, fmt.Errorf("server: restore snapshot %d: %w", snap.Index, err)
+		}
+		c.Snapshot = raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: snap.Index, Term: snap.Term,
+			Membership: raftcore.Membership{Voters: meta.Voters, Learners: meta.Learners}}, Data: data}
+		c.Applied = snap.Index
+	}
+	snapIndex := c.Snapshot.Meta.Index
+	if st.SnapshotIndex > snapIndex {
+		return c, fmt.Errorf("server: wal compacted to %d beyond the newest snapshot %d", st.SnapshotIndex, snapIndex)
+	}
+	lo := max(st.FirstIndex, snapIndex+1)
+	if st.LastIndex >= lo {
+		ents, _, err := r.wal.Entries(lo, st.LastIndex+1, 1<<62, nil, nil)
+		if err != nil {
+			return c, fmt.Errorf("server: read wal: %w", err)
+		}
+		c.Entries = make([]raftcore.Entry, len(ents))
+		for i, e := range ents {
+			c.Entries[i] = raftcore.Entry{Index: e.Index, Term: e.Term, Type: raftcore.EntryType(e.Type), Data: e.Data}
+		}
+	} else if snapIndex > 0 && st.LastIndex < snapIndex {
+		// The log ends below the snapshot: start the WAL over after it.
+		if _, err := r.wal.ResetTo(snapIndex, c.Snapshot.Meta.Term); err != nil {
+			return c, err
+		}
+	}
+	hs := st.HardState
+	last := max(snapIndex, st.LastIndex)
+	hs.Commit = min(max(hs.Commit, snapIndex), last)
+	if lt := c.Snapshot.Meta.Term; len(c.Entries) > 0 {
+		lt = c.Entries[len(c.Entries)-1].Term
+		hs.Term = max(hs.Term, lt)
+	} else {
+		hs.Term = max(hs.Term, lt)
+	}
+	c.HardState = raftcore.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
+	r.hs = hs
+	return c, nil
+}
+
+func (r *RaftReplica) newTransport() error {
+	self, _ := r.cfg.Spec.Node(r.cfg.ID)
+	tc := transport.Config{
+		ClusterID:    r.cfg.Spec.ClusterID,
+		NodeID:       r.cfg.ID,
+		Protocol:     wire.ProtocolRaft,
+		PeerListen:   self.PeerAddr,
+		ClientListen: self.ClientAddr,
+		EventLoops:   r.cfg.EventLoops,
+		Logger:       r.log,
+	}
+	if r.cfg.PeerListen != "" {
+		tc.PeerListen = r.cfg.PeerListen
+	}
+	if r.cfg.ClientListen != "" {
+		tc.ClientListen = r.cfg.ClientListen
+	}
+	for _, n := range r.cfg.Spec.Nodes {
+		if n.ID != r.cfg.ID {
+			tc.Peers = append(tc.Peers, transport.Peer{ID: n.ID, Addr: n.PeerAddr})
+		}
+	}
+	if r.cfg.TuneTransport != nil {
+		r.cfg.TuneTransport(&tc)
+	}
+	tr, err := transport.New(tc)
+	if err != nil {
+		return err
+	}
+	r.tr = tr
+	return nil
+}
+
+func (r *RaftReplica) registerMetrics() {
+	m := r.met
+	lat := ExpBuckets(50e-6, 2, 18)
+	r.m.commitLatency = m.Histogram("cb_commit_latency_seconds", "Client batch latency at the leader, from receipt to reply.", lat)
+	r.m.persistTime = m.Histogram("cb_wal_persist_seconds", "Time from handing a Ready to the WAL to its durable acknowledgement (group commit incl. fdatasync).", lat)
+	r.m.readyEntries = m.Histogram("cb_ready_persist_entries", "Entries persisted per Ready (batch size).", ExpBuckets(1, 2, 14))
+	r.m.applyEntries = m.Histogram("cb_ready_apply_entries", "Entries applied per Ready.", ExpBuckets(1, 2, 14))
+	r.m.proposals = m.Counter("cb_proposed_batches_total", "Client batches proposed by this replica.")
+	r.m.notLeader = m.Counter("cb_not_leader_total", "Client batches answered not-leader.")
+	r.m.busy = m.Counter("cb_busy_total", "Client batches refused because MaxPendingRequests were pending.")
+	r.m.paused = m.Counter("cb_peer_paused_drops_total", "Messages dropped because the peer's outbound queue was full.")
+	r.m.readsServed = m.Counter("cb_reads_served_total", "Read-only client batches served through ReadIndex.")
+	r.m.snapshots = m.Counter("cb_snapshots_total", "Snapshots taken or installed.")
+	m.GaugeFunc("cb_pending_requests", "Client batches waiting for commit or read confirmation.", r.m.pending.Load)
+	m.GaugeFunc("cb_raft_leader", "The leader this replica knows (0: none).", func() int64 { return int64(r.lead.Load()) })
+	m.GaugeFunc("cb_raft_is_leader", "1 when this replica is the leader.", func() int64 {
+		if raftcore.Role(r.role.Load()) == raftcore.Leader {
+			return 1
+		}
+		return 0
+	})
+	registerTransportMetrics(m, r.tr)
+}
+
+// Metrics returns the replica's metric registry.
+func (r *RaftReplica) Metrics() *Metrics { return r.met }
+
+// Start starts the transport and the driver goroutine.
+func (r *RaftReplica) Start() error {
+	if err := r.tr.Start(); err != nil {
+		return err
+	}
+	go r.run()
+	return nil
+}
+
+// SetPeerAddr tells the transport where peer id listens (in-process clusters bind port 0).
+func (r *RaftReplica) SetPeerAddr(id uint64, addr string) error { return r.tr.SetPeerAddr(id, addr) }
+
+// PeerAddr and ClientAddr return the bound listener addresses (after Start).
+func (r *RaftReplica) PeerAddr() string { return r.tr.PeerAddr() }
+
+// ClientAddr returns the client listener address (after Start).
+func (r *RaftReplica) ClientAddr() string { return r.tr.ClientAddr() }
+
+// Leader returns the leader this replica knows, or 0. Safe from any goroutine.
+func (r *RaftReplica) Leader() uint64 { return r.lead.Load() }
+
+// IsLeader reports whether this replica is the leader. Safe from any goroutine.
+func (r *RaftReplica) IsLeader() bool { return raftcore.Role(r.role.Load()) == raftcore.Leader }
+
+// Done is closed when the driver has stopped (after Stop, or after a fatal storage error).
+func (r *RaftReplica) Done() <-chan struct{} { return r.done }
+
+// Err returns the fatal error that stopped the replica, if any.
+func (r *RaftReplica) Err() error {
+	if e := r.fatal.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Stop stops the driver, flushes and closes the WAL and closes the transport. It is safe to
+// call more than once.
+func (r *RaftReplica) Stop() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	<-r.done
+	werr := r.wal.Close()
+	terr := r.tr.Close()
+	if err := r.Err(); err != nil {
+		return err
+	}
+	if werr != nil && !errors.Is(werr, storage.ErrClosed) {
+		return werr
+	}
+	return terr
+}
+
+// onDurable runs on the WAL's writer goroutine. It must not block on the driver (the
+// driver may itself be blocked in Append waiting for the writer), so it only records the
+// sequence and pokes the driver.
+func (r *RaftReplica) onDurable(d storage.Durable) {
+	if d.Err != nil {
+		err := d.Err
+		r.durableErr.Store(&err)
+	} else {
+		r.durableSeq.Store(d.Seq)
+	}
+	select {
+	case r.durableC <- struct{}{}:
+	default:
+	}
+}
+
+func (r *RaftReplica) setFatal(err error) {
+	r.fatal.CompareAndSwap(nil, &err)
+	r.log.Error("replica stopping on fatal error", "err", err)
+}
+
+func (r *RaftReplica) run() {
+	defer close(r.done)
+	tick := time.NewTicker(r.cfg.Spec.TickInterval())
+	defer tick.Stop()
+	inbound := r.tr.Inbound()
+	for r.fatal.Load() == nil {
+		select {
+		case <-r.stop:
+			return
+		case b := <-inbound:
+			r.handleBatch(b)
+			for i := 1; i < MaxInboundBatchesPerRound; i++ {
+				select {
+				case b = <-inbound:
+					r.handleBatch(b)
+					continue
+				default:
+				}
+				break
+			}
+		case <-tick.C:
+			r.node.Tick()
+		case <-r.durableC:
+			r.ackDurable()
+		}
+		r.flushProposals()
+		r.requestReads()
+		r.processReady()
+		r.tr.FlushClients()
+	}
+}
+
+func (r *RaftReplica) ackDurable() {
+	if e := r.durableErr.Load(); e != nil {
+		r.setFatal(fmt.Errorf("wal failed: %w", *e))
+		return
+	}
+	seq := r.durableSeq.Load()
+	n := 0
+	var last raftcore.PersistMark
+	for n < len(r.marks) && r.marks[n].walSeq <= seq {
+		last = r.marks[n].mark
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if t, ok := r.appendTime[r.marks[n-1].walSeq]; ok {
+		r.m.persistTime.Observe(time.Since(t).Seconds())
+	}
+	for i := 0; i < n; i++ {
+		delete(r.appendTime, r.marks[i].walSeq)
+	}
+	r.marks = append(r.marks[:0], r.marks[n:]...)
+	r.node.AckPersisted(last)
+}
+
+func (r *RaftReplica) handleBatch(b *transport.Batch) {
+	for i := range b.Frames {
+		f := &b.Frames[i]
+		if f.Client != 0 {
+			r.handleClient(f)
+			continue
+		}
+		if !isRaftType(f.Type) {
+			r.log.Warn("dropping non-raft peer frame", "from", f.From, "type", f.Type)
+			continue
+		}
+		if err := r.codec.decode(f.Type, f.Body, &r.msg); err != nil {
+			r.log.Warn("dropping malformed peer message", "from", f.From, "type", f.Type, "err", err)
+			continue
+		}
+		if r.msg.From != f.From || r.msg.To != r.cfg.ID {
+			r.log.Warn("dropping misaddressed peer message", "conn_peer", f.From, "from", r.msg.From, "to", r.msg.To)
+			continue
+		}
+		if err := r.node.Step(&r.msg); err != nil {
+			r.log.Debug("step", "err", err)
+		}
+	}
+	// Proposals alias the batch until flushProposals hands them to the core (which copies).
+	r.held = append(r.held, b)
+}
+
+// handleClient validates a client batch and queues it: writes are proposed (together with
+// every other batch of this round, in one Propose), read-only batches wait for a ReadIndex
+// confirmation.
+func (r *RaftReplica) handleClient(f *transport.Frame) {
+	if f.Type != wire.TypeClientRequest {
+		r.log.Warn("dropping non-client frame on a client connection", "type", f.Type)
+		return
+	}
+	if err := wire.DecodeClientRequest(f.Body, &r.req); err != nil {
+		r.log.Warn("closing client that sent a malformed request", "err", err)
+		r.tr.CloseClient(f.Client)
+		return
+	}
+	if r.req.ClientID == 0 || len(r.req.Ops) == 0 {
+		r.replyStatus(f.Client, wire.StatusError, []byte("request needs a nonzero client ID and at least one op"))
+		return
+	}
+	if !r.IsLeader() {
+		r.m.notLeader.Inc()
+		r.replyStatus(f.Client, wire.StatusNotLeader, nil)
+		return
+	}
+	if len(r.pending)+len(r.reads) >= MaxPendingRequests {
+		r.m.busy.Inc()
+		r.replyStatus(f.Client, wire.StatusBusy, nil)
+		return
+	}
+	readOnly := true
+	for i := range r.req.Ops {
+		if r.req.Ops[i].Kind != wire.OpGet {
+			readOnly = false
+			break
+		}
+	}
+	now := time.Now()
+	if readOnly {
+		r.reads = append(r.reads, pendingRead{conn: f.Client, start: now, body: append([]byte(nil), f.Body...)})
+		r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
+		return
+	}
+	key := reqKey{r.req.ClientID, r.req.FirstSeq}
+	r.pending[key] = pendingReq{conn: f.Client, start: now}
+	r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
+	r.proposal = append(r.proposal, f.Body)
+	r.propKeys = append(r.propKeys, key)
+	r.propConn = append(r.propConn, f.Client)
+}
+
+// flushProposals proposes every write batch of this round as consecutive entries, in as few
+// Propose calls as the core's batch limits allow. The core copies the payloads, so the
+// transport batches they alias can be released afterwards.
+func (r *RaftReplica) flushProposals() {
+	for start := 0; start < len(r.proposal); {
+		end, bytes := start, 0
+		for end < len(r.proposal) && end-start < r.maxBatchEntries &&
+			(end == start || bytes+len(r.proposal[end]) <= r.maxBatchBytes) {
+			bytes += len(r.proposal[end])
+			end++
+		}
+		if err := r.node.Propose(r.proposal[start:end]); err != nil {
+			status := wire.StatusBusy
+			if errors.Is(err, raftcore.ErrNotLeader) {
+				status = wire.StatusNotLeader
+			}
+			for i := start; i < end; i++ {
+				delete(r.pending, r.propKeys[i])
+				r.replyStatusKey(r.propConn[i], r.propKeys[i], status)
+			}
+		} else {
+			r.m.proposals.Add(uint64(end - start))
+			if r.cfg.UnsafeAckBeforeCommit {
+				r.unsafeAck(start, end)
+			}
+		}
+		start = end
+	}
+	for _, b := range r.held {
+		b.Release()
+	}
+	clear(r.held)
+	r.held = r.held[:0]
+	clear(r.proposal)
+	r.proposal = r.proposal[:0]
+	r.propKeys = r.propKeys[:0]
+	r.propConn = r.propConn[:0]
+	r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
+}
+
+// unsafeAck answers proposed writes as if they had been applied, without waiting for the
+// commit. Test-only (ReplicaConfig.UnsafeAckBeforeCommit).
+func (r *RaftReplica) unsafeAck(start, end int) {
+	for i := start; i < end; i++ {
+		body := r.proposal[i]
+		if err := wire.DecodeClientRequest(body, &r.req); err != nil {
+			continue
+		}
+		r.reply = wire.ClientReply{ClientID: r.req.ClientID, FirstSeq: r.req.FirstSeq, LeaderHint: r.cfg.ID, Results: r.reply.Results[:0]}
+		for range r.req.Ops {
+			r.reply.Results = append(r.reply.Results, wire.OpResult{Status: wire.StatusOK})
+		}
+		r.sendReply(r.propConn[i])
+		delete(r.pending, r.propKeys[i])
+	}
+}
+
+// requestReads asks the core to confirm leadership for every read batch that arrived this
+// round, with one ReadIndex call (one heartbeat round confirms them all).
+func (r *RaftReplica) requestReads() {
+	if len(r.reads) == 0 || r.reads[len(r.reads)-1].ctx != 0 {
+		return
+	}
+	r.readCtx++
+	if err := r.node.ReadIndex(r.readCtx); err != nil {
+		r.failReads(wire.StatusBusy)
+		return
+	}
+	for i := len(r.reads) - 1; i >= 0 && r.reads[i].ctx == 0; i-- {
+		r.reads[i].ctx = r.readCtx
+	}
+}
+
+// confirmReads records a confirmed read index: every batch that asked at or before ctx may
+// be served at index (a later confirmation also covers earlier requests, thesis §6.4).
+func (r *RaftReplica) confirmReads(rs raftcore.ReadState) {
+	for i := range r.reads {
+		if p := &r.reads[i]; p.ctx != 0 && p.ctx <= rs.Context && p.index == 0 {
+			p.index = rs.Index
+		}
+	}
+}
+
+// serveReads answers confirmed reads whose index has been applied, in arrival order.
+func (r *RaftReplica) serveReads() {
+	n := 0
+	for n < len(r.reads) && r.reads[n].index != 0 && r.reads[n].index <= r.applied {
+		p := &r.reads[n]
+		if err := wire.DecodeClientRequest(p.body, &r.req); err == nil {
+			r.reply = wire.ClientReply{ClientID: r.req.ClientID, FirstSeq: r.req.FirstSeq, LeaderHint: r.cfg.ID, Results: r.reply.Results[:0]}
+			r.valBuf, r.valOff = r.valBuf[:0], r.valOff[:0]
+			for i := range r.req.Ops {
+				res := r.kv.Get(r.req.Ops[i].Key)
+				r.addResult(res)
+			}
+			r.finishResults()
+			r.sendReply(p.conn)
+			r.m.readsServed.Inc()
+			r.m.commitLatency.Observe(time.Since(p.start).Seconds())
+		}
+		n++
+	}
+	if n > 0 {
+		clear(r.reads[:n])
+		r.reads = append(r.reads[:0], r.reads[n:]...)
+		r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
+	}
+}
+
+func (r *RaftReplica) failReads(status wire.Status) {
+	for i := range r.reads {
+		r.replyStatusBody(r.reads[i].conn, r.reads[i].body, status)
+	}
+	clear(r.reads)
+	r.reads = r.reads[:0]
+}
+
+// processReady drains the core's Readies: send, persist, apply, serve, advance.
+func (r *RaftReplica) processReady() {
+	for r.fatal.Load() == nil && r.node.HasReady() {
+		rd := r.node.Ready()
+		if rd.HasSoftState {
+			wasLeader := r.IsLeader()
+			r.lead.Store(rd.Lead)
+			r.role.Store(uint32(rd.Role))
+			if wasLeader && rd.Role != raftcore.Leader {
+				r.lostLeadership()
+			}
+		}
+		// 1. Messages leave first: the leader replicates in parallel with its own disk write
+		// (thesis §10.2.1); the core holds back whatever needs durable state.
+		for i := range rd.Messages {
+			m := &rd.Messages[i]
+			r.out = r.codec.appendFrame(r.out[:0], m)
+			if err := r.tr.Send(m.To, r.out); err != nil {
+				r.m.paused.Inc()
+			}
+		}
+		// 2. Persist.
+		if rd.MustPersist() {
+			if err := r.persist(&rd); err != nil {
+				r.setFatal(err)
+				return
+			}
+		}
+		// 3. Apply.
+		if !rd.Snapshot.IsEmpty() {
+			if err := r.kv.Restore(bytes.NewReader(rd.Snapshot.Data)); err != nil {
+				r.setFatal(fmt.Errorf("restore snapshot %d: %w", rd.Snapshot.Meta.Index, err))
+				return
+			}
+			r.applied = rd.Snapshot.Meta.Index
+			r.m.snapshots.Inc()
+		}
+		if len(rd.CommittedEntries) > 0 {
+			r.m.applyEntries.Observe(float64(len(rd.CommittedEntries)))
+		}
+		for i := range rd.CommittedEntries {
+			r.apply(&rd.CommittedEntries[i])
+		}
+		// 4. Reads.
+		for _, rs := range rd.ReadStates {
+			r.confirmReads(rs)
+		}
+		r.serveReads()
+		// 5. Snapshot.
+		if rd.SnapshotRequest > 0 {
+			if err := r.takeSnapshot(rd.SnapshotRequest); err != nil {
+				r.setFatal(err)
+				return
+			}
+		}
+		r.node.Advance()
+	}
+}
+
+// persist hands the Ready's state to the WAL's group commit. A Ready that only moved the
+// commit index need not be synced (the core says so with MustSync=false); it is recorded
+// with the next write and acknowledged as soon as everything before it is durable.
+func (r *RaftReplica) persist(rd *raftcore.Ready) error {
+	if rd.HasHardState {
+		r.hs = storage.HardState{Term: rd.HardState.Term, Vote: rd.HardState.Vote, Commit: rd.HardState.Commit}
+	}
+	if !rd.Snapshot.IsEmpty() {
+		if err := r.saveSnapshot(rd.Snapshot.Meta, rd.Snapshot.Data); err != nil {
+			return err
+		}
+		if _, err := r.wal.ResetTo(rd.Snapshot.Meta.Index, rd.Snapshot.Meta.Term); err != nil {
+			return err
+		}
+	}
+	if !rd.MustSync && len(rd.Entries) == 0 && rd.Snapshot.IsEmpty() {
+		if len(r.marks) == 0 {
+			r.node.AckPersisted(rd.Mark)
+			return nil
+		}
+		r.marks = append(r.marks, pendingMark{walSeq: r.marks[len(r.marks)-1].walSeq, mark: rd.Mark})
+		return nil
+	}
+	r.walEnts = r.walEnts[:0]
+	for i := range rd.Entries {
+		e := &rd.Entries[i]
+		r.walEnts = append(r.walEnts, storage.Entry{Index: e.Index, Term: e.Term, Type: uint8(e.Type), Data: e.Data})
+	}
+	if len(rd.Entries) > 0 {
+		r.m.readyEntries.Observe(float64(len(rd.Entries)))
+	}
+	seq, err := r.wal.Append(r.walEnts, r.hs)
+	if err != nil {
+		return fmt.Errorf("wal append: %w", err)
+	}
+	clear(r.walEnts)
+	r.appendTime[seq] = time.Now()
+	r.marks = append(r.marks, pendingMark{walSeq: seq, mark: rd.Mark})
+	if seq <= r.durableSeq.Load() {
+		r.ackDurable()
+	}
+	return nil
+}
+
+// apply executes one committed entry against the KV store and answers the client if this
+// replica proposed it.
+func (r *RaftReplica) apply(e *raftcore.Entry) {
+	r.applied = e.Index
+	if e.Type != raftcore.EntryNormal {
+		return
+	}
+	if err := wire.DecodeClientRequest(e.Data, &r.req); err != nil {
+		// Every replica decodes the same bytes, so every replica skips the same entry.
+		r.log.Error("skipping undecodable committed entry", "index", e.Index, "err", err)
+		return
+	}
+	key := reqKey{r.req.ClientID, r.req.FirstSeq}
+	p, mine := r.pending[key]
+	if mine {
+		r.reply = wire.ClientReply{ClientID: r.req.ClientID, FirstSeq: r.req.FirstSeq, LeaderHint: r.cfg.ID, Results: r.reply.Results[:0]}
+		r.valBuf, r.valOff = r.valBuf[:0], r.valOff[:0]
+	}
+	for i := range r.req.Ops {
+		op := &r.req.Ops[i]
+		r.kvop = kv.Op{Kind: kvKind(op.Kind), ClientID: r.req.ClientID, Seq: r.req.FirstSeq + uint64(i),
+			Key: op.Key, Value: op.Value, Expected: op.Expected}
+		res := r.kv.Apply(e.Index, &r.kvop)
+		if mine {
+			if res.Status == kv.StatusMismatch {
+				res.Value = r.kv.Get(op.Key).Value // the wire contract: a mismatch returns the current value
+			}
+			r.addResult(res)
+		}
+	}
+	if mine {
+		r.finishResults()
+		r.sendReply(p.conn)
+		delete(r.pending, key)
+		r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
+		r.m.commitLatency.Observe(time.Since(p.start).Seconds())
+	}
+}
+
+// addResult records one op's result; values are copied into valBuf at once because they
+// alias the store only until its next change.
+func (r *RaftReplica) addResult(res kv.Result) {
+	st := wireStatus(res.Status)
+	r.reply.Results = append(r.reply.Results, wire.OpResult{Status: st})
+	r.valOff = append(r.valOff, len(r.valBuf))
+	r.valBuf = append(r.valBuf, res.Value...)
+}
+
+// finishResults points each result's Value into valBuf (now that it no longer moves).
+func (r *RaftReplica) finishResults() {
+	for i := range r.reply.Results {
+		end := len(r.valBuf)
+		if i+1 < len(r.valOff) {
+			end = r.valOff[i+1]
+		}
+		if v := r.valBuf[r.valOff[i]:end]; len(v) > 0 {
+			r.reply.Results[i].Value = v
+		}
+	}
+}
+
+func (r *RaftReplica) sendReply(conn transport.ClientID) {
+	r.out = wire.AppendMessageFrame(r.out[:0], 0, &r.reply)
+	// A full reply queue closes the client (it is not reading); nothing else to do here.
+	_ = r.tr.SendClient(conn, r.out)
+}
+
+// replyStatus answers the request in r.req with one status for every op.
+func (r *RaftReplica) replyStatus(conn transport.ClientID, st wire.Status, msg []byte) {
+	r.reply = wire.ClientReply{ClientID: r.req.ClientID, FirstSeq: r.req.FirstSeq, LeaderHint: r.lead.Load(), Results: r.reply.Results[:0]}
+	n := max(len(r.req.Ops), 1)
+	for i := 0; i < n; i++ {
+		r.reply.Results = append(r.reply.Results, wire.OpResult{Status: st, Value: msg})
+	}
+	r.sendReply(conn)
+}
+
+func (r *RaftReplica) replyStatusKey(conn transport.ClientID, k reqKey, st wire.Status) {
+	r.req.ClientID, r.req.FirstSeq, r.req.Ops = k.client, k.seq, r.req.Ops[:0]
+	r.replyStatus(conn, st, nil)
+}
+
+func (r *RaftReplica) replyStatusBody(conn transport.ClientID, body []byte, st wire.Status) {
+	if err := wire.DecodeClientRequest(body, &r.req); err != nil {
+		return
+	}
+	r.replyStatus(conn, st, nil)
+}
+
+// lostLeadership answers every pending batch not-leader. Writes may still commit under the
+// next leader; the client retries them with the same sequence numbers and the KV sessions
+// make the retry exactly-once.
+func (r *RaftReplica) lostLeadership() {
+	for k, p := range r.pending {
+		r.replyStatusKey(p.conn, k, wire.StatusNotLeader)
+	}
+	clear(r.pending)
+	r.failReads(wire.StatusNotLeader)
+	r.m.pending.Store(0)
+}
+
+// takeSnapshot snapshots the KV store at the applied index, stores it durably, hands it to
+// the core and compacts the WAL below what the core keeps.
+func (r *RaftReplica) takeSnapshot(index uint64) error {
+	if index != r.applied {
+		return fmt.Errorf("snapshot requested at %d but applied is %d", index, r.applied)
+	}
+	var buf bytes.Buffer
+	if _, err := r.kv.Snapshot(&buf); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	term, err := r.wal.Term(index)
+	if err != nil {
+		return fmt.Errorf("snapshot term at %d: %w", index, err)
+	}
+	st := r.node.Status()
+	meta := raftcore.SnapshotMeta{Index: index, Term: term, Membership: st.Membership}
+	data := buf.Bytes()
+	if err := r.saveSnapshot(meta, data); err != nil {
+		return err
+	}
+	if err := r.node.ReportSnapshot(index, data); err != nil {
+		return fmt.Errorf("report snapshot: %w", err)
+	}
+	r.m.snapshots.Inc()
+	if index > snapshotRetainEntries {
+		if c := index - snapshotRetainEntries; c >= r.wal.FirstIndex() {
+			if _, err := r.wal.Compact(c); err != nil {
+				return fmt.Errorf("wal compact: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *RaftReplica) saveSnapshot(meta raftcore.SnapshotMeta, data []byte) error {
+	mb, err := json.Marshal(snapMeta{Voters: meta.Membership.Voters, Learners: meta.Membership.Learners})
+	if err != nil {
+		return err
+	}
+	_, err = storage.WriteSnapshot(nil, r.snapDir, storage.SnapshotMeta{Index: meta.Index, Term: meta.Term, Meta: mb},
+		func(w io.Writer) error { _, err := w.Write(data); return err })
+	if err != nil {
+		return fmt.Errorf("write snapshot %d: %w", meta.Index, err)
+	}
+	return storage.RemoveSnapshotsBefore(nil, r.snapDir, meta.Index)
+}
+
+func kvKind(k wire.OpKind) kv.OpKind {
+	switch k {
+	case wire.OpPut:
+		return kv.OpPut
+	case wire.OpGet:
+		return kv.OpGet
+	case wire.OpDelete:
+		return kv.OpDelete
+	case wire.OpCAS:
+		return kv.OpCAS
+	}
+	return 0
+}
+
+func wireStatus(s kv.Status) wire.Status {
+	switch s {
+	case kv.StatusOK:
+		return wire.StatusOK
+	case kv.StatusNotFound:
+		return wire.StatusNotFound
+	case kv.StatusMismatch:
+		return wire.StatusCASMismatch
+	}
+	return wire.StatusError
+}

@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/storage"
+	"github.com/consensusbench/consensusbench/transport"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+func startCluster(t *testing.T, protocol string, n int, sync storage.SyncPolicy) *LocalCluster {
+	t.Helper()
+	c, err := StartLocalCluster(LocalClusterConfig{Protocol: protocol, Nodes: n, Dir: t.TempDir(), Sync: sync,
+		TuneTransport: func(tc *transport.Config) {
+			tc.PartialFrameTimeout = 300 * time.Millisecond
+			tc.HandshakeTimeout = 300 * time.Millisecond
+			tc.EventLoops = 2
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	return c
+}
+
+func raftClient(t *testing.T, c *LocalCluster) *client.RaftClient {
+	t.Helper()
+	var nodes []client.Node
+	for _, n := range c.Spec.Nodes {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	cl, err := client.NewRaft(client.Config{Nodes: nodes, AttemptTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func put(k, v string) wire.Op { return wire.Op{Kind: wire.OpPut, Key: []byte(k), Value: []byte(v)} }
+func get(k string) wire.Op    { return wire.Op{Kind: wire.OpGet, Key: []byte(k)} }
+
+func do(t *testing.T, cl *client.RaftClient, ops ...wire.Op) *client.Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var res client.Results
+	if err := cl.Do(ctx, ops, &res); err != nil {
+		t.Fatalf("Do(%d ops): %v", len(ops), err)
+	}
+	return &res
+}
+
+func TestRaftClusterWritesAndReads(t *testing.T) {
+	c := startCluster(t, "raft", 3, storage.SyncNone)
+	cl := raftClient(t, c)
+	for i := 0; i < 50; i++ {
+		res := do(t, cl, put(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)), put(fmt.Sprintf("x%d", i), "x"))
+		for _, r := range res.Ops {
+			if r.Status != wire.StatusOK {
+				t.Fatalf("put %d: %v", i, r.Status)
+			}
+		}
+	}
+	res := do(t, cl, get("k7"), get("k49"), get("missing"))
+	if string(res.Ops[0].Value) != "v7" || string(res.Ops[1].Value) != "v49" || res.Ops[2].Status != wire.StatusNotFound {
+		t.Fatalf("reads: %+v", res.Ops)
+	}
+	// Compare-and-set: one matching, one not (Raft §8: every op goes through the log).
+	res = do(t, cl, wire.Op{Kind: wire.OpCAS, Key: []byte("k1"), Expected: []byte("v1"), Value: []byte("w1")},
+		wire.Op{Kind: wire.OpCAS, Key: []byte("k2"), Expected: []byte("nope"), Value: []byte("w2")})
+	if res.Ops[0].Status != wire.StatusOK || res.Ops[1].Status != wire.StatusCASMismatch || string(res.Ops[1].Value) != "v2" {
+		t.Fatalf("cas: %+v", res.Ops)
+	}
+	if got := do(t, cl, get("k1")).Ops[0].Value; string(got) != "w1" {
+		t.Fatalf("k1 = %q after cas", got)
+	}
+}
+
+// Raft §5.4 (leader completeness): a write acknowledged before the leader stops is on every
+// future leader, so the new leader serves it.
+func TestRaftLeaderStopLosesNoAcknowledgedWrite(t *testing.T) {
+	c := startCluster(t, "raft", 3, storage.SyncAlways)
+	cl := raftClient(t, c)
+	var mu sync.Mutex
+	acked := map[string]string{}
+	writer := func(w int, stop <-chan struct{}, wg *sync.WaitGroup) {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k, v := fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("v%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var res client.Results
+			err := cl.Do(ctx, []wire.Op{put(k, v)}, &res)
+			cancel()
+			if err == nil && res.Ops[0].Status == wire.StatusOK {
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+			}
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go writer(w, stop, &wg)
+	}
+	time.Sleep(500 * time.Millisecond)
+	leader := cl.Leader()
+	if err := c.StopNode(int(leader - 1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if cl.Leader() == leader {
+		t.Fatalf("client still targets the stopped leader %d", leader)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 50 {
+		t.Fatalf("only %d writes acknowledged", len(acked))
+	}
+	for k, v := range acked {
+		if got := do(t, cl, get(k)).Ops[0]; got.Status != wire.StatusOK || string(got.Value) != v {
+			t.Fatalf("acknowledged %s=%s reads back %v %q", k, v, got.Status, got.Value)
+		}
+	}
+	// The stopped node restarts from its WAL and catches up.
+	if err := c.RestartNode(int(leader - 1)); err != nil {
+		t.Fatal(err)
+	}
+	do(t, cl, put("after-restart", "1"))
+}
+
+// Hostile input on the client port closes that connection only (the transport's
+// documented behaviour); the cluster keeps serving a well-behaved client.
+func TestRaftClusterSurvivesHostileConnections(t *testing.T) {
+	c := startCluster(t, "raft", 3, storage.SyncNone)
+	cl := raftClient(t, c)
+	do(t, cl, put("a", "1"))
+	addr := c.Spec.Nodes[0].ClientAddr
+	peerAddr := c.Spec.Nodes[0].PeerAddr
+	expectClosed := func(name string, nc net.Conn) {
+		t.Helper()
+		_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		var b [1]byte
+		if _, err := nc.Read(b[:]); err == nil {
+			t.Fatalf("%s: connection still open", name)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: connection not closed within 3s", name)
+		}
+		nc.Close()
+	}
+	dial := func(a string) net.Conn {
+		nc, err := net.Dial("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	// Garbage bytes.
+	g := dial(addr)
+	_, _ = g.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	expectClosed("garbage", g)
+	// A valid header announcing a body beyond MaxFrameBytes.
+	o := dial(addr)
+	hdr := wire.AppendFrame(nil, wire.TypeClientRequest, 0, nil)
+	hdr[12], hdr[13], hdr[14], hdr[15] = 0, 0, 0, 0
+	hdr[8], hdr[9], hdr[10], hdr[11] = 0xff, 0xff, 0xff, 0x7f
+	_, _ = o.Write(hdr)
+	expectClosed("oversized", o)
+	// A peer hello with the wrong cluster ID on the peer port.
+	p := dial(peerAddr)
+	_, _ = p.Write(wire.AppendMessageFrame(nil, 0, &wire.PeerHello{ClusterID: 999, NodeID: 2, Protocol: wire.ProtocolRaft, ProtocolVersion: transport.ProtocolVersion}))
+	expectClosed("wrong cluster", p)
+	// Slowloris: half a header, then nothing.
+	s := dial(addr)
+	_, _ = s.Write(hdr[:7])
+	expectClosed("slowloris", s)
+	// The cluster still serves.
+	if got := do(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
+		t.Fatalf("after hostile connections a = %q", got.Value)
+	}
+}
