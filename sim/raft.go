@@ -842,20 +842,25 @@ func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 }
 
 // raftClient is a workload client: it sends its op to the host it believes leads, follows
-// redirects, and retransmits to the next host when no answer comes.
+// one leader hint at a time, and otherwise walks the hosts round-robin. Hints can be stale
+// (a removed node keeps naming the leader it last heard), so a hint that leads to another
+// redirect is not followed further: the walk goes on from its own cursor, which reaches
+// every host.
 type raftClient struct {
-	h      *ClientHost
-	hosts  int
-	retry  int
-	op     Op
-	busy   bool
-	target NodeID
-	idle   int  // ticks since the last send
-	moved  bool // target already advanced past a host that had no leader hint
+	h        *ClientHost
+	hosts    int
+	retry    int
+	op       Op
+	busy     bool
+	target   NodeID
+	cursor   NodeID // round-robin position, independent of hints
+	followed bool   // target came from a hint
+	idle     int    // ticks since the last send
+	moved    bool   // target already advanced after a redirect without a usable hint
 }
 
 func (p *raftProtocol) NewClient(h *ClientHost) Client {
-	return &raftClient{h: h, hosts: p.Hosts(), retry: p.opts.RetryTicks, target: 1}
+	return &raftClient{h: h, hosts: p.Hosts(), retry: p.opts.RetryTicks, target: 1, cursor: 1}
 }
 
 func (c *raftClient) Start(op Op) {
@@ -868,7 +873,11 @@ func (c *raftClient) send() {
 	c.h.Send(c.target, raftRequest{op: c.op})
 }
 
-func (c *raftClient) next() { c.target = c.target%NodeID(c.hosts) + 1 }
+// next moves to the next host of the round-robin walk.
+func (c *raftClient) next() {
+	c.cursor = c.cursor%NodeID(c.hosts) + 1
+	c.target, c.followed = c.cursor, false
+}
 
 func (c *raftClient) Deliver(from NodeID, msg any) {
 	if !c.busy {
@@ -877,19 +886,19 @@ func (c *raftClient) Deliver(from NodeID, msg any) {
 	switch m := msg.(type) {
 	case raftReply:
 		if m.seq == c.op.Seq {
-			c.busy = false
+			c.busy, c.followed = false, false
 			c.h.Complete(m.seq, m.out)
 		}
 	case raftRedirect:
 		if m.seq != c.op.Seq || from != c.target {
 			return
 		}
-		if m.leader != 0 && m.leader != c.target && int(m.leader) <= c.hosts {
-			c.target = m.leader
+		if m.leader != 0 && m.leader != c.target && int(m.leader) <= c.hosts && !c.followed {
+			c.target, c.followed = m.leader, true
 			c.send()
 			return
 		}
-		// No hint: try the next host on the next Tick.
+		// No usable hint: try the next host on the next Tick.
 		c.next()
 		c.moved = true
 		c.idle = c.retry - 1
@@ -905,7 +914,6 @@ func (c *raftClient) Tick() {
 		if !c.moved {
 			c.next()
 		}
-		c.moved = false
 		c.send()
 	}
 }
