@@ -196,13 +196,22 @@ func (nd *Node) checkViewChangeQuorum() {
 	if nd.viewActive {
 		return
 	}
+	// The timer starts once 2f+1 replicas are changing to this view or beyond it: a replica
+	// that already moved further still abandoned our view, and counting it keeps replicas
+	// split across two views (with a faulty one silent) from waiting on each other forever.
+	moved := 0
+	for i := range nd.vc.latest {
+		if l := &nd.vc.latest[i]; l.Type == MsgViewChange && l.View >= nd.view {
+			moved++
+		}
+	}
+	if moved >= nd.quorum() && !nd.vc.timerStarted {
+		nd.vc.timerStarted = true
+		nd.vc.timer = nd.timeout()
+	}
 	s := nd.viewChangesFor(nd.view)
 	if len(s) < nd.quorum() {
 		return
-	}
-	if !nd.vc.timerStarted {
-		nd.vc.timerStarted = true
-		nd.vc.timer = nd.timeout()
 	}
 	if nd.primaryOf(nd.view) != nd.id {
 		return
@@ -357,11 +366,11 @@ func (nd *Node) stepNewView(m *Message) error {
 		if pp.Type != MsgPrePrepare || pp.View != m.View || pp.Seq != want {
 			return ErrBadNewView
 		}
-		if pp.Digest == nullDigest && len(pp.Requests) == 0 {
-			if !nd.ruleB(S, want) {
-				return ErrBadNewView
-			}
-		} else if !nd.validChoice(S, want, pp.Digest) || BatchDigest(pp.Requests) != pp.Digest {
+		// Rule A (a prepared batch, possibly a null request prepared in an earlier view) or
+		// rule B (a null request for a gap).
+		ruleA := nd.validChoice(S, want, pp.Digest) && BatchDigest(pp.Requests) == pp.Digest
+		ruleB := pp.Digest == nullDigest && len(pp.Requests) == 0 && nd.ruleB(S, want)
+		if !ruleA && !ruleB {
 			return ErrBadNewView
 		}
 		dec.o[i] = oEntry{seq: want, digest: pp.Digest, reqs: pp.Requests}

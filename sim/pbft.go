@@ -233,7 +233,10 @@ func (r *pbftReplica) Deliver(from NodeID, msg any) {
 	} else if m.From != int(from-1) {
 		return
 	}
-	_ = r.nd.Step(&m) // rejections are the point of the Byzantine tests, not failures
+	// Rejections are the point of the Byzantine tests, not failures; traced for replays.
+	if err := r.nd.Step(&m); err != nil && r.p.c.Tracing() && m.Type != pbftcore.MsgRequest {
+		r.h.Logf("pbft rejects %s v=%d n=%d from n%d: %v", m.Type, m.View, m.Seq, from, err)
+	}
 	r.drive()
 }
 
