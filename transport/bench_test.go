@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +12,12 @@ import (
 
 	"github.com/consensusbench/consensusbench/wire"
 )
+
+// waitBriefly is how a benchmark's producer waits for a full queue or window to drain. Not
+// runtime.Gosched: a goroutine spinning on Gosched keeps the global run queue non-empty, so
+// the scheduler rarely polls the network and the very goroutines that would drain the queue
+// (socket readers woken by netpoll) starve; that measured the scheduler, not the transport.
+func waitBriefly() { time.Sleep(10 * time.Microsecond) }
 
 // benchSizes are the frame sizes (header included) the brief asks for: small consensus
 // messages and 4 KiB batches.
@@ -41,41 +46,71 @@ func reportRate(b *testing.B, frames int, size int, elapsed time.Duration) {
 //     with later frames drained by the completion callback on the event loop (the same
 //     machinery as client replies). gnet gives no "drained" notification, so this variant
 //     is held to a window of unread bytes at the sink instead of blocking on the socket.
+//
+// mode=stream sends as fast as the path takes frames (throughput); mode=single sends one
+// frame and waits until the sink has read it (the cost of getting a lone message out, which
+// is what a heartbeat or a lightly loaded append pays).
 func BenchmarkPeerOutbound(b *testing.B) {
-	for _, impl := range []string{"writev", "gnet"} {
-		for _, size := range benchSizes {
-			b.Run(fmt.Sprintf("impl=%s/size=%d", impl, size), func(b *testing.B) {
-				if impl == "writev" {
-					benchOutboundWritev(b, size)
-				} else {
-					benchOutboundGnet(b, size)
-				}
-			})
+	for _, mode := range []string{"stream", "single"} {
+		for _, impl := range []string{"writev", "gnet"} {
+			for _, size := range benchSizes {
+				b.Run(fmt.Sprintf("mode=%s/impl=%s/size=%d", mode, impl, size), func(b *testing.B) {
+					var out outboundUnderTest
+					if impl == "writev" {
+						out = setupOutboundWritev(b)
+					} else {
+						out = setupOutboundGnet(b)
+					}
+					benchOutbound(b, out, size, mode == "single")
+				})
+			}
 		}
 	}
 }
 
-func benchOutboundWritev(b *testing.B, size int) {
-	fp := newFakePeer(b, 2, false)
-	cfg := testConfig(1, 2)
-	cfg.ClientListen = ""
-	cfg.Peers[0].Addr = fp.addr()
-	tr, _ := startTransport(b, cfg)
-	waitFor(b, "connected", func() bool { return tr.PeerConnected(2) })
+// outboundUnderTest is one outbound implementation wired to a sink.
+type outboundUnderTest struct {
+	send func(frame []byte) bool // false: no room now, try again shortly
+	read func() int64            // bytes the sink has read (after the hello)
+}
+
+func benchOutbound(b *testing.B, out outboundUnderTest, size int, single bool) {
 	frame := benchFrame(size)
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	start := time.Now()
 	frames := 0
 	for b.Loop() {
-		for tr.Send(2, frame) != nil {
-			runtime.Gosched()
+		for !out.send(frame) {
+			waitBriefly()
 		}
 		frames++
+		if single {
+			// Spin without yielding: the sink's reader runs on the other CPU.
+			want := int64(frames * size)
+			for i := 0; out.read() < want; i++ {
+				if i%(1<<20) == 0 && time.Since(start) > 10*waitTimeout {
+					b.Fatal("sink stopped reading")
+				}
+			}
+		}
 	}
 	want := int64(frames * size)
-	waitFor(b, "sink drained", func() bool { return fp.bytesRead.Load() >= want })
+	waitFor(b, "sink drained", func() bool { return out.read() >= want })
 	reportRate(b, frames, size, time.Since(start))
+}
+
+func setupOutboundWritev(b *testing.B) outboundUnderTest {
+	fp := newFakePeer(b, 2, false)
+	cfg := testConfig(1, 2)
+	cfg.ClientListen = ""
+	cfg.Peers[0].Addr = fp.addr()
+	tr, _ := startTransport(b, cfg)
+	waitFor(b, "connected", func() bool { return tr.PeerConnected(2) })
+	return outboundUnderTest{
+		send: func(f []byte) bool { return tr.Send(2, f) == nil },
+		read: fp.bytesRead.Load,
+	}
 }
 
 // sinkClientHandler discards what a gnet client connection receives (the sink's hello).
@@ -86,7 +121,7 @@ func (sinkClientHandler) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-func benchOutboundGnet(b *testing.B, size int) {
+func setupOutboundGnet(b *testing.B) outboundUnderTest {
 	const window = DefaultPeerQueueBytes
 	fp := newFakePeer(b, 2, false)
 	cli, err := gnet.NewClient(&sinkClientHandler{}, gnet.WithMulticore(true), gnet.WithNumEventLoop(2),
@@ -109,38 +144,31 @@ func benchOutboundGnet(b *testing.B, size int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		if n := tr.Metrics().ClosedSlowClient.Load(); n != 0 {
+			b.Error("gnet connection was closed as slow")
+		}
+	})
 	cc := tr.addClient(gc)
 	hello := helloFrame(testClusterID, 1, wire.ProtocolRaft, ProtocolVersion)
 	if _, err := cc.q.push(hello); err != nil {
 		b.Fatal(err)
 	}
 	cc.kick()
-	frame := benchFrame(size)
-	b.ReportAllocs()
-	b.SetBytes(int64(size))
-	start := time.Now()
 	var sent int64
-	frames := 0
-	for b.Loop() {
-		for sent-fp.bytesRead.Load() > window {
-			runtime.Gosched()
-		}
-		for {
-			if _, err := cc.q.push(frame); err == nil {
-				break
-			} else if !errors.Is(err, ErrPeerPaused) {
-				b.Fatal(err)
+	return outboundUnderTest{
+		send: func(f []byte) bool {
+			if sent-fp.bytesRead.Load() > window {
+				return false
 			}
-			runtime.Gosched()
-		}
-		cc.kick()
-		sent += int64(size)
-		frames++
-	}
-	waitFor(b, "sink drained", func() bool { return fp.bytesRead.Load() >= sent })
-	reportRate(b, frames, size, time.Since(start))
-	if n := tr.Metrics().ClosedSlowClient.Load(); n != 0 {
-		b.Fatal("gnet connection was closed as slow")
+			if _, err := cc.q.push(f); err != nil {
+				return false
+			}
+			cc.kick()
+			sent += int64(len(f))
+			return true
+		},
+		read: fp.bytesRead.Load,
 	}
 }
 
@@ -233,12 +261,119 @@ func BenchmarkPeerToPeer(b *testing.B) {
 			frames := 0
 			for b.Loop() {
 				for a.Send(2, frame) != nil {
-					runtime.Gosched()
+					waitBriefly()
 				}
 				frames++
 			}
 			waitFor(b, "all frames received", func() bool { return got.Load() >= int64(frames) })
 			reportRate(b, frames, size, time.Since(start))
+		})
+	}
+}
+
+// BenchmarkClientReplies is the reply path to one client connection: SendClient per reply,
+// FlushClients every repliesPerIteration replies (one driver iteration), gnet AsyncWritev, a
+// raw TCP client reading and discarding. Like a real pipelined client, the reader bounds the
+// replies outstanding (clientWindow bytes), well inside ClientQueueBytes.
+func BenchmarkClientReplies(b *testing.B) {
+	const repliesPerIteration = 64
+	const clientWindow = 1 << 20
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			tr, _ := startTransport(b, testConfig(1))
+			conn, err := net.Dial("tcp", tr.ClientAddr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
+				b.Fatal(err)
+			}
+			id := receive(b, tr, 1)[0].Client
+			var read atomic.Int64
+			go func() {
+				buf := make([]byte, 256<<10)
+				for {
+					n, err := conn.Read(buf)
+					read.Add(int64(n))
+					if err != nil {
+						return
+					}
+				}
+			}()
+			reply := wire.AppendFrame(nil, wire.TypeClientReply, 0, make([]byte, size-wire.HeaderSize))
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			start := time.Now()
+			frames := 0
+			for b.Loop() {
+				for int64(frames*size)-read.Load() > clientWindow {
+					tr.FlushClients()
+					waitBriefly()
+				}
+				for {
+					err := tr.SendClient(id, reply)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, ErrClientBusy) {
+						b.Fatal(err)
+					}
+					tr.FlushClients()
+					waitBriefly()
+				}
+				if frames++; frames%repliesPerIteration == 0 {
+					tr.FlushClients()
+				}
+			}
+			tr.FlushClients()
+			want := int64(frames * size)
+			waitFor(b, "client read everything", func() bool { return read.Load() >= want })
+			reportRate(b, frames, size, time.Since(start))
+		})
+	}
+}
+
+// BenchmarkPeerRoundTrip is one frame to a peer and one back, through two transports with a
+// goroutine on each side acting as the driver: the latency floor a replication round trip
+// (append, then its reply) pays in the transport. ns/op is the round-trip time.
+func BenchmarkPeerRoundTrip(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			trs, _ := startCluster(b, 2, func(c *Config) { c.ClientListen = "" })
+			a, r := trs[0], trs[1]
+			waitFor(b, "connected", func() bool { return a.PeerConnected(2) && r.PeerConnected(1) })
+			frame := benchFrame(size)
+			done := make(chan struct{})
+			defer close(done)
+			go func() { // the peer's driver: echo every frame
+				for {
+					select {
+					case batch := <-r.Inbound():
+						for range batch.Frames {
+							for r.Send(1, frame) != nil {
+								waitBriefly()
+							}
+						}
+						batch.Release()
+					case <-done:
+						return
+					}
+				}
+			}()
+			b.ReportAllocs()
+			pending := 0
+			for b.Loop() {
+				for a.Send(2, frame) != nil {
+					waitBriefly()
+				}
+				pending++
+				for pending > 0 {
+					batch := <-a.Inbound()
+					pending -= len(batch.Frames)
+					batch.Release()
+				}
+			}
 		})
 	}
 }

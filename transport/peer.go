@@ -16,21 +16,22 @@ import (
 // writer goroutine that owns the TCP connection.
 //
 // Why a writer goroutine with writev and not gnet's client (BenchmarkPeerOutbound: same
-// queue, same loopback sink, both variants side by side in one run):
+// queue, same loopback sink, both side by side, -count 8 on the loaded 2-core dev box):
 //
-//	                                    64 B frames/s        4 KiB frames/s
-//	2-core dev box, loaded, -count 10   7.7M vs 2.0M (3.9x)  88k vs 39k (2.2x)   p<0.001
-//	quiet 16-core box, taskset 2 CPUs   11.8M vs 7.7M (1.5x) 1.04M vs 0.49M (2.2x) p=0.008
-//	quiet 16-core box, all cores        13.2M vs 12.2M (~)   1.00M vs 0.88M (1.14x)
+//	mode=stream 64 B    writev 8.1M frames/s vs gnet 5.4M   (1.5x, p=0.021)
+//	mode=stream 4 KiB   249k vs 207k                         (no significant difference)
+//	mode=single 4 KiB   166 us vs 241 us per lone frame      (1.45x, p=0.015)
+//	mode=single 64 B    195 us vs 221 us                     (no significant difference)
+//	allocs per lone frame: 0 vs 3 (gnet's AsyncWritev task, hook and callback wrapper)
 //
-// With cores to spare the two are close; on few cores the writer wins clearly, which is the
-// setting this suite runs in. With gnet every write from the driver is an AsyncWritev: a task
-// on the event loop's queue, an eventfd wake-up, a hook allocation, and then the loop writes
-// on the driver's behalf while it also serves inbound traffic, so they compete for one
-// thread. A goroutine parked in the Go netpoller is woken by a channel send and issues the
-// writev itself, and its blocking write is natural backpressure, where gnet's async path has
-// no "drained" notification and would need polling to stay bounded. Inbound traffic stays
-// on gnet, where its event loops pay off.
+// The writer is never slower and often faster; it allocates nothing per write; and its
+// blocking write is the backpressure, where gnet's async path has no "drained"
+// notification, so bounding it needs a window polled against the socket (the benchmark's
+// gnet variant has to do exactly that). With gnet each write from the driver is a task on
+// the event loop's queue plus an eventfd wake-up, and the loop then writes on the driver's
+// behalf while also serving inbound traffic; a goroutine parked in the Go netpoller is woken
+// by a channel send and issues the writev itself. Inbound traffic stays on gnet, where its
+// event loops pay off.
 //
 // Concurrency: push-side methods (send, queueBytes, paused, connected) are safe from any
 // goroutine. run, and the fields marked "writer only", belong to the writer goroutine.

@@ -47,11 +47,11 @@ var (
 // Outbound to clients: replies are queued per connection and flushed with one gnet
 // AsyncWritev per connection per FlushClients.
 //
-// Concurrency contract: Inbound, Send, SendClient, FlushClients and CloseClient are meant for
-// one goroutine, the server's driver. Send and SendClient are also safe from other goroutines,
-// but FlushClients must then be called after them by the driver (it flushes only what the
-// driver's goroutine saw queued). Metrics, PeerConnected, PeerPaused, PeerQueueBytes and
-// InboundQueueDepth are safe from any goroutine. Start and Close are called once each.
+// Concurrency contract: SendClient and FlushClients belong to one goroutine, the server's
+// driver (they share its list of connections to flush); receiving from Inbound is meant for
+// it too. Send, CloseClient, SetPeerAddr, Metrics, PeerConnected, PeerPaused,
+// PeerQueueBytes, ClientQueueBytes and InboundQueueDepth are safe from any goroutine. Start
+// and Close are called once each, by the owner.
 type Transport struct {
 	cfg     Config
 	log     *slog.Logger
