@@ -147,6 +147,9 @@ func (t *Transport) Start() error {
 		gnet.WithReadBufferCap(t.cfg.ReadBufferBytes),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithReuseAddr(true),
+		// Half-open inbound connections (a peer host that vanished without a FIN) are found
+		// and closed by the kernel, as Go's dialer does for the outbound side by default.
+		gnet.WithTCPKeepAlive(tcpKeepAlive),
 		gnet.WithLogger(gnetLogger{t.log}),
 	}
 	h := &handler{t: t}
@@ -346,6 +349,8 @@ const (
 	// freeBatchSlack adds room in the batch free list beyond a full inbound queue for the
 	// batches the driver holds and the event loops are filling.
 	freeBatchSlack = 64
+	// tcpKeepAlive is the keep-alive idle time on inbound connections (Go's dialer default).
+	tcpKeepAlive = 15 * time.Second
 	// engineStopTimeout bounds Close's wait for gnet's event loops to finish.
 	engineStopTimeout = 10 * time.Second
 )
