@@ -474,8 +474,9 @@ type PersistMark struct {
 }
 
 // Ready is everything the application must do after calling Tick, Step, Propose and friends.
-// All slices alias core memory and stay valid until Advance; take one Ready, act on it, call
-// Advance, then take the next.
+// All slices alias core memory (and may alias each other: a leader's MsgApp entries share
+// Entries' backing array) and stay valid until Advance; treat them as read-only. Take one
+// Ready, act on it, call Advance, then take the next.
 //
 // Durability contract (thesis §10.2.1; this is the one place it is written down):
 //

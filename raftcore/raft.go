@@ -95,6 +95,7 @@ type Node struct {
 	msgs      []Message
 	msgsSpare []Message
 	entSlab   []Entry
+	window    []Entry // this Ready's Entries while sendAppends runs (see entriesFor)
 	readyOut  bool
 	lastLead  uint64
 	lastRole  Role
@@ -1014,16 +1015,41 @@ func (n *Node) sendAppendsTo(pr *tracker.Progress) {
 		prevTerm, ok := n.log.term(prev)
 		assert.True(ok, "raftcore: previous entry of an append is available")
 		var bytes uint64
-		start := len(n.entSlab)
+		var ents []Entry
 		if pr.Next <= n.log.lastIndex() {
-			n.entSlab, bytes = n.log.appendTo(n.entSlab, pr.Next, n.log.lastIndex(), n.cfg.MaxSizePerMsg, n.cfg.MaxEntriesPerMsg)
+			ents, bytes = n.entriesFor(pr.Next, n.log.lastIndex(), n.cfg.MaxSizePerMsg, n.cfg.MaxEntriesPerMsg)
 		}
-		ents := n.entSlab[start:len(n.entSlab):len(n.entSlab)]
 		n.send(Message{Type: MsgApp, To: pr.ID, Index: prev, LogTerm: prevTerm, Entries: ents, Commit: n.commit})
 		pr.CheckSent = false
 		pr.SentRound = n.readRound
 		pr.SentEntries(prev+uint64(len(ents)), bytes)
 	}
+}
+
+// entriesFor returns entries [lo, hi] within the limits for a message. When they lie in the
+// range this Ready hands to storage (the usual case on a leader: the new entries go to
+// storage and to every follower), it returns a subslice of it instead of copying the
+// headers again.
+func (n *Node) entriesFor(lo, hi, maxBytes uint64, maxEntries int) ([]Entry, uint64) {
+	w := n.window
+	if len(w) > 0 && lo >= w[0].Index && hi <= w[len(w)-1].Index {
+		w = w[lo-w[0].Index : hi-w[0].Index+1]
+		var bytes uint64
+		k := 0
+		for k < len(w) && k < maxEntries {
+			sz := uint64(len(w[k].Data))
+			if k > 0 && bytes+sz > maxBytes {
+				break
+			}
+			bytes += sz
+			k++
+		}
+		return w[:k:k], bytes
+	}
+	start := len(n.entSlab)
+	var bytes uint64
+	n.entSlab, bytes = n.log.appendTo(n.entSlab, lo, hi, maxBytes, maxEntries)
+	return n.entSlab[start:len(n.entSlab):len(n.entSlab)], bytes
 }
 
 func (n *Node) sendSnapshotChunk(pr *tracker.Progress) {
@@ -1191,6 +1217,19 @@ func (n *Node) ready() Ready {
 	n.log.releaseFreed()
 	var rd Ready
 
+	// Persistence work first: its entries are also what the leader sends (entriesFor).
+	if !n.readySnapshot.IsEmpty() {
+		rd.Snapshot = n.readySnapshot
+		n.readySnapshot = Snapshot{}
+		n.snapInReady = true
+	}
+	n.window = nil
+	if n.stableTo < n.log.lastIndex() {
+		n.entSlab, _ = n.log.appendTo(n.entSlab, n.stableTo+1, n.log.lastIndex(), ^uint64(0), int(^uint(0)>>1))
+		rd.Entries = n.entSlab[len(n.entSlab)-int(n.log.lastIndex()-n.stableTo):]
+		n.window = rd.Entries
+		n.stableTo = n.log.lastIndex()
+	}
 	if n.role == Leader {
 		if n.needRound() {
 			n.heartbeatElapsed = 0
@@ -1200,18 +1239,7 @@ func (n *Node) ready() Ready {
 	}
 	n.flushAck()
 	n.releaseHeld()
-
-	// Persistence work.
-	if !n.readySnapshot.IsEmpty() {
-		rd.Snapshot = n.readySnapshot
-		n.readySnapshot = Snapshot{}
-		n.snapInReady = true
-	}
-	if n.stableTo < n.log.lastIndex() {
-		n.entSlab, _ = n.log.appendTo(n.entSlab, n.stableTo+1, n.log.lastIndex(), ^uint64(0), int(^uint(0)>>1))
-		rd.Entries = n.entSlab[len(n.entSlab)-int(n.log.lastIndex()-n.stableTo):]
-		n.stableTo = n.log.lastIndex()
-	}
+	n.window = nil
 	if hs := n.hardState(); hs != n.lastHS {
 		rd.HardState, rd.HasHardState = hs, true
 		rd.MustSync = hs.Term != n.lastHS.Term || hs.Vote != n.lastHS.Vote
