@@ -71,8 +71,8 @@ func fill(v reflect.Value, s *source) {
 		a := v.Addr().Interface().(*Authenticator)
 		*a = Authenticator{Kind: AuthKind(s.n(int(authKindMax)))}
 		switch a.Kind {
-		case AuthMACs:
-			a.MACs = make([]byte, MACSize*s.n(s.maxCount+1))
+		case AuthMACs, AuthShortMACs:
+			a.MACs = make([]byte, a.tagSize()*s.n(s.maxCount+1))
 			for i := range a.MACs {
 				a.MACs[i] = s.byte()
 			}

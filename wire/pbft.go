@@ -17,6 +17,9 @@ const (
 	MACSize = 32
 	// SignatureSize is the size of an ed25519 signature (crypto/ed25519.SignatureSize).
 	SignatureSize = 64
+	// ShortMACSize is the size of one HMAC-SHA256 tag truncated to 128 bits (AuthShortMACs),
+	// the tag pbftcore uses.
+	ShortMACSize = 16
 	// MaxMACs bounds the MAC vector of an authenticator (its count is 16 bits).
 	MaxMACs = math.MaxUint16
 )
@@ -32,29 +35,45 @@ const (
 	AuthNone      AuthKind = 0 // unauthenticated (tests, or a channel that authenticates)
 	AuthMACs      AuthKind = 1 // a vector of MACs, one per replica (PBFT §4.1 authenticators)
 	AuthSignature AuthKind = 2 // one ed25519 signature (transferable proofs: view change)
+	// AuthShortMACs is a vector of ShortMACSize tags (HMAC-SHA256 truncated to 128 bits, as
+	// pbftcore computes them): one per replica for a multicast, or a single tag for a
+	// point-to-point message. Held in MACs.
+	AuthShortMACs AuthKind = 3
 
-	authKindMax = AuthSignature
+	authKindMax = AuthShortMACs
 )
 
 // Authenticator holds either a vector of MACs or a signature, as the kind byte says.
 // Decoded MACs and Signature alias the body.
 type Authenticator struct {
 	Kind AuthKind
-	// MACs holds NumMACs() tags of MACSize bytes, concatenated; only with AuthMACs.
+	// MACs holds NumMACs() tags of MACSize bytes, concatenated, with AuthMACs; or tags of
+	// ShortMACSize bytes with AuthShortMACs.
 	MACs []byte
 	// Signature holds SignatureSize bytes; only with AuthSignature.
 	Signature []byte
 }
 
+// tagSize is the size of one tag of the vector.
+func (a *Authenticator) tagSize() int {
+	if a.Kind == AuthShortMACs {
+		return ShortMACSize
+	}
+	return MACSize
+}
+
 // NumMACs returns the number of MACs in the vector.
-func (a *Authenticator) NumMACs() int { return len(a.MACs) / MACSize }
+func (a *Authenticator) NumMACs() int { return len(a.MACs) / a.tagSize() }
 
 // MAC returns the i-th MAC of the vector (aliasing it).
-func (a *Authenticator) MAC(i int) []byte { return a.MACs[i*MACSize : (i+1)*MACSize : (i+1)*MACSize] }
+func (a *Authenticator) MAC(i int) []byte {
+	n := a.tagSize()
+	return a.MACs[i*n : (i+1)*n : (i+1)*n]
+}
 
 func (a *Authenticator) size() int {
 	switch a.Kind {
-	case AuthMACs:
+	case AuthMACs, AuthShortMACs:
 		return sizeU8 + sizeU16 + len(a.MACs)
 	case AuthSignature:
 		return sizeU8 + SignatureSize
@@ -73,11 +92,12 @@ func appendAuth(dst []byte, a *Authenticator) []byte {
 		if len(a.MACs) != 0 || len(a.Signature) != 0 {
 			assert.Failf("wire: AuthNone authenticator carries %d MAC bytes and %d signature bytes", len(a.MACs), len(a.Signature))
 		}
-	case AuthMACs:
-		if len(a.MACs)%MACSize != 0 || len(a.MACs)/MACSize > MaxMACs || len(a.Signature) != 0 {
-			assert.Failf("wire: MAC vector of %d bytes (signature %d bytes) is not 0..MaxMACs MACs of MACSize", len(a.MACs), len(a.Signature))
+	case AuthMACs, AuthShortMACs:
+		n := a.tagSize()
+		if len(a.MACs)%n != 0 || len(a.MACs)/n > MaxMACs || len(a.Signature) != 0 {
+			assert.Failf("wire: MAC vector of %d bytes (signature %d bytes) is not 0..MaxMACs MACs of %d bytes", len(a.MACs), len(a.Signature), n)
 		}
-		dst = appendU16(dst, uint16(len(a.MACs)/MACSize))
+		dst = appendU16(dst, uint16(len(a.MACs)/n))
 		dst = append(dst, a.MACs...)
 	case AuthSignature:
 		if len(a.Signature) != SignatureSize || len(a.MACs) != 0 {
@@ -95,12 +115,12 @@ func (d *decoder) auth(a *Authenticator) {
 	a.MACs, a.Signature = nil, nil
 	switch a.Kind {
 	case AuthNone:
-	case AuthMACs:
+	case AuthMACs, AuthShortMACs:
 		n := int(d.u16())
 		if n == 0 {
 			return
 		}
-		a.MACs = d.fixed(n * MACSize)
+		a.MACs = d.fixed(n * a.tagSize())
 	case AuthSignature:
 		a.Signature = d.fixed(SignatureSize)
 	default:
@@ -307,17 +327,20 @@ func DecodePrePrepare(body []byte, m *PrePrepare) error {
 }
 
 // PBFTReply is ⟨REPLY, v, t, c, i, r⟩ (PBFT §4.1): the result of the request with
-// Timestamp from ClientID, executed by Replica in View. Auth is the MAC for the client.
+// Timestamp from ClientID, executed by Replica in View. ReadOnly marks a reply of the
+// read-only optimization (§5.1.3), answered from the replica's state without ordering; the
+// client needs 2f+1 of those instead of f+1. Auth is the MAC for the client.
 type PBFTReply struct {
 	View      uint64
 	Timestamp uint64
 	ClientID  uint64
 	Replica   uint64
+	ReadOnly  bool
 	Result    []byte
 	Auth      Authenticator
 }
 
-const pbftReplyMinSize = 4*sizeU64 + sizeLen + minAuthSize
+const pbftReplyMinSize = 4*sizeU64 + sizeBool + sizeLen + minAuthSize
 
 // Type implements Message.
 func (*PBFTReply) Type() Type { return TypePBFTReply }
@@ -338,6 +361,7 @@ func AppendPBFTReply(dst []byte, m *PBFTReply) []byte {
 	dst = appendU64(dst, m.Timestamp)
 	dst = appendU64(dst, m.ClientID)
 	dst = appendU64(dst, m.Replica)
+	dst = appendBool(dst, m.ReadOnly)
 	dst = appendBytes(dst, m.Result)
 	return appendAuth(dst, &m.Auth)
 }
@@ -349,6 +373,7 @@ func DecodePBFTReply(body []byte, m *PBFTReply) error {
 	m.Timestamp = d.u64()
 	m.ClientID = d.u64()
 	m.Replica = d.u64()
+	m.ReadOnly = d.boolean()
 	m.Result = d.bytes()
 	d.auth(&m.Auth)
 	return d.finish()
@@ -407,20 +432,47 @@ func DecodeCheckpoint(body []byte, m *Checkpoint) error {
 }
 
 // PreparedCert proves that a request prepared (PBFT §4.4): the pre-prepare header and 2f
-// matching prepares from distinct backups.
+// matching prepares from distinct backups. A view change in the TOCS 2002 §4.5 form (P and
+// Q sets without prepares, as pbftcore sends it) leaves Prepares empty and carries the
+// prepared batch in Requests, so the new primary can re-propose it.
 type PreparedCert struct {
 	PrePrepare PrePrepareHeader
 	Prepares   []Prepare
+	Requests   []Request
 }
 
-const preparedCertMinSize = phaseMinSize + sizeCount
+const preparedCertMinSize = phaseMinSize + 2*sizeCount
 
 func (c *PreparedCert) size() int {
-	n := c.PrePrepare.size() + sizeCount
+	n := c.PrePrepare.size() + 2*sizeCount
 	for i := range c.Prepares {
 		n += c.Prepares[i].size()
 	}
+	return n + requestsSize(c.Requests)
+}
+
+func requestsSize(rs []Request) int {
+	n := 0
+	for i := range rs {
+		n += rs[i].size()
+	}
 	return n
+}
+
+func appendRequests(dst []byte, rs []Request) []byte {
+	dst = appendCount(dst, len(rs))
+	for i := range rs {
+		dst = appendRequest(dst, &rs[i])
+	}
+	return dst
+}
+
+func (d *decoder) requests(rs []Request) []Request {
+	rs = resize(rs, d.count(requestMinSize))
+	for i := range rs {
+		d.request(&rs[i])
+	}
+	return rs
 }
 
 func appendPreparedCert(dst []byte, c *PreparedCert) []byte {
@@ -429,7 +481,7 @@ func appendPreparedCert(dst []byte, c *PreparedCert) []byte {
 	for i := range c.Prepares {
 		dst = appendPhase(dst, &c.Prepares[i])
 	}
-	return dst
+	return appendRequests(dst, c.Requests)
 }
 
 func (d *decoder) preparedCert(c *PreparedCert) {
@@ -438,24 +490,38 @@ func (d *decoder) preparedCert(c *PreparedCert) {
 	for i := range c.Prepares {
 		d.phase(&c.Prepares[i])
 	}
+	c.Requests = d.requests(c.Requests)
 }
 
-// ViewChange is ⟨VIEW-CHANGE, v+1, n, C, P, i⟩ (PBFT §4.4): NewView is v+1, StableSeq is n,
-// the sequence number of Replica's last stable checkpoint, C its 2f+1 checkpoint proofs,
-// and P one prepared certificate per request prepared above n.
+// PrePrepared is one element of a view change's Q set (TOCS 2002 §4.5): Digest
+// pre-prepared at the sender for Seq in View, the latest view it did so.
+type PrePrepared struct {
+	Seq    uint64
+	View   uint64
+	Digest Digest
+}
+
+const prePreparedSize = 2*sizeU64 + DigestSize
+
+// ViewChange is ⟨VIEW-CHANGE, v+1, n, C, P, Q, i⟩ (PBFT §4.4; Q from TOCS 2002 §4.5):
+// NewView is v+1, StableSeq is n, the sequence number of Replica's last stable checkpoint,
+// StableDigest its state digest, C its 2f+1 checkpoint proofs, P one prepared certificate
+// per request prepared above n, and Q the requests pre-prepared above n.
 type ViewChange struct {
-	NewView   uint64
-	StableSeq uint64
-	Replica   uint64
-	C         []Checkpoint
-	P         []PreparedCert
-	Auth      Authenticator
+	NewView      uint64
+	StableSeq    uint64
+	Replica      uint64
+	StableDigest Digest
+	C            []Checkpoint
+	P            []PreparedCert
+	Q            []PrePrepared
+	Auth         Authenticator
 }
 
-const viewChangeMinSize = 3*sizeU64 + 2*sizeCount + minAuthSize
+const viewChangeMinSize = 3*sizeU64 + DigestSize + 3*sizeCount + minAuthSize
 
 func (m *ViewChange) size() int {
-	n := viewChangeMinSize - minAuthSize + m.Auth.size()
+	n := viewChangeMinSize - minAuthSize + m.Auth.size() + len(m.Q)*prePreparedSize
 	for i := range m.C {
 		n += m.C[i].size()
 	}
@@ -469,6 +535,7 @@ func appendViewChange(dst []byte, m *ViewChange) []byte {
 	dst = appendU64(dst, m.NewView)
 	dst = appendU64(dst, m.StableSeq)
 	dst = appendU64(dst, m.Replica)
+	dst = append(dst, m.StableDigest[:]...)
 	dst = appendCount(dst, len(m.C))
 	for i := range m.C {
 		dst = appendCheckpoint(dst, &m.C[i])
@@ -477,6 +544,13 @@ func appendViewChange(dst []byte, m *ViewChange) []byte {
 	for i := range m.P {
 		dst = appendPreparedCert(dst, &m.P[i])
 	}
+	dst = appendCount(dst, len(m.Q))
+	for i := range m.Q {
+		q := &m.Q[i]
+		dst = appendU64(dst, q.Seq)
+		dst = appendU64(dst, q.View)
+		dst = append(dst, q.Digest[:]...)
+	}
 	return appendAuth(dst, &m.Auth)
 }
 
@@ -484,6 +558,7 @@ func (d *decoder) viewChange(m *ViewChange) {
 	m.NewView = d.u64()
 	m.StableSeq = d.u64()
 	m.Replica = d.u64()
+	d.digest(&m.StableDigest)
 	m.C = resize(m.C, d.count(checkpointMinSize))
 	for i := range m.C {
 		d.checkpoint(&m.C[i])
@@ -491,6 +566,13 @@ func (d *decoder) viewChange(m *ViewChange) {
 	m.P = resize(m.P, d.count(preparedCertMinSize))
 	for i := range m.P {
 		d.preparedCert(&m.P[i])
+	}
+	m.Q = resize(m.Q, d.count(prePreparedSize))
+	for i := range m.Q {
+		q := &m.Q[i]
+		q.Seq = d.u64()
+		q.View = d.u64()
+		d.digest(&q.Digest)
 	}
 	d.auth(&m.Auth)
 }
@@ -522,16 +604,22 @@ func DecodeViewChange(body []byte, m *ViewChange) error {
 
 // NewView is ⟨NEW-VIEW, v+1, V, O⟩ (PBFT §4.4), sent by the new primary Replica: V holds
 // the 2f+1 view-change messages it received (its own included), O the pre-prepares for the
-// sequence numbers between min-s and max-s (null requests have a zero digest).
+// sequence numbers between min-s and max-s (null requests have a zero digest, or the digest
+// of the empty batch in pbftcore). StableSeq is min-s and StableDigest the state digest of
+// that checkpoint; Batches[i], when present, is the request batch of O[i] (empty for a null
+// request), which a new primary re-proposing a prepared request must ship with it.
 type NewView struct {
-	View    uint64
-	Replica uint64
-	V       []ViewChange
-	O       []PrePrepareHeader
-	Auth    Authenticator
+	View         uint64
+	Replica      uint64
+	StableSeq    uint64
+	StableDigest Digest
+	V            []ViewChange
+	O            []PrePrepareHeader
+	Batches      [][]Request
+	Auth         Authenticator
 }
 
-const newViewMinSize = 2*sizeU64 + 2*sizeCount + minAuthSize
+const newViewMinSize = 3*sizeU64 + DigestSize + 3*sizeCount + minAuthSize
 
 // Type implements Message.
 func (*NewView) Type() Type { return TypeNewView }
@@ -544,6 +632,9 @@ func (m *NewView) Size() int {
 	}
 	for i := range m.O {
 		n += m.O[i].size()
+	}
+	for i := range m.Batches {
+		n += sizeCount + requestsSize(m.Batches[i])
 	}
 	return n
 }
@@ -559,6 +650,8 @@ func AppendNewView(dst []byte, m *NewView) []byte {
 	dst = grow(dst, m.Size())
 	dst = appendU64(dst, m.View)
 	dst = appendU64(dst, m.Replica)
+	dst = appendU64(dst, m.StableSeq)
+	dst = append(dst, m.StableDigest[:]...)
 	dst = appendCount(dst, len(m.V))
 	for i := range m.V {
 		dst = appendViewChange(dst, &m.V[i])
@@ -566,6 +659,10 @@ func AppendNewView(dst []byte, m *NewView) []byte {
 	dst = appendCount(dst, len(m.O))
 	for i := range m.O {
 		dst = appendPhase(dst, (*Prepare)(&m.O[i]))
+	}
+	dst = appendCount(dst, len(m.Batches))
+	for i := range m.Batches {
+		dst = appendRequests(dst, m.Batches[i])
 	}
 	return appendAuth(dst, &m.Auth)
 }
@@ -575,6 +672,8 @@ func DecodeNewView(body []byte, m *NewView) error {
 	d := decoder{b: body}
 	m.View = d.u64()
 	m.Replica = d.u64()
+	m.StableSeq = d.u64()
+	d.digest(&m.StableDigest)
 	m.V = resize(m.V, d.count(viewChangeMinSize))
 	for i := range m.V {
 		d.viewChange(&m.V[i])
@@ -582,6 +681,10 @@ func DecodeNewView(body []byte, m *NewView) error {
 	m.O = resize(m.O, d.count(phaseMinSize))
 	for i := range m.O {
 		d.phase((*Prepare)(&m.O[i]))
+	}
+	m.Batches = resize(m.Batches, d.count(sizeCount))
+	for i := range m.Batches {
+		m.Batches[i] = d.requests(m.Batches[i])
 	}
 	d.auth(&m.Auth)
 	return d.finish()
@@ -635,18 +738,21 @@ func DecodeFetchState(body []byte, m *FetchState) error {
 // StateChunk carries bytes [Offset, Offset+len(Data)) of the state at checkpoint Seq from
 // Replica; Done marks the last chunk. The receiver checks the assembled state against
 // Digest, which 2f+1 checkpoint proofs vouch for, so chunks need no authenticator of their
-// own (Auth is there for deployments that want one).
+// own (Auth is there for deployments that want one). A state transferred in numbered
+// chunks (pbftcore) sets Chunks to their number and Offset to this chunk's index; FetchState
+// then asks for a chunk index in Offset too.
 type StateChunk struct {
 	Replica uint64
 	Seq     uint64
 	Digest  Digest
 	Offset  uint64
+	Chunks  uint64
 	Done    bool
 	Data    []byte
 	Auth    Authenticator
 }
 
-const stateChunkMinSize = 3*sizeU64 + DigestSize + sizeBool + sizeLen + minAuthSize
+const stateChunkMinSize = 4*sizeU64 + DigestSize + sizeBool + sizeLen + minAuthSize
 
 // Type implements Message.
 func (*StateChunk) Type() Type { return TypeStateChunk }
@@ -669,6 +775,7 @@ func AppendStateChunk(dst []byte, m *StateChunk) []byte {
 	dst = appendU64(dst, m.Seq)
 	dst = append(dst, m.Digest[:]...)
 	dst = appendU64(dst, m.Offset)
+	dst = appendU64(dst, m.Chunks)
 	dst = appendBool(dst, m.Done)
 	dst = appendBytes(dst, m.Data)
 	return appendAuth(dst, &m.Auth)
@@ -681,6 +788,7 @@ func DecodeStateChunk(body []byte, m *StateChunk) error {
 	m.Seq = d.u64()
 	d.digest(&m.Digest)
 	m.Offset = d.u64()
+	m.Chunks = d.u64()
 	m.Done = d.boolean()
 	m.Data = d.bytes()
 	d.auth(&m.Auth)

@@ -11,6 +11,14 @@ func mac(b byte, n int) []byte {
 	return out
 }
 
+func shortMACs(b byte, n int) []byte {
+	out := make([]byte, n*ShortMACSize)
+	for i := range out {
+		out[i] = b + byte(i/ShortMACSize)
+	}
+	return out
+}
+
 func sig(b byte) []byte {
 	out := make([]byte, SignatureSize)
 	for i := range out {
@@ -32,7 +40,7 @@ func samplePrepare(replica uint64) Prepare {
 
 func sampleViewChange(replica uint64) ViewChange {
 	return ViewChange{
-		NewView: 4, StableSeq: 128, Replica: replica,
+		NewView: 4, StableSeq: 128, Replica: replica, StableDigest: digest(0xC0),
 		C: []Checkpoint{
 			{Seq: 128, Replica: 0, Digest: digest(0xC0), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x10)}},
 			{Seq: 128, Replica: 2, Digest: digest(0xC0), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x12)}},
@@ -40,7 +48,9 @@ func sampleViewChange(replica uint64) ViewChange {
 		P: []PreparedCert{{
 			PrePrepare: PrePrepareHeader{View: 3, Seq: 130, Replica: 3, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x33)}},
 			Prepares:   []Prepare{samplePrepare(1), samplePrepare(2)},
+			Requests:   []Request{{ClientID: 77, Timestamp: 1001, Op: []byte("put a=1"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0xA0, 4)}}},
 		}},
+		Q:    []PrePrepared{{Seq: 130, View: 3, Digest: digest(0xD1)}, {Seq: 131, View: 2, Digest: digest(0xD2)}},
 		Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x40 + byte(replica))},
 	}
 }
@@ -80,20 +90,21 @@ func goldenSamples() []Message {
 		},
 		&Prepare{View: 3, Seq: 130, Replica: 1, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthMACs, MACs: mac(0xE0, 4)}},
 		&Commit{View: 3, Seq: 130, Replica: 2, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthMACs, MACs: mac(0xF0, 4)}},
-		&PBFTReply{View: 3, Timestamp: 1001, ClientID: 77, Replica: 1, Result: []byte("ok"), Auth: Authenticator{Kind: AuthMACs, MACs: mac(0x50, 1)}},
+		&PBFTReply{View: 3, Timestamp: 1001, ClientID: 77, Replica: 1, ReadOnly: true, Result: []byte("ok"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0x50, 1)}},
 		&Checkpoint{Seq: 256, Replica: 2, Digest: digest(0xC2), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x22)}},
 		func() Message { vc := sampleViewChange(1); return &vc }(),
 		&NewView{
-			View: 4, Replica: 0,
+			View: 4, Replica: 0, StableSeq: 128, StableDigest: digest(0xC0),
 			V: []ViewChange{sampleViewChange(0), sampleViewChange(1), sampleViewChange(2)},
 			O: []PrePrepareHeader{
 				{View: 4, Seq: 129, Replica: 0, Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x60)}},
 				{View: 4, Seq: 130, Replica: 0, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x61)}},
 			},
-			Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x70)},
+			Batches: [][]Request{nil, {{ClientID: 77, Timestamp: 1001, Op: []byte("put a=1"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0xA0, 4)}}}},
+			Auth:    Authenticator{Kind: AuthSignature, Signature: sig(0x70)},
 		},
 		&FetchState{Replica: 3, Seq: 256, Digest: digest(0xC2), Offset: 8192, Auth: Authenticator{Kind: AuthNone}},
-		&StateChunk{Replica: 1, Seq: 256, Digest: digest(0xC2), Offset: 8192, Done: true, Data: []byte("state bytes")},
+		&StateChunk{Replica: 1, Seq: 256, Digest: digest(0xC2), Offset: 3, Chunks: 4, Done: true, Data: []byte("state bytes")},
 		&ClientRequest{
 			ClientID: 9, FirstSeq: 300,
 			Ops: []Op{
