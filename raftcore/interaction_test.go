@@ -120,16 +120,15 @@ func runTranscript(t *testing.T, path string) {
 // interEnv is the transcript driver: nodes, a network of queued messages, and storage that
 // keeps only what was acknowledged durable.
 type interEnv struct {
-	t        *testing.T
-	cfg      Config
-	nodes    map[uint64]*Node
-	stores   map[uint64]*memStore
-	queue    []Message // messages in flight, delivered in order
-	cut      map[[2]uint64]bool
-	down     map[uint64]bool
-	applied  map[uint64][]string
-	seed     uint64
-	snapData map[uint64][]byte
+	t       *testing.T
+	cfg     Config
+	nodes   map[uint64]*Node
+	stores  map[uint64]*memStore
+	queue   []Message // messages in flight, delivered in order
+	cut     map[[2]uint64]bool
+	down    map[uint64]bool
+	applied map[uint64][]string
+	seed    uint64
 }
 
 // memStore is a node's durable state plus the writes it has not synced yet.

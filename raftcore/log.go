@@ -94,9 +94,6 @@ func (l *entryLog) entry(i uint64) Entry {
 	return Entry{Index: i, Term: h.term, Type: h.typ, Data: b[h.off : h.off+h.n : h.off+h.n]}
 }
 
-// size returns the payload bytes of entry i.
-func (l *entryLog) size(i uint64) uint64 { return uint64(l.hdr(i).n) }
-
 // rangeBytes sums the payload bytes of entries [lo, hi].
 func (l *entryLog) rangeBytes(lo, hi uint64) uint64 {
 	var s uint64
