@@ -1,0 +1,170 @@
+package raftcore
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func newTestNode(t *testing.T, id uint64, voters ...uint64) *Node {
+	t.Helper()
+	n, err := New(DefaultConfig(id, Membership{Voters: voters}, rand.New(rand.NewPCG(7, id))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// takeReady returns one Ready's messages (copied) and whether it carries persistence work.
+func takeReady(n *Node) ([]Message, Ready) {
+	if !n.HasReady() {
+		return nil, Ready{}
+	}
+	rd := n.Ready()
+	msgs := append([]Message(nil), rd.Messages...)
+	n.Advance()
+	return msgs, rd
+}
+
+func hasType(msgs []Message, typ MessageType) bool {
+	for _, m := range msgs {
+		if m.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// Raft Figure 2 ("persistent state ... updated on stable storage before responding to
+// RPCs"): a vote leaves only after the HardState recording it is durable.
+func TestVoteHeldUntilPersisted(t *testing.T) {
+	n := newTestNode(t, 2, 1, 2, 3)
+	if err := n.Step(&Message{Type: MsgVote, From: 1, To: 2, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, rd := takeReady(n)
+	if hasType(msgs, MsgVoteResp) {
+		t.Fatal("vote sent before its HardState was durable")
+	}
+	if !rd.HasHardState || rd.HardState.Vote != 1 || !rd.MustSync || !rd.MustPersist() {
+		t.Fatalf("Ready must carry the vote to persist: %+v", rd.HardState)
+	}
+	if n.HasReady() {
+		t.Fatal("nothing may leave before the acknowledgement")
+	}
+	n.AckPersisted(rd.Mark)
+	msgs, _ = takeReady(n)
+	if !hasType(msgs, MsgVoteResp) {
+		t.Fatal("vote not released after AckPersisted")
+	}
+}
+
+// Thesis §10.2.1: the leader sends AppendEntries before its own write is durable, but
+// counts itself toward the commit quorum only once it is.
+func TestLeaderSendsBeforeOwnFsync(t *testing.T) {
+	cfg := DefaultConfig(1, Membership{Voters: []uint64{1, 2, 3}}, rand.New(rand.NewPCG(7, 1)))
+	cfg.PreVote = false
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Campaign()
+	_, rd := takeReady(n)
+	n.AckPersisted(rd.Mark)
+	takeReady(n) // vote requests
+	for _, from := range []uint64{2, 3} {
+		if err := n.Step(&Message{Type: MsgVoteResp, From: from, To: 1, Term: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.Role() != Leader {
+		t.Fatal("not leader")
+	}
+	if err := n.Propose([][]byte{[]byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, rd := takeReady(n)
+	if !hasType(msgs, MsgApp) || len(rd.Entries) != 2 {
+		t.Fatalf("appends must leave with the entries to persist: %d msgs, %d entries", len(msgs), len(rd.Entries))
+	}
+	// Follower 2 acknowledges everything; the leader's own write is not durable yet, so
+	// only 1 of 3 voters counts: nothing commits.
+	if err := n.Step(&Message{Type: MsgAppResp, From: 2, To: 1, Term: 1, Index: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n.commit != 0 {
+		t.Fatalf("committed %d without a durable majority", n.commit)
+	}
+	n.AckPersisted(rd.Mark)
+	if n.commit != 2 {
+		t.Fatalf("commit = %d after the leader's write is durable, want 2", n.commit)
+	}
+}
+
+// A follower acknowledges appended entries only once they are durable, and several appends
+// queued before a Ready produce one acknowledgement.
+func TestFollowerAckCoalescedAfterPersist(t *testing.T) {
+	n := newTestNode(t, 2, 1, 2, 3)
+	for i := uint64(0); i < 3; i++ {
+		m := Message{Type: MsgApp, From: 1, To: 2, Term: 1, Index: i, Entries: []Entry{{Index: i + 1, Term: 1, Data: []byte("e")}}}
+		if i > 0 {
+			m.LogTerm = 1
+		}
+		if err := n.Step(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, rd := takeReady(n)
+	if hasType(msgs, MsgAppResp) {
+		t.Fatal("acknowledged entries that are not durable")
+	}
+	if len(rd.Entries) != 3 {
+		t.Fatalf("entries to persist: %d", len(rd.Entries))
+	}
+	n.AckPersisted(rd.Mark)
+	msgs, _ = takeReady(n)
+	k := 0
+	for _, m := range msgs {
+		if m.Type == MsgAppResp {
+			k++
+			if m.Index != 3 {
+				t.Fatalf("ack index %d, want 3", m.Index)
+			}
+		}
+	}
+	if k != 1 {
+		t.Fatalf("%d acknowledgements, want 1", k)
+	}
+}
+
+func TestConfigValidateNamesEveryBadField(t *testing.T) {
+	cfg := Config{ReadOnly: ReadLease, LeaseDriftTicks: -1}
+	_, err := New(cfg)
+	if err == nil {
+		t.Fatal("zero config accepted")
+	}
+	for _, field := range []string{"ID", "HeartbeatTick", "ElectionTick", "Rand", "ReadLease requires CheckQuorum",
+		"LeaseDriftTicks", "MaxInflightMsgs", "MaxInflightBytes", "MaxSizePerMsg", "MaxEntriesPerMsg",
+		"MaxBatchEntries", "MaxBatchBytes", "MaxApplyBytes", "SnapshotChunkBytes", "MaxSnapshotBytes", "Membership"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error does not name %s: %v", field, err)
+		}
+	}
+	good := DefaultConfig(1, Membership{Voters: []uint64{1, 2, 2}}, rand.New(rand.NewPCG(1, 1)))
+	if _, err := New(good); err == nil || !strings.Contains(err.Error(), "repeated") {
+		t.Fatalf("repeated member accepted: %v", err)
+	}
+}
+
+func TestNotLeaderHint(t *testing.T) {
+	n := newTestNode(t, 2, 1, 2, 3)
+	if err := n.Step(&Message{Type: MsgHeartbeat, From: 1, To: 2, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	err := n.Propose([][]byte{[]byte("x")})
+	var nl *NotLeaderError
+	if !errors.Is(err, ErrNotLeader) || !errors.As(err, &nl) || nl.Leader != 1 {
+		t.Fatalf("want NotLeaderError{1}, got %v", err)
+	}
+}
