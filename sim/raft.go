@@ -370,9 +370,10 @@ type raftReplica struct {
 	baseChain uint64
 	chain     []uint64
 
-	unacked int                // persistence writes issued and not yet acknowledged
-	waiting [ClientsMax]uint64 // per client: seq proposed here and not yet answered
-	reads   []raftRead         // ReadIndex requests, pending and confirmed
+	unacked     int                // persistence writes issued and not yet acknowledged
+	waiting     [ClientsMax]uint64 // per client: seq proposed here and not yet answered
+	waitingTerm [ClientsMax]uint64 // the term it was proposed in
+	reads       []raftRead         // ReadIndex requests, pending and confirmed
 }
 
 type raftRead struct {
@@ -417,6 +418,12 @@ func (r *raftReplica) request(from NodeID, op Op) {
 		r.reads = append(r.reads, raftRead{rctx: ctx, client: op.Client, seq: op.Seq, key: op.Key})
 		return
 	}
+	if r.waiting[op.Client] == op.Seq && r.waitingTerm[op.Client] == r.term && r.n.Role() == raftcore.Leader {
+		// A retransmission to the leader that already holds the op in its log this term:
+		// a leader never truncates its own log, so the entry commits or the term ends.
+		// Proposing it again would only add duplicates behind a slow follower.
+		return
+	}
 	err := r.n.Propose([][]byte{AppendOp(nil, op)})
 	if r.h.c.Tracing() {
 		r.h.Logf("propose c%d#%d: %v", op.Client, op.Seq, err)
@@ -424,7 +431,7 @@ func (r *raftReplica) request(from NodeID, op Op) {
 	var nl *raftcore.NotLeaderError
 	switch {
 	case err == nil:
-		r.waiting[op.Client] = op.Seq
+		r.waiting[op.Client], r.waitingTerm[op.Client] = op.Seq, r.term
 	case errors.As(err, &nl):
 		p := r.p
 		p.count.redirects++
