@@ -1,0 +1,192 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// Defaults.
+const (
+	// DefaultRequestTimeout bounds one Do, retries included. The client retries a batch on
+	// other replicas until its context ends; without this bound a batch caught in a leader
+	// change could hold its pipeline slot for the rest of the run.
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// ErrPBFTMissing is what Open returns for PBFT until the PBFT client is built.
+var ErrPBFTMissing = errors.New("pbft is not available yet: the PBFT client (client/pbft*.go) and replica (server/pbft*.go) are not built into this binary")
+
+// Config describes the cluster the Target talks to.
+type Config struct {
+	Protocol string        // "raft" or "pbft"
+	Nodes    []client.Node // every replica's ID and client address; PBFT replica i is node i+1
+	// RequestTimeout bounds one Do (0: DefaultRequestTimeout).
+	RequestTimeout time.Duration
+	// AttemptTimeout bounds one attempt at one replica (0: the client's default).
+	AttemptTimeout time.Duration
+	// Info is added to Describe's answer (sync mode, batch limits, ...).
+	Info map[string]string
+}
+
+// Target is a bench.Target over the protocol's client. Open and Close follow bench.Target's
+// contract (never concurrent); Describe is safe at any time.
+type Target struct {
+	cfg Config
+}
+
+// Open returns a Target for cfg. It connects nothing yet: every Session dials its own
+// connections on first use.
+func Open(cfg Config) (*Target, error) {
+	if len(cfg.Nodes) == 0 {
+		return nil, client.ErrNoNodes
+	}
+	switch cfg.Protocol {
+	case "raft":
+	case "pbft":
+		return nil, ErrPBFTMissing
+	default:
+		return nil, fmt.Errorf("adapter: protocol %q: want raft or pbft", cfg.Protocol)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	return &Target{cfg: cfg}, nil
+}
+
+// Open implements bench.Target: a new client (and client ID) per worker.
+func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
+	cl, err := client.NewRaft(client.Config{Nodes: t.cfg.Nodes, AttemptTimeout: t.cfg.AttemptTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return &raftSession{cl: cl, timeout: t.cfg.RequestTimeout}, nil
+}
+
+// Close implements bench.Target. Sessions own their connections, so there is nothing left.
+func (t *Target) Close() error { return nil }
+
+// Describe implements bench.Describer: protocol, nodes, f and the caller's Info.
+func (t *Target) Describe() map[string]string {
+	n := len(t.cfg.Nodes)
+	f := (n - 1) / 2 // Raft tolerates f crashes with n = 2f+1
+	if t.cfg.Protocol == "pbft" {
+		f = (n - 1) / 3 // PBFT: n = 3f+1
+	}
+	m := map[string]string{"protocol": t.cfg.Protocol, "nodes": strconv.Itoa(n), "f": strconv.Itoa(f)}
+	for k, v := range t.cfg.Info {
+		m[k] = v
+	}
+	return m
+}
+
+// batch is the per-call scratch a Session reuses: the wire ops and the client's results.
+type batch struct {
+	ops []wire.Op
+	res client.Results
+}
+
+// raftSession is one worker's RaftClient. Do is safe for concurrent use (the client
+// pipelines concurrent calls on its connection); each call takes its own scratch batch.
+type raftSession struct {
+	cl      *client.RaftClient
+	timeout time.Duration
+	pool    sync.Pool // *batch
+}
+
+func (s *raftSession) Do(ctx context.Context, ops []bench.Op) error {
+	b, _ := s.pool.Get().(*batch)
+	if b == nil {
+		b = &batch{}
+	}
+	defer s.pool.Put(b)
+	b.ops = toWire(b.ops[:0], ops)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	err := s.cl.Do(ctx, b.ops, &b.res)
+	cancel()
+	if err != nil {
+		return err
+	}
+	return fromResults(ops, b.res.Ops)
+}
+
+func (s *raftSession) Close() error { return s.cl.Close() }
+
+// toWire appends ops as wire ops to dst. The wire ops alias the worker's key and value
+// bytes, which stay valid for the whole Do.
+func toWire(dst []wire.Op, ops []bench.Op) []wire.Op {
+	for i := range ops {
+		o := &ops[i]
+		w := wire.Op{Key: o.Key}
+		if o.Kind == bench.OpWrite {
+			w.Kind, w.Value = wire.OpPut, o.Value
+		} else {
+			w.Kind = wire.OpGet
+		}
+		dst = append(dst, w)
+	}
+	return dst
+}
+
+// fromResults copies read results into ops and fails the batch unless every op succeeded:
+// OK, or NotFound for a read (a key never written is a valid answer).
+func fromResults(ops []bench.Op, res []client.Result) error {
+	if len(res) != len(ops) {
+		return fmt.Errorf("adapter: %d results for %d ops", len(res), len(ops))
+	}
+	var bad int
+	var first wire.Status
+	for i := range ops {
+		o, r := &ops[i], &res[i]
+		ok := r.Status == wire.StatusOK || (o.Kind == bench.OpRead && r.Status == wire.StatusNotFound)
+		if !ok {
+			if bad == 0 {
+				first = r.Status
+			}
+			bad++
+			continue
+		}
+		if o.Kind == bench.OpRead {
+			o.Found = r.Status == wire.StatusOK
+			o.Out = append(o.Out[:0], r.Value...)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("adapter: %d of %d ops failed (first: %v)", bad, len(ops), first)
+	}
+	return nil
+}
+
+// Probe writes one key through a fresh client and returns nil once it is acknowledged: for
+// Raft that proves a leader is elected and commits (Raft §5.2, §5.3). It retries until ctx
+// ends.
+func Probe(ctx context.Context, protocol string, nodes []client.Node) error {
+	t, err := Open(Config{Protocol: protocol, Nodes: nodes, AttemptTimeout: probeAttemptTimeout})
+	if err != nil {
+		return err
+	}
+	s, err := t.Open(ctx, 0)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if d, ok := ctx.Deadline(); ok {
+		s.(*raftSession).timeout = time.Until(d)
+	}
+	return s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}})
+}
+
+const (
+	// probeKey is the key Probe writes; workloads use other names.
+	probeKey = "consensusbench/probe"
+	// probeAttemptTimeout keeps one probe attempt short so that a replica that is not the
+	// leader yet does not hold the probe for the client's default attempt timeout.
+	probeAttemptTimeout = 500 * time.Millisecond
+)
