@@ -18,7 +18,11 @@ var (
 	seedFlag      = flag.Uint64("seed", 0, "replay this one seed (0: run a campaign)")
 	seedStartFlag = flag.Uint64("seedstart", 1, "first seed of a campaign")
 	traceFlag     = flag.Bool("simtrace", false, "print the event trace of a -seed replay to stdout")
+	keepGoingFlag = flag.Bool("keepgoing", false, "run the whole campaign past failures and list every failing seed")
 )
+
+// keepGoingReportsMax bounds the failures a -keepgoing campaign reports in full.
+const keepGoingReportsMax = 20
 
 // runSeeds runs the campaign for one protocol. testName must be the calling test's name, so
 // the replay command it prints is exact. Each run prints its seed and drawn parameters first;
@@ -31,7 +35,7 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		if *traceFlag {
 			opts.Trace = os.Stdout
 		}
-		_, counters, _ := runOne(t, testName, *seedFlag, factory, opts)
+		_, counters, _ := runOne(t, testName, *seedFlag, factory, opts, true)
 		if len(counters) > 0 {
 			t.Logf("protocol counters: %v", counters)
 		}
@@ -43,12 +47,17 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 	}
 	var total Stats
 	var sums []Counter
+	var failed []uint64
 	start := time.Now() // reporting only; never affects a run
 	for i := range n {
 		seed := *seedStartFlag + uint64(i)
-		st, counters, ok := runOne(t, testName, seed, factory, Options{})
+		st, counters, ok := runOne(t, testName, seed, factory, Options{}, len(failed) < keepGoingReportsMax)
 		if !ok {
-			return
+			failed = append(failed, seed)
+			if !*keepGoingFlag {
+				return
+			}
+			continue
 		}
 		if sums == nil {
 			sums = make([]Counter, len(counters))
@@ -74,7 +83,10 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		total.OpsUnknown += st.OpsUnknown
 		total.Ticks += st.Ticks
 	}
-	t.Logf("%s: %d seeds (%d..%d) passed in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d disk-stalls=%d ops=%d unknown=%d",
+	if len(failed) > 0 {
+		t.Errorf("%s: %d of %d seeds failed: %v", testName, len(failed), n, failed)
+	}
+	t.Logf("%s: %d seeds (%d..%d) run in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d disk-stalls=%d ops=%d unknown=%d",
 		testName, n, *seedStartFlag, *seedStartFlag+uint64(n)-1, time.Since(start).Round(time.Millisecond),
 		total.Ticks, total.Events, total.Sent, total.Dropped, total.Duplicated, total.Crashes, total.Partitions,
 		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.DiskStalls, total.OpsDone, total.OpsUnknown)
@@ -91,7 +103,7 @@ func replayCommand(testName string, seed uint64) string {
 	return fmt.Sprintf("go test ./sim/ -run '^%s$' -seed=%d -v", testName, seed)
 }
 
-func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Options) (Stats, []Counter, bool) {
+func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Options, report bool) (Stats, []Counter, bool) {
 	t.Helper()
 	c := NewCluster(seed, factory, opts)
 	desc := c.Describe() // as drawn, before the run changes anything
@@ -100,6 +112,10 @@ func runOne(t *testing.T, testName string, seed uint64, factory Factory, opts Op
 	}
 	err := c.Run()
 	st := c.Stats()
+	if err != nil && !report {
+		t.Errorf("seed %d FAILED: %.200v", seed, err)
+		return st, nil, false
+	}
 	if err != nil {
 		t.Errorf("%s\nseed %d FAILED: %v\nstate at the end:\n%s\nreplay: %s\n(add -simtrace for the event trace)", desc, seed, err, c.StateDump(), replayCommand(testName, seed))
 		return st, nil, false
