@@ -20,6 +20,8 @@ const (
 	MaxHeldMessages = 1024
 	// MaxPendingReads bounds ReadIndex requests waiting for a heartbeat round.
 	MaxPendingReads = 4096
+	// MaxEntryBytes bounds one entry's payload (the log stores sizes in 32 bits).
+	MaxEntryBytes = 1 << 30
 )
 
 // Errors returned at the API boundary. Invariant violations panic instead.
@@ -209,8 +211,8 @@ func (c *Config) validate() error {
 	if c.MaxBatchEntries <= 0 {
 		add("MaxBatchEntries must be > 0")
 	}
-	if c.MaxBatchBytes == 0 {
-		add("MaxBatchBytes must be > 0")
+	if c.MaxBatchBytes == 0 || c.MaxBatchBytes > MaxEntryBytes {
+		add("MaxBatchBytes must be in [1, MaxEntryBytes]")
 	}
 	if c.MaxApplyBytes == 0 {
 		add("MaxApplyBytes must be > 0")

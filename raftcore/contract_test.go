@@ -168,3 +168,30 @@ func TestNotLeaderHint(t *testing.T) {
 		t.Fatalf("want NotLeaderError{1}, got %v", err)
 	}
 }
+
+// Thesis §6.4: a single-voter leader confirms reads by itself.
+func TestSingleVoterRead(t *testing.T) {
+	n := newTestNode(t, 1, 1)
+	n.Campaign()
+	for i := 0; i < 5 && n.HasReady(); i++ {
+		_, rd := takeReady(n)
+		if rd.MustPersist() {
+			n.AckPersisted(rd.Mark)
+		}
+	}
+	if n.Role() != Leader || n.commit != 1 {
+		t.Fatalf("role %v commit %d", n.Role(), n.commit)
+	}
+	if err := n.ReadIndex(42); err != nil {
+		t.Fatal(err)
+	}
+	var got []ReadState
+	for i := 0; i < 5 && n.HasReady(); i++ {
+		rd := n.Ready()
+		got = append(got, rd.ReadStates...)
+		n.Advance()
+	}
+	if len(got) != 1 || got[0].Context != 42 || got[0].Index != 1 {
+		t.Fatalf("read states %v", got)
+	}
+}

@@ -20,7 +20,7 @@ const (
 // entryHdr is one entry in the header ring; its payload lives in a block.
 type entryHdr struct {
 	term uint64
-	blk  uint64 // absolute block number
+	blk  uint32 // block number, modulo 2^32 (live blocks are far fewer, so differences stay exact)
 	off  uint32
 	n    uint32
 	typ  EntryType
@@ -47,7 +47,7 @@ type entryLog struct {
 	count int
 
 	blocks      []logBlock // blocks[0] is block number blkBase
-	blkBase     uint64
+	blkBase     uint32
 	free        [][]byte // recycled blocks, ready for reuse
 	pendingFree [][]byte // blocks compacted away, reusable after the next release
 }
@@ -90,7 +90,7 @@ func (l *entryLog) matchTerm(i, t uint64) bool {
 // entry returns entry i, its Data aliasing the block. i must be held.
 func (l *entryLog) entry(i uint64) Entry {
 	h := l.hdr(i)
-	b := l.blocks[h.blk-l.blkBase].buf
+	b := l.blocks[uint32(h.blk-l.blkBase)].buf
 	return Entry{Index: i, Term: h.term, Type: h.typ, Data: b[h.off : h.off+h.n : h.off+h.n]}
 }
 
@@ -119,7 +119,7 @@ func (l *entryLog) appendTo(dst []Entry, lo, hi, maxBytes uint64, maxEntries int
 			break
 		}
 		bytes += n
-		b := l.blocks[h.blk-l.blkBase].buf
+		b := l.blocks[uint32(h.blk-l.blkBase)].buf
 		dst = append(dst, Entry{Index: i, Term: h.term, Type: h.typ, Data: b[h.off : h.off+h.n : h.off+h.n]})
 		pos = (pos + 1) & mask
 	}
@@ -140,15 +140,18 @@ func (l *entryLog) append(term uint64, typ EntryType, data []byte) {
 	if term < prevTerm {
 		assert.Failf("raftcore: appending term %d after term %d", term, prevTerm)
 	}
+	if len(data) > MaxEntryBytes {
+		assert.Failf("raftcore: entry of %d bytes over MaxEntryBytes", len(data))
+	}
 	blk, off := l.reserve(len(data), idx)
-	b := &l.blocks[blk-l.blkBase]
+	b := &l.blocks[uint32(blk-l.blkBase)]
 	b.buf = append(b.buf, data...)
 	l.hdrs[(l.head+l.count)&mask] = entryHdr{term: term, blk: blk, off: off, n: uint32(len(data)), typ: typ}
 	l.count++
 }
 
 // reserve finds room for n bytes of entry idx and returns the block number and offset.
-func (l *entryLog) reserve(n int, idx uint64) (uint64, uint32) {
+func (l *entryLog) reserve(n int, idx uint64) (uint32, uint32) {
 	cur := &l.blocks[len(l.blocks)-1]
 	if len(cur.buf)+n > cap(cur.buf) {
 		var buf []byte
@@ -166,7 +169,7 @@ func (l *entryLog) reserve(n int, idx uint64) (uint64, uint32) {
 		cur = &l.blocks[len(l.blocks)-1]
 	}
 	cur.last = max(cur.last, idx)
-	return l.blkBase + uint64(len(l.blocks)-1), uint32(len(cur.buf))
+	return l.blkBase + uint32(len(l.blocks)-1), uint32(len(cur.buf))
 }
 
 func (l *entryLog) grow() {
@@ -217,7 +220,7 @@ func (l *entryLog) freeBlocks(c uint64) {
 		n := copy(l.blocks, l.blocks[k:])
 		clear(l.blocks[n:])
 		l.blocks = l.blocks[:n]
-		l.blkBase += uint64(k)
+		l.blkBase += uint32(k)
 	}
 }
 

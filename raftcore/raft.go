@@ -974,6 +974,9 @@ func (n *Node) bcastHeartbeat() {
 	for _, pr := range n.prs {
 		n.send(Message{Type: MsgHeartbeat, To: pr.ID, Commit: min(n.commit, pr.Match), Context: n.readRound})
 	}
+	if len(n.pendingReads) > 0 {
+		n.checkReads() // a single voter confirms its own round at once
+	}
 }
 
 func (n *Node) sendTimeoutNow(to uint64) {
