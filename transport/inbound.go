@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -124,10 +125,10 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTraffic splits everything buffered into frames. It copies the bodies of whole frames into
-// one pooled Batch, discards exactly the bytes of those frames (a partial frame stays in
-// gnet's buffer for the next read), and only then hands the batch to the driver: no slice of
-// gnet's buffer is used after Discard or outside this callback.
+// OnTraffic splits everything buffered into frames (scan), discards exactly the bytes of the
+// whole frames (a partial frame stays in gnet's buffer for the next read), and only then hands
+// the batch to the driver: no slice of gnet's buffer is used after Discard or outside this
+// callback.
 func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	t := h.t
 	ic := c.Context().(*inConn)
@@ -140,53 +141,10 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	if err != nil || len(buf) == 0 {
 		return gnet.None
 	}
-	ic.scanner.Reset(buf)
-	var b *Batch
-	frames := 0
-	for {
-		f, ok, err := ic.scanner.Next()
-		if err != nil {
-			h.badFrame(ic, err, wire.TypeInvalid)
-			if b != nil {
-				b.Release()
-			}
-			return gnet.Close
-		}
-		if !ok {
-			break
-		}
-		frames++
-		if !ic.ready.Load() {
-			if err := h.acceptHello(ic, f); err != nil {
-				if ic.markClosing() {
-					t.metrics.ClosedHandshake.Add(1)
-					t.log.Warn("refusing peer connection", "remote", ic.remote, "reason", err)
-				}
-				return gnet.Close
-			}
-			// Answer with our own hello so the dialer can check it reached the node it meant.
-			if _, err := c.Write(t.helloFrame); err != nil {
-				return gnet.Close
-			}
-			continue
-		}
-		if !h.accepts(ic, f.Type) {
-			h.badFrame(ic, errUnexpectedType, f.Type)
-			if b != nil {
-				b.Release()
-			}
-			return gnet.Close
-		}
-		if b == nil {
-			b = t.batches.get()
-		}
-		var client ClientID
-		if ic.client != nil {
-			client = ic.client.id
-		}
-		b.add(ic.peerID, client, f)
+	consumed, frames, b, ok := h.scan(ic, buf, c)
+	if !ok {
+		return gnet.Close
 	}
-	consumed := ic.scanner.Consumed()
 	if consumed > 0 {
 		_, _ = c.Discard(consumed)
 	}
@@ -202,13 +160,70 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	default:
 		ic.needBytes = len(buf) - consumed + ic.scanner.Need()
 	}
+	ic.scanner.Reset(nil) // drop the scanner's reference to gnet's buffer
 	if b == nil {
 		return gnet.None
 	}
-	b.seal()
 	t.metrics.FramesIn.Add(uint64(len(b.Frames)))
 	t.metrics.BytesIn.Add(uint64(consumed))
 	return t.enqueue(b)
+}
+
+// scan takes every whole frame at the start of buf: the hello of a peer connection is
+// checked and answered through w, every later frame's body is copied into a batch. It
+// returns the bytes the whole frames occupy, how many there were, the sealed batch (nil when
+// no frame is for the driver) and ok = false when the connection must close (the reason is
+// counted and logged here). Only ic.scanner still refers to buf when it returns.
+func (h *handler) scan(ic *inConn, buf []byte, w io.Writer) (consumed, frames int, b *Batch, ok bool) {
+	t := h.t
+	fail := func() (int, int, *Batch, bool) {
+		if b != nil {
+			b.Release()
+		}
+		return 0, 0, nil, false
+	}
+	ic.scanner.Reset(buf)
+	for {
+		f, whole, err := ic.scanner.Next()
+		if err != nil {
+			h.badFrame(ic, err, wire.TypeInvalid)
+			return fail()
+		}
+		if !whole {
+			break
+		}
+		frames++
+		if !ic.ready.Load() {
+			if err := h.acceptHello(ic, f); err != nil {
+				if ic.markClosing() {
+					t.metrics.ClosedHandshake.Add(1)
+					t.log.Warn("refusing peer connection", "remote", ic.remote, "reason", err)
+				}
+				return fail()
+			}
+			// Answer with our own hello so the dialer can check it reached the node it meant.
+			if _, err := w.Write(t.helloFrame); err != nil {
+				return fail()
+			}
+			continue
+		}
+		if !h.accepts(ic, f.Type) {
+			h.badFrame(ic, errUnexpectedType, f.Type)
+			return fail()
+		}
+		if b == nil {
+			b = t.batches.get()
+		}
+		var client ClientID
+		if ic.client != nil {
+			client = ic.client.id
+		}
+		b.add(ic.peerID, client, f)
+	}
+	if b != nil {
+		b.seal()
+	}
+	return ic.scanner.Consumed(), frames, b, true
 }
 
 // enqueue hands a batch to the driver, waiting while the queue is full: the event loop stops
