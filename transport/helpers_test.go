@@ -79,8 +79,11 @@ func testConfig(id uint64, peerIDs ...uint64) Config {
 		EventLoops:          2,
 		HandshakeTimeout:    2 * time.Second,
 		PartialFrameTimeout: 2 * time.Second,
-		ReconnectMin:        5 * time.Millisecond,
-		ReconnectMax:        50 * time.Millisecond,
+		// A dial that lands on a listener being shut down waits DialTimeout for a hello
+		// that never comes; keep that short so restart tests do not sit it out.
+		DialTimeout:  500 * time.Millisecond,
+		ReconnectMin: 5 * time.Millisecond,
+		ReconnectMax: 50 * time.Millisecond,
 	}
 	for _, p := range peerIDs {
 		cfg.Peers = append(cfg.Peers, Peer{ID: p})

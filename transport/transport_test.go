@@ -168,7 +168,19 @@ func TestReconnectAfterPeerRestart(t *testing.T) {
 			if n := a.Metrics().PeerConnects.Load(); n < 2 {
 				t.Fatalf("PeerConnects = %d, want >= 2", n)
 			}
-			return
+			// The restarted node reaches us too (A accepts its new inbound connection).
+			if err := b2.SetPeerAddr(1, a.PeerAddr()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b2.Send(1, seqFrame(nil, wire.TypeAppendEntriesReply, 77, 16)); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				f := receive(t, a, 1)[0]
+				if f.From == 2 && f.Type == wire.TypeAppendEntriesReply && checkSeqBody(t, f.Body) == 77 {
+					return
+				}
+			}
 		case <-time.After(5 * time.Millisecond):
 			_ = a.Send(2, seqFrame(frame[:0], wire.TypeAppendEntries, seq, 64))
 		}
@@ -556,5 +568,42 @@ func TestClientBusyKeepsConnection(t *testing.T) {
 	}
 	if m := tr.Metrics(); m.ClientBusy.Load() != 1 || m.ClosedSlowClient.Load() != 0 {
 		t.Fatalf("ClientBusy %d ClosedSlowClient %d", m.ClientBusy.Load(), m.ClosedSlowClient.Load())
+	}
+}
+
+// A driver that stops draining fills the inbound queue; the event loop then waits (TCP
+// pushes back on the sender) instead of buffering more, and once the driver drains again
+// every frame arrives, in order. Close does not hang on a loop that is waiting.
+func TestInboundQueueFullStallsReading(t *testing.T) {
+	trs, _ := startCluster(t, 2, func(c *Config) {
+		c.ClientListen = ""
+		c.InboundQueueBatches = 4
+	})
+	a, r := trs[0], trs[1]
+	const frames = 20000
+	go func() {
+		var buf []byte
+		for seq := range uint64(frames) {
+			buf = seqFrame(buf[:0], wire.TypeAppendEntries, seq, 200)
+			for a.Send(2, buf) != nil {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	waitFor(t, "inbound queue full", func() bool {
+		return r.InboundQueueDepth() == 4 && r.Metrics().InboundStalls.Load() > 0
+	})
+	for i, f := range receive(t, r, frames) {
+		if checkSeqBody(t, f.Body) != uint64(i) {
+			t.Fatalf("frame %d out of order after stalls", i)
+		}
+	}
+	// Fill the queue again and close while the loop waits on it.
+	for seq := range uint64(100) {
+		_ = a.Send(2, seqFrame(nil, wire.TypeAppendEntries, seq, 60<<10))
+	}
+	waitFor(t, "inbound queue full again", func() bool { return r.InboundQueueDepth() == 4 })
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
