@@ -24,6 +24,8 @@ func NewReplica(cfg ReplicaConfig) (Replica, error) {
 	switch cfg.Spec.Protocol {
 	case "raft":
 		return NewRaftReplica(cfg)
+	case "pbft":
+		return NewPBFTReplica(cfg)
 	}
 	return nil, fmt.Errorf("server: protocol %q not supported", cfg.Spec.Protocol)
 }

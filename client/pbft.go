@@ -1,0 +1,519 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/consensusbench/consensusbench/pbftcore"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// PBFT client defaults and limits. PBFTDefaultKeySeed, PBFTMaxOpBytes and
+// PBFTDefaultMaxClients mirror server's constants of the same names (client cannot import
+// server); a cluster spec's pbft.key_seed and pbft.max_clients override them on both sides.
+const (
+	PBFTDefaultKeySeed    = "consensusbench-pbft"
+	PBFTMaxOpBytes        = 64 << 10
+	PBFTDefaultMaxClients = 1024
+	// DefaultPBFTAttemptTimeout is how long a request waits for f+1 matching replies before
+	// it is retransmitted to every replica (a read-only one is retried as ordered).
+	DefaultPBFTAttemptTimeout = time.Second
+	// DefaultPBFTMaxInflight is the number of PBFT client identities (sessions) one
+	// PBFTClient uses, hence the number of Do calls it pipelines.
+	DefaultPBFTMaxInflight = 64
+	// pbftRedialMin bounds how often a broken replica connection is redialled.
+	pbftRedialMin = 100 * time.Millisecond
+)
+
+// PBFTConfig configures a PBFTClient.
+type PBFTConfig struct {
+	// Nodes are the replicas, node ID i+1 being PBFT replica i.
+	Nodes []Node
+	// KeySeed is the cluster spec's pbft.key_seed ("" = PBFTDefaultKeySeed); the client's
+	// MAC and signing keys are derived from it, like the replicas'.
+	KeySeed string
+	// MaxClients is the cluster's pbft.max_clients (0 = PBFTDefaultMaxClients).
+	MaxClients int
+	// FirstClientID is the first PBFT client identity this client uses; it uses
+	// [FirstClientID, FirstClientID+MaxInflight), which must lie below MaxClients and must
+	// not overlap another client's range (replicas would take one's requests for the
+	// other's retries).
+	FirstClientID uint64
+	// SignAll must match the spec's pbft.auth == "sign".
+	SignAll        bool
+	AttemptTimeout time.Duration // 0: DefaultPBFTAttemptTimeout
+	DialTimeout    time.Duration // 0: DefaultDialTimeout
+	MaxInflight    int           // 0: DefaultPBFTMaxInflight
+	MaxFrameBytes  int
+}
+
+// PBFTClient talks to a PBFT cluster (Castro and Liskov, OSDI '99 §4.1): each Do is one
+// PBFT request, sent to the primary of the newest view the client has seen in replies; the
+// result is accepted once f+1 replicas sent matching replies (2f+1 for a batch of gets,
+// which goes to every replica on the read-only path, §5.1.3, and is retried as an ordered
+// request when they do not match); on timeout the request is retransmitted to every
+// replica, which lets backups detect a faulty primary. Retransmissions keep the request's
+// (client identity, timestamp), so a write executes at most once.
+//
+// Do is safe for concurrent use. Concurrent calls are pipelined: each holds one of
+// MaxInflight client identities (PBFT allows one outstanding request per client), and
+// frames to one replica share writes. The reply rule is pbftcore.Client's.
+type PBFTClient struct {
+	cfg     PBFTConfig
+	n       int
+	keyring *pbftcore.Keyring
+	conns   []*pbftConn
+	free    chan *pbftSession
+	byID    []atomic.Pointer[pbftSession]
+	view    atomic.Uint64
+	closed  atomic.Bool
+	closedC chan struct{}
+	// replicaView[i] is the newest view replica i's connection reported in an ordered
+	// reply; view is the (f+1)-th highest of them, a view at least one correct replica is in.
+	replicaView []atomic.Uint64
+}
+
+// pbftSession is one PBFT client identity with its pbftcore.Client. mu guards core,
+// result and ready; the reader goroutines step replies into core.
+type pbftSession struct {
+	mu     sync.Mutex
+	id     uint64
+	core   *pbftcore.Client
+	done   chan struct{}
+	result []byte
+	ready  bool
+	op     []byte
+	frame  []byte
+	wreq   wire.Request
+}
+
+// NewPBFT returns a client and dials every replica (a replica that cannot be reached is
+// redialled later; f of them may be down).
+func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
+	if len(cfg.Nodes) < 4 {
+		return nil, fmt.Errorf("client: pbft needs at least 4 nodes, got %d", len(cfg.Nodes))
+	}
+	for i, n := range cfg.Nodes {
+		if n.ID != uint64(i+1) || n.Addr == "" {
+			return nil, fmt.Errorf("client: pbft node %d must have ID %d and an address, got %+v", i, i+1, n)
+		}
+	}
+	if cfg.KeySeed == "" {
+		cfg.KeySeed = PBFTDefaultKeySeed
+	}
+	if cfg.MaxClients == 0 {
+		cfg.MaxClients = PBFTDefaultMaxClients
+	}
+	if cfg.AttemptTimeout == 0 {
+		cfg.AttemptTimeout = DefaultPBFTAttemptTimeout
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultPBFTMaxInflight
+	}
+	if cfg.MaxInflight < 1 || cfg.FirstClientID+uint64(cfg.MaxInflight) > uint64(cfg.MaxClients) {
+		return nil, fmt.Errorf("client: pbft client identities [%d, %d) exceed max_clients %d",
+			cfg.FirstClientID, cfg.FirstClientID+uint64(cfg.MaxInflight), cfg.MaxClients)
+	}
+	c := &PBFTClient{cfg: cfg, n: len(cfg.Nodes), free: make(chan *pbftSession, cfg.MaxInflight),
+		byID: make([]atomic.Pointer[pbftSession], cfg.MaxInflight), closedC: make(chan struct{})}
+	c.keyring = pbftcore.NewKeyring([]byte(cfg.KeySeed), c.n, cfg.MaxClients)
+	c.replicaView = make([]atomic.Uint64, c.n)
+	for i := 0; i < cfg.MaxInflight; i++ {
+		c.free <- nil // sessions are created on first use
+	}
+	c.conns = make([]*pbftConn, c.n)
+	var wg sync.WaitGroup
+	for i := range c.conns {
+		c.conns[i] = &pbftConn{cl: c, replica: i, addr: cfg.Nodes[i].Addr}
+		wg.Add(1)
+		go func(pc *pbftConn) {
+			defer wg.Done()
+			pc.dial(ctx)
+		}(c.conns[i])
+	}
+	wg.Wait()
+	return c, nil
+}
+
+// Primary returns the node ID of the primary of the newest view seen in replies.
+func (c *PBFTClient) Primary() uint64 { return c.view.Load()%uint64(c.n) + 1 }
+
+func (c *PBFTClient) newSession(slot int) (*pbftSession, error) {
+	id := c.cfg.FirstClientID + uint64(slot)
+	// Timestamps start at the wall clock (OSDI '99 §4.1: a client's clock), so a restarted
+	// client with the same identities stays above the replicas' last executed timestamps.
+	core, err := pbftcore.NewClient(pbftcore.ClientConfig{ID: id, N: c.n, Keys: c.keyring.Client(id), TimeoutTicks: 1,
+		FirstTimestamp: uint64(time.Now().UnixNano()), SignAll: c.cfg.SignAll, MaxOpBytes: PBFTMaxOpBytes})
+	if err != nil {
+		return nil, err
+	}
+	s := &pbftSession{id: id, core: core, done: make(chan struct{}, 1)}
+	c.byID[slot].Store(s)
+	return s, nil
+}
+
+// Do executes ops as one PBFT request and fills res. A batch of gets only takes the
+// read-only path. It retransmits until f+1 replicas agree or ctx ends; an error after a
+// write was sent means its outcome is unknown. Per-op statuses are results, not errors.
+func (c *PBFTClient) Do(ctx context.Context, ops []wire.Op, res *Results) error {
+	if len(ops) == 0 {
+		return errors.New("client: empty batch")
+	}
+	var s *pbftSession
+	select {
+	case s = <-c.free:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closedC:
+		return ErrClosed
+	}
+	if s == nil {
+		slot := -1
+		for i := range c.byID {
+			if c.byID[i].Load() == nil && c.byID[i].CompareAndSwap(nil, placeholder) {
+				slot = i
+				break
+			}
+		}
+		var err error
+		if slot < 0 {
+			err = errors.New("client: no free pbft client identity")
+		} else if s, err = c.newSession(slot); err != nil {
+			c.byID[slot].Store(nil)
+		}
+		if err != nil {
+			c.free <- nil
+			return err
+		}
+	}
+	defer func() { c.free <- s }()
+	return c.do(ctx, s, ops, res)
+}
+
+// placeholder reserves a session slot while its session is being built.
+var placeholder = &pbftSession{}
+
+func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res *Results) error {
+	readOnly := true
+	for i := range ops {
+		if ops[i].Kind != wire.OpGet {
+			readOnly = false
+			break
+		}
+	}
+	s.mu.Lock()
+	ts := s.core.Timestamp() + 1
+	s.op = wire.AppendClientRequest(s.op[:0], &wire.ClientRequest{ClientID: s.id, FirstSeq: ts, Ops: ops})
+	if len(s.op) > PBFTMaxOpBytes {
+		s.mu.Unlock()
+		return fmt.Errorf("client: request of %d bytes exceeds PBFTMaxOpBytes %d", len(s.op), PBFTMaxOpBytes)
+	}
+	select {
+	case <-s.done:
+	default:
+	}
+	s.ready = false
+	err := s.core.InvokeAt(ts, s.op, readOnly)
+	if err == nil {
+		c.flush(s)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	tries := 1
+	t := time.NewTimer(c.cfg.AttemptTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			s.mu.Lock()
+			if !s.ready {
+				s.mu.Unlock()
+				continue
+			}
+			err := res.fillPBFT(s.result, len(ops))
+			s.mu.Unlock()
+			res.Node = c.Primary()
+			res.Tries = tries
+			return err
+		case <-t.C:
+			tries++
+			s.mu.Lock()
+			s.core.Tick() // TimeoutTicks is 1: one tick = one attempt timeout
+			c.flush(s)
+			s.mu.Unlock()
+			t.Reset(c.cfg.AttemptTimeout)
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.core.Abandon()
+			s.mu.Unlock()
+			return ctx.Err()
+		case <-c.closedC:
+			s.mu.Lock()
+			s.core.Abandon()
+			s.mu.Unlock()
+			return ErrClosed
+		}
+	}
+}
+
+// flush sends the session core's pending requests and records a finished result. Caller
+// holds s.mu.
+func (c *PBFTClient) flush(s *pbftSession) {
+	rd := s.core.Ready()
+	for i := range rd.Messages {
+		m := &rd.Messages[i]
+		if m.Type != pbftcore.MsgRequest || len(m.Requests) != 1 {
+			continue
+		}
+		r := &m.Requests[0]
+		s.wreq = wire.Request{ClientID: r.Client, Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Op: r.Op,
+			Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: r.Auth}}
+		if c.cfg.SignAll {
+			s.wreq.Auth = wire.Authenticator{Kind: wire.AuthSignature, Signature: r.Auth}
+		}
+		s.frame = wire.AppendMessageFrame(s.frame[:0], 0, &s.wreq)
+		if m.To == pbftcore.ToAll {
+			for _, pc := range c.conns {
+				pc.send(s.frame)
+			}
+			continue
+		}
+		// The core addresses the primary of the view it has seen; the client as a whole may
+		// know a newer one (any session's replies), and every replica can check the request.
+		c.conns[int(c.view.Load()%uint64(c.n))].send(s.frame)
+	}
+	if rd.Done {
+		s.result = append(s.result[:0], rd.Result...)
+		s.ready = true
+		select {
+		case s.done <- struct{}{}:
+		default:
+		}
+	}
+	s.core.Advance()
+}
+
+// onReply steps a reply from replica into its session.
+func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
+	if r.ClientID < c.cfg.FirstClientID || r.ClientID-c.cfg.FirstClientID >= uint64(len(c.byID)) {
+		return
+	}
+	s := c.byID[r.ClientID-c.cfg.FirstClientID].Load()
+	if s == nil || s == placeholder {
+		return
+	}
+	auth := r.Auth.MACs
+	if r.Auth.Kind == wire.AuthSignature {
+		auth = r.Auth.Signature
+	}
+	m := pbftcore.Message{Type: pbftcore.MsgReply, From: replica, To: pbftcore.ToClient, View: r.View, Client: r.ClientID,
+		Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Result: r.Result, Auth: auth}
+	s.mu.Lock()
+	s.core.Step(&m)
+	c.flush(s) // records a result; a diverging read goes out again as an ordered request
+	s.mu.Unlock()
+	if !r.ReadOnly && r.View > c.replicaView[replica].Load() {
+		c.replicaView[replica].Store(r.View)
+		c.updateView()
+	}
+}
+
+// updateView sets view to the (f+1)-th highest view the replicas reported: f faulty
+// replicas cannot push the client to a view no correct replica is in.
+func (c *PBFTClient) updateView() {
+	f := (c.n - 1) / 3
+	for {
+		cur := c.view.Load()
+		best := cur
+		for i := range c.replicaView {
+			v := c.replicaView[i].Load()
+			if v <= best {
+				continue
+			}
+			ahead := 0
+			for j := range c.replicaView {
+				if c.replicaView[j].Load() >= v {
+					ahead++
+				}
+			}
+			if ahead >= f+1 {
+				best = v
+			}
+		}
+		if best == cur || c.view.CompareAndSwap(cur, best) {
+			return
+		}
+	}
+}
+
+// fillPBFT decodes a result (a wire.ClientReply body) into res, copying the values.
+func (r *Results) fillPBFT(body []byte, nops int) error {
+	var rep wire.ClientReply
+	if err := wire.DecodeClientReply(body, &rep); err != nil {
+		return fmt.Errorf("client: undecodable pbft result: %w", err)
+	}
+	if len(rep.Results) != nops {
+		if len(rep.Results) > 0 && rep.Results[0].Status == wire.StatusError {
+			return fmt.Errorf("client: replicas refused the request: %s", rep.Results[0].Value)
+		}
+		return fmt.Errorf("client: %d results for %d ops", len(rep.Results), nops)
+	}
+	r.vals = r.vals[:0]
+	for _, x := range rep.Results {
+		r.vals = append(r.vals, x.Value...)
+	}
+	r.Ops = r.Ops[:0]
+	off := 0
+	for _, x := range rep.Results {
+		n := len(x.Value)
+		var v []byte
+		if n > 0 {
+			v = r.vals[off : off+n : off+n]
+		}
+		r.Ops = append(r.Ops, Result{Status: x.Status, Value: v})
+		off += n
+	}
+	return nil
+}
+
+// Close closes every connection; calls in flight return ErrClosed.
+func (c *PBFTClient) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	close(c.closedC)
+	for _, pc := range c.conns {
+		pc.close()
+	}
+	return nil
+}
+
+// pbftConn is the connection to one replica's client port. Writers combine like conn's:
+// a sender appends its frame and, if nobody is writing, writes everything pending. A broken
+// connection drops what it was sending (the protocol retransmits) and is redialled in the
+// background.
+type pbftConn struct {
+	cl      *PBFTClient
+	replica int
+	addr    string
+
+	mu       sync.Mutex
+	nc       net.Conn
+	dialing  bool
+	lastDial time.Time
+	wbuf     []byte
+	spare    []byte
+	writing  bool
+}
+
+// dial connects and registers the client's identities, so that the replica can answer
+// requests that reached it through the primary.
+func (pc *pbftConn) dial(ctx context.Context) {
+	c := pc.cl
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", pc.addr)
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	pc.dialing = false
+	pc.lastDial = time.Now()
+	if err != nil || c.closed.Load() {
+		if nc != nil {
+			nc.Close()
+		}
+		return
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	reg := wire.ClientRequest{ClientID: c.cfg.FirstClientID, FirstSeq: uint64(c.cfg.MaxInflight)}
+	if _, err := nc.Write(wire.AppendMessageFrame(nil, 0, &reg)); err != nil {
+		nc.Close()
+		return
+	}
+	pc.nc = nc
+	pc.wbuf = pc.wbuf[:0]
+	go pc.readLoop(nc)
+}
+
+// send queues frame (copied) for the replica; it drops it when the connection is down.
+func (pc *pbftConn) send(frame []byte) {
+	pc.mu.Lock()
+	if pc.nc == nil {
+		if !pc.dialing && time.Since(pc.lastDial) >= pbftRedialMin && !pc.cl.closed.Load() {
+			pc.dialing = true
+			go pc.dial(context.Background())
+		}
+		pc.mu.Unlock()
+		return
+	}
+	pc.wbuf = append(pc.wbuf, frame...)
+	if pc.writing {
+		pc.mu.Unlock()
+		return
+	}
+	pc.writing = true
+	for len(pc.wbuf) > 0 && pc.nc != nil {
+		buf, nc := pc.wbuf, pc.nc
+		pc.wbuf, pc.spare = pc.spare[:0], nil
+		pc.mu.Unlock()
+		_, err := nc.Write(buf)
+		pc.mu.Lock()
+		pc.spare = buf[:0]
+		if err != nil {
+			pc.broken(nc)
+		}
+	}
+	pc.writing = false
+	pc.mu.Unlock()
+}
+
+// broken forgets nc if it is still the current connection. Caller holds pc.mu.
+func (pc *pbftConn) broken(nc net.Conn) {
+	nc.Close()
+	if pc.nc == nc {
+		pc.nc = nil
+		pc.wbuf = pc.wbuf[:0]
+	}
+}
+
+func (pc *pbftConn) readLoop(nc net.Conn) {
+	r := wire.NewReader(nc, pc.cl.cfg.MaxFrameBytes)
+	var rep wire.PBFTReply
+	for {
+		f, err := r.ReadFrame()
+		if err == nil && f.Type != wire.TypePBFTReply {
+			err = fmt.Errorf("unexpected %v frame", f.Type)
+		}
+		if err == nil {
+			err = wire.DecodePBFTReply(f.Body, &rep)
+		}
+		if err == nil && rep.Replica != uint64(pc.replica) {
+			err = fmt.Errorf("reply claims replica %d on replica %d's connection", rep.Replica, pc.replica)
+		}
+		if err != nil {
+			pc.mu.Lock()
+			pc.broken(nc)
+			pc.mu.Unlock()
+			return
+		}
+		pc.cl.onReply(pc.replica, &rep)
+	}
+}
+
+func (pc *pbftConn) close() {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.nc != nil {
+		pc.broken(pc.nc)
+	}
+}

@@ -1,0 +1,288 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/storage"
+	"github.com/consensusbench/consensusbench/transport"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// pbftTestSpec keeps checkpoints frequent (so state transfer and garbage collection run in
+// a short test) and the view-change timer short (5 ms ticks, 40 ticks).
+func pbftTestSpec() *ClusterSpec {
+	return &ClusterSpec{ClusterID: 1, Protocol: "pbft", Tick: Duration(5 * time.Millisecond),
+		PBFT: PBFTSpec{CheckpointInterval: 8, WindowSize: 32, MaxBatchRequests: 16, RequestTimeout: 40,
+			MaxClients: 64, KeySeed: "pbft-cluster-test"}}
+}
+
+func startPBFTCluster(t *testing.T, sync storage.SyncPolicy) *LocalCluster {
+	t.Helper()
+	c, err := StartLocalCluster(LocalClusterConfig{Protocol: "pbft", Nodes: 4, Dir: t.TempDir(), Sync: sync,
+		Spec: pbftTestSpec(),
+		TuneTransport: func(tc *transport.Config) {
+			tc.PartialFrameTimeout = 300 * time.Millisecond
+			tc.HandshakeTimeout = 300 * time.Millisecond
+			tc.EventLoops = 1
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	return c
+}
+
+// pbftClient returns a client using identities [first, first+inflight).
+func pbftClient(t *testing.T, c *LocalCluster, first uint64, inflight int) *client.PBFTClient {
+	t.Helper()
+	var nodes []client.Node
+	for _, n := range c.Spec.Nodes {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
+		MaxClients: c.Spec.PBFT.MaxClients, FirstClientID: first, MaxInflight: inflight,
+		AttemptTimeout: 300 * time.Millisecond, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+func pdo(t *testing.T, cl *client.PBFTClient, ops ...wire.Op) *client.Results {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var res client.Results
+	if err := cl.Do(ctx, ops, &res); err != nil {
+		t.Fatalf("Do(%d ops): %v", len(ops), err)
+	}
+	return &res
+}
+
+func pbftReplica(c *LocalCluster, i int) *PBFTReplica { return c.Replicas[i].(*PBFTReplica) }
+
+// PBFT §4.2 (normal case, f+1 matching replies), §5.1.3 (read-only path, 2f+1 replies):
+// writes from pipelined callers execute once and read back on every path.
+func TestPBFTClusterWritesAndReads(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncAlways)
+	cl := pbftClient(t, c, 0, 8)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				var res client.Results
+				err := cl.Do(ctx, []wire.Op{put(fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("v%d", i)), put(fmt.Sprintf("x%d", w), "x")}, &res)
+				cancel()
+				if err == nil && (res.Ops[0].Status != wire.StatusOK || res.Ops[1].Status != wire.StatusOK) {
+					err = fmt.Errorf("put statuses %v %v", res.Ops[0].Status, res.Ops[1].Status)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Read-only batch (all gets): served from replica state with 2f+1 matching replies.
+	res := pdo(t, cl, get("w3-7"), get("w7-9"), get("missing"))
+	if string(res.Ops[0].Value) != "v7" || string(res.Ops[1].Value) != "v9" || res.Ops[2].Status != wire.StatusNotFound {
+		t.Fatalf("reads: %+v", res.Ops)
+	}
+	// An ordered batch mixing reads and CAS.
+	res = pdo(t, cl, wire.Op{Kind: wire.OpCAS, Key: []byte("x1"), Expected: []byte("x"), Value: []byte("y")},
+		wire.Op{Kind: wire.OpCAS, Key: []byte("x2"), Expected: []byte("nope"), Value: []byte("z")}, get("x1"))
+	if res.Ops[0].Status != wire.StatusOK || res.Ops[1].Status != wire.StatusCASMismatch || string(res.Ops[1].Value) != "x" ||
+		string(res.Ops[2].Value) != "y" {
+		t.Fatalf("cas batch: %+v", res.Ops)
+	}
+	// 80 writes with K=8: checkpoints became stable everywhere and were written to disk.
+	for i := range c.Replicas {
+		if h := pbftReplica(c, i).StableCheckpoint(); h == 0 {
+			t.Fatalf("replica %d has no stable checkpoint after %d executed", i, pbftReplica(c, i).LastExecuted())
+		}
+		if s, _, err := storage.OpenLatestSnapshot(nil, c.dir+fmt.Sprintf("/node-%d/snap", i+1)); err != nil {
+			t.Fatalf("replica %d: no checkpoint snapshot on disk: %v", i, err)
+		} else {
+			s.Close()
+		}
+	}
+}
+
+// PBFT §4.4: the primary stops; the client's retransmissions to all replicas start the
+// backups' timers, they move to view 1, and the new primary serves. Every write the client
+// accepted (f+1 replies) is still there.
+func TestPBFTClusterPrimaryFailover(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncNone)
+	cl := pbftClient(t, c, 0, 4)
+	var mu sync.Mutex
+	acked := map[string]string{}
+	writer := func(w int, stop <-chan struct{}, wg *sync.WaitGroup) {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k, v := fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("v%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var res client.Results
+			err := cl.Do(ctx, []wire.Op{put(k, v)}, &res)
+			cancel()
+			if err == nil && res.Ops[0].Status == wire.StatusOK {
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+			}
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go writer(w, stop, &wg)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := c.StopNode(0); err != nil { // the primary of view 0
+		t.Fatal(err)
+	}
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= before+20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress after the primary stopped: %d acked before, %d now; views %d %d %d",
+				before, n, pbftReplica(c, 1).View(), pbftReplica(c, 2).View(), pbftReplica(c, 3).View())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for i := 1; i < 4; i++ {
+		if v := pbftReplica(c, i).View(); v == 0 {
+			t.Fatalf("replica %d still in view 0", i)
+		}
+	}
+	if cl.Primary() == 1 {
+		t.Fatalf("client still targets the stopped primary")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for k, v := range acked {
+		if got := pdo(t, cl, get(k), put("probe", k)).Ops[0]; got.Status != wire.StatusOK || string(got.Value) != v {
+			t.Fatalf("acknowledged %s=%s reads back %v %q", k, v, got.Status, got.Value)
+		}
+	}
+}
+
+// PBFT §4.3 (state transfer): a replica stopped while the others move several checkpoints
+// ahead restarts empty, fetches the 2f+1-certified state and executes what follows; with
+// another replica then stopped, the cluster needs it for every quorum.
+func TestPBFTClusterRestartedReplicaCatchesUp(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncAlways)
+	cl := pbftClient(t, c, 0, 4)
+	for i := 0; i < 5; i++ {
+		pdo(t, cl, put(fmt.Sprintf("early%d", i), "e"))
+	}
+	if err := c.StopNode(3); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60; i++ {
+		pdo(t, cl, put(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
+	}
+	if err := c.RestartNode(3); err != nil {
+		t.Fatal(err)
+	}
+	target := pbftReplica(c, 0).StableCheckpoint()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; pbftReplica(c, 3).LastExecuted() < target; i++ {
+		// Ongoing work makes the others retransmit their checkpoints to the laggard.
+		pdo(t, cl, put("tick", fmt.Sprint(i)))
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted replica executed %d, stable checkpoint of the others is %d", pbftReplica(c, 3).LastExecuted(), target)
+		}
+	}
+	// Without replica 3 (index 2) every quorum of 2f+1 = 3 needs the restarted replica.
+	if err := c.StopNode(2); err != nil {
+		t.Fatal(err)
+	}
+	cl2 := pbftClient(t, c, 8, 2) // the restarted replica listens on a new port
+	pdo(t, cl2, put("after", "1"))
+	res := pdo(t, cl2, get("early2"), get("k59"), get("after"))
+	if string(res.Ops[0].Value) != "e" || string(res.Ops[1].Value) != "v59" || string(res.Ops[2].Value) != "1" {
+		t.Fatalf("reads after catch-up: %+v", res.Ops)
+	}
+}
+
+// Hostile input closes only the offending connection (as for Raft); the PBFT cluster keeps
+// serving.
+func TestPBFTClusterSurvivesHostileConnections(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncNone)
+	cl := pbftClient(t, c, 0, 2)
+	pdo(t, cl, put("a", "1"))
+	addr := c.Spec.Nodes[0].ClientAddr
+	peerAddr := c.Spec.Nodes[0].PeerAddr
+	expectClosed := func(name string, nc net.Conn) {
+		t.Helper()
+		_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+		var b [1]byte
+		if _, err := nc.Read(b[:]); err == nil {
+			t.Fatalf("%s: connection still open", name)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: connection not closed within 3s", name)
+		}
+		nc.Close()
+	}
+	dial := func(a string) net.Conn {
+		nc, err := net.Dial("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	g := dial(addr)
+	_, _ = g.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	expectClosed("garbage", g)
+	o := dial(addr)
+	hdr := wire.AppendFrame(nil, wire.TypePBFTRequest, 0, nil)
+	hdr[12], hdr[13], hdr[14], hdr[15] = 0, 0, 0, 0
+	hdr[8], hdr[9], hdr[10], hdr[11] = 0xff, 0xff, 0xff, 0x7f
+	_, _ = o.Write(hdr)
+	expectClosed("oversized", o)
+	p := dial(peerAddr)
+	_, _ = p.Write(wire.AppendMessageFrame(nil, 0, &wire.PeerHello{ClusterID: 999, NodeID: 2, Protocol: wire.ProtocolPBFT, ProtocolVersion: transport.ProtocolVersion}))
+	expectClosed("wrong cluster", p)
+	s := dial(addr)
+	_, _ = s.Write(hdr[:7])
+	expectClosed("slowloris", s)
+	// A well-formed frame whose body is not a request closes that client only.
+	m := dial(addr)
+	_, _ = m.Write(wire.AppendFrame(nil, wire.TypePBFTRequest, 0, []byte("not a request")))
+	expectClosed("malformed request", m)
+	if got := pdo(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
+		t.Fatalf("after hostile connections a = %q", got.Value)
+	}
+}

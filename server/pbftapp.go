@@ -1,0 +1,207 @@
+package server
+
+import (
+	"bytes"
+
+	"github.com/consensusbench/consensusbench/kv"
+	"github.com/consensusbench/consensusbench/pbftcore"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// PBFT request and result encoding. A PBFT request's operation is the body of a
+// wire.ClientRequest (ClientID = the PBFT client, FirstSeq = the request timestamp, Ops =
+// the KV operations); its result is the body of a wire.ClientReply with the same ClientID
+// and FirstSeq and one OpResult per op (LeaderHint, View and Replica zero, so that every
+// correct replica produces identical bytes and the client can match f+1 of them).
+
+// Limits of the PBFT application.
+const (
+	// PBFTMaxOpBytes bounds one request's encoded operations (pbftcore.Config.MaxOpBytes).
+	PBFTMaxOpBytes = 64 << 10
+	// PBFTMaxResultBytes bounds one request's encoded results (pbftcore.Config.MaxResultBytes).
+	// pbftcore ships its client table (one cached result per client) as one state chunk, so
+	// PBFTMaxClients * PBFTMaxResultBytes must fit a frame: 1024 * 8 KiB = 8 MiB < 16 MiB.
+	PBFTMaxResultBytes = 8 << 10
+	// PBFTDefaultMaxClients is the number of client identities when the spec names none.
+	PBFTDefaultMaxClients = 1024
+	// PBFTMaxClients bounds max_clients (see PBFTMaxResultBytes).
+	PBFTMaxClients = 1024
+	// pbftStateChunkBytes is the size of one state-transfer chunk of the KV snapshot.
+	pbftStateChunkBytes = 1 << 20
+	// pbftMaxHeldCheckpoints bounds the serialized checkpoints the app keeps (pbftcore keeps
+	// at most L/K + 1 alive; DiscardBelow trims them).
+	pbftMaxHeldCheckpoints = 64
+)
+
+// errTooLarge is the result value when an op's results exceed PBFTMaxResultBytes.
+var errTooLarge = []byte("result exceeds PBFTMaxResultBytes")
+
+// kvApp is pbftcore.App over the KV store. It is deterministic: results depend only on the
+// store and the request, and checkpoints are the store's deterministic snapshot stream
+// (equal state, equal bytes) with the store's digest. The core's client table gives
+// exactly-once execution, so ops are applied without KV sessions (ClientID 0).
+type kvApp struct {
+	kv    *kv.Store
+	snaps map[uint64]appSnapshot // serialized store at checkpoint seq
+	buf   bytes.Buffer
+
+	req   wire.ClientRequest
+	reply wire.ClientReply
+	vals  []byte
+	offs  []int
+	op    kv.Op
+}
+
+// appSnapshot is the store serialized at one checkpoint, with the store's digest.
+type appSnapshot struct {
+	data   []byte
+	digest pbftcore.Digest
+}
+
+func newKVApp(store *kv.Store) *kvApp {
+	return &kvApp{kv: store, snaps: make(map[uint64]appSnapshot)}
+}
+
+// Execute implements pbftcore.App.
+func (a *kvApp) Execute(seq uint64, req *pbftcore.Request, dst []byte) []byte {
+	if err := wire.DecodeClientRequest(req.Op, &a.req); err != nil || len(a.req.Ops) == 0 {
+		return a.errorResult(req, dst)
+	}
+	a.begin(req)
+	for i := range a.req.Ops {
+		o := &a.req.Ops[i]
+		a.op = kv.Op{Kind: kvKind(o.Kind), Key: o.Key, Value: o.Value, Expected: o.Expected}
+		res := a.kv.Apply(seq, &a.op)
+		if res.Status == kv.StatusMismatch {
+			res.Value = a.kv.Get(o.Key).Value // the wire contract: a mismatch returns the current value
+		}
+		a.add(wireStatus(res.Status), res.Value)
+	}
+	return a.finish(req, dst)
+}
+
+// Read implements pbftcore.App: the read-only path serves gets only.
+func (a *kvApp) Read(op []byte, dst []byte) []byte {
+	r := pbftcore.Request{}
+	if err := wire.DecodeClientRequest(op, &a.req); err != nil || len(a.req.Ops) == 0 {
+		return a.errorResult(&r, dst)
+	}
+	r.Client, r.Timestamp = a.req.ClientID, a.req.FirstSeq
+	a.begin(&r)
+	for i := range a.req.Ops {
+		o := &a.req.Ops[i]
+		if o.Kind != wire.OpGet {
+			a.add(wire.StatusError, nil)
+			continue
+		}
+		res := a.kv.Get(o.Key)
+		a.add(wireStatus(res.Status), res.Value)
+	}
+	return a.finish(&r, dst)
+}
+
+func (a *kvApp) begin(req *pbftcore.Request) {
+	a.reply = wire.ClientReply{ClientID: req.Client, FirstSeq: req.Timestamp, Results: a.reply.Results[:0]}
+	a.vals, a.offs = a.vals[:0], a.offs[:0]
+}
+
+// add records one result, copying the value (it aliases the store until its next change).
+func (a *kvApp) add(st wire.Status, v []byte) {
+	a.reply.Results = append(a.reply.Results, wire.OpResult{Status: st})
+	a.offs = append(a.offs, len(a.vals))
+	a.vals = append(a.vals, v...)
+}
+
+func (a *kvApp) finish(req *pbftcore.Request, dst []byte) []byte {
+	for i := range a.reply.Results {
+		end := len(a.vals)
+		if i+1 < len(a.offs) {
+			end = a.offs[i+1]
+		}
+		if v := a.vals[a.offs[i]:end]; len(v) > 0 {
+			a.reply.Results[i].Value = v
+		}
+	}
+	if a.reply.Size() > PBFTMaxResultBytes {
+		// Deterministic on every replica: the same results are too large everywhere.
+		for i := range a.reply.Results {
+			a.reply.Results[i] = wire.OpResult{Status: wire.StatusError}
+		}
+		a.reply.Results[0].Value = errTooLarge
+	}
+	return wire.AppendClientReply(dst, &a.reply)
+}
+
+func (a *kvApp) errorResult(req *pbftcore.Request, dst []byte) []byte {
+	a.begin(req)
+	a.add(wire.StatusError, []byte("malformed operation"))
+	return a.finish(req, dst)
+}
+
+// Checkpoint implements pbftcore.App: the store's snapshot stream is kept for state
+// transfer until DiscardBelow.
+func (a *kvApp) Checkpoint(seq uint64) pbftcore.Digest {
+	a.buf.Reset()
+	if _, err := a.kv.Snapshot(&a.buf); err != nil {
+		panic("server: kv snapshot to memory failed: " + err.Error())
+	}
+	if len(a.snaps) >= pbftMaxHeldCheckpoints {
+		panic("server: pbft app holds more checkpoints than pbftMaxHeldCheckpoints (DiscardBelow not called?)")
+	}
+	d := a.kv.Digest()
+	a.snaps[seq] = appSnapshot{data: bytes.Clone(a.buf.Bytes()), digest: d}
+	return d
+}
+
+// snapshot returns the serialized store at checkpoint seq (for the replica's disk copy).
+func (a *kvApp) snapshot(seq uint64) (appSnapshot, bool) {
+	s, ok := a.snaps[seq]
+	return s, ok
+}
+
+// StateChunk implements pbftcore.App.
+func (a *kvApp) StateChunk(seq uint64, i int, dst []byte) ([]byte, int, bool) {
+	snap, ok := a.snaps[seq]
+	if !ok {
+		return dst, 0, false
+	}
+	s := snap.data
+	chunks := max(1, (len(s)+pbftStateChunkBytes-1)/pbftStateChunkBytes)
+	if i < 0 || i >= chunks {
+		return dst, chunks, false
+	}
+	end := min(len(s), (i+1)*pbftStateChunkBytes)
+	return append(dst, s[i*pbftStateChunkBytes:end]...), chunks, true
+}
+
+// StateDigest implements pbftcore.App: the digest the state would have once restored (a
+// malformed state gets the zero digest, which no certified checkpoint has).
+func (a *kvApp) StateDigest(chunks [][]byte) pbftcore.Digest {
+	tmp, err := kv.New(kv.Config{})
+	if err != nil {
+		return pbftcore.Digest{}
+	}
+	if err := tmp.Restore(bytes.NewReader(bytes.Join(chunks, nil))); err != nil {
+		return pbftcore.Digest{}
+	}
+	return tmp.Digest()
+}
+
+// Restore implements pbftcore.App. The core calls it only after StateDigest matched the
+// certified digest, so the restore cannot fail on a correct state.
+func (a *kvApp) Restore(seq uint64, chunks [][]byte) {
+	s := bytes.Join(chunks, nil)
+	if err := a.kv.Restore(bytes.NewReader(s)); err != nil {
+		panic("server: restoring a state whose digest verified failed: " + err.Error())
+	}
+	a.snaps[seq] = appSnapshot{data: s, digest: a.kv.Digest()}
+}
+
+// DiscardBelow implements pbftcore.App.
+func (a *kvApp) DiscardBelow(seq uint64) {
+	for s := range a.snaps {
+		if s < seq {
+			delete(a.snaps, s)
+		}
+	}
+}
