@@ -42,18 +42,26 @@ type Target struct {
 	cfg Config
 }
 
+// Check reports whether this build can drive protocol: nil for raft, ErrPBFTMissing for pbft
+// until the PBFT client exists. Callers check it before spawning a cluster.
+func Check(protocol string) error {
+	switch protocol {
+	case "raft":
+		return nil
+	case "pbft":
+		return ErrPBFTMissing
+	}
+	return fmt.Errorf("adapter: protocol %q: want raft or pbft", protocol)
+}
+
 // Open returns a Target for cfg. It connects nothing yet: every Session dials its own
 // connections on first use.
 func Open(cfg Config) (*Target, error) {
 	if len(cfg.Nodes) == 0 {
 		return nil, client.ErrNoNodes
 	}
-	switch cfg.Protocol {
-	case "raft":
-	case "pbft":
-		return nil, ErrPBFTMissing
-	default:
-		return nil, fmt.Errorf("adapter: protocol %q: want raft or pbft", cfg.Protocol)
+	if err := Check(cfg.Protocol); err != nil {
+		return nil, err
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout

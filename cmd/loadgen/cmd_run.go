@@ -14,7 +14,7 @@ import (
 	"github.com/consensusbench/consensusbench/bench/report"
 )
 
-func (a *app) runCmd(ctx context.Context, args []string) error {
+func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	var cf clusterFlags
 	var lf loadFlags
 	var wf workloadFlags
@@ -43,7 +43,9 @@ func (a *app) runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer target.Close()
+	// A run with failed requests keeps a local cluster's logs, like a run that failed.
+	var failedOps bool
+	defer func() { err = closeTarget(target, err, failedOps, a.stderr) }()
 	fsync, err := a.probeFsync(spec, target, of)
 	if err != nil {
 		return err
@@ -75,6 +77,7 @@ func (a *app) runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	r.Fsync = fsync
+	failedOps = r.Summary.Errors > 0
 	if d, ok := target.(bench.Describer); ok {
 		r.ClusterInfo = d.Describe()
 	}

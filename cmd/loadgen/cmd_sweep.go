@@ -11,7 +11,7 @@ import (
 	"github.com/consensusbench/consensusbench/bench/report"
 )
 
-func (a *app) sweepCmd(ctx context.Context, args []string) error {
+func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	var cf clusterFlags
 	var lf loadFlags
 	var wf workloadFlags
@@ -53,7 +53,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer target.Close()
+	defer func() { err = closeTarget(target, err, false, a.stderr) }()
 	env := a.env()
 	started := a.now()
 	fmt.Fprintf(a.stdout, "loadgen sweep: %s cluster, %s workload, %v per step after %v warmup, from %g ops/s\n",

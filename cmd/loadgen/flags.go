@@ -32,7 +32,7 @@ func (c *clusterFlags) group() group {
 	g.fs.StringVar(&c.protocol, "protocol", "raft", "consensus protocol: raft or pbft")
 	g.fs.StringSliceVar(&c.targets, "targets", nil, "replica addresses host:port,host:port,...")
 	g.fs.StringVar(&c.cluster, "cluster", "", "cluster spec file (instead of --targets)")
-	g.fs.IntVar(&c.local, "local", 0, "spawn N local node processes on loopback for the run")
+	g.fs.IntVar(&c.local, "local", 0, "spawn N local node processes on loopback for the run (node binary: beside loadgen, else on PATH, else go build in the module)")
 	g.fs.StringVar(&c.sync, "sync", "", "local clusters: fsync policy always or none (default none)")
 	g.fs.StringVar(&c.dataDir, "data-dir", "", "local clusters: data directory (default a temporary one)")
 	return g

@@ -4,16 +4,146 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strconv"
 
 	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/adapter"
+	"github.com/consensusbench/consensusbench/bench/cluster"
+	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/server"
 )
 
-// errNoClient is what the production opener says until the cluster client adapter exists.
-var errNoClient = errors.New("no cluster client is built into this loadgen yet (the client adapter arrives with cmd/node)")
-
 // openTarget is the production bench.Opener: it connects to the cluster that spec names
-// (--targets, --cluster) or spawns one (--local). The cluster client adapter replaces this
-// body; see .coord/bench-api.md. Nothing else in cmd/loadgen changes when it does.
+// (--targets, --cluster) or spawns one (--local).
+//
+// --targets lists client addresses; the nodes get IDs 1..N in that order (PBFT replica i is
+// node i+1, so list them in replica order). --cluster reads a cluster spec file and uses each
+// node's ID and client_addr. --local N starts N node processes on loopback (see openLocal).
 func openTarget(ctx context.Context, spec bench.Spec) (bench.Target, error) {
-	return nil, fmt.Errorf("%s cluster: %w", spec.Protocol, errNoClient)
+	if err := adapter.Check(spec.Protocol); err != nil {
+		return nil, err
+	}
+	var nodes []client.Node
+	switch {
+	case spec.Local > 0:
+		return openLocal(ctx, spec)
+	case spec.ClusterFile != "":
+		cs, err := server.LoadClusterSpec(spec.ClusterFile)
+		if err != nil {
+			return nil, err
+		}
+		if cs.Protocol != spec.Protocol {
+			return nil, usagef("--protocol %s, but the cluster spec %s says %s", spec.Protocol, spec.ClusterFile, cs.Protocol)
+		}
+		for _, n := range cs.Nodes {
+			nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+		}
+	default:
+		for i, a := range spec.Targets {
+			nodes = append(nodes, client.Node{ID: uint64(i + 1), Addr: a})
+		}
+	}
+	return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes})
+}
+
+// Local cluster settings.
+const (
+	// localLogLevel is every local node's --log-level: start-up, elections and shutdown,
+	// which is what a kept log is for.
+	localLogLevel = "info"
+)
+
+// openLocal starts spec.Local node processes on loopback and returns once a write through
+// the client succeeds (a leader is elected). The node binary is, in this order: `node`
+// beside the loadgen executable (bin/ after `make build`), `node` on PATH if it is
+// consensusbench's, or built with `go build ./cmd/node` into a temporary directory when
+// loadgen runs inside the consensusbench module (go run, go test).
+func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
+	binDir, err := os.MkdirTemp("", "consensusbench-bin-*")
+	if err != nil {
+		return nil, err
+	}
+	bin, err := cluster.FindNode(ctx, binDir)
+	if err != nil {
+		os.RemoveAll(binDir)
+		return nil, err
+	}
+	c, err := cluster.Start(ctx, cluster.Config{Protocol: spec.Protocol, Nodes: spec.Local, Sync: spec.Sync,
+		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel,
+		Ready: func(ctx context.Context, c *cluster.Cluster) error {
+			return adapter.Probe(ctx, spec.Protocol, clientNodes(c))
+		}})
+	if err != nil {
+		os.RemoveAll(binDir)
+		return nil, err
+	}
+	sync := spec.Sync
+	if sync == "" {
+		sync = "none"
+	}
+	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c),
+		Info: map[string]string{"sync": sync, "local": strconv.Itoa(spec.Local)}})
+	if err != nil {
+		_, _ = c.Stop(true)
+		os.RemoveAll(binDir)
+		return nil, err
+	}
+	return &localTarget{Target: t, c: c, binDir: binDir}, nil
+}
+
+func clientNodes(c *cluster.Cluster) []client.Node {
+	var nodes []client.Node
+	for _, n := range c.ClientAddrs() {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	return nodes
+}
+
+// localTarget is the client adapter plus the processes it drives. It reports node CPU
+// time and the data directory, and keeps the node logs when the run failed.
+type localTarget struct {
+	*adapter.Target
+	c      *cluster.Cluster
+	binDir string
+	failed bool
+	kept   string
+}
+
+func (l *localTarget) NodeCPUSeconds() (map[string]float64, error) { return l.c.NodeCPUSeconds() }
+
+// DataDir is the run directory that holds every node's data directory, so the fdatasync
+// probe measures the disk the WALs are on.
+func (l *localTarget) DataDir() string { return l.c.Dir }
+
+// Failed marks the run as failed: Close then keeps the node logs.
+func (l *localTarget) Failed() { l.failed = true }
+
+// Kept names the directory that holds the node logs after Close, or "" when it was removed.
+func (l *localTarget) Kept() string { return l.kept }
+
+// Close stops the nodes (SIGTERM, bounded wait, SIGKILL) and removes the run directory
+// unless the run failed or a node misbehaved.
+func (l *localTarget) Close() error {
+	kept, err := l.c.Stop(l.failed)
+	l.kept = kept
+	return errors.Join(l.Target.Close(), err, os.RemoveAll(l.binDir))
+}
+
+// closeTarget closes the target at the end of a command, telling it first whether the run
+// failed (a local cluster then keeps its logs), and says where kept logs are. It returns
+// the close error joined to runErr.
+func closeTarget(t bench.Target, runErr error, failed bool, stderr io.Writer) error {
+	if f, ok := t.(interface{ Failed() }); ok && (failed || runErr != nil) {
+		f.Failed()
+	}
+	err := t.Close()
+	if k, ok := t.(interface{ Kept() string }); ok && k.Kept() != "" && (failed || runErr != nil || err != nil) {
+		fmt.Fprintf(stderr, "loadgen: node logs kept in %s\n", k.Kept())
+	}
+	if err != nil {
+		err = fmt.Errorf("closing the cluster: %w", err)
+	}
+	return errors.Join(runErr, err)
 }
