@@ -5,12 +5,27 @@ SHELL := /bin/bash
 FUZZTIME ?= 30s
 SEEDS ?= 5000
 COUNT ?= 10
+# make run / run-pbft: measured seconds, WAL sync policy, and the load. Closed loop (each of
+# 8 clients keeps 8 batches of 16 ops in flight) finds the cluster's throughput on any
+# machine; for latency at a fixed rate use RUN_LOAD="--mode open --rate 50000".
+DURATION ?= 20s
+SYNC ?= none
+RUN_LOAD ?= --mode closed --clients 8 --pipeline 8 --batch 16
 
-.PHONY: help test lint bench fuzz compare sim
+.PHONY: help test lint bench fuzz compare sim build run run-pbft
 
 help: ## print this menu
 	@echo "consensusbench targets:"
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
+
+build: ## build bin/node and bin/loadgen
+	go build -o bin/ ./cmd/node ./cmd/loadgen
+
+run: build ## local 3-node Raft cluster + loadgen for DURATION (default 20s); result under results/runs/
+	bin/loadgen --local 3 --protocol raft --sync $(SYNC) --duration $(DURATION) $(RUN_LOAD)
+
+run-pbft: build ## the same with 4 local PBFT replicas
+	bin/loadgen --local 4 --protocol pbft --sync $(SYNC) --duration $(DURATION) $(RUN_LOAD)
 
 test: ## gofmt + go vet + staticcheck + all tests (race where it fits) + fuzz seed corpora
 	@scripts/test.sh
