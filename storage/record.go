@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"slices"
 )
 
 // Record framing: crc32c(4) | length(4) | type(1) | payload. The CRC covers bytes [4:].
@@ -53,13 +54,23 @@ func sealRecord(b []byte, at int) {
 	le.PutUint32(b[at:], crc32.Checksum(b[at+4:at+recordHeaderLen+n], castagnoli))
 }
 
+// entryRecordLen is the framed size of an entry record with n data bytes.
+func entryRecordLen(n int) int { return recordHeaderLen + entryFixedLen + n }
+
+// appendEntryRecord frames e onto dst. It sizes dst once and stores fields in place: this
+// runs per entry inside Append, on the path a waiting caller sees.
 func appendEntryRecord(dst []byte, e *Entry) []byte {
-	dst, at := beginRecord(dst, recEntry, entryFixedLen+len(e.Data))
-	dst = le.AppendUint64(dst, e.Index)
-	dst = le.AppendUint64(dst, e.Term)
-	dst = append(dst, e.Type)
-	dst = append(dst, e.Data...)
-	sealRecord(dst, at)
+	at := len(dst)
+	n := entryFixedLen + len(e.Data)
+	dst = slices.Grow(dst, recordHeaderLen+n)[:at+recordHeaderLen+n]
+	r := dst[at:]
+	le.PutUint32(r[4:], uint32(n))
+	r[8] = recEntry
+	le.PutUint64(r[9:], e.Index)
+	le.PutUint64(r[17:], e.Term)
+	r[25] = e.Type
+	copy(r[26:], e.Data)
+	le.PutUint32(r, crc32.Checksum(r[4:], castagnoli))
 	return dst
 }
 

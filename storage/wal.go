@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -330,6 +331,13 @@ func (w *WAL) Append(ents []Entry, hs HardState) (uint64, error) {
 			w.noteTruncLocked(lo)
 		}
 		w.reserveBatchHeaderLocked()
+		need := 0
+		for k := range ents {
+			need += entryRecordLen(len(ents[k].Data))
+		}
+		w.pending = slices.Grow(w.pending, need)
+		w.ents = slices.Grow(w.ents, len(ents))
+		w.pendingEnts = slices.Grow(w.pendingEnts, len(ents))
 		for k := range ents {
 			e := &ents[k]
 			off := len(w.pending)
