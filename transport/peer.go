@@ -183,21 +183,14 @@ func (p *peer) run() {
 			} else {
 				p.t.log.Debug("peer connect failed", "peer", p.id, "addr", addr, "err", err)
 			}
-			// Full jitter within [backoff/2, backoff] so that nodes restarted together do not
-			// redial in lockstep.
-			d := backoff/2 + rand.N(backoff/2+1)
-			backoff = min(2*backoff, p.t.cfg.ReconnectMax)
-			select {
-			case <-time.After(d):
-			case <-p.addrCh: // a new address is worth trying at once
-			case <-p.t.closing:
+			if !p.pause(&backoff) {
 				return
 			}
 			continue
 		}
-		backoff = p.t.cfg.ReconnectMin
 		p.t.metrics.PeerConnects.Add(1)
 		p.t.log.Info("connected to peer", "peer", p.id, "addr", addr)
+		connectedAt := time.Now()
 		p.connected.Store(true)
 		err = p.serve(conn)
 		p.connected.Store(false)
@@ -206,7 +199,37 @@ func (p *peer) run() {
 			return
 		}
 		p.t.log.Info("peer connection lost", "peer", p.id, "addr", addr, "err", err)
+		// A connection that broke soon after its hello (a peer that accepts and then drops
+		// us) must not turn into a reconnect loop at full speed: only one that lasted
+		// resets the backoff.
+		if time.Since(connectedAt) >= stableConnection {
+			backoff = p.t.cfg.ReconnectMin
+		} else if !p.pause(&backoff) {
+			return
+		}
 	}
+}
+
+// stableConnection is how long a peer connection must last for the reconnect backoff to
+// start again from ReconnectMin.
+const stableConnection = time.Second
+
+// pause waits out the backoff (with jitter in [backoff/2, backoff], so that nodes restarted
+// together do not redial in lockstep) and doubles it up to ReconnectMax. A new address ends
+// the wait early. It returns false when the transport is closing.
+func (p *peer) pause(backoff *time.Duration) bool {
+	b := *backoff
+	d := b/2 + rand.N(b/2+1)
+	*backoff = min(2*b, p.t.cfg.ReconnectMax)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-p.addrCh:
+	case <-p.t.closing:
+		return false
+	}
+	return true
 }
 
 func (p *peer) isClosing() bool {
