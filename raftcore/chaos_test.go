@@ -52,6 +52,7 @@ type chaos struct {
 	readMin  map[uint64]uint64 // read ctx -> max commit when issued
 	nextCtx  uint64
 	proposed int
+	dropPct  int
 	trace    []string
 }
 
@@ -74,6 +75,7 @@ func runChaosC(seed uint64, steps int) (c *chaos, err error) {
 	c = &chaos{rng: rng, nodes: map[uint64]*Node{}, stores: map[uint64]*memStore{}, down: map[uint64]bool{},
 		cut: map[[2]uint64]bool{}, applied: map[uint64]string{}, last: map[uint64]uint64{},
 		leaders: map[uint64]uint64{}, readMin: map[uint64]uint64{}}
+	c.dropPct = rng.IntN(25)
 	cfg := DefaultConfig(0, Membership{}, nil)
 	cfg.ElectionTick = 10
 	cfg.PreVote = rng.IntN(2) == 0
@@ -143,9 +145,9 @@ func (c *chaos) step(step int) error {
 			i := c.rng.IntN(min(len(c.net), 4)) // mostly in order, some reordering
 			m := c.net[i]
 			switch x := c.rng.IntN(100); {
-			case x < 5: // drop
+			case x < c.dropPct: // drop
 				c.net = append(c.net[:i], c.net[i+1:]...)
-			case x < 8: // duplicate: deliver, keep
+			case x < c.dropPct+3: // duplicate: deliver, keep
 				c.deliver(m)
 			default:
 				c.net = append(c.net[:i], c.net[i+1:]...)
@@ -380,6 +382,14 @@ func (c *chaos) converge() error {
 			}
 		}
 		if l := c.leader(); l != nil {
+			// First, without new proposals, everything the leader holds must commit: lost
+			// acknowledgements must not strand entries until the next proposal.
+			if !proposed && l.commit < l.log.lastIndex() {
+				if round < 200 {
+					continue
+				}
+				return c.fail("leader %d stranded entries %d..%d without new proposals: %+v", l.id, l.commit+1, l.log.lastIndex(), l.status())
+			}
 			if !proposed || l.term != proposeTerm {
 				// (Re)propose under the current leader: a deposed leader's entry may be lost.
 				if l.Propose([][]byte{[]byte("final")}) == nil {

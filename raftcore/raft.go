@@ -891,10 +891,13 @@ func (n *Node) stepLeader(m *Message) {
 				if pr.Inflights.Full() {
 					pr.BecomeProbe()
 				}
-			case pr.Inflights.Full():
-				// The follower has what was sent, but acknowledgements may be lost: free
-				// one slot per heartbeat so replication goes on (and draws a fresh ack).
-				pr.Inflights.FreeFirstOne()
+			default:
+				// The follower has what was sent, but acknowledgements may be lost: an
+				// append at Next-1 draws a fresh one (a full window gives up a slot).
+				pr.CheckSent = true
+				if pr.Inflights.Full() {
+					pr.Inflights.FreeFirstOne()
+				}
 			}
 		}
 		if m.Context > pr.ReadRound {
