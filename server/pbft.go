@@ -34,10 +34,6 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // (Registration is not authenticated: a hostile client could divert, but not forge, another
 // client's replies. Acceptable for a benchmark; a deployment would authenticate it.)
 
-// pbftWALEntryOverhead is the size of an executed-batch WAL record without its requests:
-// the batch digest and the request count.
-const pbftWALEntryOverhead = 32 + 4
-
 // PBFTReplica is one PBFT replica: transport + pbftcore + KV store (+ a log of executed
 // batches and snapshots of stable checkpoints), driven by a single goroutine (run), like
 // RaftReplica. Nothing but that goroutine touches the core, the store, the codec or the

@@ -24,8 +24,13 @@ func pbftTestSpec() *ClusterSpec {
 
 func startPBFTCluster(t *testing.T, sync storage.SyncPolicy) *LocalCluster {
 	t.Helper()
+	return startPBFTClusterMode(t, sync, false)
+}
+
+func startPBFTClusterMode(t *testing.T, sync storage.SyncPolicy, unsafe bool) *LocalCluster {
+	t.Helper()
 	c, err := StartLocalCluster(LocalClusterConfig{Protocol: "pbft", Nodes: 4, Dir: t.TempDir(), Sync: sync,
-		Spec: pbftTestSpec(),
+		Spec: pbftTestSpec(), UnsafeAckBeforeCommit: unsafe,
 		TuneTransport: func(tc *transport.Config) {
 			tc.PartialFrameTimeout = 300 * time.Millisecond
 			tc.HandshakeTimeout = 300 * time.Millisecond
@@ -284,5 +289,35 @@ func TestPBFTClusterSurvivesHostileConnections(t *testing.T) {
 	expectClosed("malformed request", m)
 	if got := pdo(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
 		t.Fatalf("after hostile connections a = %q", got.Value)
+	}
+}
+
+// PBFT §4.2: a write completes only after it committed at 2f+1 replicas, so with two of four
+// replicas stopped nothing is acknowledged; the test-only UnsafeAckBeforeCommit mode
+// acknowledges it anyway (the primary on receipt, the backup on the pre-prepare), which is
+// what the checkers of the load generator must catch.
+func TestPBFTUnsafeAckBeforeCommitAcknowledgesUncommittedWrites(t *testing.T) {
+	for _, unsafe := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unsafe=%v", unsafe), func(t *testing.T) {
+			c := startPBFTClusterMode(t, storage.SyncNone, unsafe)
+			cl := pbftClient(t, c, 0, 1)
+			pdo(t, cl, put("a", "1"))
+			for _, i := range []int{2, 3} {
+				if err := c.StopNode(i); err != nil {
+					t.Fatal(err)
+				}
+			}
+			executed := pbftReplica(c, 0).LastExecuted()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			var res client.Results
+			err := cl.Do(ctx, []wire.Op{put("a", "2")}, &res)
+			if unsafe != (err == nil) {
+				t.Fatalf("unsafe=%v: write without a quorum returned %v", unsafe, err)
+			}
+			if got := pbftReplica(c, 0).LastExecuted(); got != executed {
+				t.Fatalf("a sequence number executed without a quorum: %d -> %d", executed, got)
+			}
+		})
 	}
 }
