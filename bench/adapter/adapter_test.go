@@ -110,18 +110,23 @@ func TestRaftSessionsWriteAndRead(t *testing.T) {
 // caller's context.
 func TestRaftSessionTimesOutWhenClusterIsDown(t *testing.T) {
 	c, nodes := startRaft(t)
-	if err := c.Stop(); err != nil {
-		t.Fatal(err)
-	}
 	tg, err := Open(Config{Protocol: "raft", Nodes: nodes, RequestTimeout: 300 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := tg.Open(context.Background(), 0)
+	octx, ocancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer ocancel()
+	if err := Probe(octx, "raft", nodes); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tg.Open(octx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte("k"), Value: []byte("v")}})
