@@ -21,9 +21,9 @@ import (
 // The load shape. One benchmark iteration is one client batch; ops/s and allocs/op-kv are
 // per key-value operation.
 const (
-	benchClients  = 4   // RaftClients, each with its own connection and client ID
-	benchPipeline = 16  // batches in flight per client
-	benchBatch    = 64  // ops per batch
+	benchClients  = 4  // RaftClients, each with its own connection and client ID
+	benchPipeline = 16 // batches in flight per client
+	benchBatch    = 64 // ops per batch
 	benchKeys     = 1 << 16
 	benchKeyLen   = 16
 	warmupBatches = 2000 // committed before measuring: pools, queues and the log at steady size
