@@ -208,6 +208,8 @@ type Node struct {
 	// seenView is, per replica, the highest view of an authentic normal-case message from it:
 	// a replica left behind (lost NEW-VIEW, restart) asks to join once f+1 are ahead.
 	seenView []uint64
+	// helpedLagging: replicas sent our stable checkpoint in this retransmission period.
+	helpedLagging uint64
 
 	// output, reset by Advance
 	msgs     []Message
@@ -811,6 +813,7 @@ func (nd *Node) Tick() {
 		for i := range nd.log {
 			nd.log[i].helped = 0
 		}
+		nd.helpedLagging = 0
 		nd.retransmitOwn()
 	}
 }
@@ -869,6 +872,10 @@ func (nd *Node) helpSlot(to int, seq uint64) {
 // helpLagging sends this replica's stable checkpoint to a replica working below it, which
 // then collects 2f+1 of them and fetches the state (OSDI '99 §4.3).
 func (nd *Node) helpLagging(to int) {
+	if nd.helpedLagging&(1<<to) != 0 {
+		return // once per retransmission period: stale messages may come in floods
+	}
+	nd.helpedLagging |= 1 << to
 	if c := nd.ownStableCheckpoint(); c != nil {
 		m := *c
 		m.To = to

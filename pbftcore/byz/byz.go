@@ -72,6 +72,8 @@ type Replica struct {
 	auth       *pbftcore.Authenticator
 	now        int
 	old        []pbftcore.Message
+	maxView    uint64
+	maxSeq     uint64
 	held       []held
 }
 
@@ -142,6 +144,9 @@ func (r *Replica) Tick() []pbftcore.Message {
 		}
 	}
 	r.held = kept
+	if r.B == Replay && r.now%ReplayEveryTicks == 0 {
+		out = append(out, r.staleReplays()...)
+	}
 	return out
 }
 
@@ -172,22 +177,36 @@ func (r *Replica) equivocate(m *pbftcore.Message) []pbftcore.Message {
 	return out
 }
 
-// replay remembers normal-case messages and, once the view has moved on, re-sends the ones
-// from older views (validly authenticated, but stale).
+// replay remembers normal-case messages; Tick re-sends the stale ones (older views, older
+// checkpoints) every ReplayEveryTicks. Replaying from Tick rather than per message keeps two
+// replaying replicas from amplifying each other's answers without bound.
 func (r *Replica) replay(m *pbftcore.Message) []pbftcore.Message {
-	out := []pbftcore.Message{pbftcore.CloneMessage(m)}
 	switch m.Type {
 	case pbftcore.MsgPrePrepare, pbftcore.MsgPrepare, pbftcore.MsgCommit, pbftcore.MsgCheckpoint:
 		if len(r.old) < MaxReplayKept {
 			r.old = append(r.old, pbftcore.CloneMessage(m))
 		}
-		for i := range r.old {
-			if r.old[i].View < m.View || (m.Type == pbftcore.MsgCheckpoint && r.old[i].Seq < m.Seq) {
-				out = append(out, r.old[i])
-			}
+		if m.Type == pbftcore.MsgCheckpoint {
+			r.maxSeq = max(r.maxSeq, m.Seq)
+		} else {
+			r.maxView = max(r.maxView, m.View)
 		}
 	case pbftcore.MsgViewChange:
-		out = append(out, r.old...)
+		r.maxView = max(r.maxView, m.View)
+	}
+	return []pbftcore.Message{pbftcore.CloneMessage(m)}
+}
+
+// ReplayEveryTicks is how often a replaying replica re-sends its stale messages.
+const ReplayEveryTicks = 5
+
+func (r *Replica) staleReplays() []pbftcore.Message {
+	var out []pbftcore.Message
+	for i := range r.old {
+		o := &r.old[i]
+		if (o.Type == pbftcore.MsgCheckpoint && o.Seq < r.maxSeq) || (o.Type != pbftcore.MsgCheckpoint && o.View < r.maxView) {
+			out = append(out, *o)
+		}
 	}
 	return out
 }
