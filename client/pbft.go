@@ -90,6 +90,8 @@ type pbftSession struct {
 	op     []byte
 	frame  []byte
 	wreq   wire.Request
+	rep    wire.ClientReply
+	timer  *time.Timer // attempt timer, reused across calls
 }
 
 // NewPBFT returns a client and dials every replica (a replica that cannot be reached is
@@ -155,7 +157,8 @@ func (c *PBFTClient) newSession(slot int) (*pbftSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &pbftSession{id: id, core: core, done: make(chan struct{}, 1)}
+	s := &pbftSession{id: id, core: core, done: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
+	s.timer.Stop()
 	c.byID[slot].Store(s)
 	return s, nil
 }
@@ -230,7 +233,8 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 		return err
 	}
 	tries := 1
-	t := time.NewTimer(c.cfg.AttemptTimeout)
+	t := s.timer
+	t.Reset(c.cfg.AttemptTimeout)
 	defer t.Stop()
 	for {
 		select {
@@ -240,7 +244,7 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 				s.mu.Unlock()
 				continue
 			}
-			err := res.fillPBFT(s.result, len(ops))
+			err := res.fillPBFT(&s.rep, s.result, len(ops))
 			s.mu.Unlock()
 			res.Node = c.Primary()
 			res.Tries = tries
@@ -357,9 +361,8 @@ func (c *PBFTClient) updateView() {
 }
 
 // fillPBFT decodes a result (a wire.ClientReply body) into res, copying the values.
-func (r *Results) fillPBFT(body []byte, nops int) error {
-	var rep wire.ClientReply
-	if err := wire.DecodeClientReply(body, &rep); err != nil {
+func (r *Results) fillPBFT(rep *wire.ClientReply, body []byte, nops int) error {
+	if err := wire.DecodeClientReply(body, rep); err != nil {
 		return fmt.Errorf("client: undecodable pbft result: %w", err)
 	}
 	if len(rep.Results) != nops {

@@ -31,6 +31,8 @@ const (
 	// pbftMaxHeldCheckpoints bounds the serialized checkpoints the app keeps (pbftcore keeps
 	// at most L/K + 1 alive; DiscardBelow trims them).
 	pbftMaxHeldCheckpoints = 64
+	// pbftSpareCheckpointBuffers bounds the discarded checkpoint buffers kept for reuse.
+	pbftSpareCheckpointBuffers = 2
 )
 
 // errTooLarge is the result value when an op's results exceed PBFTMaxResultBytes.
@@ -43,7 +45,9 @@ var errTooLarge = []byte("result exceeds PBFTMaxResultBytes")
 type kvApp struct {
 	kv    *kv.Store
 	snaps map[uint64]appSnapshot // serialized store at checkpoint seq
-	buf   bytes.Buffer
+	// spare holds buffers of discarded checkpoints for reuse: a checkpoint serializes the
+	// whole store, and allocating that anew every K batches dominated the garbage.
+	spare [][]byte
 
 	req   wire.ClientRequest
 	reply wire.ClientReply
@@ -141,15 +145,19 @@ func (a *kvApp) errorResult(req *pbftcore.Request, dst []byte) []byte {
 // Checkpoint implements pbftcore.App: the store's snapshot stream is kept for state
 // transfer until DiscardBelow.
 func (a *kvApp) Checkpoint(seq uint64) pbftcore.Digest {
-	a.buf.Reset()
-	if _, err := a.kv.Snapshot(&a.buf); err != nil {
+	var spare []byte
+	if n := len(a.spare); n > 0 {
+		spare, a.spare = a.spare[n-1], a.spare[:n-1]
+	}
+	buf := bytes.NewBuffer(spare[:0])
+	if _, err := a.kv.Snapshot(buf); err != nil {
 		panic("server: kv snapshot to memory failed: " + err.Error())
 	}
 	if len(a.snaps) >= pbftMaxHeldCheckpoints {
 		panic("server: pbft app holds more checkpoints than pbftMaxHeldCheckpoints (DiscardBelow not called?)")
 	}
 	d := a.kv.Digest()
-	a.snaps[seq] = appSnapshot{data: bytes.Clone(a.buf.Bytes()), digest: d}
+	a.snaps[seq] = appSnapshot{data: buf.Bytes(), digest: d}
 	return d
 }
 
@@ -199,9 +207,12 @@ func (a *kvApp) Restore(seq uint64, chunks [][]byte) {
 
 // DiscardBelow implements pbftcore.App.
 func (a *kvApp) DiscardBelow(seq uint64) {
-	for s := range a.snaps {
+	for s, snap := range a.snaps {
 		if s < seq {
 			delete(a.snaps, s)
+			if len(a.spare) < pbftSpareCheckpointBuffers {
+				a.spare = append(a.spare, snap.data)
+			}
 		}
 	}
 }

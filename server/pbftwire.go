@@ -92,9 +92,6 @@ func coreRequest(r *wire.Request) pbftcore.Request {
 }
 
 func coreRequests(dst []pbftcore.Request, rs []wire.Request) []pbftcore.Request {
-	if len(rs) == 0 {
-		return nil // an empty batch (null request) decodes as nil, as the core builds it
-	}
 	dst = dst[:0]
 	for i := range rs {
 		dst = append(dst, coreRequest(&rs[i]))
@@ -204,7 +201,9 @@ func isPBFTPeerType(t wire.Type) bool {
 // m's slices are reused.
 func (c *pbftCodec) decode(t wire.Type, body []byte, from, to int, m *pbftcore.Message) error {
 	reqs, ckpts, prepared, prePrepared, vcs, pps := m.Requests, m.Checkpoints, m.Prepared, m.PrePrepared, m.ViewChanges, m.PrePrepares
-	*m = pbftcore.Message{From: from, To: to}
+	// Requests keeps its capacity across every type (an empty slice is what the core sees
+	// for a message without requests), so the pre-prepare path does not allocate.
+	*m = pbftcore.Message{From: from, To: to, Requests: reqs[:0]}
 	switch t {
 	case wire.TypePBFTRequest:
 		if err := wire.DecodeRequest(body, &c.req); err != nil {
