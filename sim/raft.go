@@ -90,6 +90,8 @@ const (
 	raftCorrect       raftBreakage = iota
 	raftAckEarly                   // AckPersisted before the write is durable (ack at issue)
 	raftApplyWrongOps              // host 2 applies a corrupted op at one index
+	raftForgetVote                 // a restarted node forgets whom it voted for
+	raftCorruptAppend              // entries sent to host 2 carry a flipped payload bit
 )
 
 func drawRaftOptions(r *rand.Rand) RaftOptions {
@@ -318,6 +320,9 @@ func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
 	r := &raftReplica{p: p, h: h, img: img, membership: cloneMembership(p.initial)}
 	if restart {
 		cfg.HardState = img.hs
+		if o.Broken == raftForgetVote {
+			cfg.HardState.Vote = raftcore.None
+		}
 		cfg.Snapshot = img.snap
 		cfg.Entries = img.entries
 		cfg.Applied = img.snap.Meta.Index
@@ -455,6 +460,13 @@ func (r *raftReplica) drive() {
 		// deep-copied: the network delivers them after Advance, maybe twice.
 		for i := range rd.Messages {
 			m := copyMessage(&rd.Messages[i])
+			if p.opts.Broken == raftCorruptAppend && m.To == 2 && m.Type == raftcore.MsgApp {
+				for k := range m.Entries {
+					if len(m.Entries[k].Data) > 0 {
+						m.Entries[k].Data[len(m.Entries[k].Data)-1] ^= 0x80
+					}
+				}
+			}
 			if r.h.c.Tracing() {
 				r.h.Logf("send %v -> %d term=%d idx=%d logterm=%d ents=%d commit=%d reject=%v hint=%d ctx=%d snap=%d/%d",
 					m.Type, m.To, m.Term, m.Index, m.LogTerm, len(m.Entries), m.Commit, m.Reject, m.RejectHint, m.Context, m.Snapshot.Index, m.SnapOffset)

@@ -59,3 +59,22 @@ func TestRaftDeterministicReplay(t *testing.T) {
 		}
 	}
 }
+
+// A node that forgets its vote across a restart can vote twice in a term, which lets two
+// leaders win one term: election safety (Raft §5.2) must catch it.
+func TestRaftCheckerCatchesDoubleVote(t *testing.T) {
+	err := brokenRaftCaught(t, raftForgetVote, 3000)
+	if !strings.Contains(err.Error(), "election safety") && !strings.Contains(err.Error(), "log matching") &&
+		!strings.Contains(err.Error(), "state machine safety") && !strings.Contains(err.Error(), "leader completeness") {
+		t.Fatalf("caught, but not by a Raft safety checker: %v", err)
+	}
+}
+
+// A follower that receives entries with a corrupted payload holds an entry with the same
+// index and term as the leader but different contents: log matching (Raft §5.3) must fire.
+func TestRaftCheckerCatchesLogMismatch(t *testing.T) {
+	err := brokenRaftCaught(t, raftCorruptAppend, 50)
+	if !strings.Contains(err.Error(), "log matching") {
+		t.Fatalf("caught, but not by the log matching checker: %v", err)
+	}
+}
