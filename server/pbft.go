@@ -34,6 +34,10 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // (Registration is not authenticated: a hostile client could divert, but not forge, another
 // client's replies. Acceptable for a benchmark; a deployment would authenticate it.)
 
+// pbftWALFS, when set by a test, is the filesystem of every PBFT replica's WAL (nil: the
+// OS). Tests substitute one whose fsync they can hold to prove that replies wait for it.
+var pbftWALFS storage.FS
+
 // PBFTReplica is one PBFT replica: transport + pbftcore + KV store (+ a log of executed
 // batches and snapshots of stable checkpoints), driven by a single goroutine (run), like
 // RaftReplica. Nothing but that goroutine touches the core, the store, the codec or the
@@ -183,7 +187,7 @@ func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
 	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	w, st, err := storage.Open(filepath.Join(cfg.DataDir, "wal"), storage.Options{Sync: cfg.Sync, OnDurable: r.onDurable})
+	w, st, err := storage.Open(filepath.Join(cfg.DataDir, "wal"), storage.Options{Sync: cfg.Sync, OnDurable: r.onDurable, FS: pbftWALFS})
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/storage"
 	"github.com/consensusbench/consensusbench/transport"
 	"github.com/consensusbench/consensusbench/wire"
@@ -367,5 +370,184 @@ func BenchmarkPBFTCluster(b *testing.B) {
 				})
 			})
 		}
+	}
+}
+
+// durablePBFTKeys returns the keys a stopped replica's data directory holds durably: those in
+// its newest checkpoint snapshot plus those written by the executed batches in its WAL.
+func durablePBFTKeys(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	keys := map[string]bool{}
+	if s, _, err := storage.OpenLatestSnapshot(nil, filepath.Join(dir, "snap")); err == nil {
+		store, _ := kv.New(kv.Config{})
+		if err := store.Restore(s.Body()); err != nil {
+			t.Fatalf("%s: checkpoint snapshot: %v", dir, err)
+		}
+		s.Close()
+		for k := range snapshotKeys(store) {
+			keys[k] = true
+		}
+	}
+	w, st, err := storage.Open(filepath.Join(dir, "wal"), storage.Options{})
+	if err != nil {
+		t.Fatalf("%s: wal: %v", dir, err)
+	}
+	defer w.Close()
+	if st.LastIndex >= st.FirstIndex && st.LastIndex > 0 {
+		ents, _, err := w.Entries(st.FirstIndex, st.LastIndex+1, 1<<30, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			d := e.Data[32:]
+			n := binary.LittleEndian.Uint32(d)
+			d = d[4:]
+			for range n {
+				l := binary.LittleEndian.Uint32(d[16:])
+				var req wire.ClientRequest
+				if err := wire.DecodeClientRequest(d[20:20+l], &req); err != nil {
+					t.Fatalf("wal entry %d: %v", e.Index, err)
+				}
+				for _, op := range req.Ops {
+					keys[string(op.Key)] = true
+				}
+				d = d[20+l:]
+			}
+		}
+	}
+	return keys
+}
+
+// snapshotKeys lists a store's keys by probing the ones the durability test writes.
+func snapshotKeys(s *kv.Store) map[string]bool {
+	keys := map[string]bool{}
+	for w := 0; w < 8; w++ {
+		for i := 0; i < 10; i++ {
+			if k := fmt.Sprintf("w%d-%d", w, i); s.Get([]byte(k)).Status == kv.StatusOK {
+				keys[k] = true
+			}
+		}
+	}
+	return keys
+}
+
+// The durable records hold what was executed: after shutdown, every write the client
+// accepted (f+1 matching replies) is in the checkpoint snapshot or the WAL of executed
+// batches of at least f+1 replicas. (TestPBFTSyncAlwaysRepliesWaitForFsync shows that the
+// records were fsynced before the replies left.)
+func TestPBFTClusterAcceptedWritesAreDurableAtFPlusOne(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncAlways)
+	cl := pbftClient(t, c, 0, 8)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				var res client.Results
+				err := cl.Do(ctx, []wire.Op{put(fmt.Sprintf("w%d-%d", w, i), "v")}, &res)
+				cancel()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	holders := map[string]int{}
+	for i := range c.Spec.Nodes {
+		for k := range durablePBFTKeys(t, filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1))) {
+			holders[k]++
+		}
+	}
+	for w := 0; w < 8; w++ {
+		for i := 0; i < 10; i++ {
+			if k := fmt.Sprintf("w%d-%d", w, i); holders[k] < 2 {
+				t.Fatalf("accepted write %s is durable at %d replicas, want f+1 = 2", k, holders[k])
+			}
+		}
+	}
+}
+
+// gatedFS is the OS filesystem whose file Syncs wait while the gate is closed.
+type gatedFS struct {
+	storage.OSFS
+	mu     sync.Mutex
+	open   *sync.Cond
+	closed bool
+}
+
+func newGatedFS() *gatedFS {
+	g := &gatedFS{}
+	g.open = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *gatedFS) set(closed bool) {
+	g.mu.Lock()
+	g.closed = closed
+	g.mu.Unlock()
+	g.open.Broadcast()
+}
+
+type gatedFile struct {
+	storage.File
+	g *gatedFS
+}
+
+func (f gatedFile) Sync() error {
+	f.g.mu.Lock()
+	for f.g.closed {
+		f.g.open.Wait()
+	}
+	f.g.mu.Unlock()
+	return f.File.Sync()
+}
+
+func (g *gatedFS) Create(name string) (storage.File, error) {
+	f, err := g.OSFS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return gatedFile{f, g}, nil
+}
+
+func (g *gatedFS) Open(name string) (storage.File, error) {
+	f, err := g.OSFS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return gatedFile{f, g}, nil
+}
+
+// Under SyncAlways no replica replies before the executed batch is fsynced: with every WAL's
+// fsync held, a write is not acknowledged; once the disks answer, it is executed and
+// readable.
+func TestPBFTSyncAlwaysRepliesWaitForFsync(t *testing.T) {
+	g := newGatedFS()
+	pbftWALFS = g
+	defer func() { pbftWALFS = nil }()
+	c := startPBFTCluster(t, storage.SyncAlways)
+	t.Cleanup(func() { g.set(false) }) // runs before the cluster's Stop
+	cl := pbftClient(t, c, 0, 2)
+	pdo(t, cl, put("before", "1"))
+	g.set(true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var res client.Results
+	if err := cl.Do(ctx, []wire.Op{put("held", "1")}, &res); err == nil {
+		t.Fatal("a write was acknowledged while no replica could fsync")
+	}
+	g.set(false)
+	if got := pdo(t, cl, get("held"), put("after", "1")).Ops[0]; got.Status != wire.StatusOK || string(got.Value) != "1" {
+		t.Fatalf("the held write reads back %v %q", got.Status, got.Value)
 	}
 }
