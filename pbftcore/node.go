@@ -212,12 +212,16 @@ type Node struct {
 	helpedLagging uint64
 
 	// output, reset by Advance
+	// Output being accumulated. Ready hands it out and switches to the spare set, so Step
+	// and Tick may run between Ready and Advance without touching what was handed out.
 	msgs     []Message
 	executed []Executed
 	batches  []ExecutedBatch
 	arena    []byte
 	reqArena []Request
 	inReady  bool
+	handed   outbox
+	spare    outbox
 }
 
 // New creates a replica in view 0 with an empty log.
@@ -302,6 +306,15 @@ func (nd *Node) send(m Message) {
 	nd.msgs = append(nd.msgs, m)
 }
 
+// sendSigned re-sends an already signed CHECKPOINT (its signature does not cover To); the
+// signature is copied, as the record it comes from is rewritten when its ring slot is reused.
+func (nd *Node) sendSigned(c *Message, to int) {
+	m := *c
+	m.To = to
+	m.Auth = nd.arenaBytes(c.Auth)
+	nd.msgs = append(nd.msgs, m)
+}
+
 // arenaBytes copies b into the output arena.
 func (nd *Node) arenaBytes(b []byte) []byte {
 	start := len(nd.arena)
@@ -320,28 +333,43 @@ func (nd *Node) arenaRequests(reqs []Request) []Request {
 	return nd.reqArena[start:len(nd.reqArena):len(nd.reqArena)]
 }
 
+// outbox is one set of output buffers.
+type outbox struct {
+	msgs     []Message
+	executed []Executed
+	batches  []ExecutedBatch
+	arena    []byte
+	reqArena []Request
+}
+
 // HasReady reports whether Ready has anything.
 func (nd *Node) HasReady() bool {
 	return len(nd.msgs) > 0 || len(nd.executed) > 0 || len(nd.batches) > 0
 }
 
-// Ready returns the pending output; call Advance when done with it.
+// Ready returns the pending output; call Advance when done with it. Step, Tick and Propose
+// may be called before Advance: their output goes to the next Ready, and what this Ready
+// returned stays valid and unchanged until Advance.
 func (nd *Node) Ready() Ready {
 	assert.True(!nd.inReady, "pbftcore: Ready called twice without Advance")
 	nd.inReady = true
-	return Ready{Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches}
+	rd := Ready{Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches}
+	nd.handed = outbox{msgs: nd.msgs, executed: nd.executed, batches: nd.batches, arena: nd.arena, reqArena: nd.reqArena}
+	nd.msgs, nd.executed, nd.batches = nd.spare.msgs, nd.spare.executed, nd.spare.batches
+	nd.arena, nd.reqArena = nd.spare.arena, nd.spare.reqArena
+	return rd
 }
 
 // Advance releases the memory of the last Ready.
 func (nd *Node) Advance() {
+	assert.True(nd.inReady, "pbftcore: Advance without Ready")
 	nd.inReady = false
-	clear(nd.msgs) // drop references so old arenas can be collected after growth
-	nd.msgs = nd.msgs[:0]
-	nd.executed = nd.executed[:0]
-	nd.batches = nd.batches[:0]
-	nd.arena = nd.arena[:0]
-	clear(nd.reqArena)
-	nd.reqArena = nd.reqArena[:0]
+	h := &nd.handed
+	clear(h.msgs) // drop references so old arenas can be collected after growth
+	clear(h.reqArena)
+	nd.spare = outbox{msgs: h.msgs[:0], executed: h.executed[:0], batches: h.batches[:0], arena: h.arena[:0],
+		reqArena: h.reqArena[:0]}
+	nd.handed = outbox{}
 }
 
 // ---- input ----
@@ -846,7 +874,7 @@ func (nd *Node) retransmitOwn() {
 	}
 	if unfinished || nd.waiting > 0 {
 		if c := nd.ownCheckpoint(); c != nil {
-			nd.msgs = append(nd.msgs, *c)
+			nd.sendSigned(c, ToAll)
 		}
 	}
 }
@@ -877,9 +905,7 @@ func (nd *Node) helpLagging(to int) {
 	}
 	nd.helpedLagging |= 1 << to
 	if c := nd.ownStableCheckpoint(); c != nil {
-		m := *c
-		m.To = to
-		nd.msgs = append(nd.msgs, m)
+		nd.sendSigned(c, to)
 	}
 }
 
