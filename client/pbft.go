@@ -26,6 +26,8 @@ const (
 	// DefaultPBFTMaxInflight is the number of PBFT client identities (sessions) one
 	// PBFTClient uses, hence the number of Do calls it pipelines.
 	DefaultPBFTMaxInflight = 64
+	// DefaultPBFTReadTimeout is the read-only attempt's wait before ordering the read.
+	DefaultPBFTReadTimeout = 50 * time.Millisecond
 	// pbftRedialMin bounds how often a broken replica connection is redialled.
 	pbftRedialMin = 100 * time.Millisecond
 )
@@ -47,6 +49,13 @@ type PBFTConfig struct {
 	// SignAll must match the spec's pbft.auth == "sign".
 	SignAll        bool
 	AttemptTimeout time.Duration // 0: DefaultPBFTAttemptTimeout
+	// ReadTimeout bounds the read-only attempt of a batch of gets before it is retried as
+	// an ordered request (0: DefaultPBFTReadTimeout). A replica with a prepared but not yet
+	// executed request does not answer reads at all (pbftcore), so under write load the
+	// read-only path often needs this fallback; a long wait would only add latency.
+	ReadTimeout time.Duration
+	// OrderedReads sends gets as ordered requests too (no read-only optimization).
+	OrderedReads bool
 	DialTimeout    time.Duration // 0: DefaultDialTimeout
 	MaxInflight    int           // 0: DefaultPBFTMaxInflight
 	MaxFrameBytes  int
@@ -116,6 +125,9 @@ func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = min(DefaultPBFTReadTimeout, cfg.AttemptTimeout)
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = DefaultPBFTMaxInflight
@@ -205,7 +217,7 @@ func (c *PBFTClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 var placeholder = &pbftSession{}
 
 func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res *Results) error {
-	readOnly := true
+	readOnly := !c.cfg.OrderedReads
 	for i := range ops {
 		if ops[i].Kind != wire.OpGet {
 			readOnly = false
@@ -234,7 +246,11 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 	}
 	tries := 1
 	t := s.timer
-	t.Reset(c.cfg.AttemptTimeout)
+	if readOnly {
+		t.Reset(c.cfg.ReadTimeout) // then the core retries it as an ordered request
+	} else {
+		t.Reset(c.cfg.AttemptTimeout)
+	}
 	defer t.Stop()
 	for {
 		select {
