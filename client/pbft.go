@@ -55,10 +55,10 @@ type PBFTConfig struct {
 	// read-only path often needs this fallback; a long wait would only add latency.
 	ReadTimeout time.Duration
 	// OrderedReads sends gets as ordered requests too (no read-only optimization).
-	OrderedReads bool
-	DialTimeout    time.Duration // 0: DefaultDialTimeout
-	MaxInflight    int           // 0: DefaultPBFTMaxInflight
-	MaxFrameBytes  int
+	OrderedReads  bool
+	DialTimeout   time.Duration // 0: DefaultDialTimeout
+	MaxInflight   int           // 0: DefaultPBFTMaxInflight
+	MaxFrameBytes int
 }
 
 // PBFTClient talks to a PBFT cluster (Castro and Liskov, OSDI '99 §4.1): each Do is one
