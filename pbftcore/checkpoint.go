@@ -296,6 +296,8 @@ type stateTransfer struct {
 	source int
 	chunks [][]byte
 	total  int
+	// progressed: a chunk arrived since the last retransmission tick.
+	progressed bool
 }
 
 func (nd *Node) startStateTransfer() {
@@ -368,6 +370,7 @@ func (nd *Node) stepStateChunk(m *Message) error {
 		return ErrMalformed
 	}
 	st.total = int(m.Chunks)
+	st.progressed = true
 	st.chunks = append(st.chunks, append([]byte(nil), m.Data...))
 	if len(st.chunks) < st.total {
 		nd.requestChunk()

@@ -850,19 +850,31 @@ func (nd *Node) Tick() {
 // messages cannot stall the protocol (Castro's thesis §5.2 retransmits and status messages).
 func (nd *Node) retransmitOwn() {
 	if nd.st.active {
+		// No chunk arrived for a whole period: the source may be faulty or behind; ask another.
+		if !nd.st.progressed {
+			nd.pickSource()
+		}
+		nd.st.progressed = false
 		nd.requestChunk()
 	}
 	if !nd.viewActive {
 		nd.vc.resendOwn(nd)
 		return
 	}
+	// While clients are retrying (waiting > 0) something is stuck somewhere: re-send this
+	// replica's messages for every sequence number in the window, so a replica that missed
+	// pre-prepares or commits for numbers already executed here can finish them.
+	from := nd.lastExec + 1
+	if nd.waiting > 0 {
+		from = nd.h + 1
+	}
 	unfinished := false
-	for seq := nd.lastExec + 1; seq <= nd.h+nd.cfg.WindowSize; seq++ {
+	for seq := from; seq <= nd.h+nd.cfg.WindowSize; seq++ {
 		s := nd.existingSlot(seq)
 		if s == nil || !s.hasPP || s.view != nd.view {
 			continue
 		}
-		unfinished = true
+		unfinished = unfinished || seq > nd.lastExec
 		if nd.isPrimary() {
 			nd.sendPrePrepare(s, ToAll)
 		} else {
