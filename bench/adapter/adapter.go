@@ -2,7 +2,6 @@ package adapter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -21,9 +20,6 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 )
 
-// ErrPBFTMissing is what Open returns for PBFT until the PBFT client is built.
-var ErrPBFTMissing = errors.New("pbft is not available yet: the PBFT client (client/pbft*.go) and replica (server/pbft*.go) are not built into this binary")
-
 // Config describes the cluster the Target talks to.
 type Config struct {
 	Protocol string        // "raft" or "pbft"
@@ -32,30 +28,42 @@ type Config struct {
 	RequestTimeout time.Duration
 	// AttemptTimeout bounds one attempt at one replica (0: the client's default).
 	AttemptTimeout time.Duration
+	// PBFT holds the cluster spec's PBFT settings the client must share.
+	PBFT PBFTConfig
 	// Info is added to Describe's answer (sync mode, batch limits, ...).
 	Info map[string]string
 }
 
-// Target is a bench.Target over the protocol's client. Open and Close follow bench.Target's
-// contract (never concurrent); Describe is safe at any time.
-type Target struct {
-	cfg Config
+// PBFTConfig mirrors the cluster spec's pbft section as far as a client needs it.
+type PBFTConfig struct {
+	KeySeed    string // pbft.key_seed ("": the default seed)
+	MaxClients int    // pbft.max_clients (0: the default)
+	SignAll    bool   // pbft.auth == "sign"
 }
 
-// Check reports whether this build can drive protocol: nil for raft, ErrPBFTMissing for pbft
-// until the PBFT client exists. Callers check it before spawning a cluster.
+// DefaultPBFTPipeline is how many PBFT client identities (hence concurrent requests) each
+// Session gets unless SetPipeline says otherwise. PBFT allows one outstanding request per
+// client identity (Castro and Liskov §4.1), so a Session's pipeline depth is its identities.
+const DefaultPBFTPipeline = 1
+
+// Target is a bench.Target over the protocol's client. Open and Close follow bench.Target's
+// contract (never concurrent with each other); Describe is safe at any time.
+type Target struct {
+	cfg      Config
+	pipeline int
+	nextID   uint64 // PBFT: the next free client identity
+}
+
+// Check reports whether protocol is one this package drives.
 func Check(protocol string) error {
 	switch protocol {
-	case "raft":
+	case "raft", "pbft":
 		return nil
-	case "pbft":
-		return ErrPBFTMissing
 	}
 	return fmt.Errorf("adapter: protocol %q: want raft or pbft", protocol)
 }
 
-// Open returns a Target for cfg. It connects nothing yet: every Session dials its own
-// connections on first use.
+// Open returns a Target for cfg. It connects nothing yet: every Session has its own client.
 func Open(cfg Config) (*Target, error) {
 	if len(cfg.Nodes) == 0 {
 		return nil, client.ErrNoNodes
@@ -63,29 +71,69 @@ func Open(cfg Config) (*Target, error) {
 	if err := Check(cfg.Protocol); err != nil {
 		return nil, err
 	}
+	if cfg.Protocol == "pbft" {
+		if cfg.PBFT.MaxClients == 0 {
+			cfg.PBFT.MaxClients = client.PBFTDefaultMaxClients
+		}
+		if len(cfg.Nodes) < 4 {
+			return nil, fmt.Errorf("adapter: pbft needs at least 4 replicas (n = 3f+1), got %d", len(cfg.Nodes))
+		}
+	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	return &Target{cfg: cfg}, nil
+	return &Target{cfg: cfg, pipeline: DefaultPBFTPipeline}, nil
 }
 
-// Open implements bench.Target: a new client (and client ID) per worker. Before returning
-// it writes one key alone through the new client, so that the client has found the leader
-// and the replicated store has opened the client's session before the worker pipelines
-// batches: pipelined batches that a follower redirected are retried in whatever order their
-// goroutines run, and a new session refuses sequence numbers more than kv.SessionWindow
-// ahead of its start (see .coord/integrator-requests.md).
-func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
-	cl, err := client.NewRaft(client.Config{Nodes: t.cfg.Nodes, AttemptTimeout: t.cfg.AttemptTimeout})
-	if err != nil {
-		return nil, err
+// SetPipeline tells the Target how many Do calls each Session will have in flight, so that
+// a PBFT Session takes that many client identities. Call it before the first Open.
+func (t *Target) SetPipeline(n int) {
+	if n > 0 {
+		t.pipeline = n
 	}
-	s := &raftSession{cl: cl, timeout: t.cfg.RequestTimeout}
+}
+
+// Open implements bench.Target: a new client per worker (Raft: its own random client ID;
+// PBFT: its own range of client identities). Before returning it writes one key alone
+// through the new client, so that the client has found the leader and the replicated
+// store has opened the client's session before the worker pipelines batches: pipelined
+// batches that a follower redirected are retried in whatever order their goroutines run,
+// and a new session refuses sequence numbers more than kv.SessionWindow ahead of its start.
+func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
+	var cl doer
+	switch t.cfg.Protocol {
+	case "raft":
+		rc, err := client.NewRaft(client.Config{Nodes: t.cfg.Nodes, AttemptTimeout: t.cfg.AttemptTimeout})
+		if err != nil {
+			return nil, err
+		}
+		cl = rc
+	case "pbft":
+		// The last identity is Probe's; sessions take consecutive ranges below it.
+		first := t.nextID
+		if first+uint64(t.pipeline) > uint64(t.cfg.PBFT.MaxClients-1) {
+			return nil, fmt.Errorf("adapter: pbft session %d needs client identities [%d, %d), beyond the cluster's max_clients %d (less one for the probe): lower clients x pipeline or raise pbft.max_clients",
+				worker, first, first+uint64(t.pipeline), t.cfg.PBFT.MaxClients)
+		}
+		pc, err := newPBFT(ctx, t.cfg, first, t.pipeline)
+		if err != nil {
+			return nil, err
+		}
+		t.nextID += uint64(t.pipeline)
+		cl = pc
+	}
+	s := &session{cl: cl, timeout: t.cfg.RequestTimeout}
 	if err := s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}}); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("adapter: opening session %d: %w", worker, err)
 	}
 	return s, nil
+}
+
+func newPBFT(ctx context.Context, cfg Config, first uint64, inflight int) (*client.PBFTClient, error) {
+	return client.NewPBFT(ctx, client.PBFTConfig{Nodes: cfg.Nodes, KeySeed: cfg.PBFT.KeySeed,
+		MaxClients: cfg.PBFT.MaxClients, SignAll: cfg.PBFT.SignAll, FirstClientID: first, MaxInflight: inflight,
+		AttemptTimeout: cfg.AttemptTimeout})
 }
 
 // Close implements bench.Target. Sessions own their connections, so there is nothing left.
@@ -105,21 +153,27 @@ func (t *Target) Describe() map[string]string {
 	return m
 }
 
+// doer is what both protocols' clients offer: one batch per call, safe for concurrent use.
+type doer interface {
+	Do(ctx context.Context, ops []wire.Op, res *client.Results) error
+	Close() error
+}
+
 // batch is the per-call scratch a Session reuses: the wire ops and the client's results.
 type batch struct {
 	ops []wire.Op
 	res client.Results
 }
 
-// raftSession is one worker's RaftClient. Do is safe for concurrent use (the client
-// pipelines concurrent calls on its connection); each call takes its own scratch batch.
-type raftSession struct {
-	cl      *client.RaftClient
+// session is one worker's client. Do is safe for concurrent use (the client pipelines
+// concurrent calls); each call takes its own scratch batch.
+type session struct {
+	cl      doer
 	timeout time.Duration
 	pool    sync.Pool // *batch
 }
 
-func (s *raftSession) Do(ctx context.Context, ops []bench.Op) error {
+func (s *session) Do(ctx context.Context, ops []bench.Op) error {
 	b, _ := s.pool.Get().(*batch)
 	if b == nil {
 		b = &batch{}
@@ -135,7 +189,7 @@ func (s *raftSession) Do(ctx context.Context, ops []bench.Op) error {
 	return fromResults(ops, b.res.Ops)
 }
 
-func (s *raftSession) Close() error { return s.cl.Close() }
+func (s *session) Close() error { return s.cl.Close() }
 
 // toWire appends ops as wire ops to dst. The wire ops alias the worker's key and value
 // bytes, which stay valid for the whole Do.
@@ -183,13 +237,24 @@ func fromResults(ops []bench.Op, res []client.Result) error {
 }
 
 // Probe writes one key through a fresh client and returns nil once it is acknowledged: for
-// Raft that proves a leader is elected and commits (Raft §5.2, §5.3). It retries until ctx
-// ends.
-func Probe(ctx context.Context, protocol string, nodes []client.Node) error {
-	if err := Check(protocol); err != nil {
+// Raft that proves a leader is elected and commits (Raft §5.2, §5.3); for PBFT that f+1
+// replicas executed it in the current view. It retries until ctx ends. For PBFT it uses the
+// last client identity below pbft.max_clients, which sessions never take.
+func Probe(ctx context.Context, cfg Config) error {
+	if err := Check(cfg.Protocol); err != nil {
 		return err
 	}
-	cl, err := client.NewRaft(client.Config{Nodes: nodes, AttemptTimeout: probeAttemptTimeout})
+	cfg.AttemptTimeout = probeAttemptTimeout
+	t, err := Open(cfg)
+	if err != nil {
+		return err
+	}
+	var cl doer
+	if cfg.Protocol == "pbft" {
+		cl, err = newPBFT(ctx, t.cfg, uint64(t.cfg.PBFT.MaxClients-1), 1)
+	} else {
+		cl, err = client.NewRaft(client.Config{Nodes: cfg.Nodes, AttemptTimeout: probeAttemptTimeout})
+	}
 	if err != nil {
 		return err
 	}
@@ -198,12 +263,12 @@ func Probe(ctx context.Context, protocol string, nodes []client.Node) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	s := &raftSession{cl: cl, timeout: timeout}
+	s := &session{cl: cl, timeout: timeout}
 	return s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}})
 }
 
 const (
-	// probeKey is the key Probe writes; workloads use other names.
+	// probeKey is the key Probe and session openings write; workloads use other names.
 	probeKey = "consensusbench/probe"
 	// probeAttemptTimeout keeps one probe attempt short so that a replica that is not the
 	// leader yet does not hold the probe for the client's default attempt timeout.

@@ -38,7 +38,7 @@ func TestRaftSessionsWriteAndRead(t *testing.T) {
 	_, nodes := startRaft(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := Probe(ctx, "raft", nodes); err != nil {
+	if err := Probe(ctx, Config{Protocol: "raft", Nodes: nodes}); err != nil {
 		t.Fatalf("probe: %v", err)
 	}
 	tg, err := Open(Config{Protocol: "raft", Nodes: nodes, Info: map[string]string{"sync": "none"}})
@@ -116,7 +116,7 @@ func TestRaftSessionTimesOutWhenClusterIsDown(t *testing.T) {
 	}
 	octx, ocancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer ocancel()
-	if err := Probe(octx, "raft", nodes); err != nil {
+	if err := Probe(octx, Config{Protocol: "raft", Nodes: nodes}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := tg.Open(octx, 0)
@@ -158,10 +158,75 @@ func TestFromResults(t *testing.T) {
 	}
 }
 
-func TestOpenPBFTNamesWhatIsMissing(t *testing.T) {
-	_, err := Open(Config{Protocol: "pbft", Nodes: []client.Node{{ID: 1, Addr: "127.0.0.1:1"}}})
-	if err == nil || !strings.Contains(err.Error(), "PBFT client") {
-		t.Fatalf("Open(pbft) = %v", err)
+// PBFT sessions get disjoint client identity ranges, pipeline on them, and read back what
+// they wrote after f+1 matching replies (Castro and Liskov §4.1).
+func TestPBFTSessionsWriteAndRead(t *testing.T) {
+	c, err := server.StartLocalCluster(server.LocalClusterConfig{Protocol: "pbft", Nodes: 4, Dir: t.TempDir(),
+		Sync: storage.SyncNone, Spec: &server.ClusterSpec{Protocol: "pbft", PBFT: server.PBFTSpec{MaxClients: 16, KeySeed: "adapter-test"}},
+		TuneTransport: func(tc *transport.Config) { tc.EventLoops = 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	var nodes []client.Node
+	for _, n := range c.Spec.Nodes {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	cfg := Config{Protocol: "pbft", Nodes: nodes, PBFT: PBFTConfig{KeySeed: "adapter-test", MaxClients: 16}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Probe(ctx, cfg); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	tg, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tg.Describe(); d["nodes"] != "4" || d["f"] != "1" {
+		t.Fatalf("Describe() = %v", d)
+	}
+	const pipeline = 4
+	tg.SetPipeline(pipeline)
+	var sessions []bench.Session
+	for w := range 3 {
+		s, err := tg.Open(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+	}
+	// 3 sessions x 4 identities + the probe's = 13 of 16; a fourth session would need 16..
+	if _, err := tg.Open(ctx, 3); err == nil || !strings.Contains(err.Error(), "max_clients") {
+		t.Fatalf("a session beyond max_clients: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sessions)*pipeline)
+	for w, s := range sessions {
+		for p := range pipeline {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := fmt.Sprintf("p-%d-%d", w, p)
+				if err := s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(k), Value: []byte("v" + k)}}); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("write: %v", err)
+	}
+	reads := []bench.Op{{Kind: bench.OpRead, Key: []byte("p-2-3")}, {Kind: bench.OpRead, Key: []byte("nope")}}
+	if err := sessions[0].Do(ctx, reads); err != nil {
+		t.Fatal(err)
+	}
+	if !reads[0].Found || string(reads[0].Out) != "vp-2-3" || reads[1].Found {
+		t.Fatalf("reads: %+v", reads)
+	}
+	for _, s := range sessions {
+		s.Close()
 	}
 }
 

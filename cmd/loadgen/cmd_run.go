@@ -59,6 +59,9 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if !of.quiet {
 		opts.OnInterval = progress.Interval
 	}
+	if p, ok := target.(pipeliner); ok {
+		p.SetPipeline(cfg.Pipeline)
+	}
 	cpu := newCPUWindow(a, target)
 	opts.OnWindow = cpu.sample
 	o, err := load.Run(ctx, target, cfg, opts)

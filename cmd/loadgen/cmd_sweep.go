@@ -54,6 +54,9 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	defer func() { err = closeTarget(target, err, false, a.stderr) }()
+	if p, ok := target.(pipeliner); ok {
+		p.SetPipeline(d.Run.Pipeline)
+	}
 	env := a.env()
 	started := a.now()
 	fmt.Fprintf(a.stdout, "loadgen sweep: %s cluster, %s workload, %v per step after %v warmup, from %g ops/s\n",

@@ -40,12 +40,18 @@ func openTarget(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 		for _, n := range cs.Nodes {
 			nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
 		}
+		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs)})
 	default:
 		for i, a := range spec.Targets {
 			nodes = append(nodes, client.Node{ID: uint64(i + 1), Addr: a})
 		}
+		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes})
 	}
-	return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes})
+}
+
+// pbftOf is what a PBFT client must share with the replicas of cs.
+func pbftOf(cs *server.ClusterSpec) adapter.PBFTConfig {
+	return adapter.PBFTConfig{KeySeed: cs.PBFT.KeySeed, MaxClients: cs.PBFT.MaxClients, SignAll: cs.PBFT.Auth == "sign"}
 }
 
 // Local cluster settings.
@@ -73,7 +79,7 @@ func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 	c, err := cluster.Start(ctx, cluster.Config{Protocol: spec.Protocol, Nodes: spec.Local, Sync: spec.Sync,
 		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel,
 		Ready: func(ctx context.Context, c *cluster.Cluster) error {
-			return adapter.Probe(ctx, spec.Protocol, clientNodes(c))
+			return adapter.Probe(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec)})
 		}})
 	if err != nil {
 		os.RemoveAll(binDir)
@@ -83,7 +89,7 @@ func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 	if sync == "" {
 		sync = "none"
 	}
-	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c),
+	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec),
 		Info: map[string]string{"sync": sync, "local": strconv.Itoa(spec.Local)}})
 	if err != nil {
 		_, _ = c.Stop(true)
@@ -130,6 +136,10 @@ func (l *localTarget) Close() error {
 	l.kept = kept
 	return errors.Join(l.Target.Close(), err, os.RemoveAll(l.binDir))
 }
+
+// pipeliner is a target that must know the pipeline depth before sessions open (PBFT
+// sessions take one client identity per request in flight).
+type pipeliner interface{ SetPipeline(int) }
 
 // closeTarget closes the target at the end of a command, telling it first whether the run
 // failed (a local cluster then keeps its logs), and says where kept logs are. It returns
