@@ -145,6 +145,9 @@ type RaftReplica struct {
 	durableC   chan struct{}
 	appendTime map[uint64]time.Time
 
+	admin    chan func() // closures the driver runs for operator calls (TransferLeader)
+	term     atomic.Uint64
+	appliedA atomic.Uint64
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -182,6 +185,7 @@ func NewRaftReplica(cfg ReplicaConfig) (*RaftReplica, error) {
 		pending:    make(map[reqKey]pendingReq),
 		durableC:   make(chan struct{}, 1),
 		appendTime: make(map[uint64]time.Time),
+		admin:      make(chan func()),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -412,6 +416,29 @@ func (r *RaftReplica) Leader() uint64 { return r.lead.Load() }
 // IsLeader reports whether this replica is the leader. Safe from any goroutine.
 func (r *RaftReplica) IsLeader() bool { return raftcore.Role(r.role.Load()) == raftcore.Leader }
 
+// Status reports the replica's role, leader, term and applied index. Safe from any goroutine.
+func (r *RaftReplica) Status() ReplicaStatus {
+	role := map[raftcore.Role]string{raftcore.Follower: "follower", raftcore.PreCandidate: "pre-candidate",
+		raftcore.Candidate: "candidate", raftcore.Leader: "leader"}[raftcore.Role(r.role.Load())]
+	return ReplicaStatus{ID: r.cfg.ID, Protocol: "raft", Role: role, Leader: r.lead.Load(), Term: r.term.Load(),
+		Applied: r.appliedA.Load(), Partitioned: r.tr.Partitioned()}
+}
+
+// SetPartition drops all traffic to and from peers (fault injection; empty heals).
+func (r *RaftReplica) SetPartition(peers []uint64) { r.tr.SetPartition(peers) }
+
+// TransferLeader asks this replica, which must be the leader, to hand leadership to `to`
+// (Raft thesis §3.10). It runs on the driver goroutine.
+func (r *RaftReplica) TransferLeader(to uint64) error {
+	errc := make(chan error, 1)
+	select {
+	case r.admin <- func() { errc <- r.node.TransferLeader(to) }:
+	case <-r.done:
+		return errors.New("server: replica stopped")
+	}
+	return <-errc
+}
+
 // Done is closed when the driver has stopped (after Stop, or after a fatal storage error).
 func (r *RaftReplica) Done() <-chan struct{} { return r.done }
 
@@ -484,6 +511,8 @@ func (r *RaftReplica) run() {
 			r.node.Tick()
 		case <-r.durableC:
 			r.ackDurable()
+		case f := <-r.admin:
+			f()
 		}
 		r.flushProposals()
 		r.requestReads()
@@ -713,6 +742,9 @@ func (r *RaftReplica) failReads(status wire.Status) {
 func (r *RaftReplica) processReady() {
 	for r.fatal.Load() == nil && r.node.HasReady() {
 		rd := r.node.Ready()
+		if rd.HasHardState {
+			r.term.Store(rd.HardState.Term)
+		}
 		if rd.HasSoftState {
 			wasLeader := r.IsLeader()
 			r.lead.Store(rd.Lead)
@@ -757,6 +789,7 @@ func (r *RaftReplica) processReady() {
 			r.confirmReads(rs)
 		}
 		r.serveReads()
+		r.appliedA.Store(r.applied)
 		// 5. Snapshot.
 		if rd.SnapshotRequest > 0 {
 			if err := r.takeSnapshot(rd.SnapshotRequest); err != nil {

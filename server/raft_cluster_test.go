@@ -194,3 +194,65 @@ func TestRaftClusterSurvivesHostileConnections(t *testing.T) {
 		t.Fatalf("after hostile connections a = %q", got.Value)
 	}
 }
+
+func waitLeader(t *testing.T, c *LocalCluster, not uint64) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, r := range c.Replicas {
+			if r == nil {
+				continue
+			}
+			if st := r.(Admin).Status(); st.Role == "leader" && st.ID != not {
+				return st.ID
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no leader other than %d within 10s", not)
+	return 0
+}
+
+// Leadership transfer (thesis §3.10) and an injected partition of the leader (§5.2: the
+// majority elects a new leader; the old one steps down by CheckQuorum, §6.2) both move
+// leadership, and writes keep succeeding.
+func TestRaftTransferAndPartition(t *testing.T) {
+	c := startCluster(t, "raft", 3, storage.SyncNone)
+	cl := raftClient(t, c)
+	do(t, cl, put("a", "1"))
+	lead := waitLeader(t, c, 0)
+	to := lead%3 + 1
+	if err := c.Replicas[lead-1].(LeaderTransferer).TransferLeader(to); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitLeader(t, c, lead); got != to {
+		t.Fatalf("leadership went to %d, want %d", got, to)
+	}
+	if err := c.Replicas[lead-1].(LeaderTransferer).TransferLeader(lead); err == nil {
+		t.Fatal("a follower accepted TransferLeader")
+	}
+	do(t, cl, put("b", "2"))
+
+	// Partition the new leader away from both peers.
+	var others []uint64
+	for _, n := range c.Spec.Nodes {
+		if n.ID != to {
+			others = append(others, n.ID)
+		}
+	}
+	c.Replicas[to-1].(Admin).SetPartition(others)
+	for _, o := range others {
+		c.Replicas[o-1].(Admin).SetPartition([]uint64{to})
+	}
+	newLead := waitLeader(t, c, to)
+	do(t, cl, put("c", "3"))
+	for _, r := range c.Replicas {
+		r.(Admin).SetPartition(nil)
+	}
+	res := do(t, cl, get("a"), get("b"), get("c"))
+	for i, want := range []string{"1", "2", "3"} {
+		if string(res.Ops[i].Value) != want {
+			t.Fatalf("after heal (leader %d) read %d = %q, want %q", newLead, i, res.Ops[i].Value, want)
+		}
+	}
+}

@@ -29,3 +29,38 @@ func NewReplica(cfg ReplicaConfig) (Replica, error) {
 	}
 	return nil, fmt.Errorf("server: protocol %q not supported", cfg.Spec.Protocol)
 }
+
+// ReplicaStatus is what a replica reports about itself to operators and to the load
+// generator's fault injection (which must find the leader to kill or partition it).
+type ReplicaStatus struct {
+	ID       uint64 `json:"id"`
+	Protocol string `json:"protocol"`
+	// Role is "leader", "follower", "candidate", "pre-candidate" (Raft) or "primary",
+	// "backup" (PBFT).
+	Role string `json:"role"`
+	// Leader is the Raft leader or the PBFT primary's node ID as this replica knows it (0:
+	// none known).
+	Leader uint64 `json:"leader"`
+	// Term is the Raft term or the PBFT view.
+	Term    uint64 `json:"term"`
+	Applied uint64 `json:"applied"`
+	// Partitioned lists the peers whose traffic is being dropped by fault injection.
+	Partitioned []uint64 `json:"partitioned,omitempty"`
+}
+
+// Admin is implemented by replicas that support the operator endpoints and fault injection
+// (cmd/node serves them under /admin/ on --metrics-addr).
+type Admin interface {
+	// Status is safe to call from any goroutine.
+	Status() ReplicaStatus
+	// SetPartition drops all traffic to and from the given peers (empty heals); see
+	// transport.SetPartition.
+	SetPartition(peers []uint64)
+}
+
+// LeaderTransferer is implemented by replicas whose protocol has a leader to hand over.
+type LeaderTransferer interface {
+	// TransferLeader asks the leader to hand leadership to `to` (Raft thesis §3.10). It
+	// fails on a replica that is not the leader.
+	TransferLeader(to uint64) error
+}

@@ -211,6 +211,9 @@ func (h *handler) scan(ic *inConn, buf []byte, w io.Writer) (consumed, frames in
 			h.badFrame(ic, errUnexpectedType, f.Type)
 			return fail()
 		}
+		if ic.peerID != 0 && t.partitioned(ic.peerID) {
+			continue // lost in the (injected) partition
+		}
 		if b == nil {
 			b = t.batches.get()
 		}

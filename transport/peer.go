@@ -105,6 +105,9 @@ func (t *Transport) Send(to uint64, frame []byte) error {
 	if p == nil {
 		return ErrUnknownPeer
 	}
+	if t.partitioned(to) {
+		return nil // lost in the (injected) partition
+	}
 	return p.send(frame)
 }
 

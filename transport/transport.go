@@ -86,6 +86,8 @@ type Transport struct {
 	nextClientID atomic.Uint64
 	dirty        []*clientConn // driver goroutine only: clients with unflushed replies
 
+	partition atomic.Pointer[[]uint64] // peers whose traffic is dropped (see SetPartition)
+
 	wg sync.WaitGroup
 }
 

@@ -69,7 +69,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 
 	obs := pflag.NewFlagSet("observability", pflag.ContinueOnError)
 	obs.SortFlags = false
-	obs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and /debug/pprof on this address (empty: off)")
+	obs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /debug/pprof and the /admin/ endpoints (status, fault injection) on this address (empty: off)")
 	obs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
 	groups := []struct {
@@ -190,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.metricsAddr != "" {
-		srv, err := serveMetrics(o.metricsAddr, metrics, log)
+		srv, err := serveMetrics(o.metricsAddr, metrics, r, log)
 		if err != nil {
 			_ = r.Stop()
 			return err
@@ -212,7 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (*http.Server, error) {
+func serveMetrics(addr string, m *server.Metrics, r server.Replica, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
@@ -229,6 +229,7 @@ func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (*http.Serve
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	addAdmin(mux, r)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
