@@ -56,8 +56,7 @@ type Client struct {
 	result   []byte
 	done     bool
 
-	msgs  []Message
-	arena []byte
+	msgs []Message
 }
 
 // ErrClientBusy is returned by Invoke while an operation is outstanding.

@@ -114,7 +114,6 @@ func (s *slot) recordQ(view uint64, d Digest) {
 // clientState is the per-client exactly-once record (OSDI '99 §4.1) plus bookkeeping.
 type clientState struct {
 	lastTs   uint64 // last executed timestamp
-	lastView uint64
 	result   []byte // reply to lastTs
 	hasReply bool
 	queuedTs uint64 // primary: highest timestamp queued or proposed in this view

@@ -24,11 +24,12 @@ const (
 	Replay                    // replays its messages from older views alongside new ones
 	SlowPrimary               // holds its pre-prepares back past the view-change timeout
 	LyingViewChange           // VIEW-CHANGEs claim prepared certificates it cannot prove
+	BadNewView                // as new primary, NEW-VIEW's O drops a prepared request
 	numBehaviours
 )
 
 var names = [...]string{"honest", "silent", "equivocate", "wrong-digest", "forge-mac", "missing-mac",
-	"replay", "slow-primary", "lying-view-change"}
+	"replay", "slow-primary", "lying-view-change", "bad-new-view"}
 
 func (b Behaviour) String() string {
 	if b >= 0 && b < numBehaviours {
@@ -126,6 +127,10 @@ func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
 	case LyingViewChange:
 		if m.Type == pbftcore.MsgViewChange {
 			return []pbftcore.Message{r.lie(m)}
+		}
+	case BadNewView:
+		if m.Type == pbftcore.MsgNewView {
+			return []pbftcore.Message{r.badNewView(m)}
 		}
 	}
 	return []pbftcore.Message{pbftcore.CloneMessage(m)}
@@ -226,6 +231,27 @@ func (r *Replica) lie(m *pbftcore.Message) pbftcore.Message {
 		c.Prepared = append([]pbftcore.PreparedEntry{entry}, c.Prepared...)
 	}
 	c.PrePrepared = append(c.PrePrepared, pbftcore.PrePreparedEntry{Seq: seq, View: c.View - 1, Digest: d})
+	r.seal(&c)
+	return c
+}
+
+// badNewView replaces the first request batch in NEW-VIEW's O set with a null request (the
+// new primary "forgets" a prepared request), or appends a null request past max-s, and
+// re-signs it.
+func (r *Replica) badNewView(m *pbftcore.Message) pbftcore.Message {
+	c := pbftcore.CloneMessage(m)
+	null := pbftcore.BatchDigest(nil)
+	for i := range c.PrePrepares {
+		if len(c.PrePrepares[i].Requests) > 0 {
+			c.PrePrepares[i].Requests = nil
+			c.PrePrepares[i].Digest = null
+			r.seal(&c)
+			return c
+		}
+	}
+	next := c.Seq + uint64(len(c.PrePrepares)) + 1
+	c.PrePrepares = append(c.PrePrepares, pbftcore.Message{Type: pbftcore.MsgPrePrepare, From: r.ID, View: c.View,
+		Seq: next, Digest: null})
 	r.seal(&c)
 	return c
 }
