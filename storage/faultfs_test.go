@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // faultFS wraps the real filesystem and injects faults into WAL segment files: short
@@ -298,4 +300,66 @@ func TestSyncNoneDamageTruncates(t *testing.T) {
 		t.Fatalf("SyncNone damage at 55: recovered through %d, want 50", st.LastIndex)
 	}
 	checkLog(t, w, 1, 50, ones, 100)
+}
+
+// slowSyncFS makes every fdatasync take at least syncDelay and counts writes and syncs,
+// so a test can see group commit merge everything queued behind a slow sync.
+type slowSyncFS struct {
+	OSFS
+	writes, syncs atomic.Int64
+}
+
+type slowSyncFile struct {
+	File
+	fs *slowSyncFS
+}
+
+const syncDelay = 2 * time.Millisecond
+
+func (s *slowSyncFS) Create(name string) (File, error) {
+	f, err := s.OSFS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &slowSyncFile{File: f, fs: s}, nil
+}
+
+func (f *slowSyncFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.writes.Add(1)
+	return f.File.WriteAt(p, off)
+}
+
+func (f *slowSyncFile) Sync() error {
+	f.fs.syncs.Add(1)
+	time.Sleep(syncDelay)
+	return f.File.Sync()
+}
+
+func TestGroupCommitMergesQueuedAppends(t *testing.T) {
+	fs := &slowSyncFS{}
+	var reports atomic.Int64
+	w, _ := mustOpen(t, t.TempDir(), Options{FS: fs, OnDurable: func(Durable) { reports.Add(1) }})
+	const appends = 1000
+	var seq uint64
+	for i := uint64(1); i <= appends; i++ {
+		seq = mustAppend(t, w, mkEnts(i, i+1, 1, 32), HardState{Term: 1, Commit: i})
+	}
+	if err := w.WaitDurable(seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writes, syncs := fs.writes.Load(), fs.syncs.Load()
+	// Each batch is one write and one fdatasync (plus the segment header's write and sync).
+	if writes != syncs {
+		t.Fatalf("%d writes but %d fdatasyncs: a batch must be one write and one sync", writes, syncs)
+	}
+	if syncs > appends/10 {
+		t.Fatalf("%d fdatasyncs for %d queued appends: group commit did not merge", syncs, appends)
+	}
+	if reports.Load() != syncs-1 {
+		t.Fatalf("%d durable reports for %d batches", reports.Load(), syncs-1)
+	}
+	t.Logf("%d appends -> %d batches", appends, syncs-1)
 }
