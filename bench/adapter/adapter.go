@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/consensusbench/consensusbench/bench"
@@ -52,6 +53,29 @@ type Target struct {
 	cfg      Config
 	pipeline int
 	nextID   uint64 // PBFT: the next free client identity
+	failures failures
+}
+
+// failures remembers the first failed batch's error, so a run with errors can say why.
+type failures struct {
+	n     atomic.Int64
+	first atomic.Pointer[error]
+}
+
+func (f *failures) note(err error) {
+	if f == nil {
+		return
+	}
+	f.n.Add(1)
+	f.first.CompareAndSwap(nil, &err)
+}
+
+// FirstError returns how many batches failed and the first one's error.
+func (t *Target) FirstError() (int64, error) {
+	if p := t.failures.first.Load(); p != nil {
+		return t.failures.n.Load(), *p
+	}
+	return 0, nil
 }
 
 // Check reports whether protocol is one this package drives.
@@ -123,10 +147,11 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 		cl = pc
 	}
 	s := &session{cl: cl, timeout: t.cfg.RequestTimeout}
-	if err := s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}}); err != nil {
+	if err := s.do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}}); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("adapter: opening session %d: %w", worker, err)
 	}
+	s.failures = &t.failures
 	return s, nil
 }
 
@@ -168,12 +193,21 @@ type batch struct {
 // session is one worker's client. Do is safe for concurrent use (the client pipelines
 // concurrent calls); each call takes its own scratch batch.
 type session struct {
-	cl      doer
-	timeout time.Duration
-	pool    sync.Pool // *batch
+	cl       doer
+	timeout  time.Duration
+	failures *failures // nil while opening
+	pool     sync.Pool // *batch
 }
 
 func (s *session) Do(ctx context.Context, ops []bench.Op) error {
+	err := s.do(ctx, ops)
+	if err != nil {
+		s.failures.note(err)
+	}
+	return err
+}
+
+func (s *session) do(ctx context.Context, ops []bench.Op) error {
 	b, _ := s.pool.Get().(*batch)
 	if b == nil {
 		b = &batch{}
@@ -215,12 +249,16 @@ func fromResults(ops []bench.Op, res []client.Result) error {
 	}
 	var bad int
 	var first wire.Status
+	var msg string
 	for i := range ops {
 		o, r := &ops[i], &res[i]
 		ok := r.Status == wire.StatusOK || (o.Kind == bench.OpRead && r.Status == wire.StatusNotFound)
 		if !ok {
 			if bad == 0 {
 				first = r.Status
+				if r.Status == wire.StatusError {
+					msg = fmt.Sprintf(" %q", r.Value) // the replica's reason
+				}
 			}
 			bad++
 			continue
@@ -231,7 +269,7 @@ func fromResults(ops []bench.Op, res []client.Result) error {
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("adapter: %d of %d ops failed (first: %v)", bad, len(ops), first)
+		return fmt.Errorf("adapter: %d of %d ops failed (first: %v%s)", bad, len(ops), first, msg)
 	}
 	return nil
 }
@@ -264,7 +302,7 @@ func Probe(ctx context.Context, cfg Config) error {
 		timeout = time.Until(d)
 	}
 	s := &session{cl: cl, timeout: timeout}
-	return s.Do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}})
+	return s.do(ctx, []bench.Op{{Kind: bench.OpWrite, Key: []byte(probeKey), Value: []byte("1")}})
 }
 
 const (

@@ -89,6 +89,11 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if err := report.WriteSummary(a.stdout, r); err != nil {
 		return err
 	}
+	if fe, ok := target.(interface{ FirstError() (int64, error) }); ok {
+		if n, err := fe.FirstError(); err != nil {
+			fmt.Fprintf(a.stderr, "loadgen: %d batches failed; the first: %v\n", n, err)
+		}
+	}
 	prefix := of.out
 	if prefix == "" {
 		prefix = defaultPrefix(started, env, spec, cfg)
