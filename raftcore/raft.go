@@ -631,6 +631,10 @@ func (n *Node) step(m *Message) error {
 			n.send(Message{Type: MsgAppResp, To: m.From})
 		case m.Type == MsgPreVote:
 			n.send(Message{Type: MsgPreVoteResp, To: m.From, Reject: true})
+		case m.Type == MsgVote:
+			// Raft Figure 2: the stale candidate adopts our term from the answer and its
+			// next campaign can win; dropping the request could leave it behind forever.
+			n.send(Message{Type: MsgVoteResp, To: m.From, Reject: true})
 		}
 		return nil
 	}
