@@ -344,6 +344,22 @@ func (r *PBFTReplica) LastExecuted() uint64 { return r.lastExec.Load() }
 // StableCheckpoint returns the low watermark h. Safe from any goroutine.
 func (r *PBFTReplica) StableCheckpoint() uint64 { return r.stableH.Load() }
 
+// Status reports the replica's role ("primary" or "backup"), the primary's node ID, the
+// view (as Term) and the last executed sequence number. Safe from any goroutine.
+func (r *PBFTReplica) Status() ReplicaStatus {
+	v := r.view.Load()
+	primary := v%uint64(r.n) + 1
+	role := "backup"
+	if primary == r.cfg.ID {
+		role = "primary"
+	}
+	return ReplicaStatus{ID: r.cfg.ID, Protocol: "pbft", Role: role, Leader: primary, Term: v,
+		Applied: r.lastExec.Load(), Partitioned: r.tr.Partitioned()}
+}
+
+// SetPartition drops all traffic to and from peers (fault injection; empty heals).
+func (r *PBFTReplica) SetPartition(peers []uint64) { r.tr.SetPartition(peers) }
+
 // Done is closed when the driver has stopped.
 func (r *PBFTReplica) Done() <-chan struct{} { return r.done }
 

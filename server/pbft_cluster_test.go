@@ -565,3 +565,25 @@ func TestPBFTSyncAlwaysRepliesWaitForFsync(t *testing.T) {
 		t.Fatalf("the held write reads back %v %q", got.Status, got.Value)
 	}
 }
+
+// PBFT replicas report their role for the operator endpoints and fault injection, and a
+// partitioned backup (§4.4 needs only 2f+1) does not stop the cluster.
+func TestPBFTReplicaStatusAndPartition(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncNone)
+	var _ Admin = pbftReplica(c, 0)
+	cl := pbftClient(t, c, 0, 1)
+	pdo(t, cl, put("a", "1"))
+	st := pbftReplica(c, 0).Status()
+	if st.Role != "primary" || st.Leader != 1 || st.Protocol != "pbft" || st.Applied == 0 {
+		t.Fatalf("primary status %+v", st)
+	}
+	if st := pbftReplica(c, 2).Status(); st.Role != "backup" || st.Leader != 1 {
+		t.Fatalf("backup status %+v", st)
+	}
+	pbftReplica(c, 3).SetPartition([]uint64{1, 2, 3})
+	pdo(t, cl, put("b", "2"))
+	if got := pbftReplica(c, 3).Status().Partitioned; len(got) != 3 {
+		t.Fatalf("partitioned %v", got)
+	}
+	pbftReplica(c, 3).SetPartition(nil)
+}
