@@ -6,11 +6,31 @@
 // replies), request batching at the primary bounded by the watermark window, MAC
 // authenticators (HMAC-SHA256 with HKDF-derived pairwise session keys) and ed25519
 // signatures for the transferable proofs (CHECKPOINT, VIEW-CHANGE, NEW-VIEW) or for every
-// message in SignAll mode, checkpoints and garbage collection, the view change with the TOCS
-// decision procedure for the new view's O set, state transfer against a 2f+1-certified
-// digest, the read-only optimization, and the client's reply rule (Client).
+// message in SignAll mode, checkpoints and garbage collection, the view change, state
+// transfer against a 2f+1-certified digest, the read-only optimization, and the client's
+// reply rule (Client).
 //
 // It must not do I/O, start goroutines, read the clock or use a global RNG: time arrives as
 // Tick, randomness and every key arrive in Config, and the application state is reached only
-// through the App interface, called synchronously from Step/Tick.
+// through the App interface, called synchronously from Step/Tick. Replicas keep no durable
+// state (as in the paper's experiments): a restarted replica starts empty and catches up.
+//
+// Choices where the papers leave room, and why:
+//   - Prepares are MAC-authenticated, so they cannot serve as transferable proofs. The
+//     VIEW-CHANGE therefore follows TOCS 2002 §4.5: it is signed and carries P (per sequence
+//     number the latest view in which a batch prepared here, with the batch itself) and Q
+//     (pre-prepared digests); the new primary and every backup run the same decision
+//     procedure over the 2f+1 (or more) VIEW-CHANGEs in NEW-VIEW (rules A1/A2 choose a
+//     prepared batch, rule B a null request). The checkpoint part of a VIEW-CHANGE is the
+//     OSDI '99 certificate of 2f+1 signed CHECKPOINTs.
+//   - Lost messages are recovered by re-sending one's own messages for unfinished work
+//     every RetransmitTicks, by answering a repeated PREPARE/COMMIT for an executed sequence
+//     number with this replica's messages for it, by sending the stable checkpoint to a
+//     replica working below it, and by joining a view once f+1 replicas are seen in it (the
+//     primary of that view re-sends NEW-VIEW). Castro's thesis uses STATUS messages instead.
+//   - A read-only request is answered only while no prepared request is unexecuted here:
+//     with that rule 2f+1 matching replies include a replica that executed every completed
+//     write, so reads stay linearizable without tentative execution.
+//   - The client table (per-client last timestamp and result) is part of the checkpointed
+//     state (chunk 0 of a state transfer), so exactly-once survives state transfer.
 package pbftcore
