@@ -62,6 +62,7 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if p, ok := target.(pipeliner); ok {
 		p.SetPipeline(cfg.Pipeline)
 	}
+	warnSessionWindow(a.stderr, spec, cfg)
 	cpu := newCPUWindow(a, target)
 	opts.OnWindow = cpu.sample
 	o, err := load.Run(ctx, target, cfg, opts)

@@ -11,7 +11,9 @@ import (
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/adapter"
 	"github.com/consensusbench/consensusbench/bench/cluster"
+	"github.com/consensusbench/consensusbench/bench/load"
 	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/server"
 )
 
@@ -135,6 +137,19 @@ func (l *localTarget) Close() error {
 	kept, err := l.c.Stop(l.failed)
 	l.kept = kept
 	return errors.Join(l.Target.Close(), err, os.RemoveAll(l.binDir))
+}
+
+// warnSessionWindow says when a Raft client will keep more writes outstanding than the
+// replicated store remembers per client (kv.SessionWindow sequence numbers): a batch retried
+// after a redirect or timeout then lands too far behind and fails as session-expired.
+func warnSessionWindow(w io.Writer, spec bench.Spec, cfg load.Config) {
+	if spec.Protocol != "raft" || cfg.Workload.ReadRatio >= 1 {
+		return
+	}
+	if n := cfg.Pipeline * cfg.Batch; n > kv.SessionWindow {
+		fmt.Fprintf(w, "loadgen: warning: --pipeline %d x --batch %d = %d ops outstanding per client exceeds the store's session window of %d: retried batches may fail (session-expired)\n",
+			cfg.Pipeline, cfg.Batch, n, kv.SessionWindow)
+	}
 }
 
 // pipeliner is a target that must know the pipeline depth before sessions open (PBFT
