@@ -116,7 +116,6 @@ type session struct {
 type scratch struct {
 	ops  []bench.Op
 	vals [][]byte
-	recs []op
 }
 
 // Do implements bench.Session: stamps every written value, runs the batch, records it.

@@ -18,6 +18,9 @@ const (
 	// RecoveredFraction is the share of the pre-fault rate a second must reach for the
 	// cluster to count as recovered.
 	RecoveredFraction = 0.9
+	// DipHorizon is how long after a fault (after its end, for faults with a duration) a
+	// second below RecoveredFraction of the pre-fault rate still counts as its dip.
+	DipHorizon = 3 * time.Second
 	// minFaultSpan is how long an instant fault (kill, transfer) counts as "inside" for the
 	// latency split when it never recovers or recovers at once.
 	minFaultSpan = time.Second
@@ -37,13 +40,14 @@ type Figures struct {
 	// issued after it (with Spans), or to the first second after it with successful ops
 	// (without: whole-second resolution). -1: nothing succeeded afterwards.
 	Unavailable time.Duration `json:"unavailable_ns"`
-	// MinRate is the lowest ops/s of a second from the fault's second to recovery, and Dip
-	// the fall from PreRate as a fraction (1 = nothing committed for a whole second); -1 when
+	// MinRate is the lowest ops/s of a second from the fault's second to recovery (or over
+	// DipHorizon when it never dipped below the threshold), and Dip the fall from PreRate as a fraction (1 = nothing committed for a whole second); -1 when
 	// not computed.
 	MinRate float64 `json:"min_rate"`
 	Dip     float64 `json:"dip"`
-	// Recovery is the time from the fault to the end of the first second, from the fault's
-	// second on, whose rate is at least RecoveredFraction of PreRate. -1: never.
+	// Recovery is the time from the fault to the start of the first second back at
+	// RecoveredFraction of PreRate after the first second below it (whole-second
+	// resolution; 0: the rate never fell below it within DipHorizon). -1: never.
 	Recovery time.Duration `json:"recovery_ns"`
 	// Inside is the latency of ops that completed in the seconds of the fault window (its
 	// duration, or until recovery for instant faults); Outside of those completing in
@@ -160,18 +164,37 @@ func analyzeOne(series []report.Second, ev report.Event, spans []Span) Figures {
 	if f.PreRate == 0 {
 		return f
 	}
-	for _, s := range series {
-		if s.T < faultSec {
+	// The first second below the threshold within the fault's horizon; none: no dip worth
+	// recovering from (Recovery 0).
+	thr := RecoveredFraction * f.PreRate
+	horizon := ev.End
+	if horizon < ev.At {
+		horizon = ev.At
+	}
+	horizon += DipHorizon
+	below := -1
+	for i, s := range series {
+		if s.T < faultSec || time.Duration(s.T)*time.Second >= horizon {
 			continue
 		}
-		rate := float64(s.Ops)
-		if f.MinRate < 0 || rate < f.MinRate {
-			f.MinRate = rate
+		if f.MinRate < 0 || float64(s.Ops) < f.MinRate {
+			f.MinRate = float64(s.Ops)
 		}
-		// The fault's own second mixes before and after; recovery needs a whole second after.
-		if s.T > faultSec && rate >= RecoveredFraction*f.PreRate {
-			f.Recovery = time.Duration(s.T+1)*time.Second - ev.At
+		if float64(s.Ops) < thr {
+			below = i
 			break
+		}
+	}
+	if below < 0 {
+		f.Recovery = 0
+	} else {
+		for _, s := range series[below:] {
+			rate := float64(s.Ops)
+			if rate >= thr {
+				f.Recovery = time.Duration(s.T)*time.Second - ev.At
+				break
+			}
+			f.MinRate = min(f.MinRate, rate)
 		}
 	}
 	if f.MinRate >= 0 {

@@ -57,9 +57,9 @@ func TestAnalyzeLeaderKill(t *testing.T) {
 	if f.MinRate != 0 || f.Dip != 1 {
 		t.Errorf("MinRate %v Dip %v, want 0 and 1", f.MinRate, f.Dip)
 	}
-	// Second 8 (950 >= 900) ends at 9 s: 3.5 s after the fault.
-	if f.Recovery != 3500*ms {
-		t.Errorf("Recovery = %v, want 3.5s", f.Recovery)
+	// Second 5 dips below 900; second 8 (950 >= 900) is the first back: 2.5 s after it.
+	if f.Recovery != 2500*ms {
+		t.Errorf("Recovery = %v, want 2.5s", f.Recovery)
 	}
 	// Inside: seconds 5 and 6 (window 5.5-7 s); outside: 0-4 and 7-9.
 	if f.Inside.P99 < int64(800*ms) {
@@ -104,5 +104,19 @@ func TestAnalyzeNeverRecovers(t *testing.T) {
 	}
 	if f := figs[0]; f.Unavailable != -1 || f.Recovery != -1 || f.Dip != 1 {
 		t.Errorf("got %+v, want never available, never recovered, dip 1", f)
+	}
+}
+
+func TestAnalyzeNoDip(t *testing.T) {
+	ms := time.Millisecond
+	rates := []int64{100, 100, 100, 98, 100, 100}
+	lat := []time.Duration{ms, ms, ms, ms, ms, ms}
+	r := &report.Result{Series: series(t, rates, lat), Events: []report.Event{{At: 2 * time.Second, Kind: "transfer-leader"}}}
+	figs, err := Analyze(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := figs[0]; f.Recovery != 0 || f.MinRate != 98 || f.Dip < 0.019 || f.Dip > 0.021 {
+		t.Errorf("got %+v, want no recovery needed and a 2%% dip", f)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/consensusbench/consensusbench/server"
@@ -34,7 +33,6 @@ type Proc struct {
 type Procs struct {
 	Procs  []Proc
 	Client *http.Client // nil: http.DefaultClient
-	mu     sync.Mutex
 }
 
 func (p *Procs) proc(id uint64) (*Proc, error) {

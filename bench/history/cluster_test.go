@@ -1,0 +1,135 @@
+package history
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/adapter"
+	"github.com/consensusbench/consensusbench/bench/load"
+	"github.com/consensusbench/consensusbench/bench/nemesis"
+	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/server"
+	"github.com/consensusbench/consensusbench/storage"
+)
+
+// Fault-run parameters: short, so that make test stays fast, but long enough for a leader
+// change (election timeout 10 ticks of 10 ms) well inside the window.
+const (
+	faultRate     = 400
+	faultDuration = 3 * time.Second
+	faultWarmup   = 300 * time.Millisecond
+)
+
+func nodesOf(addrs map[uint64]string) []client.Node {
+	var ns []client.Node
+	for id := uint64(1); id <= uint64(len(addrs)); id++ {
+		ns = append(ns, client.Node{ID: id, Addr: addrs[id]})
+	}
+	return ns
+}
+
+func openTarget(t *testing.T, addrs map[uint64]string) *adapter.Target {
+	t.Helper()
+	tg, err := adapter.Open(adapter.Config{Protocol: "raft", Nodes: nodesOf(addrs),
+		RequestTimeout: time.Second, AttemptTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+// faultRun runs a Raft cluster under sched with both verdicts.
+func faultRun(t *testing.T, sched string, unsafe bool, keys int) *RunOutcome {
+	t.Helper()
+	c, err := server.StartLocalCluster(server.LocalClusterConfig{Protocol: "raft", Nodes: 3, Dir: t.TempDir(),
+		Sync: storage.SyncAlways, UnsafeAckBeforeCommit: unsafe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tg := openTarget(t, c.ClientAddrs())
+	if err := adapter.Probe(ctx, adapter.Config{Protocol: "raft", Nodes: nodesOf(c.ClientAddrs())}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := nemesis.Parse(sched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := load.DefaultConfig()
+	cfg.Rate, cfg.Duration, cfg.Warmup, cfg.Clients, cfg.Drain = faultRate, faultDuration, faultWarmup, 4, 2*time.Second
+	cfg.Workload, _ = load.NewWorkload("ycsb-a")
+	cfg.Workload.Keys, cfg.Workload.Dist, cfg.Workload.ValueSize = keys, load.DistUniform, 16
+	out, err := Run(ctx, RunConfig{Target: tg, Spec: bench.Spec{Protocol: "raft", Local: 3, Sync: "always"}, Load: cfg,
+		Cluster: &nemesis.InProcess{C: c}, Schedule: s, Seed: 1, Linearizability: true,
+		VizPath: filepath.Join(t.TempDir(), "linearizability.html"),
+		ReadBack: func(ctx context.Context) (bench.Target, error) {
+			return openTarget(t, c.ClientAddrs()), nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.NemesisErr != nil {
+		t.Fatalf("nemesis: %v", out.NemesisErr)
+	}
+	return out
+}
+
+// A partition of the leader under load: Raft §5.2 elects a new leader in the majority, the
+// old one cannot commit (§5.3, §5.4.2), and the history stays linearizable with no
+// acknowledged write lost after every node is stopped and restarted.
+func TestRaftPartitionLeaderVerdicts(t *testing.T) {
+	out := faultRun(t, "partition-leader@1s:1s", false, 50)
+	r := out.Result
+	if len(r.Events) != 1 || r.Events[0].Kind != "partition-leader" || r.Events[0].End <= r.Events[0].At {
+		t.Fatalf("events %+v: want one partition-leader with an end", r.Events)
+	}
+	if len(out.Figures) != 1 || out.Figures[0].PreRate == 0 {
+		t.Fatalf("figures %+v", out.Figures)
+	}
+	t.Logf("figures: %s", out.Figures[0].Summary())
+	lin, dur := r.Verdicts.Linearizability, r.Verdicts.Durability
+	if !lin.OK || lin.Checked == 0 {
+		t.Errorf("linearizability: %+v", lin)
+	}
+	if !dur.OK || dur.Checked == 0 || dur.Failed != 0 {
+		t.Errorf("durability: %+v", dur)
+	}
+}
+
+// A leader crash and restart (Raft §5.2: a new leader is elected; §5.4.1: it holds every
+// committed entry).
+func TestRaftKillLeaderVerdicts(t *testing.T) {
+	out := faultRun(t, "kill-leader@1s,restart@2s", false, 50)
+	r := out.Result
+	if len(r.Events) != 2 || r.Events[0].End != r.Events[1].At {
+		t.Fatalf("events %+v: the kill's window should end at the restart", r.Events)
+	}
+	if !out.OK() {
+		t.Errorf("verdicts: lin %+v dur %+v", r.Verdicts.Linearizability, r.Verdicts.Durability)
+	}
+	if f := out.Figures[0]; f.Unavailable < 0 {
+		t.Errorf("nothing succeeded after the leader was killed: %s", f.Summary())
+	}
+}
+
+// The deliberately broken build: a leader that acknowledges writes before they commit keeps
+// acknowledging while partitioned away, and those writes are discarded when the majority's
+// new leader overwrites its log (Raft §5.3). The checkers must catch it.
+func TestUnsafeAckBeforeCommitIsCaught(t *testing.T) {
+	out := faultRun(t, "partition-leader@1s:1500ms", true, 50)
+	lin, dur := out.Result.Verdicts.Linearizability, out.Result.Verdicts.Durability
+	t.Logf("linearizability: %+v", lin)
+	t.Logf("durability: %+v", dur)
+	if lin.OK && dur.OK {
+		t.Fatal("the broken cluster passed both checks")
+	}
+	if !lin.OK && (lin.Artifact == "" || !strings.Contains(lin.Detail, "NOT linearizable")) {
+		t.Errorf("a failed linearizability check must name its visualization: %+v", lin)
+	}
+}
