@@ -34,6 +34,13 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // (Registration is not authenticated: a hostile client could divert, but not forge, another
 // client's replies. Acceptable for a benchmark; a deployment would authenticate it.)
 
+// PBFTMaxFrameBytes is the frame limit of PBFT replicas' transports (peer and client
+// ports). A VIEW-CHANGE holds up to L prepared batches and a NEW-VIEW 2f+1 of those, so
+// with K=128 (L=256) and batches of 64 requests of ~400 bytes a NEW-VIEW reaches ~20 MiB.
+// Larger windows or requests can still exceed it: pbftcore would have to send digests and
+// let replicas fetch missing batches (requested in .coord/pbftcore-requests.md).
+const PBFTMaxFrameBytes = 64 << 20
+
 // pbftWALFS, when set by a test, is the filesystem of every PBFT replica's WAL (nil: the
 // OS). Tests substitute one whose fsync they can hold to prove that replies wait for it.
 var pbftWALFS storage.FS
@@ -274,6 +281,10 @@ func (r *PBFTReplica) newTransport() error {
 		ClientListen: self.ClientAddr,
 		EventLoops:   r.cfg.EventLoops,
 		Logger:       r.log,
+		// VIEW-CHANGE and NEW-VIEW carry the batches prepared in the window (pbftcore's P
+		// set), which under load outgrow wire's 16 MiB default frame.
+		MaxFrameBytes:  PBFTMaxFrameBytes,
+		PeerQueueBytes: 2 * PBFTMaxFrameBytes,
 	}
 	if r.cfg.PeerListen != "" {
 		tc.PeerListen = r.cfg.PeerListen
