@@ -673,3 +673,39 @@ func TestPBFTClusterRetransmissionsExecuteOnce(t *testing.T) {
 		}
 	}
 }
+
+// The signature mode (every message and request signed with ed25519, pbft.auth = "sign")
+// works end to end over the wire.
+func TestPBFTClusterSignMode(t *testing.T) {
+	spec := pbftTestSpec()
+	spec.PBFT.Auth = "sign"
+	c, err := StartLocalCluster(LocalClusterConfig{Protocol: "pbft", Nodes: 4, Dir: t.TempDir(), Sync: storage.SyncNone, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	var nodes []client.Node
+	for _, n := range c.Spec.Nodes {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: spec.PBFT.KeySeed,
+		MaxClients: spec.PBFT.MaxClients, MaxInflight: 2, SignAll: true, AttemptTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < 10; i++ {
+		pdo(t, cl, put(fmt.Sprintf("s%d", i), "v"))
+	}
+	if got := pdo(t, cl, get("s9")).Ops[0]; string(got.Value) != "v" {
+		t.Fatalf("sign mode read %q", got.Value)
+	}
+	// A client in MAC mode is not understood by signing replicas.
+	macCl := pbftClient(t, c, 8, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var res client.Results
+	if err := macCl.Do(ctx, []wire.Op{put("mac", "1")}, &res); err == nil {
+		t.Fatal("a MAC-authenticated request was accepted by replicas in sign mode")
+	}
+}
