@@ -213,8 +213,12 @@ func (f Figures) Summary() string {
 	}
 	s := fmt.Sprintf("unavailable %s; ", dur(f.Unavailable))
 	if f.PreRate > 0 {
-		s += fmt.Sprintf("rate %.0f -> min %.0f ops/s (dip %.0f%%); recovered to %.0f%% after %s; ",
-			f.PreRate, f.MinRate, 100*f.Dip, 100*RecoveredFraction, dur(f.Recovery))
+		s += fmt.Sprintf("rate %.0f -> min %.0f ops/s (dip %.0f%%); ", f.PreRate, f.MinRate, 100*f.Dip)
+		if f.Recovery == 0 {
+			s += fmt.Sprintf("never below %.0f%% of it; ", 100*RecoveredFraction)
+		} else {
+			s += fmt.Sprintf("back to %.0f%% after %s; ", 100*RecoveredFraction, dur(f.Recovery))
+		}
 	} else {
 		s += "no pre-fault second (rate dip not measured); "
 	}
