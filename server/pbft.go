@@ -63,9 +63,10 @@ var pbftWALFS storage.FS
 // compacted below it. A restarted replica does NOT yet restore from these files: pbftcore
 // starts every replica at sequence 0 in view 0 and has no API to install a checkpoint, so a
 // restarted replica recovers its state by the protocol's state transfer from the
-// checkpoint certified by 2f+1 replicas, then executes what follows. Consequently a
-// restart of more than f replicas at once (a whole-cluster restart) starts the cluster over
-// from an empty state: the files hold the data but nothing reads them back yet. (Requested
+// checkpoint certified by 2f+1 replicas, then executes what follows. Consequently if more
+// than f replicas restart at once, fewer than 2f+1 can certify the old state: the cluster
+// stalls, or, when all restart, starts over from an empty state (the files hold the data,
+// but nothing reads them back yet). (Requested
 // from pbftcore; see .coord/pbftcore-requests.md.) Under SyncNone the same records are
 // written without fsync and replies are not held back.
 type PBFTReplica struct {
