@@ -117,7 +117,7 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 	}
 	defer nodes.Stop()
 	acfg := adapter.Config{Protocol: sc.Protocol, Nodes: clientNodes(spec),
-		PBFT: adapter.PBFTConfig{KeySeed: spec.PBFT.KeySeed, MaxClients: spec.PBFT.MaxClients, SignAll: spec.PBFT.Auth == "sign"},
+		PBFT:           adapter.PBFTConfig{KeySeed: spec.PBFT.KeySeed, MaxClients: spec.PBFT.MaxClients, SignAll: spec.PBFT.Auth == "sign"},
 		RequestTimeout: 2 * time.Second, AttemptTimeout: 300 * time.Millisecond}
 	rctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	err = adapter.Probe(rctx, acfg)
