@@ -32,20 +32,30 @@ func nodesOf(addrs map[uint64]string) []client.Node {
 	return ns
 }
 
-func openTarget(t *testing.T, addrs map[uint64]string) *adapter.Target {
+func targetConfig(c *server.LocalCluster) adapter.Config {
+	return adapter.Config{Protocol: c.Spec.Protocol, Nodes: nodesOf(c.ClientAddrs()),
+		PBFT:           adapter.PBFTConfig{KeySeed: c.Spec.PBFT.KeySeed, MaxClients: c.Spec.PBFT.MaxClients},
+		RequestTimeout: time.Second, AttemptTimeout: 200 * time.Millisecond}
+}
+
+func openTarget(t *testing.T, c *server.LocalCluster) *adapter.Target {
 	t.Helper()
-	tg, err := adapter.Open(adapter.Config{Protocol: "raft", Nodes: nodesOf(addrs),
-		RequestTimeout: time.Second, AttemptTimeout: 200 * time.Millisecond})
+	tg, err := adapter.Open(targetConfig(c))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tg
 }
 
-// faultRun runs a Raft cluster under sched with both verdicts.
-func faultRun(t *testing.T, sched string, unsafe bool, keys int) *RunOutcome {
+// faultRun runs a cluster under sched with both verdicts.
+func faultRun(t *testing.T, protocol string, nodes int, sched string, unsafe bool, keys int) *RunOutcome {
+	return faultRunKill(t, protocol, nodes, sched, unsafe, keys, 0)
+}
+
+// faultRunKill is faultRun whose durability check kills only `kill` nodes (0: all).
+func faultRunKill(t *testing.T, protocol string, nodes int, sched string, unsafe bool, keys, kill int) *RunOutcome {
 	t.Helper()
-	c, err := server.StartLocalCluster(server.LocalClusterConfig{Protocol: "raft", Nodes: 3, Dir: t.TempDir(),
+	c, err := server.StartLocalCluster(server.LocalClusterConfig{Protocol: protocol, Nodes: nodes, Dir: t.TempDir(),
 		Sync: storage.SyncAlways, UnsafeAckBeforeCommit: unsafe})
 	if err != nil {
 		t.Fatal(err)
@@ -53,8 +63,7 @@ func faultRun(t *testing.T, sched string, unsafe bool, keys int) *RunOutcome {
 	t.Cleanup(func() { _ = c.Stop() })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tg := openTarget(t, c.ClientAddrs())
-	if err := adapter.Probe(ctx, adapter.Config{Protocol: "raft", Nodes: nodesOf(c.ClientAddrs())}); err != nil {
+	if err := adapter.Probe(ctx, targetConfig(c)); err != nil {
 		t.Fatal(err)
 	}
 	s, err := nemesis.Parse(sched)
@@ -65,11 +74,15 @@ func faultRun(t *testing.T, sched string, unsafe bool, keys int) *RunOutcome {
 	cfg.Rate, cfg.Duration, cfg.Warmup, cfg.Clients, cfg.Drain = faultRate, faultDuration, faultWarmup, 4, 2*time.Second
 	cfg.Workload, _ = load.NewWorkload("ycsb-a")
 	cfg.Workload.Keys, cfg.Workload.Dist, cfg.Workload.ValueSize = keys, load.DistUniform, 16
-	out, err := Run(ctx, RunConfig{Target: tg, Spec: bench.Spec{Protocol: "raft", Local: 3, Sync: "always"}, Load: cfg,
-		Cluster: &nemesis.InProcess{C: c}, Schedule: s, Seed: 1, Linearizability: true,
+	tg := openTarget(t, c)
+	out, err := Run(ctx, RunConfig{Target: tg, Spec: bench.Spec{Protocol: protocol, Local: nodes, Sync: "always"}, Load: cfg,
+		Cluster: &nemesis.InProcess{C: c}, Schedule: s, Seed: 1, Linearizability: true, ReadBackKill: kill,
 		VizPath: filepath.Join(t.TempDir(), "linearizability.html"),
 		ReadBack: func(ctx context.Context) (bench.Target, error) {
-			return openTarget(t, c.ClientAddrs()), nil
+			if err := adapter.Probe(ctx, targetConfig(c)); err != nil {
+				return nil, err
+			}
+			return openTarget(t, c), nil
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +97,7 @@ func faultRun(t *testing.T, sched string, unsafe bool, keys int) *RunOutcome {
 // old one cannot commit (§5.3, §5.4.2), and the history stays linearizable with no
 // acknowledged write lost after every node is stopped and restarted.
 func TestRaftPartitionLeaderVerdicts(t *testing.T) {
-	out := faultRun(t, "partition-leader@1s:1s", false, 50)
+	out := faultRun(t, "raft", 3, "partition-leader@1s:1s", false, 50)
 	r := out.Result
 	if len(r.Events) != 1 || r.Events[0].Kind != "partition-leader" || r.Events[0].End <= r.Events[0].At {
 		t.Fatalf("events %+v: want one partition-leader with an end", r.Events)
@@ -105,7 +118,7 @@ func TestRaftPartitionLeaderVerdicts(t *testing.T) {
 // A leader crash and restart (Raft §5.2: a new leader is elected; §5.4.1: it holds every
 // committed entry).
 func TestRaftKillLeaderVerdicts(t *testing.T) {
-	out := faultRun(t, "kill-leader@1s,restart@2s", false, 50)
+	out := faultRun(t, "raft", 3, "kill-leader@1s,restart@2s", false, 50)
 	r := out.Result
 	if len(r.Events) != 2 || r.Events[0].End != r.Events[1].At {
 		t.Fatalf("events %+v: the kill's window should end at the restart", r.Events)
@@ -122,7 +135,7 @@ func TestRaftKillLeaderVerdicts(t *testing.T) {
 // acknowledging while partitioned away, and those writes are discarded when the majority's
 // new leader overwrites its log (Raft §5.3). The checkers must catch it.
 func TestUnsafeAckBeforeCommitIsCaught(t *testing.T) {
-	out := faultRun(t, "partition-leader@1s:1500ms", true, 50)
+	out := faultRun(t, "raft", 3, "partition-leader@1s:1500ms", true, 50)
 	lin, dur := out.Result.Verdicts.Linearizability, out.Result.Verdicts.Durability
 	t.Logf("linearizability: %+v", lin)
 	t.Logf("durability: %+v", dur)
@@ -131,5 +144,27 @@ func TestUnsafeAckBeforeCommitIsCaught(t *testing.T) {
 	}
 	if !lin.OK && (lin.Artifact == "" || !strings.Contains(lin.Detail, "NOT linearizable")) {
 		t.Errorf("a failed linearizability check must name its visualization: %+v", lin)
+	}
+}
+
+// PBFT with its primary crashed and restarted: the backups' view change (Castro and Liskov
+// §4.4) installs a new primary, and the f+1 matching replies a client waits for (§4.1) keep
+// the history linearizable. The durability check kills f = 1 replica and reads back through
+// the cluster once it has recovered by state transfer (§4.3): a PBFT replica does not yet
+// restore its state from its own WAL (server/pbft.go), so killing all of them loses
+// everything, which the check reports (see docs/FAULTS.md).
+func TestPBFTKillPrimaryVerdicts(t *testing.T) {
+	out := faultRunKill(t, "pbft", 4, "kill-leader@1s,restart@2s", false, 50, 1)
+	r := out.Result
+	if len(r.Events) != 2 {
+		t.Fatalf("events %+v", r.Events)
+	}
+	t.Logf("figures: %s", out.Figures[0].Summary())
+	lin, dur := r.Verdicts.Linearizability, r.Verdicts.Durability
+	if !lin.OK || lin.Checked == 0 {
+		t.Errorf("linearizability: %+v", lin)
+	}
+	if !dur.OK || dur.Checked == 0 {
+		t.Errorf("durability: %+v", dur)
 	}
 }

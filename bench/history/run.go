@@ -35,6 +35,10 @@ type RunConfig struct {
 	// (kill -9 with node processes), every node is restarted, and ReadBack returns a Target
 	// connected to the restarted cluster, through which every key is read back.
 	ReadBack func(ctx context.Context) (bench.Target, error)
+	// ReadBackKill is how many running nodes the durability check kills before the
+	// read-back (0: all of them). A protocol that recovers a replica only from its peers
+	// (PBFT here: see server/pbft.go) loses everything when all restart; kill at most f.
+	ReadBackKill int
 	// ReadBackTimeout bounds the restart and the read-back (0: DefaultReadBackTimeout).
 	ReadBackTimeout time.Duration
 }
@@ -122,7 +126,8 @@ func Run(ctx context.Context, cfg RunConfig) (*RunOutcome, error) {
 	return out, err
 }
 
-// durability kills every node still running (the schedule's own kills included), restarts them all and reads every acknowledged write back.
+// durability kills every node still running (or ReadBackKill of them), restarts every
+// node that is down (the schedule's own kills included) and reads every acknowledged write back.
 func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verdict, error) {
 	timeout := cfg.ReadBackTimeout
 	if timeout <= 0 {
@@ -131,9 +136,14 @@ func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verd
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var errs []error
+	killed := 0
 	for _, id := range cfg.Cluster.Nodes() {
+		if cfg.ReadBackKill > 0 && killed == cfg.ReadBackKill {
+			break
+		}
 		if cfg.Cluster.Running(id) {
 			errs = append(errs, cfg.Cluster.Kill(ctx, id))
+			killed++
 		}
 	}
 	for _, id := range cfg.Cluster.Nodes() {
