@@ -248,15 +248,12 @@ func (c *Config) validate() error {
 			break
 		}
 	}
+	// HardState.Commit is not validated: a crash between the writes of one Ready may leave
+	// it below the snapshot, and the commit index needs no durability; New clamps it into
+	// [max(Snapshot.Meta.Index, Applied), last restored index].
 	last := c.Snapshot.Meta.Index + uint64(len(c.Entries))
-	if c.HardState.Commit > last {
-		add("HardState.Commit %d beyond the last restored index %d", c.HardState.Commit, last)
-	}
-	if c.HardState.Commit < c.Snapshot.Meta.Index && hasRestored {
-		add("HardState.Commit %d below the snapshot index %d", c.HardState.Commit, c.Snapshot.Meta.Index)
-	}
-	if c.Applied < c.Snapshot.Meta.Index || c.Applied > max(c.HardState.Commit, c.Snapshot.Meta.Index) {
-		add("Applied %d must be in [Snapshot.Meta.Index, HardState.Commit]", c.Applied)
+	if c.Applied < c.Snapshot.Meta.Index || c.Applied > last {
+		add("Applied %d must be in [Snapshot.Meta.Index, last restored index %d]", c.Applied, last)
 	}
 	if len(bad) > 0 {
 		return errors.New("raftcore: bad config: " + strings.Join(bad, "; "))

@@ -195,3 +195,24 @@ func TestSingleVoterRead(t *testing.T) {
 		t.Fatalf("read states %v", got)
 	}
 }
+
+// A crash between a Ready's snapshot write and its HardState write leaves Commit below the
+// snapshot: the node restarts anyway (the commit index is volatile state, Raft Figure 2).
+func TestRestartCommitBelowSnapshot(t *testing.T) {
+	cfg := DefaultConfig(2, Membership{}, rand.New(rand.NewPCG(1, 2)))
+	cfg.HardState = HardState{Term: 3, Vote: 1, Commit: 4}
+	cfg.Snapshot = Snapshot{Meta: SnapshotMeta{Index: 10, Term: 3, Membership: Membership{Voters: []uint64{1, 2, 3}}}}
+	cfg.Entries = []Entry{{Index: 11, Term: 3}, {Index: 12, Term: 3}}
+	cfg.Applied = 10
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := n.Status(); st.HardState.Commit != 10 || st.LastIndex != 12 || len(st.Membership.Voters) != 3 {
+		t.Fatalf("status %+v", st)
+	}
+	cfg.Applied = 13
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "Applied") {
+		t.Fatalf("Applied beyond the log accepted: %v", err)
+	}
+}

@@ -148,8 +148,8 @@ func newNode(cfg Config) *Node {
 			n.applyConfEntry(e.Index, e.Data)
 		}
 	}
-	n.term, n.vote, n.commit = cfg.HardState.Term, cfg.HardState.Vote, cfg.HardState.Commit
-	n.commit = max(n.commit, snap.Meta.Index)
+	n.term, n.vote = cfg.HardState.Term, cfg.HardState.Vote
+	n.commit = min(max(cfg.HardState.Commit, snap.Meta.Index, cfg.Applied), n.log.lastIndex())
 	n.lastHS = HardState{Term: n.term, Vote: n.vote, Commit: n.commit}
 	n.applied = max(cfg.Applied, snap.Meta.Index)
 	n.applying = n.applied
