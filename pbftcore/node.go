@@ -465,7 +465,12 @@ func (nd *Node) stepRequest(m *Message) error {
 	}
 	if nd.isPrimary() && nd.viewActive {
 		if r.Timestamp <= cs.queuedTs {
-			return nil // already queued or ordered in this view
+			// Already queued or ordered in this view, and the client is retransmitting: the
+			// primary too waits for it with a timer. The papers only time backups, but a
+			// primary whose batches cannot commit (its backups scattered over other views)
+			// must be able to move on as well, or nobody starts the view change.
+			nd.waitFor(cs, r.Timestamp)
+			return nil
 		}
 		if nd.qLen == len(nd.queue) {
 			return ErrBusy
@@ -479,15 +484,7 @@ func (nd *Node) stepRequest(m *Message) error {
 		return ErrNotPrimary // relays go to the primary only
 	}
 	// A backup: the client retransmitted to all replicas, so the primary may be faulty.
-	if r.Timestamp > cs.waitTs {
-		if cs.waitTs <= cs.lastTs {
-			nd.waiting++
-		}
-		cs.waitTs = r.Timestamp
-		if nd.reqTimer == 0 && nd.viewActive {
-			nd.reqTimer = nd.timeout()
-		}
-	}
+	nd.waitFor(cs, r.Timestamp)
 	if nd.viewActive {
 		relay := Message{Type: MsgRequest, To: nd.primaryOf(nd.view)}
 		relay.Requests = nd.arenaRequests(m.Requests)
@@ -495,6 +492,21 @@ func (nd *Node) stepRequest(m *Message) error {
 		nd.msgs = append(nd.msgs, relay) // the client's authenticator travels inside
 	}
 	return nil
+}
+
+// waitFor starts waiting for the client's request ts to execute, and the request timer if
+// it is not running (OSDI '99 §4.4).
+func (nd *Node) waitFor(cs *clientState, ts uint64) {
+	if ts <= cs.waitTs {
+		return
+	}
+	if cs.waitTs <= cs.lastTs {
+		nd.waiting++
+	}
+	cs.waitTs = ts
+	if nd.reqTimer == 0 && nd.viewActive {
+		nd.reqTimer = nd.timeout()
+	}
 }
 
 // timeout is the current view-change timer: the base doubled per consecutive view change.

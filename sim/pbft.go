@@ -235,7 +235,7 @@ func (r *pbftReplica) Deliver(from NodeID, msg any) {
 		return
 	}
 	// Rejections are the point of the Byzantine tests, not failures; traced for replays.
-	if err := r.nd.Step(&m); err != nil && r.p.c.Tracing() && m.Type != pbftcore.MsgRequest {
+	if err := r.nd.Step(&m); err != nil && r.p.c.Tracing() {
 		r.h.Logf("pbft rejects %s v=%d n=%d from n%d: %v", m.Type, m.View, m.Seq, from, err)
 	}
 	r.drive()
@@ -445,6 +445,7 @@ func (c *pbftClient) flush() {
 	rd := c.cl.Ready()
 	for k := range rd.Messages {
 		m := pbftcore.CloneMessage(&rd.Messages[k])
+		c.h.Logf("pbft request ts=%d ro=%v to=%d", m.Requests[0].Timestamp, m.Requests[0].ReadOnly, m.To)
 		if m.To == pbftcore.ToAll {
 			for j := range c.p.n {
 				c.h.Send(NodeID(j+1), m)
