@@ -13,7 +13,8 @@ import (
 // Snapshot stream layout (little-endian), deterministic for a given state:
 //
 //	magic u64 | version u32 | appliedIndex u64 | sessions u64 | keys u64
-//	sessions, ascending client ID: id u64 | maxSeq u64 | applied u64 | lastIndex u64 | status [SessionWindow]u8
+//	sessions, ascending client ID: id u64 | maxSeq u64 | lastIndex u64 |
+//	                               applied [SessionWindow/64]u64 | status [SessionWindow]u8
 //	keys, ascending bytewise:      keyLen u32 | valLen u32 | key | value
 //	digest [32]byte
 //
@@ -21,9 +22,9 @@ import (
 // stream when it differs, so a truncated or altered stream never becomes state.
 const (
 	snapMagic    = 0x31706e73766b6263 // "cbkvsnp1"
-	snapVersion  = 1
+	snapVersion  = 2
 	snapHdrLen   = 8 + 4 + 8 + 8 + 8
-	snapSessLen  = 8 * 4
+	snapSessLen  = 8*3 + 8*SessionWindow/64
 	snapPairHdr  = 8
 	snapBufBytes = 1 << 20
 )
@@ -40,6 +41,7 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(w, snapBufBytes)
 	cw := &countWriter{w: bw}
 	le := binary.LittleEndian
+	s.flushSessions()
 	var hdr [snapHdrLen]byte
 	le.PutUint64(hdr[0:], snapMagic)
 	le.PutUint32(hdr[8:], snapVersion)
@@ -58,8 +60,10 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 		sess := s.sessions[id]
 		le.PutUint64(sb[0:], id)
 		le.PutUint64(sb[8:], sess.maxSeq)
-		le.PutUint64(sb[16:], sess.applied)
-		le.PutUint64(sb[24:], sess.lastIndex)
+		le.PutUint64(sb[16:], sess.lastIndex)
+		for i, w := range sess.applied {
+			le.PutUint64(sb[24+8*i:], w)
+		}
 		for i, st := range sess.status {
 			sb[snapSessLen+i] = byte(st)
 		}
@@ -173,12 +177,17 @@ func (s *Store) restore(br *bufio.Reader) error {
 			return bad("session ids not ascending at %d", i)
 		}
 		prevID = id
-		sess := session{maxSeq: le.Uint64(sb[8:]), applied: le.Uint64(sb[16:]), lastIndex: le.Uint64(sb[24:])}
+		sess := &session{maxSeq: le.Uint64(sb[8:]), lastIndex: le.Uint64(sb[16:])}
+		for k := range sess.applied {
+			sess.applied[k] = le.Uint64(sb[24+8*k:])
+		}
 		for k := range sess.status {
 			sess.status[k] = Status(sb[snapSessLen+k])
 		}
-		s.sessionHash(id, &sess)
-		s.digestAdd(&sess.hash)
+		if !s.cfg.NoDigest {
+			s.sessionHash(id, sess)
+			s.digestAdd(&sess.hash)
+		}
 		s.sessions[id] = sess
 	}
 	var ph [snapPairHdr]byte
@@ -206,8 +215,10 @@ func (s *Store) restore(br *bufio.Reader) error {
 			s.grow()
 		}
 		var h [32]byte
-		s.pairHash(key, val, &h)
-		s.digestAdd(&h)
+		if !s.cfg.NoDigest {
+			s.pairHash(key, val, &h)
+			s.digestAdd(&h)
+		}
 		s.insertSlot(s.hashKey(key), s.newRecord(key, val, &h))
 		s.count++
 	}

@@ -92,16 +92,19 @@ const (
 	DefaultMaxValueBytes = 1 << 20
 	MaxKeyBytesLimit     = 1 << 20
 	MaxValueBytesLimit   = 64 << 20
-	DefaultMaxSessions   = 1 << 16
+	DefaultMaxSessions   = 1 << 14
 	DefaultSessionTTL    = 1 << 22 // log indexes without a write before a session expires
 	// SessionSweepsPerTTL: expired sessions are swept each time the applied index crosses a
 	// multiple of SessionTTL/SessionSweepsPerTTL, a rule every replica evaluates alike.
 	SessionSweepsPerTTL = 8
 	DefaultChunkBytes   = 1 << 20
 	MinChunkBytes       = 4 << 10
-	// SessionWindow is how many of a client's most recent sequence numbers are remembered;
-	// a client must not have more than this many writes outstanding.
-	SessionWindow = 64
+	// SessionWindow is how many of a client's most recent sequence numbers are remembered
+	// (applied or not, and each write's status). A client must never have more than this
+	// many operations outstanding (client.RaftClient and client.PBFTClient bound their
+	// pipelines by it), so that retries reordered by a redirect still fall inside the
+	// window and stay exactly-once. A multiple of 64.
+	SessionWindow = 1024
 	// arenaCompactMinDead: holes are reclaimed only once they exceed this many chunks.
 	arenaCompactMinChunks = 4
 	tableMinSlots         = 1 << 10
@@ -116,6 +119,10 @@ type Config struct {
 	ChunkBytes    int
 	// ExpectedKeys pre-sizes the table so that loading that many keys does not rehash.
 	ExpectedKeys int
+	// NoDigest turns the incremental state digest off for protocols that never compare
+	// replica states (Raft): writes then skip hashing, Digest returns zero, and a snapshot's
+	// integrity rests on the storage and transport checksums instead of its digest.
+	NoDigest bool
 }
 
 func (c *Config) fill() error {
@@ -160,13 +167,40 @@ type slot struct {
 	ref  uint64 // (chunk index + 1) << 32 | offset
 }
 
-// session is one client's exactly-once state. No pointers.
+// session is one client's exactly-once state. It holds no pointers.
 type session struct {
 	maxSeq    uint64 // highest sequence applied
-	applied   uint64 // bit k: sequence maxSeq-k was applied
 	lastIndex uint64 // log index of the client's latest write
-	status    [SessionWindow]Status
-	hash      [32]byte // this session's digest contribution
+	// applied is a ring over the window (maxSeq-SessionWindow, maxSeq]: bit seq%SessionWindow
+	// says whether seq was applied.
+	applied [SessionWindow / 64]uint64
+	status  [SessionWindow]Status // status of each applied write, at seq%SessionWindow
+	hash    [32]byte              // this session's contribution now in the digest (zero: none)
+	dirty   bool                  // changed since hash was computed (see flushSessions)
+}
+
+func (ss *session) isApplied(seq uint64) bool {
+	b := seq % SessionWindow
+	return ss.applied[b/64]&(1<<(b%64)) != 0
+}
+
+func (ss *session) setApplied(seq uint64) {
+	b := seq % SessionWindow
+	ss.applied[b/64] |= 1 << (b % 64)
+}
+
+// advanceTo moves maxSeq up to seq, forgetting the sequences that leave the window. Clients
+// send in order, so this usually clears one bit.
+func (ss *session) advanceTo(seq uint64) {
+	if seq-ss.maxSeq >= SessionWindow {
+		clear(ss.applied[:])
+	} else {
+		for q := ss.maxSeq + 1; q <= seq; q++ {
+			b := q % SessionWindow
+			ss.applied[b/64] &^= 1 << (b % 64)
+		}
+	}
+	ss.maxSeq = seq
 }
 
 // Store is the state machine. It is not safe for concurrent use: one goroutine applies.
@@ -180,7 +214,10 @@ type Store struct {
 	chunks    [][]byte
 	live      int // bytes in live records
 	dead      int // bytes in abandoned records
-	sessions  map[uint64]session
+	sessions  map[uint64]*session
+	// dirtySessions lists sessions whose digest contribution is stale: a session changes on
+	// every write, so its hash is recomputed once per Digest call instead of once per write.
+	dirtySessions []uint64
 	applied   uint64
 	sweepStep uint64
 
@@ -193,7 +230,7 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, seed: maphash.MakeSeed(), sessions: make(map[uint64]session)}
+	s := &Store{cfg: cfg, seed: maphash.MakeSeed(), sessions: make(map[uint64]*session)}
 	s.sweepStep = cfg.SessionTTL / SessionSweepsPerTTL
 	s.slots = make([]slot, tableMinSlots)
 	s.reserve(cfg.ExpectedKeys)
@@ -209,8 +246,9 @@ func (s *Store) Sessions() int { return len(s.sessions) }
 // AppliedIndex returns the highest index passed to Apply (or restored).
 func (s *Store) AppliedIndex() uint64 { return s.applied }
 
-// Digest returns the state digest (little-endian 256-bit sum).
+// Digest returns the state digest (little-endian 256-bit sum); zero with Config.NoDigest.
 func (s *Store) Digest() [32]byte {
+	s.flushSessions()
 	var d [32]byte
 	for i, w := range s.digest {
 		binary.LittleEndian.PutUint64(d[8*i:], w)
@@ -385,7 +423,9 @@ func (s *Store) Get(key []byte) Result {
 
 func (s *Store) put(key, value []byte) {
 	var h [32]byte
-	s.pairHash(key, value, &h)
+	if !s.cfg.NoDigest {
+		s.pairHash(key, value, &h)
+	}
 	kh := s.hashKey(key)
 	if i := s.find(key, kh); i >= 0 {
 		ref := s.slots[i].ref
@@ -483,44 +523,39 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 	if op.Seq == 0 {
 		return Result{Status: StatusInvalid}
 	}
-	sess, ok := s.sessions[op.ClientID]
-	if !ok {
+	sess := s.sessions[op.ClientID]
+	if sess == nil {
 		if op.Seq > SessionWindow {
 			return Result{Status: StatusSessionExpired}
 		}
 		if len(s.sessions) >= s.cfg.MaxSessions {
 			s.evictSession(index)
 		}
-	} else {
-		s.digestSub(&sess.hash)
+		sess = new(session)
+		s.sessions[op.ClientID] = sess
 	}
 	var res Result
 	switch {
 	case op.Seq > sess.maxSeq:
-		shift := op.Seq - sess.maxSeq
-		if shift >= SessionWindow {
-			sess.applied = 0
-		} else {
-			sess.applied <<= shift
-		}
-		sess.applied |= 1
-		sess.maxSeq = op.Seq
+		sess.advanceTo(op.Seq)
+		sess.setApplied(op.Seq)
 		res.Status = s.write(op)
 	case sess.maxSeq-op.Seq >= SessionWindow:
-		res.Status = StatusSessionExpired
-	case sess.applied&(1<<(sess.maxSeq-op.Seq)) != 0:
+		return Result{Status: StatusSessionExpired}
+	case sess.isApplied(op.Seq):
 		res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
 	default:
-		sess.applied |= 1 << (sess.maxSeq - op.Seq)
+		sess.setApplied(op.Seq)
 		res.Status = s.write(op)
 	}
-	if !res.Duplicate && res.Status != StatusSessionExpired {
+	if !res.Duplicate {
 		sess.status[op.Seq%SessionWindow] = res.Status
 	}
 	sess.lastIndex = index
-	s.sessionHash(op.ClientID, &sess)
-	s.digestAdd(&sess.hash)
-	s.sessions[op.ClientID] = sess
+	if !sess.dirty {
+		sess.dirty = true
+		s.dirtySessions = append(s.dirtySessions, op.ClientID)
+	}
 	return res
 }
 
@@ -552,13 +587,36 @@ func (s *Store) sessionHash(id uint64, sess *session) {
 	b := append(s.scratch[:0], 's', 'e')
 	b = binary.LittleEndian.AppendUint64(b, id)
 	b = binary.LittleEndian.AppendUint64(b, sess.maxSeq)
-	b = binary.LittleEndian.AppendUint64(b, sess.applied)
 	b = binary.LittleEndian.AppendUint64(b, sess.lastIndex)
+	for _, w := range sess.applied {
+		b = binary.LittleEndian.AppendUint64(b, w)
+	}
 	for _, st := range sess.status {
 		b = append(b, byte(st))
 	}
 	s.scratch = b
 	sess.hash = sha256.Sum256(b)
+}
+
+// flushSessions brings the digest up to date with every session changed since the last
+// flush: subtract the contribution it had, add the new one. Sessions removed meanwhile
+// were subtracted when they were removed.
+func (s *Store) flushSessions() {
+	for _, id := range s.dirtySessions {
+		sess := s.sessions[id]
+		if sess == nil || !sess.dirty {
+			continue
+		}
+		sess.dirty = false
+		if s.cfg.NoDigest {
+			continue
+		}
+		s.digestSub(&sess.hash)
+		s.sessionHash(id, sess)
+		s.digestAdd(&sess.hash)
+	}
+	clear(s.dirtySessions)
+	s.dirtySessions = s.dirtySessions[:0]
 }
 
 // advance moves the applied index and sweeps expired sessions whenever it crosses a
@@ -577,7 +635,7 @@ func (s *Store) expired(sess *session, index uint64) bool {
 
 func (s *Store) sweepSessions(index uint64) {
 	for id, sess := range s.sessions {
-		if s.expired(&sess, index) {
+		if s.expired(sess, index) {
 			s.digestSub(&sess.hash)
 			delete(s.sessions, id)
 		}
@@ -599,7 +657,6 @@ func (s *Store) evictSession(index uint64) {
 			victim, vIndex, found = id, sess.lastIndex, true
 		}
 	}
-	sess := s.sessions[victim]
-	s.digestSub(&sess.hash)
+	s.digestSub(&s.sessions[victim].hash)
 	delete(s.sessions, victim)
 }

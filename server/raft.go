@@ -199,7 +199,8 @@ func NewRaftReplica(cfg ReplicaConfig) (*RaftReplica, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	var err error
-	if r.kv, err = kv.New(kv.Config{}); err != nil {
+	// Raft never compares replica states, so the KV store skips the state digest.
+	if r.kv, err = kv.New(kv.Config{NoDigest: true}); err != nil {
 		return nil, err
 	}
 	w, st, err := storage.Open(filepath.Join(cfg.DataDir, "wal"), storage.Options{Sync: cfg.Sync, OnDurable: r.onDurable})
