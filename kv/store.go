@@ -211,15 +211,15 @@ type Store struct {
 	count int
 	seed  maphash.Seed
 
-	chunks    [][]byte
-	live      int // bytes in live records
-	dead      int // bytes in abandoned records
-	sessions  map[uint64]*session
+	chunks   [][]byte
+	live     int // bytes in live records
+	dead     int // bytes in abandoned records
+	sessions map[uint64]*session
 	// dirtySessions lists sessions whose digest contribution is stale: a session changes on
 	// every write, so its hash is recomputed once per Digest call instead of once per write.
 	dirtySessions []uint64
-	applied   uint64
-	sweepStep uint64
+	applied       uint64
+	sweepStep     uint64
 
 	digest  [4]uint64
 	scratch []byte
