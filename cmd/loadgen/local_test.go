@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/consensusbench/consensusbench/bench/adapter"
 	"github.com/consensusbench/consensusbench/bench/cluster"
 	"github.com/consensusbench/consensusbench/bench/report"
 )
@@ -114,3 +115,53 @@ func TestLocalRaftRun(t *testing.T) { localRun(t, "raft", "3", "none") }
 func TestLocalRaftDurableRun(t *testing.T) { localRun(t, "raft", "3", "always") }
 
 func TestLocalPBFTRun(t *testing.T) { localRun(t, "pbft", "4", "none") }
+
+// --cluster and --targets reach a cluster started elsewhere (here by the harness): the
+// spec file's client addresses and IDs, or the addresses in ID order.
+func TestClusterFileAndTargets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real node processes")
+	}
+	nodeOnPath(t)
+	bin, err := cluster.FindNode(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.Start(context.Background(), cluster.Config{Protocol: "raft", Nodes: 3, NodeBin: bin, Dir: t.TempDir(),
+		Ready: func(ctx context.Context, c *cluster.Cluster) error {
+			return adapter.Probe(ctx, adapter.Config{Protocol: "raft", Nodes: clientNodes(c)})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(false)
+	var addrs []string
+	for _, n := range c.ClientAddrs() {
+		addrs = append(addrs, n.ClientAddr)
+	}
+	for name, args := range map[string][]string{
+		"cluster": {"--cluster", c.SpecPath},
+		"targets": {"--targets", strings.Join(addrs, ",")},
+	} {
+		prefix := filepath.Join(t.TempDir(), "r")
+		var out bytes.Buffer
+		err := run(append(args, "--mode", "closed", "--clients", "2", "--pipeline", "2", "--batch", "4",
+			"--duration", "1s", "--warmup", "200ms", "--quiet", "--out", prefix), &out, &out)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out.String())
+		}
+		r, err := report.ReadFile(prefix + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Summary.Ops == 0 || r.Summary.Errors != 0 || r.ClusterInfo["nodes"] != "3" {
+			t.Errorf("%s: ops %d errors %d info %v", name, r.Summary.Ops, r.Summary.Errors, r.ClusterInfo)
+		}
+	}
+	// A spec for another protocol is refused by name.
+	var out bytes.Buffer
+	err = run([]string{"--protocol", "pbft", "--cluster", c.SpecPath, "--duration", "1s", "--out", filepath.Join(t.TempDir(), "x")}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "says raft") {
+		t.Fatalf("pbft flag with a raft spec: %v", err)
+	}
+}
