@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
+	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/wire"
 )
 
@@ -22,6 +25,10 @@ const (
 	DefaultDialTimeout = time.Second
 	// DefaultMaxInflight bounds batches in flight per Client; Do blocks beyond it.
 	DefaultMaxInflight = 1024
+	// MaxOutstandingOps bounds the operations in flight per client, whatever the batching:
+	// the replicated store remembers only kv.SessionWindow sequence numbers per client, and
+	// retries reordered by a redirect must stay inside that window to stay exactly-once.
+	MaxOutstandingOps = kv.SessionWindow
 	// retryBackoffMin and retryBackoffMax bound the pause between attempts after a
 	// not-leader without hint, a busy answer or a failed connection.
 	retryBackoffMin = 2 * time.Millisecond
@@ -127,6 +134,7 @@ type RaftClient struct {
 	cfg    Config
 	seqs   atomic.Uint64
 	slots  chan struct{}
+	window *semaphore.Weighted // outstanding ops, at most MaxOutstandingOps
 	closed atomic.Bool
 
 	mu     sync.Mutex
@@ -139,7 +147,8 @@ func NewRaft(cfg Config) (*RaftClient, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	c := &RaftClient{cfg: cfg, slots: make(chan struct{}, cfg.MaxInflight), conns: map[uint64]*conn{}, leader: cfg.Nodes[0].ID}
+	c := &RaftClient{cfg: cfg, slots: make(chan struct{}, cfg.MaxInflight), window: semaphore.NewWeighted(MaxOutstandingOps),
+		conns: map[uint64]*conn{}, leader: cfg.Nodes[0].ID}
 	return c, nil
 }
 
@@ -220,8 +229,8 @@ func (c *RaftClient) connTo(ctx context.Context) (*conn, error) {
 // means its outcome is unknown (it may have been applied). Per-op statuses (not found, CAS
 // mismatch) are results, not errors.
 func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error {
-	if len(ops) == 0 {
-		return errors.New("client: empty batch")
+	if len(ops) == 0 || len(ops) > MaxOutstandingOps {
+		return fmt.Errorf("client: a batch needs 1 to %d ops, got %d", MaxOutstandingOps, len(ops))
 	}
 	select {
 	case c.slots <- struct{}{}:
@@ -229,6 +238,10 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 		return ctx.Err()
 	}
 	defer func() { <-c.slots }()
+	if err := c.window.Acquire(ctx, int64(len(ops))); err != nil {
+		return err
+	}
+	defer c.window.Release(int64(len(ops)))
 	req := wire.ClientRequest{ClientID: c.cfg.ClientID, Ops: ops}
 	backoff := retryBackoffMin
 	var lastErr error
@@ -288,11 +301,11 @@ func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequ
 	if err := cn.send(cl, req, &c.seqs); err != nil {
 		return 0, err
 	}
-	t := time.NewTimer(c.cfg.AttemptTimeout)
-	defer t.Stop()
+	cl.timer.Reset(c.cfg.AttemptTimeout)
+	defer cl.timer.Stop()
 	select {
 	case <-cl.done:
-	case <-t.C:
+	case <-cl.timer.C:
 		if cn.forget(cl) {
 			return 0, fmt.Errorf("node %d: no reply within %v", cn.node, c.cfg.AttemptTimeout)
 		}

@@ -25,9 +25,15 @@ type call struct {
 	vals     []byte
 	err      error
 	replica  uint64 // PBFT: the replica that answered (for f+1 matching)
+	// timer bounds one attempt; kept with the pooled call so attempts do not allocate one.
+	timer *time.Timer
 }
 
-var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+var callPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &call{done: make(chan struct{}, 1), timer: t}
+}}
 
 func getCall(seq uint64) *call {
 	c := callPool.Get().(*call)
