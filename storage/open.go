@@ -289,7 +289,7 @@ func (r *recovery) replayCompact(index, term uint64, kind byte) {
 		w.ents = w.ents[:0]
 		w.first = index + 1
 	case index >= w.first:
-		w.ents = w.ents[index-w.first+1:]
+		w.dropPrefixLocked(index - w.first + 1)
 		w.first = index + 1
 	}
 }

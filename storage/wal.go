@@ -283,6 +283,13 @@ func (w *WAL) truncateLocked(i uint64) {
 	}
 }
 
+// dropPrefixLocked removes the first n positions by moving the rest down, so the index
+// keeps its backing array: reslicing would shrink the capacity and make the next
+// appends reallocate and copy the whole index after every compaction.
+func (w *WAL) dropPrefixLocked(n uint64) {
+	w.ents = w.ents[:copy(w.ents, w.ents[n:])]
+}
+
 func (w *WAL) reserveBatchHeaderLocked() {
 	if len(w.pending) == 0 {
 		var zero [batchHeaderLen]byte
@@ -380,7 +387,7 @@ func (w *WAL) Compact(index uint64) (uint64, error) {
 	k := index - w.first
 	w.snapTerm = w.ents[k].term
 	w.snapIndex = index
-	w.ents = w.ents[k+1:]
+	w.dropPrefixLocked(k + 1)
 	w.first = index + 1
 	w.reserveBatchHeaderLocked()
 	w.pending = appendCompactRecord(w.pending, index, w.snapTerm, compactKeepSuffix)
