@@ -161,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	var lastErr error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
-		c, retry, err := start(ctx, cfg, dir, temp)
+		c, retry, err := start(ctx, cfg, dir, temp, attempt)
 		if err == nil {
 			return c, nil
 		}
@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 
 // start makes one attempt. retry is true when a node failed to bind its address, which a
 // fresh set of ports may fix.
-func start(ctx context.Context, cfg Config, dir string, temp bool) (c *Cluster, retry bool, err error) {
+func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) (c *Cluster, retry bool, err error) {
 	spec, err := localSpec(cfg)
 	if err != nil {
 		return nil, false, err
@@ -190,7 +190,7 @@ func start(ctx context.Context, cfg Config, dir string, temp bool) (c *Cluster, 
 		return nil, false, fmt.Errorf("cluster: %w", err)
 	}
 	for _, ns := range spec.Nodes {
-		n, err := c.spawn(ns)
+		n, err := c.spawn(ns, attempt > 1)
 		if err != nil {
 			_ = c.stop()
 			return nil, false, err
@@ -256,13 +256,19 @@ func localSpec(cfg Config) (*server.ClusterSpec, error) {
 	return spec, nil
 }
 
-func (c *Cluster) spawn(ns server.NodeSpec) (*Node, error) {
+func (c *Cluster) spawn(ns server.NodeSpec, retry bool) (*Node, error) {
 	n := &Node{ID: ns.ID, PeerAddr: ns.PeerAddr, ClientAddr: ns.ClientAddr,
 		DataDir: filepath.Join(c.Dir, fmt.Sprintf("node-%d", ns.ID)),
 		LogPath: filepath.Join(c.Dir, fmt.Sprintf("node-%d.log", ns.ID)), exited: make(chan struct{})}
-	// A retried start reuses the directory: start each node from an empty data directory.
-	if err := os.RemoveAll(n.DataDir); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+	if retry {
+		// This attempt's own leftovers from the failed one before: start empty again.
+		if err := os.RemoveAll(n.DataDir); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	} else if ents, err := os.ReadDir(n.DataDir); err == nil && len(ents) > 0 {
+		// A benchmark starts from empty replicas; old data would be recovered and change the
+		// run. Refuse rather than delete what the caller may want to keep.
+		return nil, fmt.Errorf("cluster: %s is not empty: give an empty or new run directory", n.DataDir)
 	}
 	if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)

@@ -207,3 +207,19 @@ func TestFindNodeRejectsImpostor(t *testing.T) {
 		t.Fatalf("the real node binary was rejected: %s", why)
 	}
 }
+
+// A run directory that already holds a node's data is refused, not wiped.
+func TestStartRefusesUsedDataDir(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "node-2", "wal")
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Config{Protocol: "raft", Nodes: 3, NodeBin: node(t), Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("Start over old data: %v", err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("old data removed: %v", err)
+	}
+}
