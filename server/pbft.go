@@ -108,6 +108,12 @@ type PBFTReplica struct {
 
 	// Test-only broken mode (ReplicaConfig.UnsafeAckBeforeCommit).
 	unsafeAuth *pbftcore.Authenticator
+	// Byzantine behaviour (pbft_byzantine.go): the mode, and the keys its lies are sealed with.
+	byz        atomic.Int32
+	byzKeys    *pbftcore.Keys
+	byzSignAll bool
+	byzA       *pbftcore.Authenticator
+	byzBuf     []byte
 	unsafeReq  wire.ClientRequest
 	unsafeRep  wire.ClientReply
 
@@ -194,6 +200,7 @@ func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
 	if cfg.UnsafeAckBeforeCommit {
 		r.unsafeAuth = pbftcore.NewAuthenticator(ccfg.Keys, ccfg.SignAll)
 	}
+	r.byzKeys, r.byzSignAll = ccfg.Keys, ccfg.SignAll
 	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -554,6 +561,9 @@ func (r *PBFTReplica) processReady() {
 		}
 		for i := range rd.Messages {
 			m := &rd.Messages[i]
+			if r.byz.Load() != 0 && r.byzantineSend(m) {
+				continue
+			}
 			switch m.To {
 			case pbftcore.ToAll:
 				r.out = r.codec.appendFrame(r.out[:0], m)

@@ -49,18 +49,37 @@ func openTarget(t *testing.T, c *server.LocalCluster) *adapter.Target {
 
 // faultRun runs a cluster under sched with both verdicts.
 func faultRun(t *testing.T, protocol string, nodes int, sched string, unsafe bool, keys int) *RunOutcome {
-	return faultRunKill(t, protocol, nodes, sched, unsafe, keys, 0)
+	return faultRunWith(t, runOpts{protocol: protocol, nodes: nodes, sched: sched, unsafe: unsafe, keys: keys})
 }
 
 // faultRunKill is faultRun whose durability check kills only `kill` nodes (0: all).
 func faultRunKill(t *testing.T, protocol string, nodes int, sched string, unsafe bool, keys, kill int) *RunOutcome {
+	return faultRunWith(t, runOpts{protocol: protocol, nodes: nodes, sched: sched, unsafe: unsafe, keys: keys, kill: kill})
+}
+
+type runOpts struct {
+	protocol     string
+	nodes        int
+	sched        string
+	unsafe       bool
+	keys, kill   int
+	duration     time.Duration
+	noDurability bool
+	setup        func(*server.LocalCluster)
+}
+
+func faultRunWith(t *testing.T, o runOpts) *RunOutcome {
 	t.Helper()
+	protocol, nodes, sched, unsafe, keys, kill := o.protocol, o.nodes, o.sched, o.unsafe, o.keys, o.kill
 	c, err := server.StartLocalCluster(server.LocalClusterConfig{Protocol: protocol, Nodes: nodes, Dir: t.TempDir(),
 		Sync: storage.SyncAlways, UnsafeAckBeforeCommit: unsafe})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop() })
+	if o.setup != nil {
+		o.setup(c)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := adapter.Probe(ctx, targetConfig(c)); err != nil {
@@ -74,8 +93,11 @@ func faultRunKill(t *testing.T, protocol string, nodes int, sched string, unsafe
 	cfg.Rate, cfg.Duration, cfg.Warmup, cfg.Clients, cfg.Drain = faultRate, faultDuration, faultWarmup, 4, 2*time.Second
 	cfg.Workload, _ = load.NewWorkload("ycsb-a")
 	cfg.Workload.Keys, cfg.Workload.Dist, cfg.Workload.ValueSize = keys, load.DistUniform, 16
+	if o.duration > 0 {
+		cfg.Duration = o.duration
+	}
 	tg := openTarget(t, c)
-	out, err := Run(ctx, RunConfig{Target: tg, Spec: bench.Spec{Protocol: protocol, Local: nodes, Sync: "always"}, Load: cfg,
+	rc := RunConfig{Target: tg, Spec: bench.Spec{Protocol: protocol, Local: nodes, Sync: "always"}, Load: cfg,
 		Cluster: &nemesis.InProcess{C: c}, Schedule: s, Seed: 1, Linearizability: true, ReadBackKill: kill,
 		VizPath: filepath.Join(t.TempDir(), "linearizability.html"),
 		ReadBack: func(ctx context.Context) (bench.Target, error) {
@@ -83,7 +105,11 @@ func faultRunKill(t *testing.T, protocol string, nodes int, sched string, unsafe
 				return nil, err
 			}
 			return openTarget(t, c), nil
-		}})
+		}}
+	if o.noDurability {
+		rc.ReadBack = nil
+	}
+	out, err := Run(ctx, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,5 +192,31 @@ func TestPBFTKillPrimaryVerdicts(t *testing.T) {
 	}
 	if !dur.OK || dur.Checked == 0 {
 		t.Errorf("durability: %+v", dur)
+	}
+}
+
+// A Byzantine primary in each mode (Castro and Liskov §4: safety with f = 1 faulty replica
+// of 4): the backups time out and change view (§4.4) or outvote it, clients accept only f+1
+// matching replies (§4.1), and the history stays linearizable.
+func TestPBFTByzantinePrimaryStaysLinearizable(t *testing.T) {
+	for _, mode := range []server.ByzantineMode{server.ByzantineSilent, server.ByzantineEquivocate, server.ByzantineBadDigest, server.ByzantineBadMAC} {
+		t.Run("mode="+mode.String(), func(t *testing.T) {
+			var cluster *server.LocalCluster
+			out := faultRunWith(t, runOpts{protocol: "pbft", nodes: 4, keys: 50, duration: 1500 * time.Millisecond, noDurability: true,
+				setup: func(c *server.LocalCluster) {
+					cluster = c
+					c.Replicas[0].(*server.PBFTReplica).SetByzantine(mode)
+				}})
+			// The mode must have bitten: the backups deposed the primary (view > 0).
+			if st := cluster.Replicas[1].(server.Admin).Status(); st.Term == 0 {
+				t.Errorf("a %s primary was never replaced: %+v", mode, st)
+			}
+			lin := out.Result.Verdicts.Linearizability
+			if !lin.OK || lin.Checked == 0 {
+				t.Errorf("linearizability with a %s primary: %+v", mode, lin)
+			}
+			t.Logf("%s primary: %.0f ops/s, p99 %v, %d errors", mode, out.Result.Summary.Throughput,
+				time.Duration(out.Result.Summary.Latency.P99), out.Result.Summary.Errors)
+		})
 	}
 }

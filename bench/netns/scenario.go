@@ -134,6 +134,10 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 		Spec:            bench.Spec{Protocol: sc.Protocol, ClusterFile: filepath.Join(sc.Dir, "cluster.json"), Sync: sc.Sync},
 		Linearizability: sc.Linearizability, VizPath: filepath.Join(filepath.Dir(sc.Result), "linearizability.html")}
 	if sc.Durability {
+		if sc.Protocol == "pbft" {
+			// A restarted PBFT replica recovers only from its peers (server/pbft.go): kill f.
+			rc.ReadBackKill = (sc.Nodes - 1) / 3
+		}
 		rc.ReadBack = func(ctx context.Context) (bench.Target, error) {
 			if err := adapter.Probe(ctx, acfg); err != nil {
 				return nil, err

@@ -48,6 +48,7 @@ type options struct {
 	metricsAddr string
 	logLevel    string
 	tick        time.Duration
+	byzantine   string
 }
 
 // newFlags builds the flag set in groups, so --help prints each group under its heading
@@ -67,6 +68,10 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	store.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (required)")
 	store.StringVar(&o.sync, "sync", "always", "WAL sync policy: always (fdatasync before acknowledging) or none (memory speed; results must say so)")
 
+	faults := pflag.NewFlagSet("faults", pflag.ContinueOnError)
+	faults.SortFlags = false
+	faults.StringVar(&o.byzantine, "byzantine", "", "PBFT only, for benchmarks under faults: misbehave as silent, equivocate, bad-digest or bad-mac (at most f replicas; see docs/FAULTS.md)")
+
 	obs := pflag.NewFlagSet("observability", pflag.ContinueOnError)
 	obs.SortFlags = false
 	obs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /debug/pprof and the /admin/ endpoints (status, fault injection) on this address (empty: off)")
@@ -75,7 +80,7 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	groups := []struct {
 		title string
 		fs    *pflag.FlagSet
-	}{{"Cluster", cluster}, {"Storage", store}, {"Observability", obs}}
+	}{{"Cluster", cluster}, {"Storage", store}, {"Faults", faults}, {"Observability", obs}}
 	fs := pflag.NewFlagSet("node", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
@@ -179,11 +184,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, ok := spec.Node(o.id); !ok {
 		return fmt.Errorf("--id %d is not a node of the cluster", o.id)
 	}
+	byz, err := server.ParseByzantineMode(o.byzantine)
+	if err != nil {
+		return fmt.Errorf("--byzantine: %w", err)
+	}
+	if byz != server.ByzantineNone && spec.Protocol != "pbft" {
+		return fmt.Errorf("--byzantine: only PBFT replicas have Byzantine modes (this cluster runs %s)", spec.Protocol)
+	}
 	metrics := server.NewMetrics()
 	r, err := server.NewReplica(server.ReplicaConfig{Spec: spec, ID: o.id, DataDir: o.dataDir, Sync: policy,
 		Logger: log.With("node", o.id), Metrics: metrics})
 	if err != nil {
 		return err
+	}
+	if p, ok := r.(*server.PBFTReplica); ok && byz != server.ByzantineNone {
+		p.SetByzantine(byz)
+		log.Warn("this replica is Byzantine on purpose", "mode", byz)
 	}
 	if err := r.Start(); err != nil {
 		_ = r.Stop()
