@@ -95,9 +95,31 @@ func BatchDigest(reqs []Request) Digest {
 // appendCanonical encodes the authenticated content of m: every field but Auth, with a
 // batch represented by its digest (the request travels outside the authenticated part,
 // OSDI '99 §4.2) and nested proofs by their own canonical form and authenticators.
+//
+// Normal-case messages encode only the fields their type uses, so that the MAC input of a
+// PREPARE, COMMIT or REPLY fits one SHA-256 block (two compressions per HMAC).
 func appendCanonical(dst []byte, m *Message) []byte {
 	dst = append(dst, byte(m.Type))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(int32(m.From)))
+	switch m.Type {
+	case MsgPrePrepare, MsgPrepare, MsgCommit:
+		dst = binary.LittleEndian.AppendUint64(dst, m.View)
+		dst = binary.LittleEndian.AppendUint64(dst, m.Seq)
+		return append(dst, m.Digest[:]...)
+	case MsgReply:
+		dst = binary.LittleEndian.AppendUint64(dst, m.View)
+		dst = binary.LittleEndian.AppendUint64(dst, m.Client)
+		dst = binary.LittleEndian.AppendUint64(dst, m.Timestamp)
+		if m.ReadOnly {
+			dst = append(dst, 1)
+		} else {
+			dst = append(dst, 0)
+		}
+		return appendBytes(dst, m.Result)
+	case MsgCheckpoint:
+		dst = binary.LittleEndian.AppendUint64(dst, m.Seq)
+		return append(dst, m.Digest[:]...)
+	}
 	dst = binary.LittleEndian.AppendUint64(dst, m.View)
 	dst = binary.LittleEndian.AppendUint64(dst, m.Seq)
 	dst = append(dst, m.Digest[:]...)
