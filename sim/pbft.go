@@ -22,6 +22,10 @@ const (
 	pbftFMax              = 2
 	pbftClientTimeoutTick = 12
 	pbftResultBytes       = 9 // Output: value (8 bytes) + ok (1 byte)
+	pbftRetransmitTicks   = 4
+	pbftPendingRequests   = 64 // per replica queue; above the clients a run has (<= ClientsMaxRun)
+	// pbftSlowDelayFactor: a slow primary holds pre-prepares this many request timeouts.
+	pbftSlowDelayFactor = 3
 )
 
 var errPBFTAgreement = errors.New("pbft: agreement violated")
@@ -105,12 +109,12 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	cfg.WindowSize = 2 * p.k
 	cfg.MaxInflightBatches = int(cfg.WindowSize)
 	cfg.MaxBatchRequests = p.batch
-	cfg.MaxPendingRequests = max(cfg.MaxBatchRequests, 64)
+	cfg.MaxPendingRequests = max(cfg.MaxBatchRequests, pbftPendingRequests)
 	cfg.MaxOpBytes = OpEncodedSize
 	cfg.MaxBatchBytes = p.batch * OpEncodedSize
 	cfg.MaxResultBytes = pbftResultBytes
 	cfg.RequestTimeoutTicks = p.timeout
-	cfg.RetransmitTicks = 4
+	cfg.RetransmitTicks = pbftRetransmitTicks
 	cfg.SignAll = p.signAll
 	nd, err := pbftcore.New(cfg)
 	if err != nil {
@@ -118,7 +122,7 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	}
 	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: 0}
 	if b := p.byzB[i]; b != byz.Honest {
-		rep.byz = byz.New(b, p.keyring.Replica(i), p.n, p.signAll, 3*p.timeout)
+		rep.byz = byz.New(b, p.keyring.Replica(i), p.n, p.signAll, pbftSlowDelayFactor*p.timeout)
 	}
 	p.replicas[i] = rep
 	return rep
@@ -156,7 +160,7 @@ func (p *pbftProtocol) Nemesis(rng *rand.Rand) string {
 	all := byz.All()
 	p.byzB[i] = all[rng.IntN(len(all))]
 	if r := p.replicas[i]; r != nil {
-		r.byz = byz.New(p.byzB[i], p.keyring.Replica(i), p.n, p.signAll, 3*p.timeout)
+		r.byz = byz.New(p.byzB[i], p.keyring.Replica(i), p.n, p.signAll, pbftSlowDelayFactor*p.timeout)
 	}
 	return fmt.Sprintf("pbft: n%d turns %s", i+1, p.byzB[i])
 }
