@@ -150,3 +150,19 @@ func BenchmarkRestore(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPairHash is the SHA-256 digest contribution alone, the floor under every write.
+func BenchmarkPairHash(b *testing.B) {
+	for _, size := range []int{16, 128} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			s, _ := New(Config{})
+			key := benchKey(nil, 7)
+			val := bytes.Repeat([]byte{'v'}, size)
+			var h [32]byte
+			b.ReportAllocs()
+			for b.Loop() {
+				s.pairHash(key, val, &h)
+			}
+		})
+	}
+}
