@@ -20,9 +20,12 @@
 // # State digest
 //
 // The digest is an additive multiset hash (AdHash, Bellare–Micciancio): the sum modulo
-// 2^256 of SHA-256 over each key-value pair and each client session, with the pair's hash
+// 2^256 of SHA-256 over each key-value pair and each client session, with each pair's hash
 // kept beside it so a write subtracts the old contribution and adds the new one in O(1).
+// A session changes on every write of its client, so it is only marked dirty then; Digest
+// (and Snapshot) rehash the sessions changed since the previous call, once each.
 // Addition commutes, so equal states have equal digests whatever order writes arrived in.
+// Config.NoDigest turns hashing off for protocols that never compare replica states (Raft).
 // Limitation: with a 256-bit modulus the generalized birthday attack (Wagner, CRYPTO 2002)
 // finds colliding multisets in far fewer than 2^128 steps; it suits checkpoint agreement
 // among replicas that applied the same ordered log, not adversarial state commitments.
