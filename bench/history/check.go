@@ -20,8 +20,10 @@ const (
 	// DefaultCheckTimeout bounds porcupine's search; a check that runs out says so
 	// (inconclusive) rather than passing.
 	DefaultCheckTimeout = 60 * time.Second
-	// ReadBackBatch is how many keys one read-back batch asks for.
-	ReadBackBatch = 64
+	// DefaultReadBackBatch is how many keys one read-back batch asks for when the caller
+	// does not say. Keep batch x value size small: a PBFT reply carries at most
+	// server.PBFTMaxResultBytes (8 KiB) of results, and a larger one is never answered.
+	DefaultReadBackBatch = 16
 	// readBackRetry is the pause before retrying a read-back batch that failed (the cluster
 	// may still be electing a leader after the restart).
 	readBackRetry = 100 * time.Millisecond
@@ -162,8 +164,12 @@ func (r *Recorder) describeViolation(info porcupine.LinearizationInfo) string {
 // cluster was killed and restarted) and counts acknowledged writes that were lost: a write w
 // is lost if the key is absent, holds a value no write to it wrote, or holds the value of a
 // write that completed before w was issued (which therefore cannot follow w). Checked is
-// the number of acknowledged writes examined. Failed batches are retried until ctx ends.
-func (r *Recorder) CheckDurable(ctx context.Context, s bench.Session) (*report.Verdict, error) {
+// the number of acknowledged writes examined. Keys are read `batch` per request (0:
+// DefaultReadBackBatch). Failed batches are retried until ctx ends.
+func (r *Recorder) CheckDurable(ctx context.Context, s bench.Session, batch int) (*report.Verdict, error) {
+	if batch <= 0 {
+		batch = DefaultReadBackBatch
+	}
 	r.mu.Lock()
 	type write struct{ call, ret int64 }
 	acked := map[uint32][]write{}
@@ -191,9 +197,9 @@ func (r *Recorder) CheckDurable(ctx context.Context, s bench.Session) (*report.V
 
 	v := &report.Verdict{}
 	var firstLost string
-	ops := make([]bench.Op, 0, ReadBackBatch)
-	for from := 0; from < len(keys); from += ReadBackBatch {
-		to := min(from+ReadBackBatch, len(keys))
+	ops := make([]bench.Op, 0, batch)
+	for from := 0; from < len(keys); from += batch {
+		to := min(from+batch, len(keys))
 		ops = ops[:0]
 		for _, n := range names[from:to] {
 			ops = append(ops, bench.Op{Kind: bench.OpRead, Key: []byte(n)})

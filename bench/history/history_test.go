@@ -182,7 +182,7 @@ func TestDurability(t *testing.T) {
 			mem.forget = forget
 			drive(t, r.Wrap(mem), 40)
 			mem.crash()
-			v, err := r.CheckDurable(context.Background(), mem)
+			v, err := r.CheckDurable(context.Background(), mem, 7)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -39,6 +39,9 @@ type RunConfig struct {
 	// read-back (0: all of them). A protocol that recovers a replica only from its peers
 	// (PBFT here: see server/pbft.go) loses everything when all restart; kill at most f.
 	ReadBackKill int
+	// ReadBackBatch is how many keys one read-back request reads (0:
+	// DefaultReadBackBatch); keep it times the value size well under a reply's limit.
+	ReadBackBatch int
 	// ReadBackTimeout bounds the restart and the read-back (0: DefaultReadBackTimeout).
 	ReadBackTimeout time.Duration
 }
@@ -137,7 +140,11 @@ func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verd
 	defer cancel()
 	var errs []error
 	killed := 0
-	for _, id := range cfg.Cluster.Nodes() {
+	ids := cfg.Cluster.Nodes()
+	for i := range ids {
+		// From the highest ID down, so that a partial kill spares node 1 (PBFT's primary of
+		// view 0, which a restarted replica believes in until it hears otherwise).
+		id := ids[len(ids)-1-i]
 		if cfg.ReadBackKill > 0 && killed == cfg.ReadBackKill {
 			break
 		}
@@ -164,5 +171,5 @@ func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verd
 		return nil, fmt.Errorf("history: durability check: %w", err)
 	}
 	defer s.Close()
-	return rec.CheckDurable(ctx, s)
+	return rec.CheckDurable(ctx, s, cfg.ReadBackBatch)
 }

@@ -57,8 +57,9 @@ type Nodes struct {
 }
 
 // StartNodes starts every node of spec (written to dir/cluster.json) in its namespace,
-// with data and logs under dir. It returns once every process is started, not serving.
-func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *server.ClusterSpec) (*Nodes, error) {
+// with data and logs under dir; extra[id] are more flags for node id. It returns once every
+// process is started, not serving.
+func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *server.ClusterSpec, extra map[int][]string) (*Nodes, error) {
 	b, err := spec.Marshal()
 	if err != nil {
 		return nil, err
@@ -77,6 +78,7 @@ func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *se
 		p := &proc{id: id, log: filepath.Join(dir, fmt.Sprintf("node-%d.log", id)),
 			args: []string{"netns", "exec", nodeNS(prefix, id), nodeBin, "--cluster", specPath, "--id", strconv.Itoa(id),
 				"--data-dir", data, "--sync", sync, "--metrics-addr", fmt.Sprintf("%s:%d", nodeAddr(id), MetricsPort)}}
+		p.args = append(p.args, extra[id]...)
 		ns.procs = append(ns.procs, p)
 		ns.Procs.Procs = append(ns.Procs.Procs, nemesis.Proc{ID: uint64(id),
 			AdminURL: fmt.Sprintf("http://%s:%d", nodeAddr(id), MetricsPort),

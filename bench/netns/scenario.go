@@ -29,6 +29,10 @@ const EnvScenario = "CONSENSUSBENCH_NETNS_SCENARIO"
 const (
 	// ReadyTimeout bounds the wait for the cluster to commit its first write.
 	ReadyTimeout = 30 * time.Second
+	// readBackBytes is the value bytes one durability read-back request asks for, and
+	// TagBytesOverhead the per-op size beyond the value assumed with it.
+	readBackBytes    = 2 << 10
+	TagBytesOverhead = 32
 	// innerGrace is added to the load's own length to bound the client process.
 	innerGrace = 3 * time.Minute
 )
@@ -45,6 +49,10 @@ type Scenario struct {
 	Dir      string      `json:"dir"` // spec, node data and logs, result
 	Load     load.Config `json:"load"`
 	Nemesis  string      `json:"nemesis,omitempty"`
+	// Byzantine, for PBFT, starts the nodes ByzantineNodes (default node 1, the primary of
+	// view 0) with --byzantine MODE.
+	Byzantine      string `json:"byzantine,omitempty"`
+	ByzantineNodes []int  `json:"byzantine_nodes,omitempty"`
 	// Linearizability and Durability ask for the verdicts (see bench/history).
 	Linearizability bool   `json:"linearizability"`
 	Durability      bool   `json:"durability"`
@@ -111,7 +119,17 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := StartNodes(ctx, sc.Prefix, sc.NodeBin, sc.Dir, sc.Sync, spec)
+	extra := map[int][]string{}
+	if sc.Byzantine != "" {
+		ids := sc.ByzantineNodes
+		if len(ids) == 0 {
+			ids = []int{1}
+		}
+		for _, id := range ids {
+			extra[id] = []string{"--byzantine", sc.Byzantine}
+		}
+	}
+	nodes, err := StartNodes(ctx, sc.Prefix, sc.NodeBin, sc.Dir, sc.Sync, spec, extra)
 	if err != nil {
 		return err
 	}
@@ -138,6 +156,8 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 			// A restarted PBFT replica recovers only from its peers (server/pbft.go): kill f.
 			rc.ReadBackKill = (sc.Nodes - 1) / 3
 		}
+		// Reads of about 2 KiB of values per request: well inside a PBFT reply's 8 KiB.
+		rc.ReadBackBatch = max(1, readBackBytes/(sc.Load.Workload.ValueSize+TagBytesOverhead))
 		rc.ReadBack = func(ctx context.Context) (bench.Target, error) {
 			if err := adapter.Probe(ctx, acfg); err != nil {
 				return nil, err
@@ -151,6 +171,9 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 	}
 	out.Result.ClusterInfo = tg.Describe()
 	out.Result.ClusterInfo["netns"] = fmt.Sprintf("%d node namespaces + 1 client, bridge, %s", sc.Nodes, rateNote(sc.Rate))
+	if sc.Byzantine != "" {
+		out.Result.ClusterInfo["byzantine"] = fmt.Sprintf("%s on nodes %v", sc.Byzantine, sc.ByzantineNodes)
+	}
 	if werr := out.Result.WriteFile(sc.Result); werr != nil {
 		return errors.Join(err, werr)
 	}

@@ -47,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sc.Sync, "sync", "always", "WAL policy: always or none")
 	fs.StringVar(&sc.Rate, "rate", "", "tc tbf rate limit on every link, both directions (e.g. 1gbit, 10gbit; empty: none)")
 	fs.StringVar(&sc.Nemesis, "nemesis", "partition-leader@5s:3s", "fault schedule: "+nemesis.Grammar)
+	fs.StringVar(&sc.Byzantine, "byzantine", "", "PBFT: start --byzantine-nodes with node --byzantine MODE (silent, equivocate, bad-digest, bad-mac)")
+	fs.IntSliceVar(&sc.ByzantineNodes, "byzantine-nodes", []int{1}, "node IDs that run Byzantine (at most f)")
 	fs.BoolVar(&sc.Linearizability, "check-linearizability", true, "record the history and check it with porcupine")
 	fs.BoolVar(&sc.Durability, "check-durability", false, "after the run kill -9 every node, restart, read every acknowledged write back")
 	fs.Float64Var(&sc.Load.Rate, "load-rate", 2000, "offered ops/s (open loop)")
