@@ -7,9 +7,9 @@ SEEDS ?= 5000
 COUNT ?= 10
 # make run / run-pbft: measured seconds, WAL sync policy, and the load. Closed loop (each of
 # 32 clients keeps 2 batches of 16 ops in flight) finds the cluster's throughput on any
-# machine; for latency at a fixed rate use RUN_LOAD="--mode open --rate 50000". A Raft client
-# keeps at most 32 ops outstanding: the store remembers 64 sequence numbers per client
-# (kv.SessionWindow), and a retried batch further behind than that fails.
+# machine; for latency at a fixed rate use RUN_LOAD="--mode open --rate 50000". A client never
+# keeps more than kv.SessionWindow (1024) ops outstanding: the store remembers that many
+# sequence numbers per client, which is what makes retried writes exactly-once.
 DURATION ?= 20s
 SYNC ?= none
 RUN_LOAD ?= --mode closed --clients 32 --pipeline 2 --batch 16
