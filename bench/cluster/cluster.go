@@ -105,27 +105,50 @@ type Node struct {
 	ClientAddr string
 	DataDir    string
 	LogPath    string
+	// MetricsAddr is the node's --metrics-addr: Prometheus /metrics and the /admin/
+	// endpoints (status, partitions, leader transfer) the fault injection uses.
+	MetricsAddr string
 
+	args []string // the node's command line, for restarts
+	// mu guards the process fields, which Kill and Restart replace while others read them.
+	mu     sync.Mutex
 	cmd    *exec.Cmd
 	log    *os.File
 	exited chan struct{} // closed when the process has been reaped
 	err    error         // its exit status, valid after exited is closed
+	killed bool          // killed on purpose (fault injection) and not restarted
 }
 
 // Name is how the node appears in results ("n1").
 func (n *Node) Name() string { return fmt.Sprintf("n%d", n.ID) }
 
 // PID is the node's process ID.
-func (n *Node) PID() int { return n.cmd.Process.Pid }
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd.Process.Pid
+}
 
 // Exited reports whether the process has ended, and how.
 func (n *Node) Exited() (bool, error) {
+	n.mu.Lock()
+	exited := n.exited
+	n.mu.Unlock()
 	select {
-	case <-n.exited:
+	case <-exited:
+		n.mu.Lock()
+		defer n.mu.Unlock()
 		return true, n.err
 	default:
 		return false, nil
 	}
+}
+
+// Killed reports whether the node was killed on purpose (Cluster.Kill) and not restarted.
+func (n *Node) Killed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.killed
 }
 
 // Cluster is a running local cluster. Its methods are safe for concurrent use.
@@ -136,6 +159,7 @@ type Cluster struct {
 	Nodes    []*Node
 
 	cfg      Config
+	faultMu  sync.Mutex // serializes Kill, Restart and stop
 	tempDir  bool
 	stopOnce sync.Once
 	stopErr  error
@@ -176,7 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 // start makes one attempt. retry is true when a node failed to bind its address, which a
 // fresh set of ports may fix.
 func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) (c *Cluster, retry bool, err error) {
-	spec, err := localSpec(cfg)
+	spec, metrics, err := localSpec(cfg)
 	if err != nil {
 		return nil, false, err
 	}
@@ -189,8 +213,8 @@ func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) 
 	if err := os.WriteFile(c.SpecPath, b, 0o644); err != nil {
 		return nil, false, fmt.Errorf("cluster: %w", err)
 	}
-	for _, ns := range spec.Nodes {
-		n, err := c.spawn(ns, attempt > 1)
+	for i, ns := range spec.Nodes {
+		n, err := c.spawn(ns, metrics[i], attempt > 1)
 		if err != nil {
 			_ = c.stop()
 			return nil, false, err
@@ -217,10 +241,11 @@ func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) 
 	return c, false, nil
 }
 
-// localSpec builds the spec with free loopback ports. The ports are held open together
-// while being picked, so they are distinct; another process could still take one before the
-// node binds it, which Start handles by retrying.
-func localSpec(cfg Config) (*server.ClusterSpec, error) {
+// localSpec builds the spec with free loopback ports, and picks each node's metrics (admin)
+// address. The ports are held open together while being picked, so they are distinct;
+// another process could still take one before the node binds it, which Start handles by
+// retrying.
+func localSpec(cfg Config) (*server.ClusterSpec, []string, error) {
 	spec := server.LocalClusterSpec(cfg.Protocol, cfg.Nodes, 0)
 	if cfg.Template != nil {
 		s := *cfg.Template
@@ -241,23 +266,27 @@ func localSpec(cfg Config) (*server.ClusterSpec, error) {
 		lns = append(lns, ln)
 		return ln.Addr().String(), nil
 	}
+	metrics := make([]string, len(spec.Nodes))
 	for i := range spec.Nodes {
 		var err error
 		if spec.Nodes[i].PeerAddr, err = addr(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if spec.Nodes[i].ClientAddr, err = addr(); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if metrics[i], err = addr(); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, nil, fmt.Errorf("cluster: %w", err)
 	}
-	return spec, nil
+	return spec, metrics, nil
 }
 
-func (c *Cluster) spawn(ns server.NodeSpec, retry bool) (*Node, error) {
-	n := &Node{ID: ns.ID, PeerAddr: ns.PeerAddr, ClientAddr: ns.ClientAddr,
+func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*Node, error) {
+	n := &Node{ID: ns.ID, PeerAddr: ns.PeerAddr, ClientAddr: ns.ClientAddr, MetricsAddr: metricsAddr,
 		DataDir: filepath.Join(c.Dir, fmt.Sprintf("node-%d", ns.ID)),
 		LogPath: filepath.Join(c.Dir, fmt.Sprintf("node-%d.log", ns.ID)), exited: make(chan struct{})}
 	if retry {
@@ -273,25 +302,41 @@ func (c *Cluster) spawn(ns server.NodeSpec, retry bool) (*Node, error) {
 	if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	f, err := os.Create(n.LogPath)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+	n.args = []string{"--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID),
+		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel, "--metrics-addr", metricsAddr}
+	if err := n.launch(c.cfg.NodeBin, os.O_TRUNC); err != nil {
+		return nil, err
 	}
-	n.log = f
-	n.cmd = exec.Command(c.cfg.NodeBin, "--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID),
-		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel)
-	n.cmd.Stdout, n.cmd.Stderr = f, f
-	n.cmd.SysProcAttr = procAttr()
-	if err := n.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cluster: starting node %d (%s): %w", ns.ID, c.cfg.NodeBin, err)
-	}
-	go func() {
-		n.err = n.cmd.Wait()
-		n.log.Close()
-		close(n.exited)
-	}()
 	return n, nil
+}
+
+// launch starts the node process with its log opened with flag (O_TRUNC at first, O_APPEND
+// on a restart, so the log tells the node's whole story).
+func (n *Node) launch(bin string, flag int) error {
+	f, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|flag, 0o644)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	cmd := exec.Command(bin, n.args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = procAttr()
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("cluster: starting node %d (%s): %w", n.ID, bin, err)
+	}
+	exited := make(chan struct{})
+	n.mu.Lock()
+	n.cmd, n.log, n.exited, n.err = cmd, f, exited, nil
+	n.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		n.mu.Lock()
+		n.err = err
+		n.mu.Unlock()
+		close(exited)
+	}()
+	return nil
 }
 
 // waitServing waits until every node's client port accepts a connection, failing early
@@ -340,7 +385,7 @@ func (c *Cluster) waitServing(ctx context.Context) error {
 func (c *Cluster) deadNodes() error {
 	var errs []error
 	for _, n := range c.Nodes {
-		if done, err := n.Exited(); done {
+		if done, err := n.Exited(); done && !n.Killed() {
 			errs = append(errs, fmt.Errorf("cluster: node %d exited (%v); its log %s ends:\n%s", n.ID, err, n.LogPath, tail(n.LogPath)))
 		}
 	}
@@ -389,7 +434,9 @@ func (c *Cluster) NodeCPUSeconds() (map[string]float64, error) {
 	var errs []error
 	for _, n := range c.Nodes {
 		if done, _ := n.Exited(); done {
-			errs = append(errs, fmt.Errorf("cluster: node %d is not running", n.ID))
+			if !n.Killed() { // a node killed on purpose has no CPU time to report
+				errs = append(errs, fmt.Errorf("cluster: node %d is not running", n.ID))
+			}
 			continue
 		}
 		s, err := report.PIDCPUSeconds(n.PID())
@@ -437,27 +484,35 @@ func (c *Cluster) stop() error {
 	default:
 		close(c.stopping)
 	}
+	c.faultMu.Lock() // no Kill or Restart while stopping
+	defer c.faultMu.Unlock()
 	for _, n := range c.Nodes {
 		if done, _ := n.Exited(); !done {
-			_ = n.cmd.Process.Signal(syscall.SIGTERM)
+			p := n.process()
+			_ = p.Signal(syscall.SIGCONT) // a paused node must be able to act on SIGTERM
+			_ = p.Signal(syscall.SIGTERM)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.StopTimeout)
 	defer cancel()
 	var errs []error
 	for _, n := range c.Nodes {
+		n.mu.Lock()
+		exited := n.exited
+		n.mu.Unlock()
 		select {
-		case <-n.exited:
+		case <-exited:
 		case <-ctx.Done():
 		}
-		if done, _ := n.Exited(); !done {
-			_ = n.cmd.Process.Kill()
-			<-n.exited
+		done, err := n.Exited()
+		if !done {
+			_ = n.process().Kill()
+			<-exited
 			errs = append(errs, fmt.Errorf("cluster: node %d did not stop within %v of SIGTERM and was killed (log %s)", n.ID, c.cfg.StopTimeout, n.LogPath))
 			continue
 		}
-		if n.err != nil && !isSignalExit(n.err, syscall.SIGTERM) {
-			errs = append(errs, fmt.Errorf("cluster: node %d stopped with %v (log %s)", n.ID, n.err, n.LogPath))
+		if err != nil && !isSignalExit(err, syscall.SIGTERM) && !n.Killed() {
+			errs = append(errs, fmt.Errorf("cluster: node %d stopped with %v (log %s)", n.ID, err, n.LogPath))
 		}
 	}
 	return errors.Join(errs...)
