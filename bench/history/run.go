@@ -130,9 +130,27 @@ func Run(ctx context.Context, cfg RunConfig) (*RunOutcome, error) {
 }
 
 // durability kills every node still running (or ReadBackKill of them), restarts every
-// node that is down (the schedule's own kills included) and reads every acknowledged write back.
+// node that is down (the schedule's own kills included) and reads every acknowledged write
+// back.
 func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verdict, error) {
-	timeout := cfg.ReadBackTimeout
+	return rec.KillRestartReadBack(ctx, ReadBackConfig{Cluster: cfg.Cluster, ReadBack: cfg.ReadBack,
+		Kill: cfg.ReadBackKill, Batch: cfg.ReadBackBatch, Timeout: cfg.ReadBackTimeout})
+}
+
+// ReadBackConfig is the durability check's set-up (see RunConfig's ReadBack fields).
+type ReadBackConfig struct {
+	Cluster  nemesis.Cluster
+	ReadBack func(ctx context.Context) (bench.Target, error)
+	Kill     int           // nodes to kill (0: all running)
+	Batch    int           // keys per read-back request (0: DefaultReadBackBatch)
+	Timeout  time.Duration // restart and read-back (0: DefaultReadBackTimeout)
+}
+
+// KillRestartReadBack is the durability check: kill cfg.Kill running nodes (all by
+// default; from the highest ID down), restart every node that is down, and read every
+// acknowledged write back through a Target connected to the restarted cluster.
+func (rec *Recorder) KillRestartReadBack(ctx context.Context, cfg ReadBackConfig) (*report.Verdict, error) {
+	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultReadBackTimeout
 	}
@@ -145,7 +163,7 @@ func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verd
 		// From the highest ID down, so that a partial kill spares node 1 (PBFT's primary of
 		// view 0, which a restarted replica believes in until it hears otherwise).
 		id := ids[len(ids)-1-i]
-		if cfg.ReadBackKill > 0 && killed == cfg.ReadBackKill {
+		if cfg.Kill > 0 && killed == cfg.Kill {
 			break
 		}
 		if cfg.Cluster.Running(id) {
@@ -153,7 +171,7 @@ func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verd
 			killed++
 		}
 	}
-	for _, id := range cfg.Cluster.Nodes() {
+	for _, id := range ids {
 		if !cfg.Cluster.Running(id) {
 			errs = append(errs, cfg.Cluster.Restart(ctx, id))
 		}
@@ -171,5 +189,5 @@ func durability(ctx context.Context, cfg RunConfig, rec *Recorder) (*report.Verd
 		return nil, fmt.Errorf("history: durability check: %w", err)
 	}
 	defer s.Close()
-	return rec.CheckDurable(ctx, s, cfg.ReadBackBatch)
+	return rec.CheckDurable(ctx, s, cfg.Batch)
 }

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/load"
+	"github.com/consensusbench/consensusbench/bench/nemesis"
 	"github.com/consensusbench/consensusbench/bench/report"
 )
 
@@ -19,7 +21,8 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	var lf loadFlags
 	var wf workloadFlags
 	var of outputFlags
-	fs, help, err := a.parse("run", "loadgen [run] [flags]", []group{cf.group(), lf.group(false), wf.group(), of.group(false)}, args)
+	var ff faultFlags
+	fs, help, err := a.parse("run", "loadgen [run] [flags]", []group{cf.group(), lf.group(false), wf.group(), of.group(false), ff.group()}, args)
 	if err != nil || help {
 		return err
 	}
@@ -50,6 +53,10 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	faults, err := newFaultRun(ctx, &ff, spec, target)
+	if err != nil {
+		return err
+	}
 
 	env := a.env()
 	started := a.now()
@@ -64,8 +71,11 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	}
 	warnSessionWindow(a.stderr, spec, cfg)
 	cpu := newCPUWindow(a, target)
-	opts.OnWindow = cpu.sample
-	o, err := load.Run(ctx, target, cfg, opts)
+	opts.OnWindow = func(start bool) {
+		cpu.sample(start)
+		faults.window(start)
+	}
+	o, err := load.Run(ctx, faults.wrap(target), cfg, opts)
 	progress.Done()
 	interrupted := err != nil && ctx.Err() != nil && o != nil
 	if err != nil && !interrupted {
@@ -86,8 +96,20 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 		r.ClusterInfo = d.Describe()
 	}
 	cpu.apply(r)
+	prefix := of.out
+	if prefix == "" {
+		prefix = defaultPrefix(started, env, spec, cfg)
+	}
+	figs, verdictsOK, err := faults.finish(ctx, r, prefix, a.stderr)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	failedOps = failedOps || !verdictsOK
 	fmt.Fprintln(a.stdout)
 	if err := report.WriteSummary(a.stdout, r); err != nil {
+		return err
+	}
+	if err := nemesis.WriteFigures(a.stdout, figs); err != nil {
 		return err
 	}
 	if fe, ok := target.(interface{ FirstError() (int64, error) }); ok {
@@ -95,15 +117,14 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 			fmt.Fprintf(a.stderr, "loadgen: %d batches failed; the first: %v\n", n, err)
 		}
 	}
-	prefix := of.out
-	if prefix == "" {
-		prefix = defaultPrefix(started, env, spec, cfg)
-	}
 	if err := a.writeRun(r, prefix); err != nil {
 		return err
 	}
 	if interrupted {
 		return ctx.Err()
+	}
+	if !verdictsOK {
+		return verdictError(r)
 	}
 	return nil
 }
@@ -213,4 +234,20 @@ func (w *cpuWindow) apply(r *report.Result) {
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	r.SetNodeCPU(nodes)
+}
+
+// verdictError says which verdict failed and where its evidence is.
+func verdictError(r *report.Result) error {
+	var msgs []string
+	if v := r.Verdicts.Linearizability; v != nil && !v.OK {
+		m := "linearizability: " + v.Detail
+		if v.Artifact != "" {
+			m += " (visualization: " + v.Artifact + ")"
+		}
+		msgs = append(msgs, m)
+	}
+	if v := r.Verdicts.Durability; v != nil && !v.OK {
+		msgs = append(msgs, "durability: "+v.Detail)
+	}
+	return fmt.Errorf("run: verdict failed: %s", strings.Join(msgs, "; "))
 }

@@ -165,3 +165,51 @@ func TestClusterFileAndTargets(t *testing.T) {
 		t.Fatalf("pbft flag with a raft spec: %v", err)
 	}
 }
+
+// A local Raft run under a leader crash and restart with both verdicts: the kill is real
+// (SIGKILL of the leader's process, found through /admin/status), the event is in the
+// result with its figures, the history is linearizable, and after kill -9 of every node and
+// a restart every acknowledged write reads back (Raft §5.4: committed entries survive).
+func TestLocalFaultRunVerdicts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real node processes")
+	}
+	nodeOnPath(t)
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "result")
+	var out bytes.Buffer
+	err := run([]string{"--local", "3", "--sync", "always", "--data-dir", filepath.Join(dir, "cluster"),
+		"--rate", "300", "--clients", "4", "--workload", "ycsb-a", "--keys", "50", "--value-size", "16",
+		"--duration", "3s", "--warmup", "300ms", "--fsync-samples", "10", "--quiet", "--out", prefix,
+		"--nemesis", "kill-leader@1s,restart@2s", "--check-linearizability", "--check-durability"}, &out, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	r, err := report.ReadFile(prefix + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Events) != 2 || r.Events[0].Kind != "kill-leader" || !strings.Contains(r.Events[0].Detail, "unavailable") {
+		t.Errorf("events %+v", r.Events)
+	}
+	v := r.Verdicts
+	if v == nil || !v.Linearizability.OK || !v.Durability.OK || v.Durability.Checked == 0 {
+		t.Errorf("verdicts %+v\n%s", v, out.String())
+	}
+	if !strings.Contains(out.String(), "fault kill-leader@") {
+		t.Errorf("the summary has no fault line:\n%s", out.String())
+	}
+}
+
+// A schedule on a cluster loadgen does not control is refused before anything runs.
+func TestNemesisNeedsLocal(t *testing.T) {
+	var out bytes.Buffer
+	err := run([]string{"--targets", "127.0.0.1:1", "--nemesis", "kill-leader@1s", "--duration", "1s"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "--local") {
+		t.Fatalf("err = %v", err)
+	}
+	err = run([]string{"--targets", "127.0.0.1:1", "--nemesis", "kill-leader", "--duration", "1s"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "missing @TIME") {
+		t.Fatalf("err = %v", err)
+	}
+}
