@@ -52,6 +52,8 @@ type Config struct {
 	Template *server.ClusterSpec
 	// LogLevel is each node's --log-level ("" means info).
 	LogLevel string
+	// NodeArgs, when set, returns extra flags for node id (e.g. --byzantine MODE).
+	NodeArgs func(id uint64) []string
 	// StartTimeout and StopTimeout bound Start and Stop (0: the defaults).
 	StartTimeout, StopTimeout time.Duration
 	// Ready, when set, runs after every client port accepts, with Start's deadline in ctx;
@@ -304,6 +306,9 @@ func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*No
 	}
 	n.args = []string{"--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID),
 		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel, "--metrics-addr", metricsAddr}
+	if c.cfg.NodeArgs != nil {
+		n.args = append(n.args, c.cfg.NodeArgs(ns.ID)...)
+	}
 	if err := n.launch(c.cfg.NodeBin, os.O_TRUNC); err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 		return err
 	}
 
-	target, err := a.open(ctx, spec)
+	target, err := a.opener(&cf)(ctx, spec)
 	if err != nil {
 		return err
 	}
@@ -250,4 +250,13 @@ func verdictError(r *report.Result) error {
 		msgs = append(msgs, "durability: "+v.Detail)
 	}
 	return fmt.Errorf("run: verdict failed: %s", strings.Join(msgs, "; "))
+}
+
+// opener is the app's Opener, or for --byzantine a local cluster with Byzantine nodes.
+func (a *app) opener(cf *clusterFlags) bench.Opener {
+	if cf.byz == "" {
+		return a.open
+	}
+	x := byzantineExtras(cf.byz, cf.byzNodes)
+	return func(ctx context.Context, spec bench.Spec) (bench.Target, error) { return openLocalWith(ctx, spec, x) }
 }

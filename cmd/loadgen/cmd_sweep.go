@@ -49,7 +49,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 		return usageError{err}
 	}
 
-	target, err := a.open(ctx, spec)
+	target, err := a.opener(&cf)(ctx, spec)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,8 @@ type clusterFlags struct {
 	local    int
 	sync     string
 	dataDir  string
+	byz      string
+	byzNodes []uint
 }
 
 func (c *clusterFlags) group() group {
@@ -35,6 +37,8 @@ func (c *clusterFlags) group() group {
 	g.fs.IntVar(&c.local, "local", 0, "spawn N local node processes on loopback for the run (node binary: beside loadgen, else on PATH, else go build in the module)")
 	g.fs.StringVar(&c.sync, "sync", "", "local clusters: fsync policy always or none (default none)")
 	g.fs.StringVar(&c.dataDir, "data-dir", "", "local clusters: data directory (default a temporary one)")
+	g.fs.StringVar(&c.byz, "byzantine", "", "local PBFT clusters: start --byzantine-nodes with node --byzantine MODE (silent, equivocate, bad-digest, bad-mac)")
+	g.fs.UintSliceVar(&c.byzNodes, "byzantine-nodes", []uint{1}, "local PBFT clusters: the node IDs that misbehave (at most f; node 1 is the first primary)")
 	return g
 }
 
@@ -46,6 +50,9 @@ func (c *clusterFlags) spec() (bench.Spec, error) {
 	}
 	if err := s.Validate(); err != nil {
 		return s, usageError{err}
+	}
+	if c.byz != "" && (c.local == 0 || c.protocol != "pbft") {
+		return s, usagef("--byzantine applies to local PBFT clusters (--local N --protocol pbft); on other clusters start node with --byzantine")
 	}
 	return s, nil
 }

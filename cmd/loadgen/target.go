@@ -69,6 +69,34 @@ const (
 // consensusbench's, or built with `go build ./cmd/node` into a temporary directory when
 // loadgen runs inside the consensusbench module (go run, go test).
 func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
+	return openLocalWith(ctx, spec, localExtras{})
+}
+
+// localExtras are local-cluster settings beyond bench.Spec: extra node flags (--byzantine)
+// and what to record about them in the result's cluster info.
+type localExtras struct {
+	nodeArgs func(id uint64) []string
+	info     map[string]string
+}
+
+// byzantineExtras starts nodes ids with node --byzantine mode.
+func byzantineExtras(mode string, ids []uint) localExtras {
+	set := map[uint64]bool{}
+	for _, id := range ids {
+		set[uint64(id)] = true
+	}
+	return localExtras{
+		nodeArgs: func(id uint64) []string {
+			if set[id] {
+				return []string{"--byzantine", mode}
+			}
+			return nil
+		},
+		info: map[string]string{"byzantine": fmt.Sprintf("%s on nodes %v", mode, ids)},
+	}
+}
+
+func openLocalWith(ctx context.Context, spec bench.Spec, x localExtras) (bench.Target, error) {
 	binDir, err := os.MkdirTemp("", "consensusbench-bin-*")
 	if err != nil {
 		return nil, err
@@ -79,7 +107,7 @@ func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 		return nil, err
 	}
 	c, err := cluster.Start(ctx, cluster.Config{Protocol: spec.Protocol, Nodes: spec.Local, Sync: spec.Sync,
-		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel,
+		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel, NodeArgs: x.nodeArgs,
 		Ready: func(ctx context.Context, c *cluster.Cluster) error {
 			return adapter.Probe(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec)})
 		}})
@@ -91,8 +119,11 @@ func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 	if sync == "" {
 		sync = "none"
 	}
-	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec),
-		Info: map[string]string{"sync": sync, "local": strconv.Itoa(spec.Local)}})
+	info := map[string]string{"sync": sync, "local": strconv.Itoa(spec.Local)}
+	for k, v := range x.info {
+		info[k] = v
+	}
+	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec), Info: info})
 	if err != nil {
 		_, _ = c.Stop(true)
 		os.RemoveAll(binDir)
