@@ -58,6 +58,25 @@ func BenchmarkApply(b *testing.B) {
 				i++
 			}
 		})
+		b.Run(fmt.Sprintf("op=put-overwrite-nodigest/size=%d", size), func(b *testing.B) {
+			s, err := New(Config{NoDigest: true, ExpectedKeys: benchKeys})
+			if err != nil {
+				b.Fatal(err)
+			}
+			op := &Op{Kind: OpPut, Value: bytes.Repeat([]byte{'w'}, size)}
+			for i := range uint64(benchKeys) {
+				op.Key = benchKey(op.Key, i)
+				s.Apply(1, op)
+			}
+			i := uint64(0)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				op.Key = benchKey(op.Key, i%benchKeys)
+				s.Apply(2, op)
+				i++
+			}
+		})
 		b.Run(fmt.Sprintf("op=put-session/size=%d", size), func(b *testing.B) {
 			s := loaded(b, benchKeys, size)
 			op := &Op{Kind: OpPut, Value: bytes.Repeat([]byte{'w'}, size)}
