@@ -12,6 +12,16 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
+// hashicorp/raft timeouts. With the defaults (1 s heartbeat and election timeouts, 500 ms
+// leader lease) the leader lost its lease mid-benchmark on this shared 2-core machine at load
+// 12, which aborts the run. A 2 s lease rides out such scheduling stalls; the price is a
+// slower first election (2-4 s per cluster), which is not measured.
+const (
+	hashicorpHeartbeatTimeout   = 2 * time.Second
+	hashicorpElectionTimeout    = 2 * time.Second
+	hashicorpLeaderLeaseTimeout = 2 * time.Second
+)
+
 // hashicorpMaxAppendEntries replaces the default 64 so that the largest benchmark batch (256)
 // fits one group commit and one AppendEntries. With 64, a 256-entry batch leaves entries behind
 // whenever the replicator's trigger coalesces, and they wait for CommitTimeout (50-100 ms):
@@ -50,8 +60,9 @@ type hashicorpCluster struct {
 // BatchApplyCh is on, so the leader loop group-commits up to MaxAppendEntries queued Applys
 // into one log write and one AppendEntries (the library's throughput mode); MaxAppendEntries
 // is hashicorpMaxAppendEntries; the snapshot settings follow CompactEvery and CompactRetain.
-// Apply gets no enqueue timeout, which would cost a timer per entry. Timeouts stay at their
-// defaults: shorter ones made the leader lose its lease on this loaded machine mid-run.
+// Apply gets no enqueue timeout, which would cost a timer per entry. The timeouts are longer
+// than the defaults (see hashicorpLeaderLeaseTimeout) so that a loaded machine does not
+// depose the leader mid-run.
 func NewHashicorp(opts Options) (Cluster, error) {
 	c := &hashicorpCluster{leader: -1}
 	var servers []hraft.Server
@@ -74,6 +85,9 @@ func NewHashicorp(opts Options) (Cluster, error) {
 	for i := range c.rafts {
 		conf := hraft.DefaultConfig()
 		conf.LocalID = servers[i].ID
+		conf.HeartbeatTimeout = hashicorpHeartbeatTimeout
+		conf.ElectionTimeout = hashicorpElectionTimeout
+		conf.LeaderLeaseTimeout = hashicorpLeaderLeaseTimeout
 		conf.BatchApplyCh = true
 		conf.MaxAppendEntries = hashicorpMaxAppendEntries
 		conf.SnapshotThreshold = CompactEvery
