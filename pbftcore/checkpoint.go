@@ -383,7 +383,7 @@ func (nd *Node) stepStateChunk(m *Message) error {
 		st.total = 0
 		nd.pickSource()
 		nd.requestChunk()
-		return ErrBadDigest
+		return ErrBadState
 	}
 	nd.restoreClientTable(st.chunks[0])
 	nd.app.Restore(st.seq, st.chunks[1:])

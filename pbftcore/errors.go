@@ -12,6 +12,7 @@ var (
 	ErrBadDigest         = errors.New("pbftcore: digest does not match the batch")
 	ErrMalformed         = errors.New("pbftcore: malformed message")
 	ErrBadProof          = errors.New("pbftcore: proof does not verify")
+	ErrBadState          = errors.New("pbftcore: transferred state does not match the certified checkpoint digest")
 	ErrBadNewView        = errors.New("pbftcore: NEW-VIEW does not match the recomputed O set")
 	ErrStale             = errors.New("pbftcore: stale message")
 	ErrBusy              = errors.New("pbftcore: queue full or request in progress")

@@ -25,11 +25,12 @@ const (
 	SlowPrimary               // holds its pre-prepares back past the view-change timeout
 	LyingViewChange           // VIEW-CHANGEs claim prepared certificates it cannot prove
 	BadNewView                // as new primary, NEW-VIEW's O drops a prepared request
+	BadState                  // serves corrupted state-transfer chunks
 	numBehaviours
 )
 
 var names = [...]string{"honest", "silent", "equivocate", "wrong-digest", "forge-mac", "missing-mac",
-	"replay", "slow-primary", "lying-view-change", "bad-new-view"}
+	"replay", "slow-primary", "lying-view-change", "bad-new-view", "bad-state"}
 
 func (b Behaviour) String() string {
 	if b >= 0 && b < numBehaviours {
@@ -131,6 +132,13 @@ func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
 	case BadNewView:
 		if m.Type == pbftcore.MsgNewView {
 			return []pbftcore.Message{r.badNewView(m)}
+		}
+	case BadState:
+		if m.Type == pbftcore.MsgStateChunk {
+			c := pbftcore.CloneMessage(m)
+			c.Data = append(c.Data, 'X')
+			r.seal(&c)
+			return []pbftcore.Message{c}
 		}
 	}
 	return []pbftcore.Message{pbftcore.CloneMessage(m)}
