@@ -90,7 +90,7 @@ const (
 	raftCorrect       raftBreakage = iota
 	raftAckEarly                   // AckPersisted before the write is durable (ack at issue)
 	raftApplyWrongOps              // host 2 applies a corrupted op at one index
-	raftForgetVote                 // a restarted node forgets whom it voted for
+	raftForgeVotes                 // host 1 grants its vote to every candidate of a term
 	raftCorruptAppend              // entries sent to host 2 carry a flipped payload bit
 )
 
@@ -320,9 +320,6 @@ func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
 	r := &raftReplica{p: p, h: h, img: img, membership: cloneMembership(p.initial)}
 	if restart {
 		cfg.HardState = img.hs
-		if o.Broken == raftForgetVote {
-			cfg.HardState.Vote = raftcore.None
-		}
 		cfg.Snapshot = img.snap
 		cfg.Entries = img.entries
 		cfg.Applied = img.snap.Meta.Index
@@ -460,6 +457,15 @@ func (r *raftReplica) drive() {
 		// deep-copied: the network delivers them after Advance, maybe twice.
 		for i := range rd.Messages {
 			m := copyMessage(&rd.Messages[i])
+			if p.opts.Broken == raftForgeVotes && r.h.ID() == 1 && m.Type == raftcore.MsgVoteResp && !m.Reject {
+				for to := NodeID(2); int(to) <= p.Hosts(); to++ {
+					if to != NodeID(m.To) {
+						forged := *m
+						forged.To, forged.Reject = uint64(to), false
+						r.h.Send(to, &forged)
+					}
+				}
+			}
 			if p.opts.Broken == raftCorruptAppend && m.To == 2 && m.Type == raftcore.MsgApp {
 				for k := range m.Entries {
 					if len(m.Entries[k].Data) > 0 {

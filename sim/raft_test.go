@@ -60,13 +60,12 @@ func TestRaftDeterministicReplay(t *testing.T) {
 	}
 }
 
-// A node that forgets its vote across a restart can vote twice in a term, which lets two
+// A voter that grants its vote to every candidate of a term (it votes twice) lets two
 // leaders win one term: election safety (Raft §5.2) must catch it.
 func TestRaftCheckerCatchesDoubleVote(t *testing.T) {
-	err := brokenRaftCaught(t, raftForgetVote, 3000)
-	if !strings.Contains(err.Error(), "election safety") && !strings.Contains(err.Error(), "log matching") &&
-		!strings.Contains(err.Error(), "state machine safety") && !strings.Contains(err.Error(), "leader completeness") {
-		t.Fatalf("caught, but not by a Raft safety checker: %v", err)
+	err := brokenRaftCaught(t, raftForgeVotes, 300)
+	if !strings.Contains(err.Error(), "election safety") {
+		t.Fatalf("caught, but not by the election safety checker: %v", err)
 	}
 }
 
