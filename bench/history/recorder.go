@@ -70,7 +70,8 @@ type Recorder struct {
 	info    []keyInfo
 	bits    uint // sample: keep keys whose hash has `bits` low zero bits
 	dropped int64
-	spans   []span
+	spans   []span // successful batches that wrote (commits)
+	rspans  []span // successful read-only batches, for read-only workloads
 }
 
 type span struct{ call, ret int64 }
@@ -168,8 +169,16 @@ func TagOf(v []byte) uint64 {
 func (r *Recorder) record(client int32, b *scratch, call, ret int64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if ok && len(r.spans) < MaxSpans {
-		r.spans = append(r.spans, span{call, ret})
+	if ok {
+		wrote := false
+		for i := range b.ops {
+			wrote = wrote || b.ops[i].Kind == bench.OpWrite
+		}
+		if wrote && len(r.spans) < MaxSpans {
+			r.spans = append(r.spans, span{call, ret})
+		} else if !wrote && len(r.rspans) < MaxSpans {
+			r.rspans = append(r.rspans, span{call, ret})
+		}
 	}
 	for i := range b.ops {
 		o := &b.ops[i]
@@ -235,14 +244,20 @@ func (r *Recorder) halve() {
 	r.ops = kept
 }
 
-// Spans returns every successful batch's call and return as offsets from windowStart, for
-// nemesis.Analyze.
+// Spans returns the call and return of every successful batch that wrote (a commit), as
+// offsets from windowStart, for nemesis.Analyze; for a read-only workload, of every
+// successful batch. Reads are not commits: PBFT's read-only path, for one, answers without
+// the primary, so counting them would hide a primary's crash.
 func (r *Recorder) Spans(windowStart time.Time) []nemesis.Span {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	off := int64(windowStart.Sub(r.start))
-	out := make([]nemesis.Span, len(r.spans))
-	for i, s := range r.spans {
+	src := r.spans
+	if len(src) == 0 {
+		src = r.rspans
+	}
+	out := make([]nemesis.Span, len(src))
+	for i, s := range src {
 		out[i] = nemesis.Span{Call: time.Duration(s.call - off), Return: time.Duration(s.ret - off)}
 	}
 	return out

@@ -37,7 +37,7 @@ type Figures struct {
 	// (0: the fault came too early to have one; Dip and Recovery are then not computed).
 	PreRate float64 `json:"pre_rate"`
 	// Unavailable is the time from the fault to the first successful completion of a request
-	// issued after it (with Spans), or to the first second after it with successful ops
+	// issued after it (with Spans: bench/history gives the writes, i.e. commits), or to the first second after it with successful ops
 	// (without: whole-second resolution). -1: nothing succeeded afterwards.
 	Unavailable time.Duration `json:"unavailable_ns"`
 	// MinRate is the lowest ops/s of a second from the fault's second to recovery (or over
