@@ -31,9 +31,13 @@ import (
 // Bounds of the Raft runs' drawn parameters.
 const (
 	raftVotersMin        = 3
-	raftVotersMax        = 5
-	raftSparesMax        = 2 // idle hosts that membership changes can add
-	raftRetryTicksMin    = 3 // client retransmission period, drawn per run
+	raftVotersMax        = 7
+	raftElectionTickMin  = 6
+	raftElectionTickMax  = 20
+	raftHeartbeatTickMax = 3
+	raftTightUncommitted = 64 * OpEncodedSize // a small MaxUncommittedBytes, drawn in some runs
+	raftSparesMax        = 2                  // idle hosts that membership changes can add
+	raftRetryTicksMin    = 3                  // client retransmission period, drawn per run
 	raftRetryTicksMax    = 8
 	raftSnapThresholdMax = 60
 	raftPendingReadsMax  = 256 // ReadIndex requests a node tracks; older ones are forgotten
@@ -76,6 +80,11 @@ type RaftOptions struct {
 	MaxSizePerMsg  uint64
 	MaxEntriesMsg  int
 	RetryTicks     int
+	ElectionTick   int
+	HeartbeatTick  int
+	// MaxUncommitted, when nonzero, replaces the default MaxUncommittedBytes so that a slow
+	// quorum makes the leader refuse proposals (ErrProposalDropped).
+	MaxUncommitted uint64
 	// LazyCommit acknowledges a Ready whose only change is the commit index (MustSync false)
 	// at once and lets its write land with a later flush (or be lost in a crash), as the Ready
 	// contract allows.
@@ -108,6 +117,11 @@ func drawRaftOptions(r *rand.Rand) RaftOptions {
 		MaxEntriesMsg: 1 + r.IntN(16),
 		RetryTicks:    raftRetryTicksMin + r.IntN(raftRetryTicksMax-raftRetryTicksMin+1),
 		LazyCommit:    r.IntN(2) == 0,
+		ElectionTick:  raftElectionTickMin + r.IntN(raftElectionTickMax-raftElectionTickMin+1),
+		HeartbeatTick: 1 + r.IntN(raftHeartbeatTickMax),
+	}
+	if r.IntN(4) == 0 {
+		o.MaxUncommitted = raftTightUncommitted
 	}
 	if r.IntN(4) != 0 {
 		o.SnapThreshold = 5 + uint64(r.IntN(raftSnapThresholdMax))
@@ -164,9 +178,9 @@ func (p *raftProtocol) Counters() []Counter {
 
 func (p *raftProtocol) Describe() string {
 	o := p.opts
-	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v broken=%d",
+	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v election=%dt heartbeat=%dt uncommitted=%d broken=%d",
 		o.Voters, o.Spares, o.PreVote, o.CheckQuorum, raftReadModeNames[o.Read], o.SnapThreshold, o.SnapRetain,
-		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.Broken)
+		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.ElectionTick, o.HeartbeatTick, o.MaxUncommitted, o.Broken)
 }
 
 func (p *raftProtocol) Hosts() int   { return p.opts.Voters + p.opts.Spares }
@@ -317,6 +331,14 @@ func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
 	}
 	cfg.SnapshotThreshold, cfg.SnapshotRetainEntries, cfg.SnapshotChunkBytes = o.SnapThreshold, o.SnapRetain, o.SnapChunk
 	cfg.MaxInflightMsgs, cfg.MaxSizePerMsg, cfg.MaxEntriesPerMsg = o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg
+	cfg.ElectionTick, cfg.HeartbeatTick = o.ElectionTick, o.HeartbeatTick
+	// The lease margin covers the sim's clock drift (ClockDriftPctMax over an election
+	// timeout) plus one tick of phase difference between hosts.
+	cfg.LeaseDriftTicks = 2 + o.ElectionTick*ClockDriftPctMax*2/100
+	if o.MaxUncommitted > 0 {
+		cfg.MaxUncommittedBytes = o.MaxUncommitted
+		cfg.MaxBatchBytes = min(cfg.MaxBatchBytes, o.MaxUncommitted)
+	}
 	r := &raftReplica{p: p, h: h, img: img, membership: cloneMembership(p.initial)}
 	if restart {
 		cfg.HardState = img.hs
