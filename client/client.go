@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/wire"
 )
@@ -132,9 +130,9 @@ func (r *Results) fillFrom(cl *call) {
 // are pipelined on one connection.
 type RaftClient struct {
 	cfg    Config
-	seqs   atomic.Uint64
+	window *seqWindow    // write sequence numbers: outstanding span < MaxOutstandingOps
+	reads  atomic.Uint64 // read-only batch IDs (readSeqBit set), outside the write window
 	slots  chan struct{}
-	window *semaphore.Weighted // outstanding ops, at most MaxOutstandingOps
 	closed atomic.Bool
 
 	mu     sync.Mutex
@@ -147,7 +145,7 @@ func NewRaft(cfg Config) (*RaftClient, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	c := &RaftClient{cfg: cfg, slots: make(chan struct{}, cfg.MaxInflight), window: semaphore.NewWeighted(MaxOutstandingOps),
+	c := &RaftClient{cfg: cfg, slots: make(chan struct{}, cfg.MaxInflight), window: newSeqWindow(),
 		conns: map[uint64]*conn{}, leader: cfg.Nodes[0].ID}
 	return c, nil
 }
@@ -205,7 +203,7 @@ func (c *RaftClient) connTo(ctx context.Context) (*conn, error) {
 	if cn != nil && !cn.isClosed() {
 		return cn, nil
 	}
-	cn, err := dialConn(ctx, id, c.addr(id), c.cfg.MaxFrameBytes, c.cfg.DialTimeout)
+	cn, err := dialConn(ctx, id, c.addr(id), c.cfg.MaxFrameBytes, c.cfg.DialTimeout, c.cfg.AttemptTimeout)
 	if err != nil {
 		c.nextNode(id)
 		return nil, err
@@ -238,11 +236,20 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 		return ctx.Err()
 	}
 	defer func() { <-c.slots }()
-	if err := c.window.Acquire(ctx, int64(len(ops))); err != nil {
-		return err
-	}
-	defer c.window.Release(int64(len(ops)))
 	req := wire.ClientRequest{ClientID: c.cfg.ClientID, Ops: ops}
+	if readOnly(ops) {
+		// Reads never reach the store's session table, so they must not use up write
+		// sequence numbers (a new session refuses a first write numbered beyond the window).
+		// Their IDs only match replies to calls.
+		req.FirstSeq = readSeqBit | c.reads.Add(uint64(len(ops)))
+	} else {
+		first, err := c.window.acquire(ctx, uint64(len(ops)))
+		if err != nil {
+			return err
+		}
+		defer c.window.release(first, uint64(len(ops)))
+		req.FirstSeq = first
+	}
 	backoff := retryBackoffMin
 	var lastErr error
 	for try := 1; ; try++ {
@@ -289,6 +296,18 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 	}
 }
 
+// readSeqBit marks the IDs of read-only batches, which live outside the write sequence space.
+const readSeqBit = 1 << 63
+
+func readOnly(ops []wire.Op) bool {
+	for i := range ops {
+		if ops[i].Kind != wire.OpGet {
+			return false
+		}
+	}
+	return true
+}
+
 // hintOf is stored in Results.Node by attempt for not-leader answers.
 func hintOf(res *Results) uint64 { return res.Node }
 
@@ -298,7 +317,7 @@ func hintOf(res *Results) uint64 { return res.Node }
 func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequest, res *Results) (wire.Status, error) {
 	cl := getCall(req.FirstSeq)
 	defer putCall(cl)
-	if err := cn.send(cl, req, &c.seqs); err != nil {
+	if err := cn.send(cl, req); err != nil {
 		return 0, err
 	}
 	cl.timer.Reset(c.cfg.AttemptTimeout)

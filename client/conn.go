@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
-	"time"
+		"time"
 
 	"github.com/consensusbench/consensusbench/wire"
 )
@@ -55,8 +54,9 @@ func putCall(c *call) {
 // everything pending itself, so N concurrent callers cost about one write, and frames go
 // out in the order their sequence numbers were taken (taken under wmu).
 type conn struct {
-	node uint64
-	nc   net.Conn
+	node         uint64
+	nc           net.Conn
+	writeTimeout time.Duration
 
 	wmu     sync.Mutex
 	wbuf    []byte
@@ -75,8 +75,8 @@ type conn struct {
 	onReply func(from uint64, r *wire.ClientReply)
 }
 
-func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, timeout time.Duration) (*conn, error) {
-	d := net.Dialer{Timeout: timeout}
+func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, dialTimeout, writeTimeout time.Duration) (*conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -84,25 +84,18 @@ func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, timeo
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	c := &conn{node: node, nc: nc, calls: make(map[uint64]*call), done: make(chan struct{})}
+	c := &conn{node: node, nc: nc, writeTimeout: writeTimeout, calls: make(map[uint64]*call), done: make(chan struct{})}
 	go c.readLoop(maxFrame)
 	return c, nil
 }
 
-// send registers cl under req.FirstSeq and queues req's frame. When req.FirstSeq is 0 it
-// takes len(req.Ops) fresh sequence numbers from seqs under the write lock, so frames on one
-// connection go out in sequence order (the replicated sessions tolerate only bounded
-// reordering); a retry keeps the numbers it was first given.
-func (c *conn) send(cl *call, req *wire.ClientRequest, seqs *atomic.Uint64) error {
+// send registers cl under req.FirstSeq and queues req's frame.
+func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 	c.wmu.Lock()
 	if c.werr != nil {
 		err := c.werr
 		c.wmu.Unlock()
 		return err
-	}
-	if req.FirstSeq == 0 {
-		n := uint64(len(req.Ops))
-		req.FirstSeq = seqs.Add(n) - n + 1
 	}
 	c.wbuf = wire.AppendMessageFrame(c.wbuf, 0, req)
 	if cl != nil {
@@ -125,6 +118,9 @@ func (c *conn) send(cl *call, req *wire.ClientRequest, seqs *atomic.Uint64) erro
 		buf := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil
 		c.wmu.Unlock()
+		// A replica that stops reading (paused, or pushing back on a full inbound queue)
+		// must not hold this caller, and everyone queued behind it, beyond one attempt.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		_, err := c.nc.Write(buf)
 		c.wmu.Lock()
 		c.spare = buf[:0]

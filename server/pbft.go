@@ -124,6 +124,7 @@ type PBFTReplica struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+	running  atomic.Bool // run was started (Stop waits for it only then)
 	fatal    atomic.Pointer[error]
 }
 
@@ -343,6 +344,7 @@ func (r *PBFTReplica) Start() error {
 	if err := r.tr.Start(); err != nil {
 		return err
 	}
+	r.running.Store(true)
 	go r.run()
 	return nil
 }
@@ -395,7 +397,9 @@ func (r *PBFTReplica) Err() error {
 // Stop stops the driver, flushes and closes the WAL and closes the transport. Idempotent.
 func (r *PBFTReplica) Stop() error {
 	r.stopOnce.Do(func() { close(r.stop) })
-	<-r.done
+	if r.running.Load() {
+		<-r.done
+	}
 	werr := r.wal.Close()
 	terr := r.tr.Close()
 	if err := r.Err(); err != nil {

@@ -151,6 +151,7 @@ type RaftReplica struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+	started  atomic.Bool // run was started (Stop waits for it only then)
 	fatal    atomic.Pointer[error]
 }
 
@@ -299,13 +300,28 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 			Membership: raftcore.Membership{Voters: meta.Voters, Learners: meta.Learners}}, Data: data}
 		c.Applied = snap.Index
 	}
-	snapIndex := c.Snapshot.Meta.Index
+	snapIndex, snapTerm := c.Snapshot.Meta.Index, c.Snapshot.Meta.Term
 	if st.SnapshotIndex > snapIndex {
 		return c, fmt.Errorf("server: wal compacted to %d beyond the newest snapshot %d", st.SnapshotIndex, snapIndex)
 	}
-	lo := max(st.FirstIndex, snapIndex+1)
-	if st.LastIndex >= lo {
-		ents, _, err := r.wal.Entries(lo, st.LastIndex+1, 1<<62, nil, nil)
+	// The WAL continues the snapshot only if it holds the snapshot's last entry with the
+	// snapshot's term (or was reset exactly there). Otherwise its suffix is a branch that an
+	// InstallSnapshot superseded (Raft §7: the follower discards its entire log), and the
+	// node crashed after the snapshot was durable but before the WAL reset was: drop it, as
+	// the reset would have.
+	continues := snapIndex == 0 || (st.SnapshotIndex == snapIndex && st.SnapshotTerm == snapTerm)
+	if !continues && st.FirstIndex <= snapIndex && snapIndex <= st.LastIndex {
+		t, err := r.wal.Term(snapIndex)
+		continues = err == nil && t == snapTerm
+	}
+	last := snapIndex
+	switch {
+	case !continues:
+		if _, err := r.wal.ResetTo(snapIndex, snapTerm); err != nil {
+			return c, err
+		}
+	case st.LastIndex > snapIndex:
+		ents, _, err := r.wal.Entries(max(st.FirstIndex, snapIndex+1), st.LastIndex+1, 1<<62, nil, nil)
 		if err != nil {
 			return c, fmt.Errorf("server: read wal: %w", err)
 		}
@@ -313,20 +329,18 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 		for i, e := range ents {
 			c.Entries[i] = raftcore.Entry{Index: e.Index, Term: e.Term, Type: raftcore.EntryType(e.Type), Data: e.Data}
 		}
-	} else if snapIndex > 0 && st.LastIndex < snapIndex {
-		// The log ends below the snapshot: start the WAL over after it.
-		if _, err := r.wal.ResetTo(snapIndex, c.Snapshot.Meta.Term); err != nil {
-			return c, err
-		}
+		last = st.LastIndex
 	}
 	hs := st.HardState
-	last := max(snapIndex, st.LastIndex)
 	hs.Commit = min(max(hs.Commit, snapIndex), last)
-	if lt := c.Snapshot.Meta.Term; len(c.Entries) > 0 {
-		lt = c.Entries[len(c.Entries)-1].Term
-		hs.Term = max(hs.Term, lt)
-	} else {
-		hs.Term = max(hs.Term, lt)
+	lastTerm := snapTerm
+	if len(c.Entries) > 0 {
+		lastTerm = c.Entries[len(c.Entries)-1].Term
+	}
+	if lastTerm > hs.Term {
+		// The log holds a newer term than the stored hard state (written before it): the
+		// stored vote belongs to an older term.
+		hs.Term, hs.Vote = lastTerm, 0
 	}
 	c.HardState = raftcore.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
 	r.hs = hs
@@ -398,6 +412,7 @@ func (r *RaftReplica) Start() error {
 	if err := r.tr.Start(); err != nil {
 		return err
 	}
+	r.started.Store(true)
 	go r.run()
 	return nil
 }
@@ -455,7 +470,9 @@ func (r *RaftReplica) Err() error {
 // call more than once.
 func (r *RaftReplica) Stop() error {
 	r.stopOnce.Do(func() { close(r.stop) })
-	<-r.done
+	if r.started.Load() {
+		<-r.done
+	}
 	werr := r.wal.Close()
 	terr := r.tr.Close()
 	if err := r.Err(); err != nil {
@@ -891,8 +908,21 @@ func (r *RaftReplica) addResult(res kv.Result) {
 	st := wireStatus(res.Status)
 	r.reply.Results = append(r.reply.Results, wire.OpResult{Status: st})
 	r.valOff = append(r.valOff, len(r.valBuf))
-	r.valBuf = append(r.valBuf, res.Value...)
+	switch res.Status {
+	case kv.StatusSessionExpired:
+		r.valBuf = append(r.valBuf, errSessionExpired...)
+	case kv.StatusInvalid:
+		r.valBuf = append(r.valBuf, errInvalidOp...)
+	default:
+		r.valBuf = append(r.valBuf, res.Value...)
+	}
 }
+
+// Messages carried in StatusError results.
+var (
+	errSessionExpired = []byte("session expired: this sequence number is outside the client's window; an earlier attempt may or may not have been applied")
+	errInvalidOp      = []byte("invalid operation: unknown kind, or key or value over the store's limits")
+)
 
 // finishResults points each result's Value into valBuf (now that it no longer moves).
 func (r *RaftReplica) finishResults() {
@@ -909,8 +939,23 @@ func (r *RaftReplica) finishResults() {
 
 func (r *RaftReplica) sendReply(conn transport.ClientID) {
 	r.out = wire.AppendMessageFrame(r.out[:0], 0, &r.reply)
-	// A full reply queue closes the client (it is not reading); nothing else to do here.
-	_ = r.tr.SendClient(conn, r.out)
+	switch err := r.tr.SendClient(conn, r.out); {
+	case err == nil, errors.Is(err, transport.ErrClientGone):
+		// A vanished client retries elsewhere with the same sequence numbers.
+	case errors.Is(err, transport.ErrFrameTooLarge):
+		// The results can never fit: say so instead of leaving the client to retry forever.
+		msg := []byte("reply exceeds the connection's reply queue; use smaller batches")
+		for i := range r.reply.Results {
+			r.reply.Results[i] = wire.OpResult{Status: wire.StatusError, Value: msg}
+		}
+		r.out = wire.AppendMessageFrame(r.out[:0], 0, &r.reply)
+		_ = r.tr.SendClient(conn, r.out)
+	default:
+		// The client is not reading its replies fast enough (ErrClientBusy): a dropped
+		// reply would cost it a full attempt timeout, so close the connection and let it
+		// retry at once (its retries are exactly-once).
+		r.tr.CloseClient(conn)
+	}
 }
 
 // replyStatus answers the request in r.req with one status for every op.
