@@ -237,6 +237,7 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 	nd.h, nd.stableDigest, nd.stableProof = seq, d, newProof
 	if table != nil {
 		nd.stableTable = table
+		nd.reportStable()
 	}
 	nd.nextSeq = max(nd.nextSeq, seq)
 	nd.maxPrepared = max(nd.maxPrepared, seq)
@@ -392,6 +393,9 @@ func (nd *Node) stepStateChunk(m *Message) error {
 	nd.maxPrepared = max(nd.maxPrepared, st.seq)
 	st.active = false
 	st.chunks = st.chunks[:0]
+	if st.seq == nd.h {
+		nd.reportStable()
+	}
 	nd.executeCommitted()
 	return nil
 }

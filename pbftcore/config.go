@@ -90,6 +90,9 @@ type Config struct {
 	// SignAll authenticates every message with ed25519 signatures instead of MACs, to show
 	// what signatures cost.
 	SignAll bool
+	// Start, when not nil, starts the replica at a durable stable checkpoint instead of at
+	// sequence number 0 (restart.go); App must already hold the state at Start.Seq.
+	Start *StartState
 }
 
 // DefaultConfig fills every limit with its default.

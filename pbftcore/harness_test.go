@@ -54,6 +54,75 @@ type harness struct {
 	trace    bool
 	traceTyp string // trace only this message type
 	out      *strings.Builder
+	args     map[string]string
+	// durable is, per replica, the last Ready.Stable with the App state at its sequence
+	// number: what a driver persists to restart from (restart command).
+	durable []durableCheckpoint
+}
+
+type durableCheckpoint struct {
+	cp    pbftcore.StableCheckpoint
+	state []byte
+}
+
+// config builds replica i's config from the cluster command's arguments.
+func (h *harness) config(i int, app *kvapp.App) pbftcore.Config {
+	args := h.args
+	app.ChunkBytes = intArg(args, "chunk", 16)
+	cfg := pbftcore.DefaultConfig(i, h.n, h.keyring.Replica(i), app, rand.New(rand.NewPCG(1, uint64(i))))
+	cfg.CheckpointInterval = uint64(intArg(args, "k", 4))
+	cfg.WindowSize = uint64(intArg(args, "window", 2*int(cfg.CheckpointInterval)))
+	cfg.MaxInflightBatches = int(cfg.WindowSize)
+	cfg.MaxBatchRequests = intArg(args, "batch", 1)
+	cfg.BatchFlushTicks = intArg(args, "flush", 0)
+	cfg.RequestTimeoutTicks = intArg(args, "timeout", 20)
+	cfg.RetransmitTicks = intArg(args, "retransmit", 5)
+	cfg.SignAll = h.signAll
+	return cfg
+}
+
+// restart replaces replica i by a new one started from its durable checkpoint, as a driver
+// does after a crash (the App restored from the persisted state first).
+func (h *harness) restart(i int) error {
+	d := &h.durable[i]
+	if d.state == nil {
+		return fmt.Errorf("r%d has no durable checkpoint", i)
+	}
+	app := kvapp.New()
+	app.Restore(d.cp.Seq, [][]byte{d.state})
+	cfg := h.config(i, app)
+	cfg.Start = &pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, Digest: d.cp.Digest, Proof: d.cp.Proof,
+		ClientTable: d.cp.ClientTable}
+	nd, err := pbftcore.New(cfg)
+	if err != nil {
+		return err
+	}
+	h.nodes[i], h.apps[i] = nd, app
+	fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d\n", i, d.cp.Seq, d.cp.View)
+	return nil
+}
+
+// persist records rd.Stable of replica i with the App state at its sequence number.
+func (h *harness) persist(i int, st *pbftcore.StableCheckpoint) {
+	var state []byte
+	for c := 0; ; c++ {
+		var n int
+		var ok bool
+		state, n, ok = h.apps[i].StateChunk(st.Seq, c, state)
+		if !ok {
+			panic("harness: App lost the state of a reported stable checkpoint")
+		}
+		if c+1 == n {
+			break
+		}
+	}
+	cp := *st
+	cp.Proof = make([]pbftcore.Message, len(st.Proof))
+	for k := range st.Proof {
+		cp.Proof[k] = pbftcore.CloneMessage(&st.Proof[k])
+	}
+	cp.ClientTable = slices.Clone(st.ClientTable)
+	h.durable[i] = durableCheckpoint{cp: cp, state: state}
 }
 
 func newHarness(args map[string]string) (*harness, error) {
@@ -61,20 +130,10 @@ func newHarness(args map[string]string) (*harness, error) {
 	nClients := intArg(args, "clients", 2)
 	h := &harness{n: n, keyring: pbftcore.NewKeyring([]byte("transcript"), n, nClients),
 		byz: map[int]*byz.Replica{}, down: map[int]bool{}, signAll: args["signall"] == "true",
-		executed: make([][]pbftcore.Executed, n)}
+		executed: make([][]pbftcore.Executed, n), args: args, durable: make([]durableCheckpoint, n)}
 	for i := range n {
 		app := kvapp.New()
-		app.ChunkBytes = intArg(args, "chunk", 16)
-		cfg := pbftcore.DefaultConfig(i, n, h.keyring.Replica(i), app, rand.New(rand.NewPCG(1, uint64(i))))
-		cfg.CheckpointInterval = uint64(intArg(args, "k", 4))
-		cfg.WindowSize = uint64(intArg(args, "window", 2*int(cfg.CheckpointInterval)))
-		cfg.MaxInflightBatches = int(cfg.WindowSize)
-		cfg.MaxBatchRequests = intArg(args, "batch", 1)
-		cfg.BatchFlushTicks = intArg(args, "flush", 0)
-		cfg.RequestTimeoutTicks = intArg(args, "timeout", 20)
-		cfg.RetransmitTicks = intArg(args, "retransmit", 5)
-		cfg.SignAll = h.signAll
-		nd, err := pbftcore.New(cfg)
+		nd, err := pbftcore.New(h.config(i, app))
 		if err != nil {
 			return nil, err
 		}
@@ -153,6 +212,9 @@ func (h *harness) collect() {
 		}
 		rd := nd.Ready()
 		h.executed[i] = append(h.executed[i], cloneExecuted(rd.Executed)...)
+		if rd.Stable != nil && !h.down[i] {
+			h.persist(i, rd.Stable)
+		}
 		for k := range rd.Messages {
 			m := &rd.Messages[k]
 			if h.down[i] {
@@ -335,6 +397,23 @@ func (h *harness) run(cmd string, args map[string]string) error {
 		h.down[intArg(args, "r", 0)] = true
 	case "up":
 		delete(h.down, intArg(args, "r", 0))
+	case "restart":
+		// restart r=1,2,3: those replicas crash and restart from their durable checkpoints.
+		for _, f := range strings.Split(args["r"], ",") {
+			i, err := strconv.Atoi(f)
+			if err != nil || i < 0 || i >= h.n {
+				return fmt.Errorf("restart: bad replica %q", f)
+			}
+			if err := h.restart(i); err != nil {
+				return err
+			}
+			delete(h.down, i)
+		}
+	case "durable":
+		for i, d := range h.durable {
+			fmt.Fprintf(h.out, "r%d: n=%d view=%d proof=%d table=%dB state=%dB\n", i, d.cp.Seq, d.cp.View, len(d.cp.Proof),
+				len(d.cp.ClientTable), len(d.state))
+		}
 	case "drop":
 		if _, ok := args["clear"]; ok {
 			h.drops = nil

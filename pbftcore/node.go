@@ -138,6 +138,9 @@ type Ready struct {
 	// Batches lists the digests of the batches executed since the last Advance, in sequence
 	// order, null requests included (agreement checkers compare them per sequence number).
 	Batches []ExecutedBatch
+	// Stable, when not nil, is a new stable checkpoint whose state this replica holds: the
+	// driver may persist it (with App state at Stable.Seq) to restart from (Config.Start).
+	Stable *StableCheckpoint
 }
 
 // ExecutedBatch is one executed sequence number and its batch digest.
@@ -216,6 +219,7 @@ type Node struct {
 	msgs     []Message
 	executed []Executed
 	batches  []ExecutedBatch
+	stable   *StableCheckpoint
 	arena    []byte
 	reqArena []Request
 	inReady  bool
@@ -223,7 +227,8 @@ type Node struct {
 	spare    outbox
 }
 
-// New creates a replica in view 0 with an empty log.
+// New creates a replica in view 0 with an empty log, or, with cfg.Start, at a durable
+// stable checkpoint (restart.go).
 func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -255,6 +260,11 @@ func New(cfg Config) (*Node, error) {
 		nd.ckpts[i].msgs = make([]Message, cfg.N)
 	}
 	nd.vc.init(cfg.N)
+	if cfg.Start != nil {
+		if err := nd.start(cfg.Start); err != nil {
+			return nil, err
+		}
+	}
 	return nd, nil
 }
 
@@ -343,7 +353,7 @@ type outbox struct {
 
 // HasReady reports whether Ready has anything.
 func (nd *Node) HasReady() bool {
-	return len(nd.msgs) > 0 || len(nd.executed) > 0 || len(nd.batches) > 0
+	return len(nd.msgs) > 0 || len(nd.executed) > 0 || len(nd.batches) > 0 || nd.stable != nil
 }
 
 // Ready returns the pending output; call Advance when done with it. Step, Tick and Propose
@@ -352,7 +362,8 @@ func (nd *Node) HasReady() bool {
 func (nd *Node) Ready() Ready {
 	assert.True(!nd.inReady, "pbftcore: Ready called twice without Advance")
 	nd.inReady = true
-	rd := Ready{Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches}
+	rd := Ready{Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches, Stable: nd.stable}
+	nd.stable = nil
 	nd.handed = outbox{msgs: nd.msgs, executed: nd.executed, batches: nd.batches, arena: nd.arena, reqArena: nd.reqArena}
 	nd.msgs, nd.executed, nd.batches = nd.spare.msgs, nd.spare.executed, nd.spare.batches
 	nd.arena, nd.reqArena = nd.spare.arena, nd.spare.reqArena

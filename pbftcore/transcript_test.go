@@ -33,3 +33,7 @@ func TestTranscriptReadOnly(t *testing.T) { runTranscript(t, "read_only.txt") }
 // PBFT §4.1-§4.4 (OSDI '99), TOCS 2002 §4.5: every Byzantine behaviour of issue 4 is rejected
 // and the correct replicas keep agreement and progress.
 func TestTranscriptByzantine(t *testing.T) { runTranscript(t, "byzantine.txt") }
+
+// PBFT §4.3 (OSDI '99; TOCS 2002 §4.3, §5): replicas restart from their persisted stable
+// checkpoints (Config.Start), all at once and one alone, and keep agreement and their state.
+func TestTranscriptRestart(t *testing.T) { runTranscript(t, "restart.txt") }
