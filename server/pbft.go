@@ -58,17 +58,24 @@ var pbftWALFS storage.FS
 // sequence number, term = view, data = batch digest and the executed requests), and under
 // storage.SyncAlways a replica sends the replies of a batch only once that record is
 // fsynced, so a result the client accepted (f+1 matching replies) is on the disk of f+1
-// replicas. At every stable checkpoint the store's snapshot at that sequence number is
-// written to snap/ (fsynced, with the checkpoint digest in its metadata) and the WAL is
-// compacted below it. A restarted replica does NOT yet restore from these files: pbftcore
-// starts every replica at sequence 0 in view 0 and has no API to install a checkpoint, so a
-// restarted replica recovers its state by the protocol's state transfer from the
-// checkpoint certified by 2f+1 replicas, then executes what follows. Consequently if more
-// than f replicas restart at once, fewer than 2f+1 can certify the old state: the cluster
-// stalls, or, when all restart, starts over from an empty state (the files hold the data,
-// but nothing reads them back yet). (Requested
-// from pbftcore; see .coord/pbftcore-requests.md.) Under SyncNone the same records are
-// written without fsync and replies are not held back.
+// replicas. At every stable checkpoint h whose state this replica holds (pbftcore's
+// Ready.Stable) one snapshot file is written to snap/ with storage.WriteSnapshot (fsynced,
+// renamed into place: all or nothing): its metadata holds the checkpoint digest, the view
+// and the 2f+1 signed CHECKPOINTs proving h; its body the core's client table at h followed
+// by the KV store's snapshot at h. The WAL is then compacted below h.
+//
+// Restart: a replica restores the store from the newest valid snapshot and starts pbftcore
+// from it (pbftcore.Config.Start: the proof and the state digest are verified) in the view
+// recorded with it, which never moves a replica back to a view older than its checkpoint; a
+// replica whose cluster moved on joins the current view once f+1 replicas are seen in it
+// (pbftcore's view join). The WAL's batches above h are not replayed: the log restarts after
+// h and records what this incarnation executes. A replica restarted alone re-executes above
+// h from its peers' messages or fetches a newer certified checkpoint by state transfer.
+// When more than f replicas restart at once (all of them, after a power cut) the cluster
+// resumes from the newest checkpoint 2f+1 of them hold; requests executed above it are
+// lost (their replies may have been accepted): only state up to the persisted stable
+// checkpoint survives a restart of more than f replicas. Under SyncNone the same records
+// are written without fsync and replies are not held back.
 type PBFTReplica struct {
 	cfg   ReplicaConfig
 	log   *slog.Logger
@@ -195,16 +202,25 @@ func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
 	r.maxClients = len(ccfg.Keys.ClientSecrets)
 	r.replyConn = make([]transport.ClientID, r.maxClients)
 	r.started = make([]pendingStart, r.maxClients)
-	if r.node, err = pbftcore.New(ccfg); err != nil {
+	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if ccfg.Start, err = r.loadStable(); err != nil {
 		return nil, err
+	}
+	if r.node, err = pbftcore.New(ccfg); err != nil {
+		return nil, fmt.Errorf("server: pbft start from %s: %w", r.snapDir, err)
+	}
+	if s := ccfg.Start; s != nil {
+		r.lastStable = s.Seq
+		r.view.Store(s.View)
+		r.lastExec.Store(s.Seq)
+		r.stableH.Store(s.Seq)
 	}
 	if cfg.UnsafeAckBeforeCommit {
 		r.unsafeAuth = pbftcore.NewAuthenticator(ccfg.Keys, ccfg.SignAll)
 	}
 	r.byzKeys, r.byzSignAll = ccfg.Keys, ccfg.SignAll
-	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
 	w, st, err := storage.Open(filepath.Join(cfg.DataDir, "wal"), storage.Options{Sync: cfg.Sync, OnDurable: r.onDurable, FS: pbftWALFS})
 	if err != nil {
 		return nil, err
@@ -213,11 +229,20 @@ func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
 	if st.TornTailBytes > 0 {
 		r.log.Warn("wal: discarded torn tail", "bytes", st.TornTailBytes, "file", st.TornTailFile, "offset", st.TornTailOffset)
 	}
-	if last := max(st.LastIndex, st.SnapshotIndex); last > 0 {
-		// The previous incarnation's batches up to last are durable; the core cannot start
-		// from them, so the log continues after them, and re-executed sequence numbers at or
-		// below last (the same batches, by agreement) are not logged twice.
-		r.log.Info("pbft: previous run logged executed batches; recovering state by state transfer", "last_logged_seq", last)
+	if s := ccfg.Start; s != nil {
+		// The log restarts after the checkpoint (or after the WAL's own compaction point,
+		// should a crash have hit between the snapshot and the compaction of a later one):
+		// re-executed sequence numbers are logged as this incarnation executes them.
+		r.log.Info("pbft: restarted from stable checkpoint", "seq", s.Seq, "view", s.View, "wal_last_seq", st.LastIndex)
+		if _, err := w.ResetTo(max(s.Seq, st.SnapshotIndex), s.View); err != nil {
+			w.Close()
+			return nil, err
+		}
+	} else if last := max(st.LastIndex, st.SnapshotIndex); last > 0 {
+		// Batches were logged but no stable checkpoint was persisted: the replica starts
+		// empty and recovers by state transfer; the log continues after what it holds, and
+		// re-executed sequence numbers at or below last are not logged twice.
+		r.log.Info("pbft: previous run logged executed batches but no stable checkpoint; recovering state by state transfer", "last_logged_seq", last)
 		if _, err := w.ResetTo(last, 0); err != nil {
 			w.Close()
 			return nil, err
@@ -590,17 +615,18 @@ func (r *PBFTReplica) processReady() {
 				}
 			}
 		}
+		// Before Advance: Stable's client table aliases core memory until then.
+		if st := rd.Stable; st != nil && st.Seq > r.lastStable {
+			if err := r.saveStable(st); err != nil {
+				r.setFatal(err)
+			}
+		}
 		r.node.Advance()
 	}
 	st := r.node.Status()
 	r.view.Store(st.View)
 	r.lastExec.Store(st.LastExecuted)
 	r.stableH.Store(st.LowWatermark)
-	if st.LowWatermark > r.lastStable && r.fatal.Load() == nil {
-		if err := r.saveStable(st.LowWatermark, st.View); err != nil {
-			r.setFatal(err)
-		}
-	}
 }
 
 func (r *PBFTReplica) observeReply(m *pbftcore.Message) {
@@ -749,26 +775,48 @@ func (r *PBFTReplica) releaseHeld() {
 	}
 }
 
-// pbftSnapMeta is the metadata stored with a stable checkpoint's snapshot.
+// pbftSnapMeta is the metadata stored with a stable checkpoint's snapshot. The body is the
+// core's client table (TableBytes) followed by the KV store's snapshot stream.
 type pbftSnapMeta struct {
-	Digest []byte `json:"digest"` // the store's digest (the app part of the checkpoint digest)
+	Digest           []byte           `json:"digest"`            // the store's digest (the app part of the checkpoint digest)
+	CheckpointDigest []byte           `json:"checkpoint_digest"` // certified: store digest + client table
+	TableBytes       int              `json:"table_bytes"`
+	Proof            []pbftProofEntry `json:"proof"` // 2f+1 signed CHECKPOINTs for (index, checkpoint_digest)
 }
 
-// saveStable writes the store's snapshot at the new stable checkpoint h and compacts the
-// WAL below it.
-func (r *PBFTReplica) saveStable(h, view uint64) error {
+// pbftProofEntry is one signed CHECKPOINT of the proof; its sequence number and digest are
+// the snapshot's.
+type pbftProofEntry struct {
+	From int    `json:"from"`
+	Auth []byte `json:"auth"`
+}
+
+// saveStable writes the new stable checkpoint (proof, client table and the store's
+// snapshot at st.Seq, in one file) and compacts the WAL below it.
+func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
+	h := st.Seq
 	r.lastStable = h
 	snap, ok := r.app.snapshot(h)
 	if !ok {
 		return nil // discarded already (a later checkpoint became stable first)
 	}
-	data := snap.data
-	mb, err := json.Marshal(pbftSnapMeta{Digest: snap.digest[:]})
+	meta := pbftSnapMeta{Digest: snap.digest[:], CheckpointDigest: st.Digest[:], TableBytes: len(st.ClientTable)}
+	for i := range st.Proof {
+		meta.Proof = append(meta.Proof, pbftProofEntry{From: st.Proof[i].From, Auth: st.Proof[i].Auth})
+	}
+	mb, err := json.Marshal(meta)
 	if err != nil {
 		return err
 	}
-	if _, err := storage.WriteSnapshot(nil, r.snapDir, storage.SnapshotMeta{Index: h, Term: view, Meta: mb},
-		func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+	table, data := st.ClientTable, snap.data
+	if _, err := storage.WriteSnapshot(nil, r.snapDir, storage.SnapshotMeta{Index: h, Term: st.View, Meta: mb},
+		func(w io.Writer) error {
+			if _, err := w.Write(table); err != nil {
+				return err
+			}
+			_, err := w.Write(data)
+			return err
+		}); err != nil {
 		return fmt.Errorf("write snapshot %d: %w", h, err)
 	}
 	r.m.snapshots.Inc()
@@ -781,4 +829,48 @@ func (r *PBFTReplica) saveStable(h, view uint64) error {
 		}
 	}
 	return nil
+}
+
+// loadStable restores the store from the newest valid stable-checkpoint snapshot and
+// returns the core's start state (nil when there is none: the replica starts empty).
+// pbftcore.New verifies the proof and that the restored state matches the digest.
+func (r *PBFTReplica) loadStable() (*pbftcore.StartState, error) {
+	snap, skipped, err := storage.OpenLatestSnapshot(nil, r.snapDir)
+	for _, e := range skipped {
+		r.log.Warn("pbft: skipped damaged snapshot", "err", e)
+	}
+	if errors.Is(err, storage.ErrNoSnapshot) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	defer snap.Close()
+	var meta pbftSnapMeta
+	if err := json.Unmarshal(snap.Meta, &meta); err != nil {
+		return nil, fmt.Errorf("server: snapshot %s metadata: %w", snap.Path, err)
+	}
+	if len(meta.Proof) == 0 {
+		// Written by a version that kept no proof: the state cannot be certified, so the
+		// replica starts empty and recovers by state transfer.
+		r.log.Warn("pbft: snapshot holds no checkpoint proof; ignoring it", "path", snap.Path)
+		return nil, nil
+	}
+	if len(meta.CheckpointDigest) != len(pbftcore.Digest{}) || meta.TableBytes < 0 || int64(meta.TableBytes) > snap.Size {
+		return nil, fmt.Errorf("server: snapshot %s: bad checkpoint digest or client table size", snap.Path)
+	}
+	s := &pbftcore.StartState{Seq: snap.Index, View: snap.Term, ClientTable: make([]byte, meta.TableBytes)}
+	copy(s.Digest[:], meta.CheckpointDigest)
+	for _, p := range meta.Proof {
+		s.Proof = append(s.Proof, pbftcore.Message{Type: pbftcore.MsgCheckpoint, From: p.From, To: pbftcore.ToAll,
+			Seq: s.Seq, Digest: s.Digest, Auth: p.Auth})
+	}
+	body := snap.Body()
+	if _, err := io.ReadFull(body, s.ClientTable); err != nil {
+		return nil, fmt.Errorf("server: snapshot %s client table: %w", snap.Path, err)
+	}
+	if err := r.kv.Restore(body); err != nil {
+		return nil, fmt.Errorf("server: snapshot %s store: %w", snap.Path, err)
+	}
+	return s, nil
 }

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/consensusbench/consensusbench/storage"
+	"github.com/consensusbench/consensusbench/wire"
+)
+
+// pbftWriteToCheckpoint writes keys prefix0.. one request (one batch, one sequence number)
+// at a time, at least n of them, and goes on until the last write's sequence number is a
+// checkpoint that every running replica reports stable. It returns the keys written (all
+// acknowledged) and the checkpoint.
+func pbftWriteToCheckpoint(t *testing.T, c *LocalCluster, cl interface{ Primary() uint64 }, do func(ops ...wire.Op), prefix string, n int) (map[string]string, uint64) {
+	t.Helper()
+	k := c.Spec.PBFT.CheckpointInterval
+	written := map[string]string{}
+	for i := 0; ; i++ {
+		key, val := fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("v%d", i)
+		do(put(key, val))
+		written[key] = val
+		h := pbftReplica(c, int(cl.Primary()-1)).LastExecuted()
+		if i+1 < n || h%k != 0 {
+			continue
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for _, r := range c.Replicas {
+			for r != nil && r.(*PBFTReplica).StableCheckpoint() < h {
+				if time.Now().After(deadline) {
+					t.Fatalf("checkpoint %d not stable at every replica", h)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		return written, h
+	}
+}
+
+// pbftReadBack reads every key back through cl, a few per request (a reply holds at most
+// PBFTMaxResultBytes).
+func pbftReadBack(t *testing.T, do func(ops ...wire.Op) [][]byte, written map[string]string) {
+	t.Helper()
+	var keys []string
+	for k := range written {
+		keys = append(keys, k)
+	}
+	const perRead = 16
+	for len(keys) > 0 {
+		n := min(perRead, len(keys))
+		var ops []wire.Op
+		for _, k := range keys[:n] {
+			ops = append(ops, get(k))
+		}
+		vals := do(ops...)
+		for i, k := range keys[:n] {
+			if string(vals[i]) != written[k] {
+				t.Fatalf("key %s = %q after restart, acknowledged %q", k, vals[i], written[k])
+			}
+		}
+		keys = keys[n:]
+	}
+}
+
+// PBFT §4.3 (OSDI '99; TOCS 2002 §4.3, §5): every replica crashes at once (more than f) and
+// restarts from the stable checkpoint it persisted (snapshot with the 2f+1 signed proof and
+// the client table): each one resumes at the checkpoint without state transfer, every
+// acknowledged write (all at or below the checkpoint) reads back, and the cluster orders
+// new writes.
+func TestPBFTClusterAllReplicasRestartFromCheckpoint(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncAlways)
+	cl := pbftClient(t, c, 0, 1)
+	written, h := pbftWriteToCheckpoint(t, c, cl, func(ops ...wire.Op) { pdo(t, cl, ops...) }, "k", 2*int(c.Spec.PBFT.CheckpointInterval)+3)
+	_ = cl.Close()
+	for i := range c.Replicas {
+		if err := c.StopNode(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range c.Replicas {
+		if err := c.RestartNode(i); err != nil {
+			t.Fatal(err)
+		}
+		// Restored from its own disk before it talks to anyone.
+		if r := pbftReplica(c, i); r.LastExecuted() != h || r.StableCheckpoint() != h {
+			t.Fatalf("replica %d restarted at executed=%d stable=%d, want the checkpoint %d", i, r.LastExecuted(), r.StableCheckpoint(), h)
+		}
+	}
+	cl2 := pbftClient(t, c, 0, 2) // the same identities: their exactly-once records survived
+	read := func(ops ...wire.Op) [][]byte {
+		res := pdo(t, cl2, ops...)
+		var vals [][]byte
+		for _, o := range res.Ops {
+			vals = append(vals, o.Value)
+		}
+		return vals
+	}
+	pbftReadBack(t, read, written)
+	pdo(t, cl2, put("after", "1"))
+	if v := read(get("after"), get("k0")); string(v[0]) != "1" || string(v[1]) != "v0" {
+		t.Fatalf("after restart: after=%q k0=%q", v[0], v[1])
+	}
+}
+
+// PBFT §4.3: one replica restarts alone from its persisted checkpoint while the others
+// moved several checkpoints ahead; it resumes at its own checkpoint, catches up (state
+// transfer to the newer certified checkpoint, then execution), and is then needed for
+// every quorum.
+func TestPBFTClusterReplicaRestartsFromCheckpointAndCatchesUp(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncAlways)
+	cl := pbftClient(t, c, 0, 4)
+	do := func(ops ...wire.Op) { pdo(t, cl, ops...) }
+	early, h0 := pbftWriteToCheckpoint(t, c, cl, do, "early", int(c.Spec.PBFT.CheckpointInterval))
+	if err := c.StopNode(3); err != nil {
+		t.Fatal(err)
+	}
+	later, _ := pbftWriteToCheckpoint(t, c, cl, do, "k", 3*int(c.Spec.PBFT.CheckpointInterval))
+	if err := c.RestartNode(3); err != nil {
+		t.Fatal(err)
+	}
+	if r := pbftReplica(c, 3); r.LastExecuted() != h0 {
+		t.Fatalf("restarted replica at executed=%d, want its checkpoint %d", r.LastExecuted(), h0)
+	}
+	target := pbftReplica(c, 0).StableCheckpoint()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; pbftReplica(c, 3).LastExecuted() < target; i++ {
+		do(put("tick", fmt.Sprint(i)))
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted replica executed %d, stable checkpoint of the others is %d", pbftReplica(c, 3).LastExecuted(), target)
+		}
+	}
+	// Without replica index 2 every quorum of 2f+1 = 3 needs the restarted replica.
+	if err := c.StopNode(2); err != nil {
+		t.Fatal(err)
+	}
+	cl2 := pbftClient(t, c, 8, 2) // the restarted replica listens on a new port
+	pdo(t, cl2, put("after", "1"))
+	read := func(ops ...wire.Op) [][]byte {
+		res := pdo(t, cl2, ops...)
+		var vals [][]byte
+		for _, o := range res.Ops {
+			vals = append(vals, o.Value)
+		}
+		return vals
+	}
+	for k, v := range later {
+		early[k] = v
+	}
+	early["after"] = "1"
+	pbftReadBack(t, read, early)
+}
