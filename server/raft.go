@@ -29,8 +29,9 @@ const (
 	// MaxInboundBatchesPerRound bounds how many inbound batches the driver steps before it
 	// takes a Ready, so that a flood of input cannot starve sending and persisting.
 	MaxInboundBatchesPerRound = 256
-	// snapshotRetainEntries mirrors raftcore's default: WAL entries kept below a snapshot.
-	snapshotRetainEntries = 5000
+	// DefaultSnapshotRetainEntries: log entries kept below a snapshot (in the core and the
+	// WAL) so that a slightly lagging follower catches up from the log, not a snapshot.
+	DefaultSnapshotRetainEntries = 5000
 )
 
 // ReplicaConfig configures one replica (Raft or PBFT) of the cluster described by Spec.
@@ -114,6 +115,7 @@ type RaftReplica struct {
 	m    raftMetrics
 
 	snapDir string
+	retain  uint64 // entries kept below a snapshot
 	hs      storage.HardState
 
 	codec    raftCodec
@@ -166,6 +168,7 @@ type raftMetrics struct {
 	paused        *Counter
 	readsServed   *Counter
 	snapshots     *Counter
+	installed     *Counter
 	pending       atomic.Int64
 }
 
@@ -272,7 +275,11 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 	if rs.Reads == "lease" {
 		c.ReadOnly = raftcore.ReadLease
 	}
-	c.SnapshotRetainEntries = snapshotRetainEntries
+	c.SnapshotRetainEntries = DefaultSnapshotRetainEntries
+	if rs.SnapshotRetainEntries != 0 {
+		c.SnapshotRetainEntries = rs.SnapshotRetainEntries
+	}
+	r.retain = c.SnapshotRetainEntries
 
 	// Snapshot first: the state machine starts from it and the log continues after it.
 	snap, skipped, err := storage.OpenLatestSnapshot(nil, r.snapDir)
@@ -392,7 +399,8 @@ func (r *RaftReplica) registerMetrics() {
 	r.m.busy = m.Counter("cb_busy_total", "Client batches refused because MaxPendingRequests were pending.")
 	r.m.paused = m.Counter("cb_peer_paused_drops_total", "Messages dropped because the peer's outbound queue was full.")
 	r.m.readsServed = m.Counter("cb_reads_served_total", "Read-only client batches served through ReadIndex.")
-	r.m.snapshots = m.Counter("cb_snapshots_total", "Snapshots taken or installed.")
+	r.m.snapshots = m.Counter("cb_snapshots_total", "Snapshots this replica took of its state.")
+	r.m.installed = m.Counter("cb_snapshots_installed_total", "Snapshots received from the leader and installed (InstallSnapshot).")
 	m.GaugeFunc("cb_pending_requests", "Client batches waiting for commit or read confirmation.", r.m.pending.Load)
 	m.GaugeFunc("cb_raft_leader", "The leader this replica knows (0: none).", func() int64 { return int64(r.lead.Load()) })
 	m.GaugeFunc("cb_raft_is_leader", "1 when this replica is the leader.", func() int64 {
@@ -794,7 +802,7 @@ func (r *RaftReplica) processReady() {
 				return
 			}
 			r.applied = rd.Snapshot.Meta.Index
-			r.m.snapshots.Inc()
+			r.m.installed.Inc()
 		}
 		if len(rd.CommittedEntries) > 0 {
 			r.m.applyEntries.Observe(float64(len(rd.CommittedEntries)))
@@ -1016,8 +1024,8 @@ func (r *RaftReplica) takeSnapshot(index uint64) error {
 		return fmt.Errorf("report snapshot: %w", err)
 	}
 	r.m.snapshots.Inc()
-	if index > snapshotRetainEntries {
-		if c := index - snapshotRetainEntries; c >= r.wal.FirstIndex() {
+	if index > r.retain {
+		if c := index - r.retain; c >= r.wal.FirstIndex() {
 			if _, err := r.wal.Compact(c); err != nil {
 				return fmt.Errorf("wal compact: %w", err)
 			}

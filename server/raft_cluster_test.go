@@ -256,3 +256,83 @@ func TestRaftTransferAndPartition(t *testing.T) {
 		}
 	}
 }
+
+// Raft §7: with a small snapshot threshold the replicas snapshot and compact while serving;
+// a follower that was down while the leader compacted past its log catches up through
+// InstallSnapshot, and a replica restarted from its own snapshot + WAL serves the same data.
+func TestRaftSnapshotsCompactionAndInstall(t *testing.T) {
+	spec := &ClusterSpec{Protocol: "raft", Raft: RaftSpec{SnapshotThreshold: 40, SnapshotRetainEntries: 10}}
+	c, err := StartLocalCluster(LocalClusterConfig{Protocol: "raft", Nodes: 3, Dir: t.TempDir(), Sync: storage.SyncNone, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	cl := raftClient(t, c)
+	do(t, cl, put("first", "1"))
+	lead := waitLeader(t, c, 0)
+	follower := lead%3 + 1
+	if err := c.StopNode(int(follower - 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Far past the threshold and the 10 retained entries: the leader no longer has the
+	// entries the stopped follower needs, so it must send a snapshot.
+	for i := 0; i < 300; i++ {
+		do(t, cl, put(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)))
+	}
+	for i, r := range c.Replicas {
+		if r == nil {
+			continue
+		}
+		select {
+		case <-r.Done():
+			t.Fatalf("replica %d stopped: %v", i+1, r.Err())
+		default:
+		}
+		if n := r.(*RaftReplica).m.snapshots.Value(); n == 0 {
+			t.Fatalf("replica %d took no snapshot in 300 entries with threshold 40", i+1)
+		}
+	}
+	if err := c.RestartNode(int(follower - 1)); err != nil {
+		t.Fatal(err)
+	}
+	// Move leadership to the restarted follower: it can only lead with the full log.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := c.Replicas[follower-1].(Admin).Status()
+		if st.Applied >= c.Replicas[lead-1].(Admin).Status().Applied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted follower stuck at applied %d", st.Applied)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := c.Replicas[follower-1].(*RaftReplica).m.installed.Value(); n == 0 {
+		t.Fatal("the restarted follower caught up without installing a snapshot")
+	}
+	if err := c.Replicas[lead-1].(LeaderTransferer).TransferLeader(follower); err != nil {
+		t.Fatal(err)
+	}
+	waitLeader(t, c, lead)
+	cl = raftClient(t, c) // the restarted follower listens on a new port
+	res := do(t, cl, get("first"), get("k0"), get("k299"))
+	if string(res.Ops[0].Value) != "1" || string(res.Ops[1].Value) != "v0" || string(res.Ops[2].Value) != "v299" {
+		t.Fatalf("reads after catch-up: %+v", res.Ops)
+	}
+	// Every replica restarts from its snapshot and WAL.
+	for i := range c.Replicas {
+		if err := c.StopNode(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range c.Replicas {
+		if err := c.RestartNode(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl = raftClient(t, c) // the restarted replicas listen on new ports
+	res = do(t, cl, get("first"), get("k150"))
+	if string(res.Ops[0].Value) != "1" || string(res.Ops[1].Value) != "v150" {
+		t.Fatalf("reads after full restart: %+v", res.Ops)
+	}
+}

@@ -59,6 +59,8 @@ type RaftSpec struct {
 	MaxInflightBytes   uint64 `json:"max_inflight_bytes,omitempty"`
 	MaxSizePerMsg      uint64 `json:"max_size_per_msg,omitempty"`
 	SnapshotThreshold  uint64 `json:"snapshot_threshold,omitempty"`
+	// SnapshotRetainEntries: entries kept below a snapshot (default 5000).
+	SnapshotRetainEntries uint64 `json:"snapshot_retain_entries,omitempty"`
 }
 
 // PBFTSpec holds the PBFT settings. Zero fields take pbftcore's defaults.
