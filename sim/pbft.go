@@ -13,9 +13,11 @@ import (
 )
 
 // PBFT adapter: pbftcore replicas on simulated hosts, up to f of them Byzantine (pbftcore/byz
-// rewrites what they send). PBFT keeps no durable state (as in the paper's replicas), so a
-// crashed host restarts with an empty replica that catches up by view join and state
-// transfer; amnesia is a fault, so crashes and Byzantine replicas share the budget f.
+// rewrites what they send). A replica's durable state is its last stable checkpoint
+// (Ready.Stable with the App state at it, kept per host as a driver keeps it on disk): a
+// crashed host restarts from it (pbftcore.Config.Start), or empty if it has none, and
+// catches up by view join, re-execution and state transfer. Everything above the checkpoint
+// is forgotten; amnesia is a fault, so crashes and Byzantine replicas share the budget f.
 
 // Limits of the drawn PBFT parameters.
 const (
@@ -40,9 +42,12 @@ type pbftProtocol struct {
 	keyring  *pbftcore.Keyring
 	byzB     []byz.Behaviour // per replica; Honest for correct ones
 	replicas []*pbftReplica
-	// amnesiac counts hosts that crashed and restarted empty: each is a fault for the run.
+	// amnesiac counts hosts that crashed and restarted (empty or from their checkpoint, either
+	// way forgetting what followed it): each is a fault for the run.
 	amnesiac  int
 	crashedAt []bool
+	// durable is, per host, the last stable checkpoint it reported and its App state.
+	durable []pbftDurable
 	// Checkers' incremental state.
 	batchAt map[uint64]pbftcore.Digest // seq -> executed batch digest (first correct replica)
 	sent    map[[2]uint64][]byte       // (client, ts) -> encoded op the client sent
@@ -68,6 +73,7 @@ func newPBFT(c *Cluster) Protocol {
 	}
 	p.replicas = make([]*pbftReplica, p.n)
 	p.crashedAt = make([]bool, p.n)
+	p.durable = make([]pbftDurable, p.n)
 	return p
 }
 
@@ -116,11 +122,18 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	cfg.RequestTimeoutTicks = p.timeout
 	cfg.RetransmitTicks = pbftRetransmitTicks
 	cfg.SignAll = p.signAll
+	var lastSeq uint64
+	if d := &p.durable[i]; restart && d.ok {
+		app.kv = d.kv
+		cp := d.cp
+		cfg.Start = &pbftcore.StartState{Seq: cp.Seq, View: cp.View, Digest: cp.Digest, Proof: cp.Proof, ClientTable: cp.ClientTable}
+		lastSeq = cp.Seq
+	}
 	nd, err := pbftcore.New(cfg)
 	if err != nil {
 		panic(err)
 	}
-	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: 0}
+	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: lastSeq}
 	if b := p.byzB[i]; b != byz.Honest {
 		rep.byz = byz.New(b, p.keyring.Replica(i), p.n, p.signAll, pbftSlowDelayFactor*p.timeout)
 	}
@@ -251,6 +264,9 @@ func (r *pbftReplica) drive() {
 		if r.byz == nil {
 			r.check(&rd)
 		}
+		if st := rd.Stable; st != nil {
+			r.persist(st)
+		}
 		for k := range rd.Messages {
 			m := &rd.Messages[k]
 			if r.byz != nil {
@@ -271,6 +287,28 @@ func (r *pbftReplica) drive() {
 				st.LowWatermark, st.LastExecuted, st.Assigned, st.Fetching)
 		}
 	}
+}
+
+// pbftDurable is what a host keeps across crashes: a stable checkpoint and its App state.
+type pbftDurable struct {
+	ok bool
+	cp pbftcore.StableCheckpoint
+	kv KV
+}
+
+// persist keeps a reported stable checkpoint (owned copies) with the App state at it.
+func (r *pbftReplica) persist(st *pbftcore.StableCheckpoint) {
+	kv, ok := r.app.snaps[st.Seq]
+	if !ok {
+		panic("pbft: App lost the state of a reported stable checkpoint")
+	}
+	cp := *st
+	cp.Proof = make([]pbftcore.Message, len(st.Proof))
+	for k := range st.Proof {
+		cp.Proof[k] = pbftcore.CloneMessage(&st.Proof[k])
+	}
+	cp.ClientTable = append([]byte(nil), st.ClientTable...)
+	r.p.durable[r.i] = pbftDurable{ok: true, cp: cp, kv: kv}
 }
 
 // send puts an owned message on the network.
