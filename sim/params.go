@@ -29,7 +29,7 @@ const (
 	DupRateMax         = 0.10
 	LongDelayRateMax   = 0.10
 	DiskUnitsMax       = 150 // one write's latency upper bound (1.5 ticks)
-	FaultEveryTicksMin = 8   // mean ticks between faults, drawn between these
+	FaultEveryTicksMin = 2   // mean ticks between faults, drawn between these
 	FaultEveryTicksMax = 60
 	ClockDriftPctMax   = 1          // per-host tick period within ±1% of TickUnits
 	DiskStallUnitsMax  = 3000       // a stalled disk starts no flush for up to 30 ticks
