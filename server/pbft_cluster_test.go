@@ -309,6 +309,17 @@ func TestPBFTUnsafeAckBeforeCommitAcknowledgesUncommittedWrites(t *testing.T) {
 			c := startPBFTClusterMode(t, storage.SyncNone, unsafe)
 			cl := pbftClient(t, c, 0, 1)
 			pdo(t, cl, put("a", "1"))
+			// In unsafe mode the reply may precede execution: let the first write finish
+			// everywhere before the quorum is broken, so only the second one is measured.
+			deadline := time.Now().Add(5 * time.Second)
+			for i := range c.Replicas {
+				for pbftReplica(c, i).LastExecuted() < 1 {
+					if time.Now().After(deadline) {
+						t.Fatalf("replica %d did not execute the first write", i)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
 			for _, i := range []int{2, 3} {
 				if err := c.StopNode(i); err != nil {
 					t.Fatal(err)
