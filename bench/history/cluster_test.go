@@ -160,17 +160,26 @@ func TestRaftKillLeaderVerdicts(t *testing.T) {
 // The deliberately broken build: a leader that acknowledges writes before they commit keeps
 // acknowledging while partitioned away, and those writes are discarded when the majority's
 // new leader overwrites its log (Raft §5.3). The checkers must catch it.
+//
+// How many writes the isolated leader acknowledges before CheckQuorum makes it step down
+// depends on scheduling (on a loaded machine the load generator may send few in that
+// ~100 ms), so the scenario is tried up to brokenAttempts times; the test fails if the
+// checkers pass every time.
 func TestUnsafeAckBeforeCommitIsCaught(t *testing.T) {
-	out := faultRun(t, "raft", 3, "partition-leader@1s:1500ms", true, 50)
-	lin, dur := out.Result.Verdicts.Linearizability, out.Result.Verdicts.Durability
-	t.Logf("linearizability: %+v", lin)
-	t.Logf("durability: %+v", dur)
-	if lin.OK && dur.OK {
-		t.Fatal("the broken cluster passed both checks")
+	const brokenAttempts = 3
+	for attempt := 1; attempt <= brokenAttempts; attempt++ {
+		out := faultRun(t, "raft", 3, "partition-leader@1s:1500ms", true, 50)
+		lin, dur := out.Result.Verdicts.Linearizability, out.Result.Verdicts.Durability
+		t.Logf("attempt %d: linearizability: %+v", attempt, lin)
+		t.Logf("attempt %d: durability: %+v", attempt, dur)
+		if !lin.OK && (lin.Artifact == "" || !strings.Contains(lin.Detail, "NOT linearizable")) {
+			t.Errorf("a failed linearizability check must name its visualization: %+v", lin)
+		}
+		if !lin.OK || !dur.OK {
+			return
+		}
 	}
-	if !lin.OK && (lin.Artifact == "" || !strings.Contains(lin.Detail, "NOT linearizable")) {
-		t.Errorf("a failed linearizability check must name its visualization: %+v", lin)
-	}
+	t.Fatalf("the broken cluster passed both checks %d times", brokenAttempts)
 }
 
 // PBFT with its primary crashed and restarted: the backups' view change (Castro and Liskov
