@@ -36,8 +36,8 @@ type RunConfig struct {
 	// connected to the restarted cluster, through which every key is read back.
 	ReadBack func(ctx context.Context) (bench.Target, error)
 	// ReadBackKill is how many running nodes the durability check kills before the
-	// read-back (0: all of them). A protocol that recovers a replica only from its peers
-	// (PBFT here: see server/pbft.go) loses everything when all restart; kill at most f.
+	// read-back (0: all of them). PBFT replicas restart from their last stable checkpoint
+	// (docs/FAULTS.md), so killing all of them can lose later writes; kill at most f.
 	ReadBackKill int
 	// ReadBackBatch is how many keys one read-back request reads (0:
 	// DefaultReadBackBatch); keep it times the value size well under a reply's limit.

@@ -153,7 +153,8 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 		Linearizability: sc.Linearizability, VizPath: filepath.Join(filepath.Dir(sc.Result), "linearizability.html")}
 	if sc.Durability {
 		if sc.Protocol == "pbft" {
-			// A restarted PBFT replica recovers only from its peers (server/pbft.go): kill f.
+			// A restarted PBFT replica resumes from its last stable checkpoint and catches
+			// up from its peers (docs/FAULTS.md): kill f.
 			rc.ReadBackKill = (sc.Nodes - 1) / 3
 		}
 		// Reads of about 2 KiB of values per request: well inside a PBFT reply's 8 KiB.
