@@ -12,8 +12,11 @@
 //
 // It must not do I/O, start goroutines, read the clock or use a global RNG: time arrives as
 // Tick, randomness and every key arrive in Config, and the application state is reached only
-// through the App interface, called synchronously from Step/Tick. Replicas keep no durable
-// state (as in the paper's experiments): a restarted replica starts empty and catches up.
+// through the App interface, called synchronously from Step/Tick. The core does no I/O, so
+// it keeps no durable state itself: it reports each new stable checkpoint in Ready.Stable
+// (proof, client table) for the driver to persist with the App's state, and Config.Start
+// restarts a replica from one (restart.go); without it a restarted replica starts empty and
+// catches up by view join and state transfer.
 //
 // Choices where the papers leave room, and why:
 //   - Prepares are MAC-authenticated, so they cannot serve as transferable proofs. The
