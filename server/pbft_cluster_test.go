@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -728,5 +729,34 @@ func TestPBFTClusterSignMode(t *testing.T) {
 	var res client.Results
 	if err := macCl.Do(ctx, []wire.Op{put("mac", "1")}, &res); err == nil {
 		t.Fatal("a MAC-authenticated request was accepted by replicas in sign mode")
+	}
+}
+
+// A request whose results exceed PBFTMaxResultBytes is answered with one error result on
+// every replica (deterministically), even when it has so many ops that one error per op
+// would itself exceed the limit; no replica may crash on it.
+func TestPBFTOversizedResultsAnswerAnError(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncNone)
+	cl := pbftClient(t, c, 1, 4)
+	pdo(t, cl, wire.Op{Kind: wire.OpPut, Key: []byte("k"), Value: []byte("v")})
+	ops := []wire.Op{{Kind: wire.OpPut, Key: []byte("w"), Value: []byte("1")}}
+	for i := 0; i < 1700; i++ {
+		ops = append(ops, wire.Op{Kind: wire.OpGet, Key: []byte("k")})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var res client.Results
+	if err := cl.Do(ctx, ops, &res); err == nil || !strings.Contains(err.Error(), "exceeds PBFTMaxResultBytes") {
+		t.Fatalf("oversized results: err %v, %d results", err, len(res.Ops))
+	}
+	for i := range c.Replicas {
+		select {
+		case <-c.Replicas[i].Done():
+			t.Fatalf("replica %d stopped: %v", i+1, c.Replicas[i].Err())
+		default:
+		}
+	}
+	if got := pdo(t, cl, wire.Op{Kind: wire.OpGet, Key: []byte("k")}).Ops[0]; string(got.Value) != "v" {
+		t.Fatalf("after the oversized request k = %q", got.Value)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
 
 	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/pbftcore"
@@ -127,11 +128,10 @@ func (a *kvApp) finish(req *pbftcore.Request, dst []byte) []byte {
 		}
 	}
 	if a.reply.Size() > PBFTMaxResultBytes {
-		// Deterministic on every replica: the same results are too large everywhere.
-		for i := range a.reply.Results {
-			a.reply.Results[i] = wire.OpResult{Status: wire.StatusError}
-		}
-		a.reply.Results[0].Value = errTooLarge
+		// Deterministic on every replica: the same results are too large everywhere. One
+		// error result, not one per op: a request with enough ops would make even the
+		// per-op errors exceed the limit (and the core asserts results fit).
+		a.reply.Results = append(a.reply.Results[:0], wire.OpResult{Status: wire.StatusError, Value: errTooLarge})
 	}
 	return wire.AppendClientReply(dst, &a.reply)
 }
@@ -156,8 +156,25 @@ func (a *kvApp) Checkpoint(seq uint64) pbftcore.Digest {
 	if len(a.snaps) >= pbftMaxHeldCheckpoints {
 		panic("server: pbft app holds more checkpoints than pbftMaxHeldCheckpoints (DiscardBelow not called?)")
 	}
-	d := a.kv.Digest()
+	d := stateDigest(buf.Bytes())
 	a.snaps[seq] = appSnapshot{data: buf.Bytes(), digest: d}
+	return d
+}
+
+// stateDigest is the checkpoint digest: SHA-256 over the store's serialized state, which is
+// deterministic (equal states give equal bytes) and covers everything a restore installs,
+// the applied index included. The store's incremental AdHash digest is not used here: a
+// sum of hashes modulo 2^256 admits generalized-birthday collisions (Wagner, CRYPTO 2002),
+// so a Byzantine state-transfer source could craft a different state with the certified
+// digest; a collision-resistant hash of the bytes cannot be forged that way.
+func stateDigest(chunks ...[]byte) pbftcore.Digest {
+	h := sha256.New()
+	h.Write([]byte("consensusbench/pbft/state/v1"))
+	for _, c := range chunks {
+		h.Write(c)
+	}
+	var d pbftcore.Digest
+	h.Sum(d[:0])
 	return d
 }
 
@@ -182,18 +199,10 @@ func (a *kvApp) StateChunk(seq uint64, i int, dst []byte) ([]byte, int, bool) {
 	return append(dst, s[i*pbftStateChunkBytes:end]...), chunks, true
 }
 
-// StateDigest implements pbftcore.App: the digest the state would have once restored (a
-// malformed state gets the zero digest, which no certified checkpoint has).
-func (a *kvApp) StateDigest(chunks [][]byte) pbftcore.Digest {
-	tmp, err := kv.New(kv.Config{})
-	if err != nil {
-		return pbftcore.Digest{}
-	}
-	if err := tmp.Restore(bytes.NewReader(bytes.Join(chunks, nil))); err != nil {
-		return pbftcore.Digest{}
-	}
-	return tmp.Digest()
-}
+// StateDigest implements pbftcore.App: the digest of a transferred state, computed over its
+// bytes before anything is restored (so a Byzantine source's malformed state is rejected by
+// the digest comparison and never parsed).
+func (a *kvApp) StateDigest(chunks [][]byte) pbftcore.Digest { return stateDigest(chunks...) }
 
 // Restore implements pbftcore.App. The core calls it only after StateDigest matched the
 // certified digest, so the restore cannot fail on a correct state.
@@ -202,7 +211,7 @@ func (a *kvApp) Restore(seq uint64, chunks [][]byte) {
 	if err := a.kv.Restore(bytes.NewReader(s)); err != nil {
 		panic("server: restoring a state whose digest verified failed: " + err.Error())
 	}
-	a.snaps[seq] = appSnapshot{data: s, digest: a.kv.Digest()}
+	a.snaps[seq] = appSnapshot{data: s, digest: stateDigest(s)}
 }
 
 // DiscardBelow implements pbftcore.App.
