@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
-		"time"
+	"time"
 
 	"github.com/consensusbench/consensusbench/wire"
 )

@@ -417,6 +417,11 @@ func (c *PBFTClient) Close() error {
 	return nil
 }
 
+// pbftMaxPendingWriteBytes bounds the frames queued for one replica's connection; beyond it
+// frames are dropped (the protocol retransmits), so a replica that stops reading cannot make
+// the client buffer without bound.
+const pbftMaxPendingWriteBytes = 4 << 20
+
 // pbftConn is the connection to one replica's client port. Writers combine like conn's:
 // a sender appends its frame and, if nobody is writing, writes everything pending. A broken
 // connection drops what it was sending (the protocol retransmits) and is redialled in the
@@ -455,6 +460,7 @@ func (pc *pbftConn) dial(ctx context.Context) {
 		_ = tc.SetNoDelay(true)
 	}
 	reg := wire.ClientRequest{ClientID: c.cfg.FirstClientID, FirstSeq: uint64(c.cfg.MaxInflight)}
+	_ = nc.SetWriteDeadline(time.Now().Add(c.cfg.AttemptTimeout))
 	if _, err := nc.Write(wire.AppendMessageFrame(nil, 0, &reg)); err != nil {
 		nc.Close()
 		return
@@ -475,6 +481,12 @@ func (pc *pbftConn) send(frame []byte) {
 		pc.mu.Unlock()
 		return
 	}
+	if len(pc.wbuf)+len(frame) > pbftMaxPendingWriteBytes {
+		// The replica is not reading (paused or overloaded): drop, as a lossy network would;
+		// the request is retransmitted to every replica on its timeout.
+		pc.mu.Unlock()
+		return
+	}
 	pc.wbuf = append(pc.wbuf, frame...)
 	if pc.writing {
 		pc.mu.Unlock()
@@ -485,6 +497,9 @@ func (pc *pbftConn) send(frame []byte) {
 		buf, nc := pc.wbuf, pc.nc
 		pc.wbuf, pc.spare = pc.spare[:0], nil
 		pc.mu.Unlock()
+		// A replica that stops reading must not hold this caller (nor the replies of the
+		// others) beyond one attempt.
+		_ = nc.SetWriteDeadline(time.Now().Add(pc.cl.cfg.AttemptTimeout))
 		_, err := nc.Write(buf)
 		pc.mu.Lock()
 		pc.spare = buf[:0]
