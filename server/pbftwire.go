@@ -64,14 +64,26 @@ func toAuth(b []byte, signed bool) wire.Authenticator {
 	return wire.Authenticator{}
 }
 
+// maxAuthBytes is the largest authenticator pbftcore ever produces: a MAC per replica, or a
+// signature.
+const maxAuthBytes = max(pbftcore.MaxReplicas*pbftcore.MACSize, ed25519.SignatureSize)
+
+// fromAuth unwraps an authenticator. One larger than any pbftcore produces is dropped (the
+// message then fails verification wherever it is checked): authenticators of requests nested
+// in VIEW-CHANGE and NEW-VIEW batches are carried without being verified, and an oversized
+// one would otherwise reach the encoder, which refuses it, on every correct replica.
 func fromAuth(a *wire.Authenticator) []byte {
+	var b []byte
 	switch a.Kind {
 	case wire.AuthSignature:
-		return a.Signature
+		b = a.Signature
 	case wire.AuthMACs, wire.AuthShortMACs:
-		return a.MACs
+		b = a.MACs
 	}
-	return nil
+	if len(b) > maxAuthBytes || len(b)%wire.ShortMACSize != 0 {
+		return nil
+	}
+	return b
 }
 
 func (c *pbftCodec) wireRequest(r *pbftcore.Request) wire.Request {

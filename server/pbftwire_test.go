@@ -427,3 +427,33 @@ func BenchmarkPBFTCodec(b *testing.B) {
 		})
 	}
 }
+
+// A Byzantine replica's VIEW-CHANGE may carry, inside its prepared batches, request
+// authenticators far larger than any pbftcore produces (they are not verified there). The
+// codec must drop them on decode so that re-encoding the view change (every correct new
+// primary does, in NEW-VIEW) cannot trip the encoder's bounds.
+func TestPBFTCodecDropsOversizedNestedAuthenticators(t *testing.T) {
+	var c pbftCodec
+	huge := make([]byte, 40000*32)
+	vc := wire.ViewChange{NewView: 1, StableSeq: 0, Replica: 2,
+		P: []wire.PreparedCert{{PrePrepare: wire.PrePrepareHeader{View: 0, Seq: 1, Replica: 0},
+			Requests: []wire.Request{{ClientID: 1, Timestamp: 1, Op: []byte("op"),
+				Auth: wire.Authenticator{Kind: wire.AuthMACs, MACs: huge}}}}},
+		Auth: wire.Authenticator{Kind: wire.AuthSignature, Signature: make([]byte, wire.SignatureSize)}}
+	f, err := wire.DecodeFrame(wire.AppendMessageFrame(nil, 0, &vc), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m pbftcore.Message
+	if err := c.decode(f.Type, f.Body, 2, 0, &m); err != nil {
+		t.Skipf("the codec refused the message outright (also safe): %v", err)
+	}
+	for _, p := range m.Prepared {
+		for _, r := range p.Requests {
+			if len(r.Auth) > maxAuthBytes {
+				t.Fatalf("nested request authenticator of %d bytes kept", len(r.Auth))
+			}
+		}
+	}
+	c.appendFrame(nil, &m) // must not panic
+}
