@@ -19,7 +19,11 @@ const (
 	// ByzantineSilent sends nothing: no protocol message and no client reply (a replica that
 	// looks alive on the network but never helps, worse than a crash for timeouts).
 	ByzantineSilent
-	// ByzantineEquivocate tells different replicas different things: its PRE-PREPARE,
+	// ByzantineEquivocate tells different replicas different things. As primary it sends
+	// odd-numbered peers the true PRE-PREPARE and the others a PRE-PREPARE for the same
+	// (view, seq) with another valid batch (the same authenticated client requests in
+	// reverse order, or without the last one) under that batch's correct digest: two
+	// conflicting proposals that each pass every check a backup can make alone (§4.2). Its
 	// PREPARE and COMMIT messages carry the true digest to odd-numbered peers and another,
 	// validly authenticated, digest to the others; its client replies carry wrong results.
 	ByzantineEquivocate
@@ -98,8 +102,20 @@ func (r *PBFTReplica) byzantineSend(m *pbftcore.Message) bool {
 		return false
 	}
 	lie := *m
-	lie.Digest[0] ^= 0xff
-	lie.Digest[31] ^= 0x01
+	if mode == ByzantineEquivocate && m.Type == pbftcore.MsgPrePrepare && len(m.Requests) > 0 {
+		lie.Requests = make([]pbftcore.Request, 0, len(m.Requests))
+		if len(m.Requests) >= 2 {
+			for i := len(m.Requests) - 1; i >= 0; i-- {
+				lie.Requests = append(lie.Requests, m.Requests[i])
+			}
+		} else {
+			lie.Requests = lie.Requests[:0] // the null request: also a valid batch
+		}
+		lie.Digest = pbftcore.BatchDigest(lie.Requests)
+	} else {
+		lie.Digest[0] ^= 0xff
+		lie.Digest[31] ^= 0x01
+	}
 	lie.Auth = r.byzAuth().Seal(&lie, nil)
 	if mode == ByzantineBadDigest || m.To != pbftcore.ToAll {
 		r.rawSend(&lie, -1)
