@@ -338,12 +338,15 @@ func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequ
 	if cl.err != nil {
 		return 0, cl.err
 	}
+	// A redirect (not the leader, busy) answers the whole batch, with one result or one per op.
+	if len(cl.reply.Results) > 0 {
+		if st := cl.reply.Results[0].Status; st == wire.StatusNotLeader || st == wire.StatusBusy {
+			res.Node = cl.reply.LeaderHint
+			return st, nil
+		}
+	}
 	if len(cl.reply.Results) != len(req.Ops) {
 		return 0, fmt.Errorf("node %d answered %d results for %d ops", cn.node, len(cl.reply.Results), len(req.Ops))
-	}
-	if st := cl.reply.Results[0].Status; st == wire.StatusNotLeader || st == wire.StatusBusy {
-		res.Node = cl.reply.LeaderHint
-		return st, nil
 	}
 	res.fillFrom(cl)
 	return wire.StatusOK, nil

@@ -26,6 +26,9 @@ const (
 	// MaxPendingRequests bounds client batches proposed or waiting for a read confirmation on
 	// this replica; beyond it new batches are answered StatusBusy.
 	MaxPendingRequests = 1 << 16
+	// maxCatchUpTicks bounds the ticks delivered at once after the driver stalled: enough to
+	// expire any lease and election timer, few enough not to stall the driver in turn.
+	maxCatchUpTicks = 1000
 	// MaxInboundBatchesPerRound bounds how many inbound batches the driver steps before it
 	// takes a Ready, so that a flood of input cannot starve sending and persisting.
 	MaxInboundBatchesPerRound = 256
@@ -158,18 +161,19 @@ type RaftReplica struct {
 }
 
 type raftMetrics struct {
-	commitLatency *Histogram
-	persistTime   *Histogram
-	readyEntries  *Histogram
-	applyEntries  *Histogram
-	proposals     *Counter
-	notLeader     *Counter
-	busy          *Counter
-	paused        *Counter
-	readsServed   *Counter
-	snapshots     *Counter
-	installed     *Counter
-	pending       atomic.Int64
+	commitLatency  *Histogram
+	persistTime    *Histogram
+	readyEntries   *Histogram
+	applyEntries   *Histogram
+	proposals      *Counter
+	notLeader      *Counter
+	busy           *Counter
+	paused         *Counter
+	readsServed    *Counter
+	snapshots      *Counter
+	installed      *Counter
+	repliesDropped *Counter
+	pending        atomic.Int64
 }
 
 // NewRaftReplica opens the replica's storage, restores its state and prepares its
@@ -400,6 +404,7 @@ func (r *RaftReplica) registerMetrics() {
 	r.m.paused = m.Counter("cb_peer_paused_drops_total", "Messages dropped because the peer's outbound queue was full.")
 	r.m.readsServed = m.Counter("cb_reads_served_total", "Read-only client batches served through ReadIndex.")
 	r.m.snapshots = m.Counter("cb_snapshots_total", "Snapshots this replica took of its state.")
+	r.m.repliesDropped = m.Counter("cb_client_replies_dropped_total", "Client replies dropped because the connection's reply queue stayed full.")
 	r.m.installed = m.Counter("cb_snapshots_installed_total", "Snapshots received from the leader and installed (InstallSnapshot).")
 	m.GaugeFunc("cb_pending_requests", "Client batches waiting for commit or read confirmation.", r.m.pending.Load)
 	m.GaugeFunc("cb_raft_leader", "The leader this replica knows (0: none).", func() int64 { return int64(r.lead.Load()) })
@@ -515,8 +520,10 @@ func (r *RaftReplica) setFatal(err error) {
 
 func (r *RaftReplica) run() {
 	defer close(r.done)
-	tick := time.NewTicker(r.cfg.Spec.TickInterval())
+	interval := r.cfg.Spec.TickInterval()
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	lastTick := time.Now()
 	inbound := r.tr.Inbound()
 	for r.fatal.Load() == nil {
 		select {
@@ -533,8 +540,18 @@ func (r *RaftReplica) run() {
 				}
 				break
 			}
-		case <-tick.C:
-			r.node.Tick()
+		case now := <-tick.C:
+			// A driver that stalled (a long snapshot, a GC pause, SIGSTOP) missed ticks; the
+			// core must see the time that passed, or a lease would outlive its bound
+			// (thesis §6.4.1). Deliver every elapsed tick, up to a cap.
+			n := min(int(now.Sub(lastTick)/interval), maxCatchUpTicks)
+			lastTick = lastTick.Add(time.Duration(max(n, 1)) * interval)
+			if now.Sub(lastTick) > interval {
+				lastTick = now // more than the cap was missed: resynchronise
+			}
+			for i := 0; i < max(n, 1); i++ {
+				r.node.Tick()
+			}
 		case <-r.durableC:
 			r.ackDurable()
 		case f := <-r.admin:
@@ -619,6 +636,11 @@ func (r *RaftReplica) handleClient(f *transport.Frame) {
 	if !r.IsLeader() {
 		r.m.notLeader.Inc()
 		r.replyStatus(f.Client, wire.StatusNotLeader, nil)
+		return
+	}
+	if len(f.Body) > r.maxBatchBytes {
+		// The core refuses any proposal larger than its batch limit: retrying cannot help.
+		r.replyStatus(f.Client, wire.StatusError, errBatchTooLarge)
 		return
 	}
 	if len(r.pending)+len(r.reads) >= MaxPendingRequests {
@@ -930,6 +952,7 @@ func (r *RaftReplica) addResult(res kv.Result) {
 var (
 	errSessionExpired = []byte("session expired: this sequence number is outside the client's window; an earlier attempt may or may not have been applied")
 	errInvalidOp      = []byte("invalid operation: unknown kind, or key or value over the store's limits")
+	errBatchTooLarge  = []byte("request larger than the leader's proposal batch limit (MaxBatchBytes); split it")
 )
 
 // finishResults points each result's Value into valBuf (now that it no longer moves).
@@ -959,10 +982,13 @@ func (r *RaftReplica) sendReply(conn transport.ClientID) {
 		r.out = wire.AppendMessageFrame(r.out[:0], 0, &r.reply)
 		_ = r.tr.SendClient(conn, r.out)
 	default:
-		// The client is not reading its replies fast enough (ErrClientBusy): a dropped
-		// reply would cost it a full attempt timeout, so close the connection and let it
-		// retry at once (its retries are exactly-once).
-		r.tr.CloseClient(conn)
+		// ErrClientBusy: this round's replies for the connection filled its queue. Start
+		// writing what is queued and try once more; if it still does not fit, the reply is
+		// dropped and the client retries after its attempt timeout (exactly-once).
+		r.tr.FlushClients()
+		if r.tr.SendClient(conn, r.out) != nil {
+			r.m.repliesDropped.Inc()
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -334,5 +335,25 @@ func TestRaftSnapshotsCompactionAndInstall(t *testing.T) {
 	res = do(t, cl, get("first"), get("k150"))
 	if string(res.Ops[0].Value) != "1" || string(res.Ops[1].Value) != "v150" {
 		t.Fatalf("reads after full restart: %+v", res.Ops)
+	}
+}
+
+// A write batch larger than the leader's proposal limit can never be proposed: it gets a
+// definite error at once instead of a busy answer the client would retry forever.
+func TestRaftOversizedBatchIsRefused(t *testing.T) {
+	c := startCluster(t, "raft", 3, storage.SyncNone)
+	cl := raftClient(t, c)
+	do(t, cl, put("a", "1"))
+	big := make([]byte, 1<<20)
+	var ops []wire.Op
+	for i := 0; i < 5; i++ {
+		ops = append(ops, wire.Op{Kind: wire.OpPut, Key: []byte(fmt.Sprint("big", i)), Value: big})
+	}
+	res := do(t, cl, ops...)
+	if res.Ops[0].Status != wire.StatusError || !strings.Contains(string(res.Ops[0].Value), "MaxBatchBytes") {
+		t.Fatalf("oversized batch: %v %q", res.Ops[0].Status, res.Ops[0].Value)
+	}
+	if got := do(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
+		t.Fatalf("after the refusal a = %q", got.Value)
 	}
 }
