@@ -10,5 +10,5 @@
 //   - bench/benchtest: a fake target and a simulated clock for tests (like net/http/httptest).
 //
 // Package bench owns no protocol logic and starts no goroutines: a real cluster client is an
-// adapter that implements Target (see .coord/bench-api.md and cmd/loadgen).
+// adapter that implements Target (see bench/adapter and cmd/loadgen).
 package bench

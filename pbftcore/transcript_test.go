@@ -30,7 +30,7 @@ func TestTranscriptStateTransfer(t *testing.T) { runTranscript(t, "state_transfe
 // ordered requests.
 func TestTranscriptReadOnly(t *testing.T) { runTranscript(t, "read_only.txt") }
 
-// PBFT §4.1-§4.4 (OSDI '99), TOCS 2002 §4.5: every Byzantine behaviour of issue 4 is rejected
+// PBFT §4.1-§4.4 (OSDI '99), TOCS 2002 §4.5: every Byzantine behaviour the simulator injects is rejected
 // and the correct replicas keep agreement and progress.
 func TestTranscriptByzantine(t *testing.T) { runTranscript(t, "byzantine.txt") }
 

@@ -11,7 +11,7 @@
 // It must not do I/O, start goroutines, read the clock or use a global RNG: time arrives as
 // Tick, randomness from Config.Rand, messages through Step, and everything the application
 // must do (send, persist, apply, snapshot) leaves through Ready. See the Ready type for the
-// durability contract and /work/main/.coord/raftcore-api.md for the driver loop.
+// durability contract and docs/RAFTCORE.md for the driver loop.
 //
 // Design decisions, each documented where it is implemented:
 //

@@ -38,7 +38,7 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // ports). A VIEW-CHANGE holds up to L prepared batches and a NEW-VIEW 2f+1 of those, so
 // with K=128 (L=256) and batches of 64 requests of ~400 bytes a NEW-VIEW reaches ~20 MiB.
 // Larger windows or requests can still exceed it: pbftcore would have to send digests and
-// let replicas fetch missing batches (requested in .coord/pbftcore-requests.md).
+// let replicas fetch missing batches (TOCS 2002 §5.2), which it does not do yet.
 const PBFTMaxFrameBytes = 64 << 20
 
 // pbftWALFS, when set by a test, is the filesystem of every PBFT replica's WAL (nil: the

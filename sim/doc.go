@@ -19,7 +19,7 @@
 // its verdict does not depend on them).
 //
 // A protocol plugs in through the Protocol, Replica and Client interfaces (protocol.go;
-// /work/main/.coord/sim-api.md is the guide). raft.go is the Raft adapter and its checkers
+// docs/SIM.md is the guide). raft.go is the Raft adapter and its checkers
 // (election safety, log matching, leader completeness, state machine safety, convergence).
 // Test flags: -seeds=N, -seedstart=S, -seed=S (replay), -simtrace, -keepgoing.
 //

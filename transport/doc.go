@@ -20,6 +20,6 @@
 // hello; which peer to send what is the core's business), grow any queue or buffer without
 // a bound, block the driver on the network, or allocate per frame in steady state.
 //
-// The API for the server is described in .coord/transport-api.md and on each type; every
-// method says which goroutines may call it.
+// Every type and method documents which goroutines may call it and how long the buffers it
+// hands out stay valid; docs/ARCHITECTURE.md shows where the transport sits in the data path.
 package transport

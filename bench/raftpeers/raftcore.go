@@ -48,7 +48,7 @@ type raftcoreCluster struct {
 // and elects node 1.
 //
 // It is driven deterministically on the caller's goroutine, following
-// .coord/raftcore-api.md: a batch is one Propose call, then rounds of {for each node with a
+// docs/RAFTCORE.md: a batch is one Propose call, then rounds of {for each node with a
 // Ready: Step every message into its destination at once (the leader's appends leave before
 // its own persistence, thesis §10.2.1; Step copies what it keeps), copy Entries and HardState
 // into the node's in-memory WAL, AckPersisted, apply the committed entries, Advance} until no

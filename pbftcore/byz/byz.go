@@ -13,7 +13,7 @@ import (
 // Behaviour names one kind of Byzantine replica.
 type Behaviour int
 
-// Behaviours (issue 4's list).
+// Behaviours.
 const (
 	Honest          Behaviour = iota
 	Silent                    // sends nothing
