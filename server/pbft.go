@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,7 +76,6 @@ var pbftWALFS storage.FS
 // are written without fsync and replies are not held back.
 type PBFTReplica struct {
 	cfg   ReplicaConfig
-	log   *slog.Logger
 	node  *pbftcore.Node
 	app   *kvApp
 	kv    *kv.Store
@@ -109,10 +106,6 @@ type PBFTReplica struct {
 	heldBuf    []byte
 	lastStable uint64
 
-	durableSeq atomic.Uint64
-	durableErr atomic.Pointer[error]
-	durableC   chan struct{}
-
 	// Test-only broken mode (ReplicaConfig.UnsafeAckBeforeCommit).
 	unsafeAuth *pbftcore.Authenticator
 	// Byzantine behaviour (pbft_byzantine.go): the mode, and the keys its lies are sealed with.
@@ -128,11 +121,7 @@ type PBFTReplica struct {
 	lastExec atomic.Uint64
 	stableH  atomic.Uint64
 
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-	running  atomic.Bool // run was started (Stop waits for it only then)
-	fatal    atomic.Pointer[error]
+	lifecycle
 }
 
 type walAppend struct {
@@ -174,18 +163,12 @@ func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
 		return nil, fmt.Errorf("server: cluster spec protocol is %q, not pbft", spec.Protocol)
 	}
 	r := &PBFTReplica{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		met:      cfg.Metrics,
-		n:        len(spec.Nodes),
-		self:     int(cfg.ID - 1),
-		snapDir:  filepath.Join(cfg.DataDir, "snap"),
-		durableC: make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+		cfg:       cfg,
+		met:       cfg.Metrics,
+		n:         len(spec.Nodes),
+		self:      int(cfg.ID - 1),
+		snapDir:   filepath.Join(cfg.DataDir, "snap"),
+		lifecycle: newLifecycle(cfg.Logger),
 	}
 	if r.met == nil {
 		r.met = NewMetrics()
@@ -408,52 +391,8 @@ func (r *PBFTReplica) Status() ReplicaStatus {
 // SetPartition drops all traffic to and from peers (fault injection; empty heals).
 func (r *PBFTReplica) SetPartition(peers []uint64) { r.tr.SetPartition(peers) }
 
-// Done is closed when the driver has stopped.
-func (r *PBFTReplica) Done() <-chan struct{} { return r.done }
-
-// Err returns the fatal error that stopped the replica, if any.
-func (r *PBFTReplica) Err() error {
-	if e := r.fatal.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
-
 // Stop stops the driver, flushes and closes the WAL and closes the transport. Idempotent.
-func (r *PBFTReplica) Stop() error {
-	r.stopOnce.Do(func() { close(r.stop) })
-	if r.running.Load() {
-		<-r.done
-	}
-	werr := r.wal.Close()
-	terr := r.tr.Close()
-	if err := r.Err(); err != nil {
-		return err
-	}
-	if werr != nil && !errors.Is(werr, storage.ErrClosed) {
-		return werr
-	}
-	return terr
-}
-
-// onDurable runs on the WAL's writer goroutine: record and poke, never block.
-func (r *PBFTReplica) onDurable(d storage.Durable) {
-	if d.Err != nil {
-		err := d.Err
-		r.durableErr.Store(&err)
-	} else {
-		r.durableSeq.Store(d.Seq)
-	}
-	select {
-	case r.durableC <- struct{}{}:
-	default:
-	}
-}
-
-func (r *PBFTReplica) setFatal(err error) {
-	r.fatal.CompareAndSwap(nil, &err)
-	r.log.Error("replica stopping on fatal error", "err", err)
-}
+func (r *PBFTReplica) Stop() error { return r.shutdown(r.wal, r.tr) }
 
 func (r *PBFTReplica) run() {
 	defer close(r.done)

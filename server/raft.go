@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -109,7 +108,6 @@ type pendingRead struct {
 // the WAL's durable notifications and the stop channel.
 type RaftReplica struct {
 	cfg  ReplicaConfig
-	log  *slog.Logger
 	node *raftcore.Node
 	wal  *storage.WAL
 	kv   *kv.Store
@@ -145,19 +143,13 @@ type RaftReplica struct {
 	lead            atomic.Uint64
 	role            atomic.Uint32
 
-	durableSeq atomic.Uint64
-	durableErr atomic.Pointer[error]
-	durableC   chan struct{}
 	appendTime map[uint64]time.Time
 
 	admin    chan func() // closures the driver runs for operator calls (TransferLeader)
 	term     atomic.Uint64
 	appliedA atomic.Uint64
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-	started  atomic.Bool // run was started (Stop waits for it only then)
-	fatal    atomic.Pointer[error]
+
+	lifecycle
 }
 
 type raftMetrics struct {
@@ -187,18 +179,12 @@ func NewRaftReplica(cfg ReplicaConfig) (*RaftReplica, error) {
 	}
 	r := &RaftReplica{
 		cfg:        cfg,
-		log:        cfg.Logger,
 		met:        cfg.Metrics,
 		snapDir:    filepath.Join(cfg.DataDir, "snap"),
 		pending:    make(map[reqKey]pendingReq),
-		durableC:   make(chan struct{}, 1),
 		appendTime: make(map[uint64]time.Time),
 		admin:      make(chan func()),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
-	}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+		lifecycle:  newLifecycle(cfg.Logger),
 	}
 	if r.met == nil {
 		r.met = NewMetrics()
@@ -425,7 +411,7 @@ func (r *RaftReplica) Start() error {
 	if err := r.tr.Start(); err != nil {
 		return err
 	}
-	r.started.Store(true)
+	r.running.Store(true)
 	go r.run()
 	return nil
 }
@@ -468,55 +454,9 @@ func (r *RaftReplica) TransferLeader(to uint64) error {
 	return <-errc
 }
 
-// Done is closed when the driver has stopped (after Stop, or after a fatal storage error).
-func (r *RaftReplica) Done() <-chan struct{} { return r.done }
-
-// Err returns the fatal error that stopped the replica, if any.
-func (r *RaftReplica) Err() error {
-	if e := r.fatal.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
-
 // Stop stops the driver, flushes and closes the WAL and closes the transport. It is safe to
 // call more than once.
-func (r *RaftReplica) Stop() error {
-	r.stopOnce.Do(func() { close(r.stop) })
-	if r.started.Load() {
-		<-r.done
-	}
-	werr := r.wal.Close()
-	terr := r.tr.Close()
-	if err := r.Err(); err != nil {
-		return err
-	}
-	if werr != nil && !errors.Is(werr, storage.ErrClosed) {
-		return werr
-	}
-	return terr
-}
-
-// onDurable runs on the WAL's writer goroutine. It must not block on the driver (the
-// driver may itself be blocked in Append waiting for the writer), so it only records the
-// sequence and pokes the driver.
-func (r *RaftReplica) onDurable(d storage.Durable) {
-	if d.Err != nil {
-		err := d.Err
-		r.durableErr.Store(&err)
-	} else {
-		r.durableSeq.Store(d.Seq)
-	}
-	select {
-	case r.durableC <- struct{}{}:
-	default:
-	}
-}
-
-func (r *RaftReplica) setFatal(err error) {
-	r.fatal.CompareAndSwap(nil, &err)
-	r.log.Error("replica stopping on fatal error", "err", err)
-}
+func (r *RaftReplica) Stop() error { return r.shutdown(r.wal, r.tr) }
 
 func (r *RaftReplica) run() {
 	defer close(r.done)
