@@ -131,6 +131,9 @@ func ParseClusterSpec(b []byte) (*ClusterSpec, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, err
 	}
+	if dec.More() {
+		return nil, errors.New("unexpected data after the JSON object")
+	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,7 @@ func TestClusterSpecErrorsNameTheProblem(t *testing.T) {
 		name, json, want string
 	}{
 		{"unknown field", `{"protocol":"raft","nodez":[]}`, `unknown field "nodez"`},
+		{"trailing data", `{"protocol":"raft","nodes":[{"id":1,"peer_addr":"a:1","client_addr":"a:2"}]} {"protocol":"pbft"}`, "after the JSON object"},
 		{"protocol", `{"protocol":"paxos","nodes":[{"id":1,"peer_addr":"a:1","client_addr":"a:2"}]}`, `protocol "paxos"`},
 		{"pbft size", `{"protocol":"pbft","nodes":[{"id":1,"peer_addr":"a:1","client_addr":"a:2"}]}`, "at least 4 nodes"},
 		{"zero id", `{"protocol":"raft","nodes":[{"id":0,"peer_addr":"a:1","client_addr":"a:2"}]}`, "id must be nonzero"},

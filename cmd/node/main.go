@@ -49,6 +49,8 @@ type options struct {
 	logLevel    string
 	tick        time.Duration
 	byzantine   string
+	// tickSet and clusterIDSet: the flag was given (they only apply with --peers).
+	tickSet, clusterIDSet bool
 }
 
 // newFlags builds the flag set in groups, so --help prints each group under its heading
@@ -122,6 +124,8 @@ func buildSpec(o *options) (*server.ClusterSpec, error) {
 	switch {
 	case o.clusterFile != "" && o.peers != "":
 		return nil, errors.New("give --cluster or --peers, not both")
+	case o.clusterFile != "" && (o.tickSet || o.clusterIDSet):
+		return nil, errors.New("--tick and --cluster-id go with --peers; with --cluster they come from the spec file")
 	case o.clusterFile != "":
 		spec, err := server.LoadClusterSpec(o.clusterFile)
 		if err != nil {
@@ -159,6 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.tickSet, o.clusterIDSet = fs.Changed("tick"), fs.Changed("cluster-id")
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}

@@ -45,6 +45,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		{"bad peers", []string{"--id", "1", "--data-dir", dir, "--peers", "1=nope", "--protocol", "raft"}, `--peers entry "1=nope"`},
 		{"peers protocol", []string{"--id", "1", "--data-dir", dir, "--peers", "1=127.0.0.1:1/127.0.0.1:2"}, `protocol ""`},
 		{"extra args", []string{"--id", "1", "stray"}, "unexpected arguments"},
+		{"tick with cluster", []string{"--id", "1", "--data-dir", dir, "--cluster", spec, "--tick", "5ms"}, "--tick and --cluster-id go with --peers"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
