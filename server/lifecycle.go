@@ -2,9 +2,14 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/consensusbench/consensusbench/storage"
 	"github.com/consensusbench/consensusbench/transport"
@@ -27,6 +32,8 @@ type lifecycle struct {
 	durableSeq atomic.Uint64
 	durableErr atomic.Pointer[error]
 	durableC   chan struct{}
+
+	lockFile *os.File // holds the data directory's flock while the replica lives
 }
 
 func newLifecycle(log *slog.Logger) lifecycle {
@@ -76,6 +83,7 @@ func (l *lifecycle) shutdown(wal *storage.WAL, tr *transport.Transport) error {
 	}
 	werr := wal.Close()
 	terr := tr.Close()
+	l.releaseDataDir()
 	if err := l.Err(); err != nil {
 		return err
 	}
@@ -83,4 +91,37 @@ func (l *lifecycle) shutdown(wal *storage.WAL, tr *transport.Transport) error {
 		return werr
 	}
 	return terr
+}
+
+// lockFileName is the file in a replica's data directory that an exclusive flock holds
+// while the replica runs, so that two processes (or two replicas in one process) can never
+// write the same WAL.
+const lockFileName = "LOCK"
+
+// lockDataDir takes the data directory's lock; release drops it.
+func (l *lifecycle) lockDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("server: data directory %s is in use by another replica (%s is locked)", dir, lockFileName)
+		}
+		return fmt.Errorf("server: lock %s: %w", filepath.Join(dir, lockFileName), err)
+	}
+	l.lockFile = f
+	return nil
+}
+
+// releaseDataDir drops the data directory's lock (closing the file releases the flock).
+func (l *lifecycle) releaseDataDir() {
+	if l.lockFile != nil {
+		l.lockFile.Close()
+		l.lockFile = nil
+	}
 }

@@ -154,7 +154,7 @@ type pbftMetrics struct {
 
 // NewPBFTReplica opens the replica's storage and prepares its core and transport. Start
 // begins serving.
-func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
+func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -185,6 +185,14 @@ func NewPBFTReplica(cfg ReplicaConfig) (*PBFTReplica, error) {
 	r.maxClients = len(ccfg.Keys.ClientSecrets)
 	r.replyConn = make([]transport.ClientID, r.maxClients)
 	r.started = make([]pendingStart, r.maxClients)
+	if err := r.lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			r.releaseDataDir()
+		}
+	}()
 	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

@@ -170,7 +170,7 @@ type raftMetrics struct {
 
 // NewRaftReplica opens the replica's storage, restores its state and prepares its
 // transport. Start begins serving.
-func NewRaftReplica(cfg ReplicaConfig) (*RaftReplica, error) {
+func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -189,10 +189,17 @@ func NewRaftReplica(cfg ReplicaConfig) (*RaftReplica, error) {
 	if r.met == nil {
 		r.met = NewMetrics()
 	}
+	if err := r.lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			r.releaseDataDir()
+		}
+	}()
 	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	var err error
 	// Raft never compares replica states, so the KV store skips the state digest.
 	if r.kv, err = kv.New(kv.Config{NoDigest: true}); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +112,27 @@ func TestRaftStopAfterFailedStart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop after a failed Start hangs")
 	}
+}
+
+// Two replicas can never share a data directory (they would interleave WAL writes): the
+// second is refused with a message naming the directory, and the lock goes with Stop.
+func TestDataDirectoryIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	spec := LocalClusterSpec("raft", 3, 7100)
+	cfg := ReplicaConfig{Spec: spec, ID: 1, DataDir: dir, PeerListen: "127.0.0.1:0", ClientListen: "127.0.0.1:0"}
+	r, err := NewRaftReplica(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRaftReplica(cfg); err == nil || !strings.Contains(err.Error(), "in use by another replica") {
+		t.Fatalf("second replica on %s: %v", dir, err)
+	}
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := NewRaftReplica(cfg)
+	if err != nil {
+		t.Fatalf("reopen after Stop: %v", err)
+	}
+	_ = r2.Stop()
 }
