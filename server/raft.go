@@ -222,6 +222,8 @@ func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 		return nil, err
 	}
 	r.applied = ccfg.Applied
+	r.appliedA.Store(r.applied)
+	r.term.Store(ccfg.HardState.Term)
 	r.maxBatchEntries, r.maxBatchBytes = ccfg.MaxBatchEntries, int(ccfg.MaxBatchBytes)
 	if err := r.newTransport(); err != nil {
 		w.Close()
