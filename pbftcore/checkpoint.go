@@ -297,6 +297,7 @@ type stateTransfer struct {
 	source int
 	chunks [][]byte
 	total  int
+	bytes  int // received so far, bounded by Config.MaxStateBytes
 	// progressed: a chunk arrived since the last retransmission tick.
 	progressed bool
 }
@@ -305,7 +306,7 @@ func (nd *Node) startStateTransfer() {
 	st := &nd.st
 	st.active, st.seq, st.digest = true, nd.h, nd.stableDigest
 	st.chunks = st.chunks[:0]
-	st.total = 0
+	st.total, st.bytes = 0, 0
 	nd.pickSource()
 	nd.requestChunk()
 }
@@ -370,7 +371,17 @@ func (nd *Node) stepStateChunk(m *Message) error {
 		(st.total != 0 && int(m.Chunks) != st.total) || len(m.Data) > nd.maxChunkBytes() {
 		return ErrMalformed
 	}
+	if st.bytes+len(m.Data) > nd.cfg.MaxStateBytes {
+		// A state larger than any this replica accepts: a faulty source padding its
+		// chunks (the digest is only checked once all have arrived). Try another source.
+		st.chunks = st.chunks[:0]
+		st.total, st.bytes = 0, 0
+		nd.pickSource()
+		nd.requestChunk()
+		return ErrBadState
+	}
 	st.total = int(m.Chunks)
+	st.bytes += len(m.Data)
 	st.progressed = true
 	st.chunks = append(st.chunks, append([]byte(nil), m.Data...))
 	if len(st.chunks) < st.total {
@@ -381,7 +392,7 @@ func (nd *Node) stepStateChunk(m *Message) error {
 	if got != st.digest || !nd.validTable(st.chunks[0]) {
 		// Wrong state: try another source.
 		st.chunks = st.chunks[:0]
-		st.total = 0
+		st.total, st.bytes = 0, 0
 		nd.pickSource()
 		nd.requestChunk()
 		return ErrBadState

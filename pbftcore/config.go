@@ -34,6 +34,10 @@ const (
 	// number of chunks of one checkpoint.
 	DefaultMaxStateChunkBytes = 64 << 10
 	MaxStateChunks            = 1 << 16
+	// DefaultMaxStateBytes bounds the state a replica accepts in one state transfer (all
+	// chunks together): the chunks are held until the digest can be checked, so without it a
+	// faulty source could fill memory.
+	DefaultMaxStateBytes = 1 << 30
 	// MaxPrePreparedPerSeq bounds the Q entries kept per sequence number (one per digest,
 	// latest view); older views are evicted first.
 	MaxPrePreparedPerSeq = 4
@@ -84,6 +88,7 @@ type Config struct {
 	MaxOpBytes         int
 	MaxResultBytes     int
 	MaxStateChunkBytes int
+	MaxStateBytes      int // all chunks of one state transfer together
 
 	RequestTimeoutTicks int // base view-change timer
 	RetransmitTicks     int
@@ -109,6 +114,7 @@ func DefaultConfig(id, n int, keys *Keys, app App, rng *rand.Rand) Config {
 		MaxOpBytes:          DefaultMaxOpBytes,
 		MaxResultBytes:      DefaultMaxResultBytes,
 		MaxStateChunkBytes:  DefaultMaxStateChunkBytes,
+		MaxStateBytes:       DefaultMaxStateBytes,
 		RequestTimeoutTicks: DefaultRequestTimeoutTicks,
 		RetransmitTicks:     DefaultRetransmitTicks,
 	}
@@ -148,6 +154,8 @@ func (c *Config) validate() error {
 		return bad("MaxInflightBatches=%d not in [1, L=%d]", c.MaxInflightBatches, c.WindowSize)
 	case c.MaxPendingRequests < c.MaxBatchRequests:
 		return bad("MaxPendingRequests below MaxBatchRequests")
+	case c.MaxStateBytes < c.MaxStateChunkBytes:
+		return bad("MaxStateBytes=%d below MaxStateChunkBytes=%d", c.MaxStateBytes, c.MaxStateChunkBytes)
 	case c.MaxOpBytes < 1 || c.MaxResultBytes < 1 || c.MaxStateChunkBytes < 1:
 		return bad("byte limits must be positive")
 	case c.RequestTimeoutTicks < 2 || c.RetransmitTicks < 1:
