@@ -17,5 +17,6 @@ var (
 	ErrStale             = errors.New("pbftcore: stale message")
 	ErrBusy              = errors.New("pbftcore: queue full or request in progress")
 	ErrReadNotSafe       = errors.New("pbftcore: read-only request refused: a prepared request is not executed yet")
+	ErrReadAfterRestart  = errors.New("pbftcore: read-only request refused: restarted from a checkpoint and not yet past its old high watermark")
 	ErrUnknownClient     = errors.New("pbftcore: unknown client")
 )

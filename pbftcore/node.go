@@ -225,6 +225,9 @@ type Node struct {
 	inReady  bool
 	handed   outbox
 	spare    outbox
+	// readFloor: after a restart from a checkpoint, read-only requests are refused until
+	// lastExec reaches it (see start).
+	readFloor uint64
 }
 
 // New creates a replica in view 0 with an empty log, or, with cfg.Start, at a durable
@@ -530,6 +533,9 @@ func (nd *Node) timeout() int {
 // complete prepared at f+1 correct replicas, and any 2f+1 matching readers include one of
 // them, so a read the client accepts reflects every completed write.
 func (nd *Node) serveRead(r *Request) error {
+	if nd.lastExec < nd.readFloor {
+		return ErrReadAfterRestart
+	}
 	if !nd.viewActive || nd.st.active || nd.maxPrepared > nd.lastExec {
 		return ErrReadNotSafe
 	}

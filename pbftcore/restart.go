@@ -73,6 +73,11 @@ func (nd *Node) start(s *StartState) error {
 	nd.stableTable = append([]byte(nil), s.ClientTable...)
 	nd.lastExec, nd.nextSeq, nd.maxPrepared = s.Seq, s.Seq, s.Seq
 	nd.view = s.View
+	// Before the crash this replica may have executed (and answered reads from) anything up
+	// to the high watermark h+L. Until it has executed past that again, its state may be
+	// older than what it already told clients, so it refuses read-only requests (clients
+	// then order them), rather than count as one more faulty replica on the read path.
+	nd.readFloor = s.Seq + nd.cfg.WindowSize
 	return nil
 }
 
