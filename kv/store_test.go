@@ -466,3 +466,35 @@ func TestNoDigest(t *testing.T) {
 		t.Fatal("session lost in a NoDigest snapshot")
 	}
 }
+
+// A clone is independent: writes to either side do not show in the other, and the clone's
+// snapshot is the original's state at the time of the clone, byte for byte.
+func TestCloneIsIndependent(t *testing.T) {
+	s := newStore(t, Config{})
+	for i := uint64(1); i <= 500; i++ {
+		s.Apply(i, sess(put(fmt.Sprint("k", i%97), fmt.Sprint("v", i)), 7, i))
+	}
+	var want bytes.Buffer
+	if _, err := s.Snapshot(&want); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Clone()
+	for i := uint64(501); i <= 600; i++ { // overwrite in place and grow on the original
+		s.Apply(i, sess(put(fmt.Sprint("k", i%97), fmt.Sprint("value-", i)), 7, i))
+	}
+	s.Apply(601, sess(del("k1"), 7, 601))
+	var got bytes.Buffer
+	if _, err := c.Snapshot(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatal("the clone's snapshot changed with writes to the original")
+	}
+	c.Apply(700, sess(put("only-in-clone", "x"), 8, 1))
+	if r := s.Get([]byte("only-in-clone")); r.Status != StatusNotFound {
+		t.Fatal("a write to the clone reached the original")
+	}
+	if r := c.Get([]byte("k1")); r.Status != StatusOK {
+		t.Fatal("a delete on the original reached the clone")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,7 +118,11 @@ type RaftReplica struct {
 
 	snapDir string
 	retain  uint64 // entries kept below a snapshot
-	hs      storage.HardState
+	// snapshotting: a background snapshot is in flight; snapDone delivers it to the driver.
+	snapshotting bool
+	snapDone     chan snapResult
+	snapMu       sync.Mutex // serializes writes and removals in snapDir
+	hs           storage.HardState
 
 	codec    raftCodec
 	msg      raftcore.Message
@@ -184,6 +189,7 @@ func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 		pending:    make(map[reqKey]pendingReq),
 		appendTime: make(map[uint64]time.Time),
 		admin:      make(chan func()),
+		snapDone:   make(chan snapResult, 1),
 		lifecycle:  newLifecycle(cfg.Logger),
 	}
 	if r.met == nil {
@@ -505,6 +511,10 @@ func (r *RaftReplica) run() {
 			r.ackDurable()
 		case f := <-r.admin:
 			f()
+		case res := <-r.snapDone:
+			if err := r.finishSnapshot(res); err != nil {
+				r.setFatal(err)
+			}
 		}
 		r.flushProposals()
 		r.requestReads()
@@ -975,27 +985,57 @@ func (r *RaftReplica) lostLeadership() {
 	r.m.pending.Store(0)
 }
 
-// takeSnapshot snapshots the KV store at the applied index, stores it durably, hands it to
-// the core and compacts the WAL below what the core keeps.
+// snapResult is a snapshot taken in the background, ready to hand to the core.
+type snapResult struct {
+	meta raftcore.SnapshotMeta
+	data []byte
+	err  error
+}
+
+// takeSnapshot snapshots the KV store at the applied index. Only a copy of the store is made
+// here; sorting, serializing and the durable write run on another goroutine, because for a
+// large store they take longer than an election timeout (a leader that stalled that long
+// would be deposed). finishSnapshot completes it on the driver.
 func (r *RaftReplica) takeSnapshot(index uint64) error {
 	if index != r.applied {
 		return fmt.Errorf("snapshot requested at %d but applied is %d", index, r.applied)
 	}
-	var buf bytes.Buffer
-	if _, err := r.kv.Snapshot(&buf); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
+	if r.snapshotting {
+		return nil // one at a time; the core asks again at the next threshold
 	}
 	term, err := r.wal.Term(index)
 	if err != nil {
 		return fmt.Errorf("snapshot term at %d: %w", index, err)
 	}
-	st := r.node.Status()
-	meta := raftcore.SnapshotMeta{Index: index, Term: term, Membership: st.Membership}
-	data := buf.Bytes()
-	if err := r.saveSnapshot(meta, data); err != nil {
-		return err
+	meta := raftcore.SnapshotMeta{Index: index, Term: term, Membership: r.node.Status().Membership}
+	clone := r.kv.Clone()
+	r.snapshotting = true
+	go func() {
+		var buf bytes.Buffer
+		res := snapResult{meta: meta}
+		if _, err := clone.Snapshot(&buf); err != nil {
+			res.err = fmt.Errorf("snapshot: %w", err)
+		} else {
+			res.data = buf.Bytes()
+			res.err = r.saveSnapshot(meta, res.data)
+		}
+		r.snapDone <- res // buffered: never blocks, even after Stop
+	}()
+	return nil
+}
+
+// finishSnapshot hands a durable snapshot to the core and compacts the WAL below what the
+// core keeps. A snapshot overtaken meanwhile (one installed from the leader) is dropped.
+func (r *RaftReplica) finishSnapshot(res snapResult) error {
+	r.snapshotting = false
+	if res.err != nil {
+		return res.err
 	}
-	if err := r.node.ReportSnapshot(index, data); err != nil {
+	index := res.meta.Index
+	if err := r.node.ReportSnapshot(index, res.data); err != nil {
+		if errors.Is(err, raftcore.ErrSnapshotTooOld) {
+			return nil
+		}
 		return fmt.Errorf("report snapshot: %w", err)
 	}
 	r.m.snapshots.Inc()
@@ -1009,7 +1049,12 @@ func (r *RaftReplica) takeSnapshot(index uint64) error {
 	return nil
 }
 
+// saveSnapshot writes a snapshot file durably and removes older ones. The background
+// snapshot and an installed one may save at once: snapMu keeps them from removing each
+// other's files.
 func (r *RaftReplica) saveSnapshot(meta raftcore.SnapshotMeta, data []byte) error {
+	r.snapMu.Lock()
+	defer r.snapMu.Unlock()
 	mb, err := json.Marshal(snapMeta{Voters: meta.Membership.Voters, Learners: meta.Membership.Learners})
 	if err != nil {
 		return err
