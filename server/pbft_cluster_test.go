@@ -595,7 +595,13 @@ func TestPBFTReplicaStatusAndPartition(t *testing.T) {
 	var _ Admin = pbftReplica(c, 0)
 	cl := pbftClient(t, c, 0, 1)
 	pdo(t, cl, put("a", "1"))
+	// The client accepts after f+1 replies, which may come before the primary itself has
+	// executed the request: wait for the primary's status to show it.
 	st := pbftReplica(c, 0).Status()
+	for deadline := time.Now().Add(5 * time.Second); st.Applied == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		st = pbftReplica(c, 0).Status()
+	}
 	if st.Role != "primary" || st.Leader != 1 || st.Protocol != "pbft" || st.Applied == 0 {
 		t.Fatalf("primary status %+v", st)
 	}
