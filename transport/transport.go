@@ -129,15 +129,17 @@ func New(cfg Config) (*Transport, error) {
 // Start opens the listeners, starts the event loops, the peer writers and the timeout
 // sweeper. It returns once the listeners accept connections.
 func (t *Transport) Start() error {
-	var err error
-	if t.peerListen, err = pickPort(t.cfg.PeerListen); err != nil {
+	// Both ports are picked while both probe listeners are open, so that port 0 cannot
+	// resolve to the same port twice.
+	picked, release, err := pickPorts(t.cfg.PeerListen, t.cfg.ClientListen)
+	release()
+	if err != nil {
 		return err
 	}
+	t.peerListen = picked[0]
 	addrs := []string{"tcp://" + t.peerListen}
 	if t.cfg.ClientListen != "" {
-		if t.clientListen, err = pickPort(t.cfg.ClientListen); err != nil {
-			return err
-		}
+		t.clientListen = picked[1]
 		if t.clientListen == t.peerListen {
 			return fmt.Errorf("transport: peer and client listeners are both %s", t.peerListen)
 		}
@@ -198,25 +200,40 @@ func (t *Transport) onBoot(eng gnet.Engine) error {
 	return nil
 }
 
-// pickPort turns port 0 into a free port chosen by the kernel. gnet only finds a listener by
+// pickPorts turns each port 0 into a free port chosen by the kernel (holding every probe
+// listener open until release, so no two picks coincide). gnet only finds a listener by
 // its configured address string, and OnOpen tells peer from client connections by the local
 // port, so both listeners need distinct, known ports before gnet binds them. The port is
 // free again for the instant between this probe and gnet's bind (SO_REUSEADDR is on), a
 // window only port-0 callers (tests, in-process clusters) are exposed to.
-func pickPort(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("transport: listen address %q: %w", addr, err)
+func pickPorts(addrs ...string) (picked []string, release func(), err error) {
+	var probes []net.Listener
+	release = func() {
+		for _, ln := range probes {
+			ln.Close()
+		}
 	}
-	if port != "0" {
-		return addr, nil
+	for _, addr := range addrs {
+		if addr == "" {
+			picked = append(picked, "")
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, release, fmt.Errorf("transport: listen address %q: %w", addr, err)
+		}
+		if port != "0" {
+			picked = append(picked, addr)
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, release, fmt.Errorf("transport: listen address %q: %w", addr, err)
+		}
+		probes = append(probes, ln)
+		picked = append(picked, net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)))
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("transport: listen address %q: %w", addr, err)
-	}
-	defer ln.Close()
-	return net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), nil
+	return picked, release, nil
 }
 
 // boundAddr asks the kernel which address a gnet listener is bound to (gnet keeps only the
