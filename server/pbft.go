@@ -299,40 +299,14 @@ func (r *PBFTReplica) coreConfig() (pbftcore.Config, error) {
 }
 
 func (r *PBFTReplica) newTransport() error {
-	self, _ := r.cfg.Spec.Node(r.cfg.ID)
-	tc := transport.Config{
-		ClusterID:    r.cfg.Spec.ClusterID,
-		NodeID:       r.cfg.ID,
-		Protocol:     wire.ProtocolPBFT,
-		PeerListen:   self.PeerAddr,
-		ClientListen: self.ClientAddr,
-		EventLoops:   r.cfg.EventLoops,
-		Logger:       r.log,
+	tr, err := newTransport(&r.cfg, wire.ProtocolPBFT, r.log, func(tc *transport.Config) {
 		// VIEW-CHANGE and NEW-VIEW carry the batches prepared in the window (pbftcore's P
 		// set), which under load outgrow wire's 16 MiB default frame.
-		MaxFrameBytes:  PBFTMaxFrameBytes,
-		PeerQueueBytes: 2 * PBFTMaxFrameBytes,
-	}
-	if r.cfg.PeerListen != "" {
-		tc.PeerListen = r.cfg.PeerListen
-	}
-	if r.cfg.ClientListen != "" {
-		tc.ClientListen = r.cfg.ClientListen
-	}
-	for _, n := range r.cfg.Spec.Nodes {
-		if n.ID != r.cfg.ID {
-			tc.Peers = append(tc.Peers, transport.Peer{ID: n.ID, Addr: n.PeerAddr})
-		}
-	}
-	if r.cfg.TuneTransport != nil {
-		r.cfg.TuneTransport(&tc)
-	}
-	tr, err := transport.New(tc)
-	if err != nil {
-		return err
-	}
+		tc.MaxFrameBytes = PBFTMaxFrameBytes
+		tc.PeerQueueBytes = 2 * PBFTMaxFrameBytes
+	})
 	r.tr = tr
-	return nil
+	return err
 }
 
 func (r *PBFTReplica) registerMetrics() {

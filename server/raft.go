@@ -360,36 +360,9 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 }
 
 func (r *RaftReplica) newTransport() error {
-	self, _ := r.cfg.Spec.Node(r.cfg.ID)
-	tc := transport.Config{
-		ClusterID:    r.cfg.Spec.ClusterID,
-		NodeID:       r.cfg.ID,
-		Protocol:     wire.ProtocolRaft,
-		PeerListen:   self.PeerAddr,
-		ClientListen: self.ClientAddr,
-		EventLoops:   r.cfg.EventLoops,
-		Logger:       r.log,
-	}
-	if r.cfg.PeerListen != "" {
-		tc.PeerListen = r.cfg.PeerListen
-	}
-	if r.cfg.ClientListen != "" {
-		tc.ClientListen = r.cfg.ClientListen
-	}
-	for _, n := range r.cfg.Spec.Nodes {
-		if n.ID != r.cfg.ID {
-			tc.Peers = append(tc.Peers, transport.Peer{ID: n.ID, Addr: n.PeerAddr})
-		}
-	}
-	if r.cfg.TuneTransport != nil {
-		r.cfg.TuneTransport(&tc)
-	}
-	tr, err := transport.New(tc)
-	if err != nil {
-		return err
-	}
+	tr, err := newTransport(&r.cfg, wire.ProtocolRaft, r.log, nil)
 	r.tr = tr
-	return nil
+	return err
 }
 
 func (r *RaftReplica) registerMetrics() {

@@ -1,6 +1,12 @@
 package server
 
-import "fmt"
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/consensusbench/consensusbench/transport"
+	"github.com/consensusbench/consensusbench/wire"
+)
 
 // Replica is a running replica of either protocol.
 type Replica interface {
@@ -63,4 +69,38 @@ type LeaderTransferer interface {
 	// TransferLeader asks the leader to hand leadership to `to` (Raft thesis §3.10). It
 	// fails on a replica that is not the leader.
 	TransferLeader(to uint64) error
+}
+
+// newTransport builds a replica's transport from its config: the spec's addresses (or the
+// overrides), every other node as a peer, then protocol-specific settings (tune) and the
+// test hook (ReplicaConfig.TuneTransport).
+func newTransport(cfg *ReplicaConfig, proto wire.Protocol, log *slog.Logger, tune func(*transport.Config)) (*transport.Transport, error) {
+	self, _ := cfg.Spec.Node(cfg.ID)
+	tc := transport.Config{
+		ClusterID:    cfg.Spec.ClusterID,
+		NodeID:       cfg.ID,
+		Protocol:     proto,
+		PeerListen:   self.PeerAddr,
+		ClientListen: self.ClientAddr,
+		EventLoops:   cfg.EventLoops,
+		Logger:       log,
+	}
+	if cfg.PeerListen != "" {
+		tc.PeerListen = cfg.PeerListen
+	}
+	if cfg.ClientListen != "" {
+		tc.ClientListen = cfg.ClientListen
+	}
+	for _, n := range cfg.Spec.Nodes {
+		if n.ID != cfg.ID {
+			tc.Peers = append(tc.Peers, transport.Peer{ID: n.ID, Addr: n.PeerAddr})
+		}
+	}
+	if tune != nil {
+		tune(&tc)
+	}
+	if cfg.TuneTransport != nil {
+		cfg.TuneTransport(&tc)
+	}
+	return transport.New(tc)
 }
