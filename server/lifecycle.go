@@ -20,6 +20,9 @@ import (
 // logic.
 type lifecycle struct {
 	log *slog.Logger
+	met *Metrics
+	tr  *transport.Transport
+	wal *storage.WAL
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -36,11 +39,14 @@ type lifecycle struct {
 	lockFile *os.File // holds the data directory's flock while the replica lives
 }
 
-func newLifecycle(log *slog.Logger) lifecycle {
+func newLifecycle(log *slog.Logger, met *Metrics) lifecycle {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return lifecycle{log: log, stop: make(chan struct{}), done: make(chan struct{}), durableC: make(chan struct{}, 1)}
+	if met == nil {
+		met = NewMetrics()
+	}
+	return lifecycle{log: log, met: met, stop: make(chan struct{}), done: make(chan struct{}), durableC: make(chan struct{}, 1)}
 }
 
 // Done is closed when the driver has stopped (after Stop, or after a fatal error).
@@ -74,9 +80,35 @@ func (l *lifecycle) onDurable(d storage.Durable) {
 	}
 }
 
-// shutdown stops the driver (if it was started), then flushes and closes the WAL and closes
-// the transport. It is safe to call more than once.
-func (l *lifecycle) shutdown(wal *storage.WAL, tr *transport.Transport) error {
+// start starts the transport, then the driver goroutine run.
+func (l *lifecycle) start(run func()) error {
+	if err := l.tr.Start(); err != nil {
+		return err
+	}
+	l.running.Store(true)
+	go run()
+	return nil
+}
+
+// Metrics returns the replica's metric registry.
+func (l *lifecycle) Metrics() *Metrics { return l.met }
+
+// SetPeerAddr tells the transport where peer id listens (in-process clusters bind port 0).
+func (l *lifecycle) SetPeerAddr(id uint64, addr string) error { return l.tr.SetPeerAddr(id, addr) }
+
+// PeerAddr returns the bound peer listener address (after Start).
+func (l *lifecycle) PeerAddr() string { return l.tr.PeerAddr() }
+
+// ClientAddr returns the bound client listener address (after Start).
+func (l *lifecycle) ClientAddr() string { return l.tr.ClientAddr() }
+
+// SetPartition drops all traffic to and from peers (fault injection; empty heals).
+func (l *lifecycle) SetPartition(peers []uint64) { l.tr.SetPartition(peers) }
+
+// Stop stops the driver (if it was started), then flushes and closes the WAL and closes the
+// transport. It is safe to call more than once.
+func (l *lifecycle) Stop() error {
+	wal, tr := l.wal, l.tr
 	l.stopOnce.Do(func() { close(l.stop) })
 	if l.running.Load() {
 		<-l.done

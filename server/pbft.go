@@ -79,9 +79,6 @@ type PBFTReplica struct {
 	node  *pbftcore.Node
 	app   *kvApp
 	kv    *kv.Store
-	wal   *storage.WAL
-	tr    *transport.Transport
-	met   *Metrics
 	m     pbftMetrics
 	n     int
 	self  int // replica index: node ID - 1
@@ -164,14 +161,10 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	}
 	r := &PBFTReplica{
 		cfg:       cfg,
-		met:       cfg.Metrics,
 		n:         len(spec.Nodes),
 		self:      int(cfg.ID - 1),
 		snapDir:   filepath.Join(cfg.DataDir, "snap"),
-		lifecycle: newLifecycle(cfg.Logger),
-	}
-	if r.met == nil {
-		r.met = NewMetrics()
+		lifecycle: newLifecycle(cfg.Logger, cfg.Metrics),
 	}
 	for _, nd := range spec.Nodes {
 		if nd.ID != cfg.ID {
@@ -326,27 +319,10 @@ func (r *PBFTReplica) registerMetrics() {
 	registerTransportMetrics(m, r.tr)
 }
 
-// Metrics returns the replica's metric registry.
-func (r *PBFTReplica) Metrics() *Metrics { return r.met }
-
 // Start starts the transport and the driver goroutine.
 func (r *PBFTReplica) Start() error {
-	if err := r.tr.Start(); err != nil {
-		return err
-	}
-	r.running.Store(true)
-	go r.run()
-	return nil
+	return r.start(r.run)
 }
-
-// SetPeerAddr tells the transport where peer id listens (in-process clusters bind port 0).
-func (r *PBFTReplica) SetPeerAddr(id uint64, addr string) error { return r.tr.SetPeerAddr(id, addr) }
-
-// PeerAddr returns the bound peer listener address (after Start).
-func (r *PBFTReplica) PeerAddr() string { return r.tr.PeerAddr() }
-
-// ClientAddr returns the client listener address (after Start).
-func (r *PBFTReplica) ClientAddr() string { return r.tr.ClientAddr() }
 
 // View returns the replica's current view. Safe from any goroutine.
 func (r *PBFTReplica) View() uint64 { return r.view.Load() }
@@ -369,12 +345,6 @@ func (r *PBFTReplica) Status() ReplicaStatus {
 	return ReplicaStatus{ID: r.cfg.ID, Protocol: "pbft", Role: role, Leader: primary, Term: v,
 		Applied: r.lastExec.Load(), Partitioned: r.tr.Partitioned()}
 }
-
-// SetPartition drops all traffic to and from peers (fault injection; empty heals).
-func (r *PBFTReplica) SetPartition(peers []uint64) { r.tr.SetPartition(peers) }
-
-// Stop stops the driver, flushes and closes the WAL and closes the transport. Idempotent.
-func (r *PBFTReplica) Stop() error { return r.shutdown(r.wal, r.tr) }
 
 func (r *PBFTReplica) run() {
 	defer close(r.done)

@@ -110,10 +110,7 @@ type pendingRead struct {
 type RaftReplica struct {
 	cfg  ReplicaConfig
 	node *raftcore.Node
-	wal  *storage.WAL
 	kv   *kv.Store
-	tr   *transport.Transport
-	met  *Metrics
 	m    raftMetrics
 
 	snapDir string
@@ -184,16 +181,12 @@ func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 	}
 	r := &RaftReplica{
 		cfg:        cfg,
-		met:        cfg.Metrics,
 		snapDir:    filepath.Join(cfg.DataDir, "snap"),
 		pending:    make(map[reqKey]pendingReq),
 		appendTime: make(map[uint64]time.Time),
 		admin:      make(chan func()),
 		snapDone:   make(chan snapResult, 1),
-		lifecycle:  newLifecycle(cfg.Logger),
-	}
-	if r.met == nil {
-		r.met = NewMetrics()
+		lifecycle:  newLifecycle(cfg.Logger, cfg.Metrics),
 	}
 	if err := r.lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -391,27 +384,10 @@ func (r *RaftReplica) registerMetrics() {
 	registerTransportMetrics(m, r.tr)
 }
 
-// Metrics returns the replica's metric registry.
-func (r *RaftReplica) Metrics() *Metrics { return r.met }
-
 // Start starts the transport and the driver goroutine.
 func (r *RaftReplica) Start() error {
-	if err := r.tr.Start(); err != nil {
-		return err
-	}
-	r.running.Store(true)
-	go r.run()
-	return nil
+	return r.start(r.run)
 }
-
-// SetPeerAddr tells the transport where peer id listens (in-process clusters bind port 0).
-func (r *RaftReplica) SetPeerAddr(id uint64, addr string) error { return r.tr.SetPeerAddr(id, addr) }
-
-// PeerAddr and ClientAddr return the bound listener addresses (after Start).
-func (r *RaftReplica) PeerAddr() string { return r.tr.PeerAddr() }
-
-// ClientAddr returns the client listener address (after Start).
-func (r *RaftReplica) ClientAddr() string { return r.tr.ClientAddr() }
 
 // Leader returns the leader this replica knows, or 0. Safe from any goroutine.
 func (r *RaftReplica) Leader() uint64 { return r.lead.Load() }
@@ -427,9 +403,6 @@ func (r *RaftReplica) Status() ReplicaStatus {
 		Applied: r.appliedA.Load(), Partitioned: r.tr.Partitioned()}
 }
 
-// SetPartition drops all traffic to and from peers (fault injection; empty heals).
-func (r *RaftReplica) SetPartition(peers []uint64) { r.tr.SetPartition(peers) }
-
 // TransferLeader asks this replica, which must be the leader, to hand leadership to `to`
 // (Raft thesis §3.10). It runs on the driver goroutine.
 func (r *RaftReplica) TransferLeader(to uint64) error {
@@ -441,10 +414,6 @@ func (r *RaftReplica) TransferLeader(to uint64) error {
 	}
 	return <-errc
 }
-
-// Stop stops the driver, flushes and closes the WAL and closes the transport. It is safe to
-// call more than once.
-func (r *RaftReplica) Stop() error { return r.shutdown(r.wal, r.tr) }
 
 func (r *RaftReplica) run() {
 	defer close(r.done)
