@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -256,45 +255,7 @@ func TestPBFTClusterSurvivesHostileConnections(t *testing.T) {
 	c := startPBFTCluster(t, storage.SyncNone)
 	cl := pbftClient(t, c, 0, 2)
 	pdo(t, cl, put("a", "1"))
-	addr := c.Spec.Nodes[0].ClientAddr
-	peerAddr := c.Spec.Nodes[0].PeerAddr
-	expectClosed := func(name string, nc net.Conn) {
-		t.Helper()
-		_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-		var b [1]byte
-		if _, err := nc.Read(b[:]); err == nil {
-			t.Fatalf("%s: connection still open", name)
-		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Fatalf("%s: connection not closed within 3s", name)
-		}
-		nc.Close()
-	}
-	dial := func(a string) net.Conn {
-		nc, err := net.Dial("tcp", a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nc
-	}
-	g := dial(addr)
-	_, _ = g.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
-	expectClosed("garbage", g)
-	o := dial(addr)
-	hdr := wire.AppendFrame(nil, wire.TypePBFTRequest, 0, nil)
-	hdr[12], hdr[13], hdr[14], hdr[15] = 0, 0, 0, 0
-	hdr[8], hdr[9], hdr[10], hdr[11] = 0xff, 0xff, 0xff, 0x7f
-	_, _ = o.Write(hdr)
-	expectClosed("oversized", o)
-	p := dial(peerAddr)
-	_, _ = p.Write(wire.AppendMessageFrame(nil, 0, &wire.PeerHello{ClusterID: 999, NodeID: 2, Protocol: wire.ProtocolPBFT, ProtocolVersion: transport.ProtocolVersion}))
-	expectClosed("wrong cluster", p)
-	s := dial(addr)
-	_, _ = s.Write(hdr[:7])
-	expectClosed("slowloris", s)
-	// A well-formed frame whose body is not a request closes that client only.
-	m := dial(addr)
-	_, _ = m.Write(wire.AppendFrame(nil, wire.TypePBFTRequest, 0, []byte("not a request")))
-	expectClosed("malformed request", m)
+	attackConnections(t, c, wire.TypePBFTRequest, wire.ProtocolPBFT)
 	if got := pdo(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
 		t.Fatalf("after hostile connections a = %q", got.Value)
 	}

@@ -151,8 +151,20 @@ func TestRaftClusterSurvivesHostileConnections(t *testing.T) {
 	c := startCluster(t, "raft", 3, storage.SyncNone)
 	cl := raftClient(t, c)
 	do(t, cl, put("a", "1"))
-	addr := c.Spec.Nodes[0].ClientAddr
-	peerAddr := c.Spec.Nodes[0].PeerAddr
+	attackConnections(t, c, wire.TypeClientRequest, wire.ProtocolRaft)
+	// The cluster still serves.
+	if got := do(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
+		t.Fatalf("after hostile connections a = %q", got.Value)
+	}
+}
+
+// attackConnections opens hostile connections to node 1 of c and checks each is closed:
+// garbage bytes, a header announcing a body beyond MaxFrameBytes, a peer hello with the wrong
+// cluster ID, a slowloris half header, and a well-formed frame of type reqType whose body is
+// not a request. The caller then checks the cluster still serves.
+func attackConnections(t *testing.T, c *LocalCluster, reqType wire.Type, proto wire.Protocol) {
+	t.Helper()
+	addr, peerAddr := c.Spec.Nodes[0].ClientAddr, c.Spec.Nodes[0].PeerAddr
 	expectClosed := func(name string, nc net.Conn) {
 		t.Helper()
 		_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -171,29 +183,26 @@ func TestRaftClusterSurvivesHostileConnections(t *testing.T) {
 		}
 		return nc
 	}
-	// Garbage bytes.
 	g := dial(addr)
 	_, _ = g.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
 	expectClosed("garbage", g)
-	// A valid header announcing a body beyond MaxFrameBytes.
+	// A valid header (magic u32, version, type, flags u16) whose body length (bytes 8-11) is
+	// beyond MaxFrameBytes.
 	o := dial(addr)
-	hdr := wire.AppendFrame(nil, wire.TypeClientRequest, 0, nil)
+	hdr := wire.AppendFrame(nil, reqType, 0, nil)
 	hdr[12], hdr[13], hdr[14], hdr[15] = 0, 0, 0, 0
 	hdr[8], hdr[9], hdr[10], hdr[11] = 0xff, 0xff, 0xff, 0x7f
 	_, _ = o.Write(hdr)
 	expectClosed("oversized", o)
-	// A peer hello with the wrong cluster ID on the peer port.
 	p := dial(peerAddr)
-	_, _ = p.Write(wire.AppendMessageFrame(nil, 0, &wire.PeerHello{ClusterID: 999, NodeID: 2, Protocol: wire.ProtocolRaft, ProtocolVersion: transport.ProtocolVersion}))
+	_, _ = p.Write(wire.AppendMessageFrame(nil, 0, &wire.PeerHello{ClusterID: 999, NodeID: 2, Protocol: proto, ProtocolVersion: transport.ProtocolVersion}))
 	expectClosed("wrong cluster", p)
-	// Slowloris: half a header, then nothing.
 	s := dial(addr)
 	_, _ = s.Write(hdr[:7])
 	expectClosed("slowloris", s)
-	// The cluster still serves.
-	if got := do(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
-		t.Fatalf("after hostile connections a = %q", got.Value)
-	}
+	m := dial(addr)
+	_, _ = m.Write(wire.AppendFrame(nil, reqType, 0, []byte("not a request")))
+	expectClosed("malformed request", m)
 }
 
 func waitLeader(t *testing.T, c *LocalCluster, not uint64) uint64 {
