@@ -51,8 +51,9 @@ type PBFTConfig struct {
 	AttemptTimeout time.Duration // 0: DefaultPBFTAttemptTimeout
 	// ReadTimeout bounds the read-only attempt of a batch of gets before it is retried as
 	// an ordered request (0: DefaultPBFTReadTimeout). A replica with a prepared but not yet
-	// executed request does not answer reads at all (pbftcore), so under write load the
-	// read-only path often needs this fallback; a long wait would only add latency.
+	// executed request refuses reads (pbftcore), and f+1 refusals order the read at once;
+	// this timeout covers replicas that stay silent (down, slow), where a long wait would
+	// only add latency.
 	ReadTimeout time.Duration
 	// OrderedReads sends gets as ordered requests too (no read-only optimization).
 	OrderedReads  bool
@@ -101,6 +102,11 @@ type pbftSession struct {
 	wreq   wire.Request
 	rep    wire.ClientReply
 	timer  *time.Timer // attempt timer, reused across calls
+	// reading: the read-only attempt of the current Do is outstanding. fellBack: when the
+	// replies (f+1 refusals, or answers that can no longer match) made the core order the
+	// read before the read timer fired; that ordered attempt gets a whole AttemptTimeout.
+	reading  bool
+	fellBack time.Time
 }
 
 // NewPBFT returns a client and dials every replica (a replica that cannot be reached is
@@ -236,6 +242,7 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 	default:
 	}
 	s.ready = false
+	s.reading, s.fellBack = readOnly, time.Time{}
 	err := s.core.InvokeAt(ts, s.op, readOnly)
 	if err == nil {
 		c.flush(s)
@@ -260,16 +267,33 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 				s.mu.Unlock()
 				continue
 			}
+			if !s.fellBack.IsZero() {
+				tries++ // the read was ordered on its replies: that was a second try
+			}
 			err := res.fillPBFT(&s.rep, s.result, len(ops))
 			s.mu.Unlock()
 			res.Node = c.Primary()
 			res.Tries = tries
 			return err
 		case <-t.C:
-			tries++
 			s.mu.Lock()
+			if fb := s.fellBack; !fb.IsZero() {
+				// The replies ordered the read before the read timer fired (f+1 refusals, or
+				// every replica answered without 2f+1 matching): that ordered request was
+				// the next try, and it is retransmitted only a whole attempt timeout after
+				// it was sent.
+				s.fellBack = time.Time{}
+				tries++
+				if wait := c.cfg.AttemptTimeout - time.Since(fb); wait > 0 {
+					s.mu.Unlock()
+					t.Reset(wait)
+					continue
+				}
+			}
+			tries++
 			s.core.Tick() // TimeoutTicks is 1: one tick = one attempt timeout
 			c.flush(s)
+			s.fellBack = time.Time{} // ordered by this tick: the reset below times it
 			s.mu.Unlock()
 			t.Reset(c.cfg.AttemptTimeout)
 		case <-ctx.Done():
@@ -296,6 +320,9 @@ func (c *PBFTClient) flush(s *pbftSession) {
 			continue
 		}
 		r := &m.Requests[0]
+		if s.reading && !r.ReadOnly {
+			s.reading, s.fellBack = false, time.Now()
+		}
 		s.wreq = wire.Request{ClientID: r.Client, Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Op: r.Op,
 			Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: r.Auth}}
 		if c.cfg.SignAll {
@@ -337,10 +364,10 @@ func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
 		auth = r.Auth.Signature
 	}
 	m := pbftcore.Message{Type: pbftcore.MsgReply, From: replica, To: pbftcore.ToClient, View: r.View, Client: r.ClientID,
-		Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Result: r.Result, Auth: auth}
+		Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Refused: r.Refused, Result: r.Result, Auth: auth}
 	s.mu.Lock()
 	s.core.Step(&m)
-	c.flush(s) // records a result; a diverging read goes out again as an ordered request
+	c.flush(s) // records a result; a diverging or f+1 times refused read goes out again as an ordered request
 	s.mu.Unlock()
 	if !r.ReadOnly && r.View > c.replicaView[replica].Load() {
 		c.replicaView[replica].Store(r.View)

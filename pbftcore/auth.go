@@ -110,11 +110,17 @@ func appendCanonical(dst []byte, m *Message) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, m.View)
 		dst = binary.LittleEndian.AppendUint64(dst, m.Client)
 		dst = binary.LittleEndian.AppendUint64(dst, m.Timestamp)
+		// One flags byte: bit 0 read-only, bit 1 refused (an ordinary reply keeps the byte
+		// it always had). The MAC covers the refusal, so a Byzantine replica cannot turn
+		// another replica's answer into a refusal or a refusal into an answer.
+		var flags byte
 		if m.ReadOnly {
-			dst = append(dst, 1)
-		} else {
-			dst = append(dst, 0)
+			flags |= 1
 		}
+		if m.Refused {
+			flags |= 2
+		}
+		dst = append(dst, flags)
 		return appendBytes(dst, m.Result)
 	case MsgCheckpoint:
 		dst = binary.LittleEndian.AppendUint64(dst, m.Seq)

@@ -36,7 +36,9 @@ type ClientReady struct {
 // Client is the client side of PBFT: it sends a request, retransmits to all replicas on
 // timeout, and accepts a result once f+1 distinct replicas sent matching replies (2f+1 for
 // the read-only path, OSDI '99 §5.1.3; a read that does not get them is retried as an
-// ordered request). Shared by client/ and the simulator. Not safe for concurrent use.
+// ordered request: on timeout, once every replica answered without 2f+1 matching, or as
+// soon as f+1 distinct replicas refused it, since then at most 2f can still answer).
+// Shared by client/ and the simulator. Not safe for concurrent use.
 type Client struct {
 	cfg  ClientConfig
 	f    int
@@ -53,6 +55,7 @@ type Client struct {
 	timer    int
 	replies  [][]byte // per replica: result for the current request
 	got      uint64
+	refused  uint64 // replicas that refused the current read-only attempt
 	result   []byte
 	done     bool
 
@@ -115,7 +118,7 @@ func (c *Client) start(readOnly bool) {
 	c.req = Request{Client: c.cfg.ID, Timestamp: c.ts, ReadOnly: readOnly, Op: c.op}
 	c.digest = requestDigest(&c.req)
 	c.req.Auth = c.auth.sealRequest(&c.digest, nil) // fresh: earlier unsent messages keep theirs
-	c.got = 0
+	c.got, c.refused = 0, 0
 	for i := range c.replies {
 		c.replies[i] = c.replies[i][:0]
 	}
@@ -155,10 +158,22 @@ func (c *Client) Tick() {
 func (c *Client) Abandon() { c.busy = false }
 
 // Step processes a reply; replies that are not authentic, not for the current request or
-// not in its mode are ignored.
+// not in its mode are ignored. A refusal (read-only only) is never a result: it counts once
+// per replica per attempt, and f+1 of them order the read at once; f refusals (all that f
+// Byzantine replicas can send) do not.
 func (c *Client) Step(m *Message) {
 	if m.Type != MsgReply || !c.busy || m.Client != c.cfg.ID || m.Timestamp != c.ts ||
 		m.ReadOnly != c.readOnly || m.From < 0 || m.From >= c.cfg.N || !c.auth.verifyReply(m) {
+		return
+	}
+	if m.Refused {
+		if !c.readOnly {
+			return // only the read-only path refuses
+		}
+		c.refused |= 1 << m.From
+		if countBits(c.refused) > c.f || countBits(c.got|c.refused) == c.cfg.N {
+			c.start(false) // 2f+1 matching answers can no longer come: order the read
+		}
 		return
 	}
 	if !m.ReadOnly && m.View > c.view {
@@ -181,8 +196,8 @@ func (c *Client) Step(m *Message) {
 		c.busy, c.done = false, true
 		return
 	}
-	if c.readOnly && countBits(c.got) == c.cfg.N {
-		c.start(false) // replies diverge: order the read
+	if c.readOnly && countBits(c.got|c.refused) == c.cfg.N {
+		c.start(false) // every replica answered or refused, without 2f+1 matching: order the read
 	}
 }
 

@@ -41,6 +41,11 @@ const (
 	// MaxPrePreparedPerSeq bounds the Q entries kept per sequence number (one per digest,
 	// latest view); older views are evicted first.
 	MaxPrePreparedPerSeq = 4
+	// MaxWindowSize bounds L. VIEW-CHANGE and NEW-VIEW carry digests only, so their size
+	// grows with n and L alone: about 260*L bytes per VIEW-CHANGE (P and Q entries) and n of
+	// them in a NEW-VIEW, which at n = MaxReplicas and L = MaxWindowSize is about 34 MB,
+	// inside a 64 MiB frame (the server's test builds that NEW-VIEW and checks).
+	MaxWindowSize = 2048
 )
 
 // App is the replicated application, called synchronously by the core. Implementations
@@ -98,6 +103,13 @@ type Config struct {
 	// Start, when not nil, starts the replica at a durable stable checkpoint instead of at
 	// sequence number 0 (restart.go); App must already hold the state at Start.Seq.
 	Start *StartState
+	// Log, when not nil, holds the records of Ready.Persist logged since Start (or since the
+	// replica first started), in log order: New rebuilds the protocol state from them
+	// (persist.go). LogSynced says each Ready's records were durable before its messages
+	// went out (the driver's fsync policy); without it a crash may have lost the tail, so
+	// reads stay refused until the replica has passed its old high watermark.
+	Log       []Record
+	LogSynced bool
 }
 
 // DefaultConfig fills every limit with its default.
@@ -144,8 +156,8 @@ func (c *Config) validate() error {
 		return bad("Rand missing")
 	case c.CheckpointInterval == 0:
 		return bad("CheckpointInterval is 0")
-	case c.WindowSize < 2*c.CheckpointInterval || c.WindowSize%c.CheckpointInterval != 0:
-		return bad("WindowSize=%d must be a multiple of K=%d and at least 2K", c.WindowSize, c.CheckpointInterval)
+	case c.WindowSize < 2*c.CheckpointInterval || c.WindowSize%c.CheckpointInterval != 0 || c.WindowSize > MaxWindowSize:
+		return bad("WindowSize=%d must be a multiple of K=%d, at least 2K and at most %d", c.WindowSize, c.CheckpointInterval, MaxWindowSize)
 	case c.MaxBatchRequests < 1 || c.MaxBatchBytes < c.MaxOpBytes:
 		return bad("batch limits (%d requests, %d bytes) below one request of %d bytes", c.MaxBatchRequests, c.MaxBatchBytes, c.MaxOpBytes)
 	case c.BatchFlushTicks < 0:

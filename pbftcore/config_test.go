@@ -25,6 +25,7 @@ func TestConfigValidation(t *testing.T) {
 		"no rand":                 func(c *pbftcore.Config) { c.Rand = nil },
 		"window below 2K":         func(c *pbftcore.Config) { c.WindowSize = c.CheckpointInterval },
 		"window not multiple":     func(c *pbftcore.Config) { c.WindowSize = 2*c.CheckpointInterval + 1 },
+		"window above max":        func(c *pbftcore.Config) { c.WindowSize = pbftcore.MaxWindowSize + c.CheckpointInterval },
 		"inflight above window":   func(c *pbftcore.Config) { c.MaxInflightBatches = int(c.WindowSize) + 1 },
 		"batch bytes below op":    func(c *pbftcore.Config) { c.MaxBatchBytes = c.MaxOpBytes - 1 },
 		"timeout too small":       func(c *pbftcore.Config) { c.RequestTimeoutTicks = 1 },

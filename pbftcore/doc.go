@@ -21,8 +21,10 @@
 // Choices where the papers leave room, and why:
 //   - Prepares are MAC-authenticated, so they cannot serve as transferable proofs. The
 //     VIEW-CHANGE therefore follows TOCS 2002 §4.5: it is signed and carries P (per sequence
-//     number the latest view in which a batch prepared here, with the batch itself) and Q
-//     (pre-prepared digests); the new primary and every backup run the same decision
+//     number the latest view in which a batch prepared here) and Q (pre-prepared digests),
+//     both as digests (§5.2): a replica that lacks a batch the NEW-VIEW chose fetches it
+//     from the others and checks it against the digest (fetch.go), so a view change's size
+//     is bounded by n and L alone; the new primary and every backup run the same decision
 //     procedure over the 2f+1 (or more) VIEW-CHANGEs in NEW-VIEW (rules A1/A2 choose a
 //     prepared batch, rule B a null request). The checkpoint part of a VIEW-CHANGE is the
 //     OSDI '99 certificate of 2f+1 signed CHECKPOINTs.
@@ -33,7 +35,9 @@
 //     primary of that view re-sends NEW-VIEW). Castro's thesis uses STATUS messages instead.
 //   - A read-only request is answered only while no prepared request is unexecuted here:
 //     with that rule 2f+1 matching replies include a replica that executed every completed
-//     write, so reads stay linearizable without tentative execution.
+//     write, so reads stay linearizable without tentative execution. Otherwise the replica
+//     sends an authenticated refused reply, and the client orders the read as soon as f+1
+//     replicas refused (2f+1 matching answers can no longer come) instead of on its timeout.
 //   - The client table (per-client last timestamp and result) is part of the checkpointed
 //     state (chunk 0 of a state transfer), so exactly-once survives state transfer.
 package pbftcore

@@ -52,12 +52,15 @@ type harness struct {
 	executed [][]pbftcore.Executed
 	signAll  bool
 	trace    bool
-	traceTyp string // trace only this message type
+	traceTyp string // trace only these message types ("|"-separated)
 	out      *strings.Builder
 	args     map[string]string
 	// durable is, per replica, the last Ready.Stable with the App state at its sequence
 	// number: what a driver persists to restart from (restart command).
 	durable []durableCheckpoint
+	// logs is, per replica, every Ready.Persist record it emitted while up, in order: the
+	// durable log a restart with log=true hands back (Config.Log).
+	logs [][]pbftcore.Record
 }
 
 type durableCheckpoint struct {
@@ -83,23 +86,60 @@ func (h *harness) config(i int, app *kvapp.App) pbftcore.Config {
 
 // restart replaces replica i by a new one started from its durable checkpoint, as a driver
 // does after a crash (the App restored from the persisted state first).
-func (h *harness) restart(i int) error {
+func (h *harness) restart(i int, withLog bool) error {
 	d := &h.durable[i]
-	if d.state == nil {
+	if d.state == nil && !withLog {
 		return fmt.Errorf("r%d has no durable checkpoint", i)
 	}
 	app := kvapp.New()
-	app.Restore(d.cp.Seq, [][]byte{d.state})
 	cfg := h.config(i, app)
-	cfg.Start = &pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, Digest: d.cp.Digest, Proof: d.cp.Proof,
-		ClientTable: d.cp.ClientTable}
+	if d.state != nil {
+		app.Restore(d.cp.Seq, [][]byte{d.state})
+		cfg.Start = &pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, Digest: d.cp.Digest, Proof: d.cp.Proof,
+			ClientTable: d.cp.ClientTable}
+	}
+	if withLog {
+		cfg.Log, cfg.LogSynced = slices.Clone(h.logs[i]), true
+		if cfg.Log == nil {
+			cfg.Log = []pbftcore.Record{}
+		}
+	} else {
+		h.logs[i] = nil // an amnesiac restart: the old log is gone
+	}
 	nd, err := pbftcore.New(cfg)
 	if err != nil {
 		return err
 	}
 	h.nodes[i], h.apps[i] = nd, app
-	fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d\n", i, d.cp.Seq, d.cp.View)
+	// The replica's state is its checkpoint's: what it executed above is forgotten (and
+	// executed again, from its log or its peers).
+	h.executed[i] = slices.DeleteFunc(h.executed[i], func(e pbftcore.Executed) bool { return e.Seq > d.cp.Seq })
+	for _, e := range nd.Ready().Executed { // re-executed from the log inside New
+		h.executed[i] = append(h.executed[i], cloneExecuted([]pbftcore.Executed{e})...)
+	}
+	nd.Advance()
+	if withLog {
+		st := nd.Status()
+		fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d with %d log records: view=%d active=%v executed=%d\n", i, d.cp.Seq, d.cp.View,
+			len(cfg.Log), st.View, st.ViewActive, st.LastExecuted)
+	} else {
+		fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d\n", i, d.cp.Seq, d.cp.View)
+	}
 	return nil
+}
+
+func cloneRecords(rs []pbftcore.Record) []pbftcore.Record {
+	out := slices.Clone(rs)
+	for i := range out {
+		if out[i].Requests != nil {
+			reqs := slices.Clone(out[i].Requests)
+			for k := range reqs {
+				reqs[k].Op, reqs[k].Auth = slices.Clone(reqs[k].Op), slices.Clone(reqs[k].Auth)
+			}
+			out[i].Requests = reqs
+		}
+	}
+	return out
 }
 
 // persist records rd.Stable of replica i with the App state at its sequence number.
@@ -130,7 +170,7 @@ func newHarness(args map[string]string) (*harness, error) {
 	nClients := intArg(args, "clients", 2)
 	h := &harness{n: n, keyring: pbftcore.NewKeyring([]byte("transcript"), n, nClients),
 		byz: map[int]*byz.Replica{}, down: map[int]bool{}, signAll: args["signall"] == "true",
-		executed: make([][]pbftcore.Executed, n), args: args, durable: make([]durableCheckpoint, n)}
+		executed: make([][]pbftcore.Executed, n), args: args, durable: make([]durableCheckpoint, n), logs: make([][]pbftcore.Record, n)}
 	for i := range n {
 		app := kvapp.New()
 		nd, err := pbftcore.New(h.config(i, app))
@@ -174,6 +214,9 @@ func describe(m *pbftcore.Message) string {
 	case pbftcore.MsgPrepare, pbftcore.MsgCommit:
 		return fmt.Sprintf("%s v=%d n=%d d=%s", m.Type, m.View, m.Seq, digestString(m.Digest))
 	case pbftcore.MsgReply:
+		if m.Refused {
+			return fmt.Sprintf("Reply v=%d c%d/%d ro=%v refused", m.View, m.Client, m.Timestamp, m.ReadOnly)
+		}
 		return fmt.Sprintf("Reply v=%d c%d/%d ro=%v %q", m.View, m.Client, m.Timestamp, m.ReadOnly, m.Result)
 	case pbftcore.MsgCheckpoint:
 		return fmt.Sprintf("Checkpoint n=%d d=%s", m.Seq, digestString(m.Digest))
@@ -182,7 +225,7 @@ func describe(m *pbftcore.Message) string {
 	case pbftcore.MsgNewView:
 		var o []string
 		for _, pp := range m.PrePrepares {
-			if len(pp.Requests) == 0 {
+			if pp.Digest == pbftcore.BatchDigest(nil) {
 				o = append(o, fmt.Sprintf("%d:null", pp.Seq))
 			} else {
 				o = append(o, fmt.Sprintf("%d:%s", pp.Seq, digestString(pp.Digest)))
@@ -193,6 +236,10 @@ func describe(m *pbftcore.Message) string {
 		return fmt.Sprintf("FetchState n=%d chunk=%d", m.Seq, m.Chunk)
 	case pbftcore.MsgStateChunk:
 		return fmt.Sprintf("StateChunk n=%d chunk=%d/%d", m.Seq, m.Chunk, m.Chunks)
+	case pbftcore.MsgFetchBatch:
+		return fmt.Sprintf("FetchBatch n=%d d=%s", m.Seq, digestString(m.Digest))
+	case pbftcore.MsgBatch:
+		return fmt.Sprintf("Batch n=%d d=%s reqs=%d", m.Seq, digestString(m.Digest), len(m.Requests))
 	}
 	return m.Type.String()
 }
@@ -214,6 +261,9 @@ func (h *harness) collect() {
 		h.executed[i] = append(h.executed[i], cloneExecuted(rd.Executed)...)
 		if rd.Stable != nil && !h.down[i] {
 			h.persist(i, rd.Stable)
+		}
+		if !h.down[i] {
+			h.logs[i] = append(h.logs[i], cloneRecords(rd.Persist)...)
 		}
 		for k := range rd.Messages {
 			m := &rd.Messages[k]
@@ -284,14 +334,14 @@ func (h *harness) stabilize() {
 		e := h.queue[0]
 		h.queue = h.queue[1:]
 		if e.toClient {
-			if h.trace && (h.traceTyp == "" || h.traceTyp == e.m.Type.String()) {
+			if h.trace && h.traced(e.m.Type) {
 				fmt.Fprintf(h.out, "%s->c%d %s\n", name(e.m.From), e.to, describe(&e.m))
 			}
 			if e.to < len(h.clients) {
 				h.clients[e.to].Step(&e.m)
 			}
 		} else if !h.down[e.to] {
-			if h.trace && (h.traceTyp == "" || h.traceTyp == e.m.Type.String()) {
+			if h.trace && h.traced(e.m.Type) {
 				fmt.Fprintf(h.out, "%s->r%d %s\n", name(e.m.From), e.to, describe(&e.m))
 			}
 			if err := h.nodes[e.to].Step(&e.m); err != nil && h.byz[e.to] == nil && !errors.Is(err, pbftcore.ErrStale) {
@@ -384,6 +434,10 @@ func (h *harness) setTrace(args map[string]string) {
 	}
 }
 
+func (h *harness) traced(t pbftcore.MsgType) bool {
+	return h.traceTyp == "" || slices.Contains(strings.Split(h.traceTyp, "|"), t.String())
+}
+
 func (h *harness) run(cmd string, args map[string]string) error {
 	switch cmd {
 	case "byz":
@@ -404,7 +458,7 @@ func (h *harness) run(cmd string, args map[string]string) error {
 			if err != nil || i < 0 || i >= h.n {
 				return fmt.Errorf("restart: bad replica %q", f)
 			}
-			if err := h.restart(i); err != nil {
+			if err := h.restart(i, args["log"] == "true"); err != nil {
 				return err
 			}
 			delete(h.down, i)
@@ -421,7 +475,7 @@ func (h *harness) run(cmd string, args map[string]string) error {
 		}
 		d := dropRule{from: intArg(args, "from", -1), to: intArg(args, "to", -1), seq: intArg(args, "seq", -1), view: intArg(args, "view", -1)}
 		if t, ok := args["type"]; ok {
-			for mt := pbftcore.MsgRequest; mt <= pbftcore.MsgStateChunk; mt++ {
+			for mt := pbftcore.MsgRequest; mt <= pbftcore.MsgBatch; mt++ {
 				if mt.String() == t {
 					d.typ = mt
 				}

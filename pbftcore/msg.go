@@ -17,10 +17,12 @@ const (
 	MsgNewView                       // ⟨NEW-VIEW, v+1, V, O⟩, signed
 	MsgFetchState                    // ask a replica for one chunk of the state at checkpoint n
 	MsgStateChunk                    // one chunk of the checkpointed state
+	MsgFetchBatch                    // ask for the batch with digest d chosen for n by a NEW-VIEW
+	MsgBatch                         // a request batch, answering MsgFetchBatch
 )
 
 var msgTypeNames = [...]string{"?", "Request", "PrePrepare", "Prepare", "Commit", "Reply",
-	"Checkpoint", "ViewChange", "NewView", "FetchState", "StateChunk"}
+	"Checkpoint", "ViewChange", "NewView", "FetchState", "StateChunk", "FetchBatch", "Batch"}
 
 func (t MsgType) String() string {
 	if int(t) < len(msgTypeNames) {
@@ -67,20 +69,25 @@ type Message struct {
 	Seq    uint64 // n (VIEW-CHANGE: h, the sequence number of the sender's stable checkpoint)
 	Digest Digest // d: batch digest, or state digest for CHECKPOINT and STATE-CHUNK
 
-	// Requests: the batch of a PRE-PREPARE (empty = null request), or the one request of a
-	// MsgRequest.
+	// Requests: the batch of a PRE-PREPARE (empty = null request) or of a MsgBatch, or the
+	// one request of a MsgRequest. NEW-VIEW's O entries carry digests only.
 	Requests []Request
 
-	// Reply fields (also Client/Timestamp of the request being answered).
+	// Reply fields (also Client/Timestamp of the request being answered). Refused marks a
+	// read-only reply in which the replica declines to answer from its state (OSDI '99
+	// §5.1.3: view change, state transfer, or a prepared request not executed yet); it
+	// carries no result, and the client orders the read once f+1 replicas refused.
 	Client    uint64
 	Timestamp uint64
 	ReadOnly  bool
+	Refused   bool
 	Result    []byte
 
 	// VIEW-CHANGE: Checkpoints is C, the 2f+1 signed CHECKPOINT messages proving h; Prepared
 	// is P and PrePrepared is Q (TOCS 2002 §4.5). NEW-VIEW: ViewChanges is V, the view-change
 	// messages it was computed from, and PrePrepares is O (sequence numbers above Seq =
-	// min-s, Seq carrying the chosen checkpoint).
+	// min-s, Seq carrying the chosen checkpoint). Both carry digests, never batches (TOCS
+	// 2002 §5.2), so their size is bounded by N and the window whatever the batches weigh.
 	Checkpoints []Message
 	Prepared    []PreparedEntry
 	PrePrepared []PrePreparedEntry
@@ -97,15 +104,14 @@ type Message struct {
 	Auth []byte
 }
 
-// PreparedEntry is one element of a VIEW-CHANGE's P set: the request batch with digest
-// Digest prepared at the sender with sequence number Seq in view View, the latest view in
-// which anything prepared there for Seq. The batch travels with it so that the new primary
-// can re-propose it (TOCS 2002 §4.5, condition A3).
+// PreparedEntry is one element of a VIEW-CHANGE's P set: the batch with digest Digest
+// prepared at the sender with sequence number Seq in view View, the latest view in which
+// anything prepared there for Seq. Only the digest travels (TOCS 2002 §5.2): a replica that
+// lacks the batch a NEW-VIEW chooses fetches it (MsgFetchBatch), and the digest proves it.
 type PreparedEntry struct {
-	Seq      uint64
-	View     uint64
-	Digest   Digest
-	Requests []Request
+	Seq    uint64
+	View   uint64
+	Digest Digest
 }
 
 // PrePreparedEntry is one element of the Q set: Digest pre-prepared at the sender for Seq in

@@ -12,6 +12,8 @@ type batchBuf struct {
 	reqs    []Request
 	digests []Digest
 	data    []byte
+	batch   Digest // the batch digest, when valid
+	valid   bool   // reqs hold the batch with digest batch
 }
 
 // set copies reqs (whose request digests are ds) into b.
@@ -36,6 +38,7 @@ func (b *batchBuf) set(reqs []Request, ds []Digest) {
 		b.reqs = append(b.reqs, r)
 	}
 	b.digests = append(b.digests[:0], ds...)
+	b.valid = false
 }
 
 // slot is the log entry of one sequence number inside the watermark window (seq % L).
@@ -62,6 +65,10 @@ type slot struct {
 	q       [MaxPrePreparedPerSeq]PrePreparedEntry
 	nq      int
 	bufs    [2]batchBuf
+	// missing: pre-prepared by a NEW-VIEW by digest alone; execution waits for the batch,
+	// fetched from the replicas that hold it (TOCS 2002 §5.2).
+	missing bool
+	served  uint64 // replicas sent this slot's batch in this retransmission period
 	// executed digest, to assert that a later view never changes an executed sequence number.
 	executed   bool
 	execDigest Digest
@@ -78,6 +85,9 @@ func (s *slot) resetFor(seq uint64) {
 	s.pBuf = -1
 	s.nq = 0
 	s.executed = false
+	s.missing = false
+	s.served = 0
+	s.bufs[0].valid, s.bufs[1].valid = false, false
 }
 
 // resetView clears the per-view instance when the replica enters a new view; P and Q stay.
@@ -88,6 +98,25 @@ func (s *slot) resetView() {
 }
 
 func (s *slot) batch() *batchBuf { return &s.bufs[s.cur] }
+
+// findBuf returns the buffer holding the batch with digest d, or -1.
+func (s *slot) findBuf(d Digest) int {
+	for i := range s.bufs {
+		if s.bufs[i].valid && s.bufs[i].batch == d {
+			return i
+		}
+	}
+	return -1
+}
+
+// freeBuf returns a buffer that may be overwritten: not the one holding the P entry's batch,
+// which a later view change may still need.
+func (s *slot) freeBuf() int {
+	if s.hasP && s.pBuf == 0 {
+		return 1
+	}
+	return 0
+}
 
 // recordQ notes that digest pre-prepared here in view (the latest view for that digest).
 func (s *slot) recordQ(view uint64, d Digest) {
@@ -133,6 +162,9 @@ type queued struct {
 // Message.Client). Executed lists the requests executed since the last Advance, in order.
 // Every slice aliases core memory and stays valid until Advance: send or copy before it.
 type Ready struct {
+	// Persist lists protocol records (persist.go) that a driver promising durability must
+	// make durable before it sends Messages.
+	Persist  []Record
 	Messages []Message
 	Executed []Executed
 	// Batches lists the digests of the batches executed since the last Advance, in sequence
@@ -228,6 +260,8 @@ type Node struct {
 	// readFloor: after a restart from a checkpoint, read-only requests are refused until
 	// lastExec reaches it (see start).
 	readFloor uint64
+	persist   []Record
+	restoring bool // New is replaying Config.Log: nothing is logged again
 }
 
 // New creates a replica in view 0 with an empty log, or, with cfg.Start, at a durable
@@ -265,6 +299,11 @@ func New(cfg Config) (*Node, error) {
 	nd.vc.init(cfg.N)
 	if cfg.Start != nil {
 		if err := nd.start(cfg.Start); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Log != nil {
+		if err := nd.restore(cfg.Log); err != nil {
 			return nil, err
 		}
 	}
@@ -347,6 +386,7 @@ func (nd *Node) arenaRequests(reqs []Request) []Request {
 
 // outbox is one set of output buffers.
 type outbox struct {
+	persist  []Record
 	msgs     []Message
 	executed []Executed
 	batches  []ExecutedBatch
@@ -356,7 +396,7 @@ type outbox struct {
 
 // HasReady reports whether Ready has anything.
 func (nd *Node) HasReady() bool {
-	return len(nd.msgs) > 0 || len(nd.executed) > 0 || len(nd.batches) > 0 || nd.stable != nil
+	return len(nd.msgs) > 0 || len(nd.persist) > 0 || len(nd.executed) > 0 || len(nd.batches) > 0 || nd.stable != nil
 }
 
 // Ready returns the pending output; call Advance when done with it. Step, Tick and Propose
@@ -365,10 +405,10 @@ func (nd *Node) HasReady() bool {
 func (nd *Node) Ready() Ready {
 	assert.True(!nd.inReady, "pbftcore: Ready called twice without Advance")
 	nd.inReady = true
-	rd := Ready{Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches, Stable: nd.stable}
+	rd := Ready{Persist: nd.persist, Messages: nd.msgs, Executed: nd.executed, Batches: nd.batches, Stable: nd.stable}
 	nd.stable = nil
-	nd.handed = outbox{msgs: nd.msgs, executed: nd.executed, batches: nd.batches, arena: nd.arena, reqArena: nd.reqArena}
-	nd.msgs, nd.executed, nd.batches = nd.spare.msgs, nd.spare.executed, nd.spare.batches
+	nd.handed = outbox{persist: nd.persist, msgs: nd.msgs, executed: nd.executed, batches: nd.batches, arena: nd.arena, reqArena: nd.reqArena}
+	nd.persist, nd.msgs, nd.executed, nd.batches = nd.spare.persist, nd.spare.msgs, nd.spare.executed, nd.spare.batches
 	nd.arena, nd.reqArena = nd.spare.arena, nd.spare.reqArena
 	return rd
 }
@@ -380,7 +420,8 @@ func (nd *Node) Advance() {
 	h := &nd.handed
 	clear(h.msgs) // drop references so old arenas can be collected after growth
 	clear(h.reqArena)
-	nd.spare = outbox{msgs: h.msgs[:0], executed: h.executed[:0], batches: h.batches[:0], arena: h.arena[:0],
+	clear(h.persist)
+	nd.spare = outbox{persist: h.persist[:0], msgs: h.msgs[:0], executed: h.executed[:0], batches: h.batches[:0], arena: h.arena[:0],
 		reqArena: h.reqArena[:0]}
 	nd.handed = outbox{}
 }
@@ -388,13 +429,14 @@ func (nd *Node) Advance() {
 // ---- input ----
 
 // Step processes a message from a replica or a client. It returns a sentinel error when the
-// message is rejected; rejection changes no protocol state.
+// message is rejected; rejection changes no protocol state (a refused read-only request
+// still gets its refused reply).
 func (nd *Node) Step(m *Message) error {
 	switch m.Type {
 	case MsgRequest:
 		return nd.stepRequest(m)
 	case MsgPrePrepare, MsgPrepare, MsgCommit, MsgCheckpoint, MsgViewChange, MsgNewView,
-		MsgFetchState, MsgStateChunk:
+		MsgFetchState, MsgStateChunk, MsgFetchBatch, MsgBatch:
 	default:
 		return ErrMalformed
 	}
@@ -422,6 +464,10 @@ func (nd *Node) Step(m *Message) error {
 		return nd.stepNewView(m)
 	case MsgFetchState:
 		return nd.stepFetchState(m)
+	case MsgFetchBatch:
+		return nd.stepFetchBatch(m)
+	case MsgBatch:
+		return nd.stepBatch(m)
 	default:
 		return nd.stepStateChunk(m)
 	}
@@ -531,12 +577,17 @@ func (nd *Node) timeout() int {
 // serveRead answers a read-only request from the current state (OSDI '99 §5.1.3) when no
 // request this replica has prepared is still unexecuted: every write a client has seen
 // complete prepared at f+1 correct replicas, and any 2f+1 matching readers include one of
-// them, so a read the client accepts reflects every completed write.
+// them, so a read the client accepts reflects every completed write. A replica that cannot
+// answer safely says so with an authenticated refused reply (and still returns the reason),
+// so that the client orders the read as soon as f+1 replicas refused instead of waiting for
+// its timeout.
 func (nd *Node) serveRead(r *Request) error {
 	if nd.lastExec < nd.readFloor {
+		nd.refuseRead(r)
 		return ErrReadAfterRestart
 	}
 	if !nd.viewActive || nd.st.active || nd.maxPrepared > nd.lastExec {
+		nd.refuseRead(r)
 		return ErrReadNotSafe
 	}
 	start := len(nd.arena)
@@ -545,6 +596,12 @@ func (nd *Node) serveRead(r *Request) error {
 	nd.send(Message{Type: MsgReply, To: ToClient, View: nd.view, Client: r.Client,
 		Timestamp: r.Timestamp, ReadOnly: true, Result: res})
 	return nil
+}
+
+// refuseRead sends the client a read-only reply marked refused, with no result.
+func (nd *Node) refuseRead(r *Request) {
+	nd.send(Message{Type: MsgReply, To: ToClient, View: nd.view, Client: r.Client,
+		Timestamp: r.Timestamp, ReadOnly: true, Refused: true})
 }
 
 func (nd *Node) sendReply(client, ts, view uint64, result []byte, readOnly bool) {
@@ -608,22 +665,52 @@ func (nd *Node) sendPrePrepare(s *slot, to int) {
 		Requests: nd.arenaRequests(s.batch().reqs)})
 }
 
-// acceptPrePrepare records a pre-prepare for s in view: the batch goes into the buffer not
-// holding the P entry's batch, so the view change can still carry the prepared one.
+// acceptPrePrepare records a pre-prepare for s in view: a batch already held (the P entry's,
+// re-proposed by a new view) is reused, else the batch goes into the buffer not holding the
+// P entry's batch, so a later view change still finds the prepared one.
 func (nd *Node) acceptPrePrepare(s *slot, view uint64, d Digest, reqs []Request, ds []Digest) {
-	if s.hasP && s.pDigest == d {
-		s.cur = s.pBuf
+	if i := s.findBuf(d); i >= 0 {
+		s.cur = i
 	} else {
-		s.cur = 0
-		if s.hasP && s.pBuf == 0 {
-			s.cur = 1
-		}
-		s.bufs[s.cur].set(reqs, ds)
+		s.cur = s.freeBuf()
+		b := &s.bufs[s.cur]
+		b.set(reqs, ds)
+		b.batch, b.valid = d, true
 	}
+	s.missing = false
+	nd.notePrePrepared(s, view, d)
+}
+
+// acceptDigest records a pre-prepare of a NEW-VIEW's O set, which names the batch by digest
+// only (TOCS 2002 §5.2): a batch held from an earlier view is reused; otherwise the slot
+// agrees on the digest (prepares and commits need nothing else) and fetches the batch before
+// it can execute.
+func (nd *Node) acceptDigest(s *slot, view uint64, d Digest) {
+	if d == nullDigest || s.findBuf(d) >= 0 {
+		nd.acceptPrePrepare(s, view, d, nil, nil)
+		return
+	}
+	s.cur = s.freeBuf()
+	b := &s.bufs[s.cur]
+	b.reqs, b.valid = b.reqs[:0], false
+	s.missing = true
+	nd.notePrePrepared(s, view, d)
+	nd.send(Message{Type: MsgFetchBatch, To: ToAll, Seq: s.seq, Digest: d})
+}
+
+func (nd *Node) notePrePrepared(s *slot, view uint64, d Digest) {
 	s.view = view
 	s.hasPP = true
 	s.digest = d
 	s.recordQ(view, d)
+	rec := Record{Kind: RecPrePrepared, View: view, Seq: s.seq, Digest: d}
+	if !s.missing {
+		rec.Requests = s.batch().reqs[:len(s.batch().reqs):len(s.batch().reqs)]
+		if rec.Requests == nil {
+			rec.Requests = []Request{} // the null request: held, and empty
+		}
+	}
+	nd.logRecord(rec)
 	if s.executed {
 		assert.True(s.execDigest == d, "pbftcore: a later view re-proposed another batch for an executed sequence number")
 	}
@@ -648,6 +735,10 @@ func (nd *Node) stepPrePrepare(m *Message) error {
 	if s := nd.existingSlot(m.Seq); s != nil && s.hasPP && s.view == m.View {
 		if s.digest != m.Digest {
 			return ErrConflictingDigest
+		}
+		if s.missing {
+			// The new primary holds the batch a NEW-VIEW named by digest: take it from here.
+			return nd.fillBatch(s, m.Requests)
 		}
 		return nil // retransmission
 	}
@@ -743,6 +834,7 @@ func (nd *Node) checkPrepared(s *slot) {
 	}
 	s.prepared = true
 	s.hasP, s.pView, s.pDigest, s.pBuf = true, s.view, s.digest, s.cur
+	nd.logRecord(Record{Kind: RecPrepared, View: s.view, Seq: s.seq, Digest: s.digest})
 	nd.maxPrepared = max(nd.maxPrepared, s.seq)
 	s.sentCommit = true
 	s.commitMask |= 1 << nd.id
@@ -787,6 +879,7 @@ func (nd *Node) checkCommitted(s *slot) {
 		return
 	}
 	s.committed = true
+	nd.logRecord(Record{Kind: RecCommitted, View: s.view, Seq: s.seq, Digest: s.digest})
 	nd.executeCommitted()
 }
 
@@ -794,7 +887,7 @@ func (nd *Node) checkCommitted(s *slot) {
 func (nd *Node) executeCommitted() {
 	for !nd.st.active {
 		s := nd.existingSlot(nd.lastExec + 1)
-		if s == nil || !s.committed {
+		if s == nil || !s.committed || s.missing {
 			return
 		}
 		nd.execute(s)
@@ -867,7 +960,7 @@ func (nd *Node) Tick() {
 	if nd.retransmit >= nd.cfg.RetransmitTicks {
 		nd.retransmit = 0
 		for i := range nd.log {
-			nd.log[i].helped = 0
+			nd.log[i].helped, nd.log[i].served = 0, 0
 		}
 		nd.helpedLagging = 0
 		nd.retransmitOwn()
@@ -884,6 +977,14 @@ func (nd *Node) retransmitOwn() {
 		}
 		nd.st.progressed = false
 		nd.requestChunk()
+	}
+	// Batches a NEW-VIEW named by digest are fetched whatever the view state: a committed
+	// sequence number executes as soon as its batch is here, even if this replica has since
+	// timed out and started another view change.
+	for seq := nd.lastExec + 1; seq <= nd.h+nd.cfg.WindowSize; seq++ {
+		if s := nd.existingSlot(seq); s != nil && s.missing {
+			nd.send(Message{Type: MsgFetchBatch, To: ToAll, Seq: s.seq, Digest: s.digest})
+		}
 	}
 	if !nd.viewActive {
 		nd.vc.resendOwn(nd)
@@ -904,7 +1005,9 @@ func (nd *Node) retransmitOwn() {
 		}
 		unfinished = unfinished || seq > nd.lastExec
 		if nd.isPrimary() {
-			nd.sendPrePrepare(s, ToAll)
+			if !s.missing {
+				nd.sendPrePrepare(s, ToAll)
+			}
 		} else {
 			nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
 		}
@@ -927,7 +1030,7 @@ func (nd *Node) helpSlot(to int, seq uint64) {
 		return
 	}
 	s.helped |= 1 << to
-	if nd.isPrimary() {
+	if nd.isPrimary() && !s.missing {
 		nd.sendPrePrepare(s, to)
 	} else if s.prepMask&(1<<nd.id) != 0 {
 		nd.send(Message{Type: MsgPrepare, To: to, View: s.view, Seq: s.seq, Digest: s.digest})

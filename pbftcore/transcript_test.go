@@ -37,3 +37,13 @@ func TestTranscriptByzantine(t *testing.T) { runTranscript(t, "byzantine.txt") }
 // PBFT §4.3 (OSDI '99; TOCS 2002 §4.3, §5): replicas restart from their persisted stable
 // checkpoints (Config.Start), all at once and one alone, and keep agreement and their state.
 func TestTranscriptRestart(t *testing.T) { runTranscript(t, "restart.txt") }
+
+// TOCS 2002 §5.2: view changes carry digests; a replica missing a batch the NEW-VIEW chose
+// fetches it and checks it against the digest, rejecting a faulty replica's forgery.
+func TestTranscriptFetchBatch(t *testing.T) { runTranscript(t, "fetch_batch.txt") }
+
+// Durable protocol state: a replica that logs its pre-prepared, prepared and committed
+// records and its view before sending restarts as a correct replica; a restart of all
+// replicas at once loses no answered request (the papers keep this state in memory: OSDI
+// '99 §4.3 and TOCS 2002 §5 recover it from others instead).
+func TestTranscriptRestartLog(t *testing.T) { runTranscript(t, "restart_log.txt") }

@@ -36,13 +36,7 @@ func CloneMessage(m *Message) Message {
 	c.ViewChanges = cloneMessages(m.ViewChanges)
 	c.PrePrepares = cloneMessages(m.PrePrepares)
 	c.PrePrepared = slices.Clone(m.PrePrepared)
-	if m.Prepared != nil {
-		c.Prepared = make([]PreparedEntry, len(m.Prepared))
-		for i, p := range m.Prepared {
-			p.Requests = cloneRequests(p.Requests)
-			c.Prepared[i] = p
-		}
-	}
+	c.Prepared = slices.Clone(m.Prepared)
 	return c
 }
 
@@ -79,6 +73,14 @@ func (nd *Node) startViewChange(v uint64) {
 	}
 	nd.view = v
 	nd.viewActive = false
+	nd.logRecord(Record{Kind: RecView, View: v})
+	nd.sendViewChange()
+}
+
+// sendViewChange multicasts this replica's VIEW-CHANGE for its current view, built from its
+// stable checkpoint and its P and Q sets.
+func (nd *Node) sendViewChange() {
+	v := nd.view
 	nd.reqTimer = 0
 	nd.vc.timer, nd.vc.timerStarted = 0, false
 	nd.vc.hasNewView = false
@@ -91,8 +93,7 @@ func (nd *Node) startViewChange(v uint64) {
 			continue
 		}
 		if s.hasP {
-			m.Prepared = append(m.Prepared, PreparedEntry{Seq: seq, View: s.pView, Digest: s.pDigest,
-				Requests: s.bufs[s.pBuf].reqs})
+			m.Prepared = append(m.Prepared, PreparedEntry{Seq: seq, View: s.pView, Digest: s.pDigest})
 		}
 		m.PrePrepared = append(m.PrePrepared, s.q[:s.nq]...)
 	}
@@ -104,8 +105,9 @@ func (nd *Node) startViewChange(v uint64) {
 }
 
 // validViewChange checks a VIEW-CHANGE's structure and proofs: the checkpoint certificate
-// C, and that every P entry's batch matches its digest. Lies that are well formed (claims
-// of prepared certificates the sender cannot prove) are defused by the decision procedure.
+// C, and P and Q entries inside the sender's window, P in increasing sequence order. Lies
+// that are well formed (claims of prepared certificates the sender cannot prove) are defused
+// by the decision procedure. Its size is bounded: C by n, P by L, Q by L*MaxPrePreparedPerSeq.
 func (nd *Node) validViewChange(m *Message) bool {
 	if m.Type != MsgViewChange || m.View == 0 || m.From < 0 || m.From >= nd.n {
 		return false
@@ -118,19 +120,10 @@ func (nd *Node) validViewChange(m *Message) bool {
 	lastSeq := m.Seq
 	for i := range m.Prepared {
 		p := &m.Prepared[i]
-		if p.Seq <= lastSeq || p.Seq > m.Seq+L || p.View >= m.View || len(p.Requests) > nd.cfg.MaxBatchRequests {
+		if p.Seq <= lastSeq || p.Seq > m.Seq+L || p.View >= m.View {
 			return false
 		}
 		lastSeq = p.Seq
-		for j := range p.Requests {
-			r := &p.Requests[j]
-			if r.Client >= uint64(len(nd.clients)) || len(r.Op) > nd.cfg.MaxOpBytes {
-				return false
-			}
-		}
-		if BatchDigest(p.Requests) != p.Digest {
-			return false
-		}
 	}
 	if len(m.PrePrepared) > int(L)*MaxPrePreparedPerSeq {
 		return false
@@ -226,7 +219,7 @@ func (nd *Node) checkViewChangeQuorum() {
 	}
 	for _, o := range dec.o {
 		nv.PrePrepares = append(nv.PrePrepares, Message{Type: MsgPrePrepare, From: nd.id, View: nd.view,
-			Seq: o.seq, Digest: o.digest, Requests: o.reqs})
+			Seq: o.seq, Digest: o.digest})
 	}
 	nv.Auth = nd.auth.Seal(&nv, nil)
 	nd.vc.newView = CloneMessage(&nv)
@@ -237,8 +230,7 @@ func (nd *Node) checkViewChangeQuorum() {
 
 type oEntry struct {
 	seq    uint64
-	digest Digest
-	reqs   []Request // nil for a null request
+	digest Digest // nullDigest for a null request
 }
 
 type decision struct {
@@ -295,7 +287,7 @@ func (nd *Node) decideSeq(S []*Message, n uint64) (oEntry, bool) {
 			continue
 		}
 		if nd.ruleA(S, n, p.View, p.Digest) {
-			return oEntry{seq: n, digest: p.Digest, reqs: p.Requests}, true
+			return oEntry{seq: n, digest: p.Digest}, true
 		}
 	}
 	if nd.ruleB(S, n) {
@@ -363,21 +355,17 @@ func (nd *Node) stepNewView(m *Message) error {
 	for i := range m.PrePrepares {
 		pp := &m.PrePrepares[i]
 		want := dec.minS + uint64(i) + 1
-		if pp.Type != MsgPrePrepare || pp.View != m.View || pp.Seq != want {
+		if pp.Type != MsgPrePrepare || pp.View != m.View || pp.Seq != want || len(pp.Requests) != 0 {
 			return ErrBadNewView
 		}
 		// Rule A (a prepared batch, possibly a null request prepared in an earlier view) or
 		// rule B (a null request for a gap).
-		ruleA := nd.validChoice(S, want, pp.Digest) && BatchDigest(pp.Requests) == pp.Digest
-		ruleB := pp.Digest == nullDigest && len(pp.Requests) == 0 && nd.ruleB(S, want)
+		ruleA := nd.validChoice(S, want, pp.Digest)
+		ruleB := pp.Digest == nullDigest && nd.ruleB(S, want)
 		if !ruleA && !ruleB {
 			return ErrBadNewView
 		}
-		dec.o[i] = oEntry{seq: want, digest: pp.Digest, reqs: pp.Requests}
-	}
-	dec.o = slices.Clone(dec.o)
-	for i := range dec.o {
-		dec.o[i].reqs = cloneRequests(dec.o[i].reqs)
+		dec.o[i] = oEntry{seq: want, digest: pp.Digest}
 	}
 	dec.ckptProof = cloneMessages(dec.ckptProof)
 	nd.view = m.View
@@ -396,9 +384,11 @@ func (nd *Node) validChoice(S []*Message, n uint64, d Digest) bool {
 }
 
 // enterView installs the new view's checkpoint and O set: every replica pre-prepares the
-// O entries in the new view and backups multicast PREPAREs for them (OSDI '99 §4.4).
+// O entries in the new view and backups multicast PREPAREs for them (OSDI '99 §4.4); batches
+// this replica does not hold are fetched (fetch.go).
 func (nd *Node) enterView(dec *decision) {
 	nd.viewActive = true
+	nd.logRecord(Record{Kind: RecView, View: nd.view, Active: true})
 	nd.vc.timer, nd.vc.timerStarted = 0, false
 	if dec.minS > nd.h {
 		nd.installStable(dec.minS, dec.ckptDigest, dec.ckptProof)
@@ -414,11 +404,7 @@ func (nd *Node) enterView(dec *decision) {
 			continue
 		}
 		s := nd.slotFor(o.seq)
-		ds := make([]Digest, len(o.reqs))
-		for i := range o.reqs {
-			ds[i] = nd.bh.request(&o.reqs[i])
-		}
-		nd.acceptPrePrepare(s, nd.view, o.digest, o.reqs, ds)
+		nd.acceptDigest(s, nd.view, o.digest)
 		if !primary {
 			s.prepMask |= 1 << nd.id
 			s.prepDig[nd.id] = s.digest

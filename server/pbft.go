@@ -33,10 +33,10 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // client's replies. Acceptable for a benchmark; a deployment would authenticate it.)
 
 // PBFTMaxFrameBytes is the frame limit of PBFT replicas' transports (peer and client
-// ports). A VIEW-CHANGE holds up to L prepared batches and a NEW-VIEW 2f+1 of those, so
-// with K=128 (L=256) and batches of 64 requests of ~400 bytes a NEW-VIEW reaches ~20 MiB.
-// Larger windows or requests can still exceed it: pbftcore would have to send digests and
-// let replicas fetch missing batches (TOCS 2002 §5.2), which it does not do yet.
+// ports). VIEW-CHANGE and NEW-VIEW carry digests, not batches (TOCS 2002 §5.2; replicas
+// fetch missing batches), so the largest NEW-VIEW depends on n and the window only: about
+// 34 MB at n = pbftcore.MaxReplicas and L = pbftcore.MaxWindowSize, 0.2 MB at n = 4 and
+// L = 256 (TestPBFTLargestNewViewFitsAFrame builds the largest one).
 const PBFTMaxFrameBytes = 64 << 20
 
 // pbftWALFS, when set by a test, is the filesystem of every PBFT replica's WAL (nil: the
@@ -293,8 +293,8 @@ func (r *PBFTReplica) coreConfig() (pbftcore.Config, error) {
 
 func (r *PBFTReplica) newTransport() error {
 	tr, err := newTransport(&r.cfg, wire.ProtocolPBFT, r.log, func(tc *transport.Config) {
-		// VIEW-CHANGE and NEW-VIEW carry the batches prepared in the window (pbftcore's P
-		// set), which under load outgrow wire's 16 MiB default frame.
+		// A NEW-VIEW of many replicas over a large window outgrows wire's 16 MiB default
+		// frame (see PBFTMaxFrameBytes).
 		tc.MaxFrameBytes = PBFTMaxFrameBytes
 		tc.PeerQueueBytes = 2 * PBFTMaxFrameBytes
 	})
@@ -494,7 +494,9 @@ func (r *PBFTReplica) processReady() {
 				}
 			case pbftcore.ToClient:
 				r.out = r.codec.appendFrame(r.out[:0], m)
-				r.observeReply(m)
+				if !m.Refused { // a refused read is answered later, by its ordered retry
+					r.observeReply(m)
+				}
 				r.replyClient(m.Client, r.out)
 			default:
 				if m.To < 0 || m.To >= r.n || m.To == r.self {

@@ -41,6 +41,8 @@ type pbftCodec struct {
 	nv   wire.NewView
 	fs   wire.FetchState
 	sc   wire.StateChunk
+	fb   wire.FetchBatch
+	bt   wire.Batch
 }
 
 // signedType mirrors pbftcore's rule: CHECKPOINT, VIEW-CHANGE and NEW-VIEW are signed so
@@ -137,7 +139,7 @@ func (c *pbftCodec) message(m *pbftcore.Message) wire.Message {
 		return &c.com
 	case pbftcore.MsgReply:
 		c.rep = wire.PBFTReply{View: m.View, Timestamp: m.Timestamp, ClientID: m.Client, Replica: replicaOf(m.From),
-			ReadOnly: m.ReadOnly, Result: m.Result, Auth: auth}
+			ReadOnly: m.ReadOnly, Refused: m.Refused, Result: m.Result, Auth: auth}
 		return &c.rep
 	case pbftcore.MsgCheckpoint:
 		c.ck = wireCheckpoint(m)
@@ -153,12 +155,11 @@ func (c *pbftCodec) message(m *pbftcore.Message) wire.Message {
 			c.fillViewChange(&nv.V[i], &m.ViewChanges[i])
 		}
 		nv.O = nv.O[:0]
-		nv.Batches = resize(nv.Batches, len(m.PrePrepares))
 		for i := range m.PrePrepares {
 			o := &m.PrePrepares[i]
+			assert.True(len(o.Requests) == 0, "server: NEW-VIEW names batches by digest only")
 			nv.O = append(nv.O, wire.PrePrepareHeader{View: o.View, Seq: o.Seq, Replica: replicaOf(o.From), Digest: o.Digest,
 				Auth: toAuth(o.Auth, c.signAll)})
-			nv.Batches[i] = wireRequests(c, nv.Batches[i], o.Requests)
 		}
 		return nv
 	case pbftcore.MsgFetchState:
@@ -168,6 +169,13 @@ func (c *pbftCodec) message(m *pbftcore.Message) wire.Message {
 		c.sc = wire.StateChunk{Replica: replicaOf(m.From), Seq: m.Seq, Digest: m.Digest, Offset: uint64(m.Chunk),
 			Chunks: uint64(m.Chunks), Done: m.Chunk+1 == m.Chunks, Data: m.Data, Auth: auth}
 		return &c.sc
+	case pbftcore.MsgFetchBatch:
+		c.fb = wire.FetchBatch{Seq: m.Seq, Replica: replicaOf(m.From), Digest: m.Digest, Auth: auth}
+		return &c.fb
+	case pbftcore.MsgBatch:
+		c.bt.PrePrepareHeader = wire.PrePrepareHeader{Seq: m.Seq, Replica: replicaOf(m.From), Digest: m.Digest, Auth: auth}
+		c.bt.Requests = wireRequests(c, c.bt.Requests, m.Requests)
+		return &c.bt
 	}
 	assert.Failf("server: pbft message type %v has no wire form", m.Type)
 	return nil
@@ -190,7 +198,6 @@ func (c *pbftCodec) fillViewChange(vc *wire.ViewChange, m *pbftcore.Message) {
 		pc := &vc.P[i]
 		pc.PrePrepare = wire.PrePrepareHeader{View: p.View, Seq: p.Seq, Digest: p.Digest}
 		pc.Prepares = pc.Prepares[:0]
-		pc.Requests = wireRequests(c, pc.Requests, p.Requests)
 	}
 	vc.Q = vc.Q[:0]
 	for _, q := range m.PrePrepared {
@@ -205,7 +212,7 @@ func (c *pbftCodec) appendFrame(dst []byte, m *pbftcore.Message) []byte {
 
 // isPBFTPeerType reports whether t is a PBFT message a replica accepts from a peer.
 func isPBFTPeerType(t wire.Type) bool {
-	return t >= wire.TypePBFTRequest && t <= wire.TypeStateChunk && t != wire.TypePBFTReply
+	return t >= wire.TypePBFTRequest && t <= wire.TypeBatch && t != wire.TypePBFTReply
 }
 
 // decode fills m from a frame body of type t. from is the sender (a replica index, or
@@ -250,6 +257,7 @@ func (c *pbftCodec) decode(t wire.Type, body []byte, from, to int, m *pbftcore.M
 		}
 		r := &c.rep
 		m.Type, m.View, m.Timestamp, m.Client, m.ReadOnly, m.Result, m.Auth = pbftcore.MsgReply, r.View, r.Timestamp, r.ClientID, r.ReadOnly, r.Result, fromAuth(&r.Auth)
+		m.Refused = r.Refused
 		return checkSender(r.Replica, from)
 	case wire.TypeCheckpoint:
 		if err := wire.DecodeCheckpoint(body, &c.ck); err != nil {
@@ -273,7 +281,7 @@ func (c *pbftCodec) decode(t wire.Type, body []byte, from, to int, m *pbftcore.M
 			return err
 		}
 		nv := &c.nv
-		if len(nv.Batches) != len(nv.O) || nv.Replica > math.MaxInt32 {
+		if nv.Replica > math.MaxInt32 {
 			return wire.ErrMalformed
 		}
 		m.Type, m.View, m.Seq, m.Digest, m.Auth = pbftcore.MsgNewView, nv.View, nv.StableSeq, nv.StableDigest, fromAuth(&nv.Auth)
@@ -292,7 +300,7 @@ func (c *pbftCodec) decode(t wire.Type, body []byte, from, to int, m *pbftcore.M
 				}
 				p := &m.PrePrepares[i]
 				*p = pbftcore.Message{Type: pbftcore.MsgPrePrepare, From: int(o.Replica), View: o.View, Seq: o.Seq,
-					Digest: o.Digest, Auth: fromAuth(&o.Auth), Requests: coreRequests(p.Requests, nv.Batches[i])}
+					Digest: o.Digest, Auth: fromAuth(&o.Auth), Requests: p.Requests[:0]}
 			}
 		}
 		return checkSender(nv.Replica, from)
@@ -316,6 +324,20 @@ func (c *pbftCodec) decode(t wire.Type, body []byte, from, to int, m *pbftcore.M
 		}
 		m.Type, m.Seq, m.Digest, m.Chunk, m.Chunks, m.Data, m.Auth = pbftcore.MsgStateChunk, s.Seq, s.Digest, uint32(s.Offset), uint32(s.Chunks), s.Data, fromAuth(&s.Auth)
 		return checkSender(s.Replica, from)
+	case wire.TypeFetchBatch:
+		if err := wire.DecodePrepare(body, (*wire.Prepare)(&c.fb)); err != nil {
+			return err
+		}
+		m.Type, m.Seq, m.Digest, m.Auth = pbftcore.MsgFetchBatch, c.fb.Seq, c.fb.Digest, fromAuth(&c.fb.Auth)
+		return checkSender(c.fb.Replica, from)
+	case wire.TypeBatch:
+		if err := wire.DecodePrePrepare(body, (*wire.PrePrepare)(&c.bt)); err != nil {
+			return err
+		}
+		h := &c.bt.PrePrepareHeader
+		m.Type, m.Seq, m.Digest, m.Auth = pbftcore.MsgBatch, h.Seq, h.Digest, fromAuth(&h.Auth)
+		m.Requests = coreRequests(reqs, c.bt.Requests)
+		return checkSender(h.Replica, from)
 	}
 	return wire.ErrUnknownType
 }
@@ -366,11 +388,9 @@ func coreViewChange(vc *wire.ViewChange, m *pbftcore.Message) error {
 		for i := range vc.P {
 			p := &vc.P[i]
 			if len(p.Prepares) != 0 {
-				return wire.ErrMalformed // pbftcore's view change carries batches, not prepares
+				return wire.ErrMalformed // pbftcore's view change (TOCS 2002 §4.5) carries no prepares
 			}
-			e := &m.Prepared[i]
-			*e = pbftcore.PreparedEntry{Seq: p.PrePrepare.Seq, View: p.PrePrepare.View, Digest: p.PrePrepare.Digest,
-				Requests: coreRequests(e.Requests, p.Requests)}
+			m.Prepared[i] = pbftcore.PreparedEntry{Seq: p.PrePrepare.Seq, View: p.PrePrepare.View, Digest: p.PrePrepare.Digest}
 		}
 	}
 	if len(vc.Q) > 0 {

@@ -98,7 +98,7 @@ func sig(b byte) []byte { return bytes.Repeat([]byte{b}, 64) }
 func macs(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n*pbftcore.MACSize) }
 
 // handMessages has one message of every type with every field the type uses set, including
-// nested view-change proofs (C, P with batches, Q) inside a NEW-VIEW with a null request.
+// nested view-change proofs (C, P and Q, digests only) inside a NEW-VIEW with a null request.
 func handMessages() []pbftcore.Message {
 	req := func(c, ts uint64, ro bool) pbftcore.Request {
 		return pbftcore.Request{Client: c, Timestamp: ts, ReadOnly: ro, Op: []byte(fmt.Sprintf("op-%d-%d", c, ts)), Auth: macs(byte(c), 4)}
@@ -110,7 +110,7 @@ func handMessages() []pbftcore.Message {
 		return pbftcore.Message{Type: pbftcore.MsgViewChange, From: from, To: pbftcore.ToAll, View: 5, Seq: 128, Digest: [32]byte{0xC0},
 			Checkpoints: []pbftcore.Message{ckpt(0), ckpt(1), ckpt(2)},
 			Prepared: []pbftcore.PreparedEntry{
-				{Seq: 129, View: 3, Digest: [32]byte{0xD1}, Requests: []pbftcore.Request{req(1, 10, false), req(2, 7, false)}},
+				{Seq: 129, View: 3, Digest: [32]byte{0xD1}},
 				{Seq: 131, View: 4, Digest: [32]byte{0xD3}},
 			},
 			PrePrepared: []pbftcore.PrePreparedEntry{{Seq: 129, View: 3, Digest: [32]byte{0xD1}}, {Seq: 130, View: 2, Digest: [32]byte{0xD2}}},
@@ -125,17 +125,21 @@ func handMessages() []pbftcore.Message {
 		{Type: pbftcore.MsgPrepare, From: 2, To: pbftcore.ToAll, View: 1, Seq: 7, Digest: [32]byte{7}, Auth: macs(0xC, 4)},
 		{Type: pbftcore.MsgCommit, From: 3, To: 0, View: 1, Seq: 7, Digest: [32]byte{7}, Auth: macs(0xD, 1)},
 		{Type: pbftcore.MsgReply, From: 3, To: pbftcore.ToClient, View: 1, Client: 5, Timestamp: 9, ReadOnly: true, Result: []byte("result"), Auth: macs(0xE, 1)},
+		// A refused read-only reply (OSDI '99 §5.1.3): the flag survives both directions.
+		{Type: pbftcore.MsgReply, From: 2, To: pbftcore.ToClient, View: 1, Client: 5, Timestamp: 9, ReadOnly: true, Refused: true, Auth: macs(0xE, 1)},
 		ckpt(2),
 		vc(1),
 		{Type: pbftcore.MsgNewView, From: 1, To: pbftcore.ToAll, View: 5, Seq: 128, Digest: [32]byte{0xC0},
 			ViewChanges: []pbftcore.Message{vc(0), vc(1), vc(2)},
 			PrePrepares: []pbftcore.Message{
-				{Type: pbftcore.MsgPrePrepare, From: 1, View: 5, Seq: 129, Digest: [32]byte{0xD1}, Requests: []pbftcore.Request{req(1, 10, false), req(2, 7, false)}},
+				{Type: pbftcore.MsgPrePrepare, From: 1, View: 5, Seq: 129, Digest: [32]byte{0xD1}},
 				{Type: pbftcore.MsgPrePrepare, From: 1, View: 5, Seq: 130, Digest: pbftcore.BatchDigest(nil)},
 			},
 			Auth: sig(0x70)},
 		{Type: pbftcore.MsgFetchState, From: 3, To: 2, Seq: 128, Chunk: 2, Auth: macs(0xF, 1)},
 		{Type: pbftcore.MsgStateChunk, From: 2, To: 3, Seq: 128, Digest: [32]byte{0xC0}, Chunk: 2, Chunks: 5, Data: []byte("chunk"), Auth: macs(0x1, 1)},
+		{Type: pbftcore.MsgFetchBatch, From: 3, To: pbftcore.ToAll, Seq: 129, Digest: [32]byte{0xD1}, Auth: macs(0x2, 4)},
+		{Type: pbftcore.MsgBatch, From: 2, To: 3, Seq: 129, Digest: [32]byte{0xD1}, Requests: []pbftcore.Request{req(1, 10, false), req(2, 7, false)}, Auth: macs(0x3, 1)},
 	}
 }
 
@@ -157,7 +161,7 @@ func TestPBFTCodecRoundTripEveryType(t *testing.T) {
 		}
 		seen[m.Type] = true
 	}
-	for ty := pbftcore.MsgRequest; ty <= pbftcore.MsgStateChunk; ty++ {
+	for ty := pbftcore.MsgRequest; ty <= pbftcore.MsgBatch; ty++ {
 		if !seen[ty] {
 			t.Fatalf("no sample of %v", ty)
 		}
@@ -428,32 +432,47 @@ func BenchmarkPBFTCodec(b *testing.B) {
 	}
 }
 
-// A Byzantine replica's VIEW-CHANGE may carry, inside its prepared batches, request
-// authenticators far larger than any pbftcore produces (they are not verified there). The
-// codec must drop them on decode so that re-encoding the view change (every correct new
-// primary does, in NEW-VIEW) cannot trip the encoder's bounds.
-func TestPBFTCodecDropsOversizedNestedAuthenticators(t *testing.T) {
+// VIEW-CHANGE and NEW-VIEW carry digests, never batches (TOCS 2002 §5.2), so the largest
+// NEW-VIEW the core can build (n = MaxReplicas VIEW-CHANGEs, each with a full checkpoint
+// proof, a P entry for every number in the largest window and MaxPrePreparedPerSeq Q
+// entries each, and an O entry for every number) fits one frame however large the batches
+// are: a faulty replica cannot pad a view change past what a frame holds.
+func TestPBFTLargestNewViewFitsAFrame(t *testing.T) {
+	const n, L = pbftcore.MaxReplicas, pbftcore.MaxWindowSize
+	vc := func(from int) pbftcore.Message {
+		m := pbftcore.Message{Type: pbftcore.MsgViewChange, From: from, To: pbftcore.ToAll, View: 1 << 40, Seq: 1 << 40,
+			Digest: [32]byte{0xC0}, Auth: sig(byte(from))}
+		for i := range n {
+			m.Checkpoints = append(m.Checkpoints, pbftcore.Message{Type: pbftcore.MsgCheckpoint, From: i, To: pbftcore.ToAll,
+				Seq: 1 << 40, Digest: [32]byte{0xC0}, Auth: sig(byte(i))})
+		}
+		for s := uint64(1); s <= L; s++ {
+			m.Prepared = append(m.Prepared, pbftcore.PreparedEntry{Seq: 1<<40 + s, View: 1<<40 - 1, Digest: [32]byte{0xD1}})
+			for q := range pbftcore.MaxPrePreparedPerSeq {
+				m.PrePrepared = append(m.PrePrepared, pbftcore.PrePreparedEntry{Seq: 1<<40 + s, View: 1<<40 - 1 - uint64(q), Digest: [32]byte{byte(q)}})
+			}
+		}
+		return m
+	}
+	nv := pbftcore.Message{Type: pbftcore.MsgNewView, From: 0, To: pbftcore.ToAll, View: 1 << 40, Seq: 1 << 40, Auth: sig(0x70)}
+	for i := range n {
+		nv.ViewChanges = append(nv.ViewChanges, vc(i))
+	}
+	for s := uint64(1); s <= L; s++ {
+		nv.PrePrepares = append(nv.PrePrepares, pbftcore.Message{Type: pbftcore.MsgPrePrepare, From: 0, View: 1 << 40, Seq: 1<<40 + s, Digest: [32]byte{0xD1}})
+	}
 	var c pbftCodec
-	huge := make([]byte, 40000*32)
-	vc := wire.ViewChange{NewView: 1, StableSeq: 0, Replica: 2,
-		P: []wire.PreparedCert{{PrePrepare: wire.PrePrepareHeader{View: 0, Seq: 1, Replica: 0},
-			Requests: []wire.Request{{ClientID: 1, Timestamp: 1, Op: []byte("op"),
-				Auth: wire.Authenticator{Kind: wire.AuthMACs, MACs: huge}}}}},
-		Auth: wire.Authenticator{Kind: wire.AuthSignature, Signature: make([]byte, wire.SignatureSize)}}
-	f, err := wire.DecodeFrame(wire.AppendMessageFrame(nil, 0, &vc), 0)
+	frame := c.appendFrame(nil, &nv)
+	t.Logf("largest NEW-VIEW (n=%d, L=%d): %d bytes; one VIEW-CHANGE: %d bytes", n, L, len(frame), len(c.appendFrame(nil, &nv.ViewChanges[0])))
+	if len(frame) > PBFTMaxFrameBytes {
+		t.Fatalf("largest NEW-VIEW is %d bytes, over the %d-byte frame limit", len(frame), PBFTMaxFrameBytes)
+	}
+	f, err := wire.DecodeFrame(frame, PBFTMaxFrameBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m pbftcore.Message
-	if err := c.decode(f.Type, f.Body, 2, 0, &m); err != nil {
-		t.Skipf("the codec refused the message outright (also safe): %v", err)
+	var got pbftcore.Message
+	if err := c.decode(f.Type, f.Body, 0, 1, &got); err != nil || len(got.ViewChanges) != n || len(got.PrePrepares) != L {
+		t.Fatalf("decode: %v (%d view changes, %d O entries)", err, len(got.ViewChanges), len(got.PrePrepares))
 	}
-	for _, p := range m.Prepared {
-		for _, r := range p.Requests {
-			if len(r.Auth) > maxAuthBytes {
-				t.Fatalf("nested request authenticator of %d bytes kept", len(r.Auth))
-			}
-		}
-	}
-	c.appendFrame(nil, &m) // must not panic
 }

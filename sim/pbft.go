@@ -52,6 +52,16 @@ type pbftProtocol struct {
 	batchAt map[uint64]pbftcore.Digest // seq -> executed batch digest (first correct replica)
 	sent    map[[2]uint64][]byte       // (client, ts) -> encoded op the client sent
 	err     error
+	// sentByType counts the messages replicas sent, per type: which protocol paths ran.
+	sentByType [pbftcore.MsgBatch + 1]int
+}
+
+// Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
+// state-transfer chunks the run sent.
+func (p *pbftProtocol) Counters() []Counter {
+	k := &p.sentByType
+	return []Counter{{"new-views", k[pbftcore.MsgNewView]}, {"batch-fetches", k[pbftcore.MsgFetchBatch]},
+		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]}}
 }
 
 func newPBFT(c *Cluster) Protocol {
@@ -313,6 +323,9 @@ func (r *pbftReplica) persist(st *pbftcore.StableCheckpoint) {
 
 // send puts an owned message on the network.
 func (r *pbftReplica) send(m *pbftcore.Message) {
+	if int(m.Type) < len(r.p.sentByType) {
+		r.p.sentByType[m.Type]++
+	}
 	switch m.To {
 	case pbftcore.ToAll:
 		for j := range r.p.n {

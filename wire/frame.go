@@ -99,6 +99,8 @@ const (
 	TypeNewView     Type = 0x27
 	TypeFetchState  Type = 0x28
 	TypeStateChunk  Type = 0x29
+	TypeFetchBatch  Type = 0x2A
+	TypeBatch       Type = 0x2B
 
 	// Client.
 	TypeClientRequest Type = 0x30
@@ -128,6 +130,8 @@ var typeNames = [256]string{
 	TypeNewView:              "NewView",
 	TypeFetchState:           "FetchState",
 	TypeStateChunk:           "StateChunk",
+	TypeFetchBatch:           "FetchBatch",
+	TypeBatch:                "Batch",
 	TypeClientRequest:        "ClientRequest",
 	TypeClientReply:          "ClientReply",
 }

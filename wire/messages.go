@@ -76,6 +76,10 @@ func NewMessage(t Type) Message {
 		return new(FetchState)
 	case TypeStateChunk:
 		return new(StateChunk)
+	case TypeFetchBatch:
+		return new(FetchBatch)
+	case TypeBatch:
+		return new(Batch)
 	case TypeClientRequest:
 		return new(ClientRequest)
 	case TypeClientReply:

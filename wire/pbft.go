@@ -329,18 +329,31 @@ func DecodePrePrepare(body []byte, m *PrePrepare) error {
 // PBFTReply is ⟨REPLY, v, t, c, i, r⟩ (PBFT §4.1): the result of the request with
 // Timestamp from ClientID, executed by Replica in View. ReadOnly marks a reply of the
 // read-only optimization (§5.1.3), answered from the replica's state without ordering; the
-// client needs 2f+1 of those instead of f+1. Auth is the MAC for the client.
+// client needs 2f+1 of those instead of f+1. Refused marks a read-only reply in which the
+// replica declines to answer (it has a prepared request not yet executed, is changing view
+// or transferring state); once f+1 replicas refused, the client orders the read at once.
+// Auth is the MAC for the client.
+//
+// ReadOnly and Refused travel in one flags byte (bit 0, bit 1; a reply without a refusal
+// encodes as the bool byte it used to be); any other bit is ErrMalformed.
 type PBFTReply struct {
 	View      uint64
 	Timestamp uint64
 	ClientID  uint64
 	Replica   uint64
 	ReadOnly  bool
+	Refused   bool
 	Result    []byte
 	Auth      Authenticator
 }
 
-const pbftReplyMinSize = 4*sizeU64 + sizeBool + sizeLen + minAuthSize
+// Bits of PBFTReply's flags byte.
+const (
+	pbftReplyFlagReadOnly = 1 << 0
+	pbftReplyFlagRefused  = 1 << 1
+)
+
+const pbftReplyMinSize = 4*sizeU64 + sizeU8 + sizeLen + minAuthSize
 
 // Type implements Message.
 func (*PBFTReply) Type() Type { return TypePBFTReply }
@@ -361,7 +374,14 @@ func AppendPBFTReply(dst []byte, m *PBFTReply) []byte {
 	dst = appendU64(dst, m.Timestamp)
 	dst = appendU64(dst, m.ClientID)
 	dst = appendU64(dst, m.Replica)
-	dst = appendBool(dst, m.ReadOnly)
+	var f uint8
+	if m.ReadOnly {
+		f |= pbftReplyFlagReadOnly
+	}
+	if m.Refused {
+		f |= pbftReplyFlagRefused
+	}
+	dst = appendU8(dst, f)
 	dst = appendBytes(dst, m.Result)
 	return appendAuth(dst, &m.Auth)
 }
@@ -373,7 +393,9 @@ func DecodePBFTReply(body []byte, m *PBFTReply) error {
 	m.Timestamp = d.u64()
 	m.ClientID = d.u64()
 	m.Replica = d.u64()
-	m.ReadOnly = d.boolean()
+	f := d.flags(pbftReplyFlagReadOnly | pbftReplyFlagRefused)
+	m.ReadOnly = f&pbftReplyFlagReadOnly != 0
+	m.Refused = f&pbftReplyFlagRefused != 0
 	m.Result = d.bytes()
 	d.auth(&m.Auth)
 	return d.finish()
@@ -433,22 +455,21 @@ func DecodeCheckpoint(body []byte, m *Checkpoint) error {
 
 // PreparedCert proves that a request prepared (PBFT §4.4): the pre-prepare header and 2f
 // matching prepares from distinct backups. A view change in the TOCS 2002 §4.5 form (P and
-// Q sets without prepares, as pbftcore sends it) leaves Prepares empty and carries the
-// prepared batch in Requests, so the new primary can re-propose it.
+// Q sets without prepares, as pbftcore sends it) leaves Prepares empty. Batches never travel
+// in view changes (TOCS 2002 §5.2): a replica missing one fetches it (FetchBatch, Batch).
 type PreparedCert struct {
 	PrePrepare PrePrepareHeader
 	Prepares   []Prepare
-	Requests   []Request
 }
 
-const preparedCertMinSize = phaseMinSize + 2*sizeCount
+const preparedCertMinSize = phaseMinSize + sizeCount
 
 func (c *PreparedCert) size() int {
-	n := c.PrePrepare.size() + 2*sizeCount
+	n := c.PrePrepare.size() + sizeCount
 	for i := range c.Prepares {
 		n += c.Prepares[i].size()
 	}
-	return n + requestsSize(c.Requests)
+	return n
 }
 
 func requestsSize(rs []Request) int {
@@ -481,7 +502,7 @@ func appendPreparedCert(dst []byte, c *PreparedCert) []byte {
 	for i := range c.Prepares {
 		dst = appendPhase(dst, &c.Prepares[i])
 	}
-	return appendRequests(dst, c.Requests)
+	return dst
 }
 
 func (d *decoder) preparedCert(c *PreparedCert) {
@@ -490,7 +511,6 @@ func (d *decoder) preparedCert(c *PreparedCert) {
 	for i := range c.Prepares {
 		d.phase(&c.Prepares[i])
 	}
-	c.Requests = d.requests(c.Requests)
 }
 
 // PrePrepared is one element of a view change's Q set (TOCS 2002 §4.5): Digest
@@ -606,8 +626,8 @@ func DecodeViewChange(body []byte, m *ViewChange) error {
 // the 2f+1 view-change messages it received (its own included), O the pre-prepares for the
 // sequence numbers between min-s and max-s (null requests have a zero digest, or the digest
 // of the empty batch in pbftcore). StableSeq is min-s and StableDigest the state digest of
-// that checkpoint; Batches[i], when present, is the request batch of O[i] (empty for a null
-// request), which a new primary re-proposing a prepared request must ship with it.
+// that checkpoint. O names batches by digest only (TOCS 2002 §5.2), so a NEW-VIEW's size
+// depends on n and the window, never on the batches.
 type NewView struct {
 	View         uint64
 	Replica      uint64
@@ -615,11 +635,10 @@ type NewView struct {
 	StableDigest Digest
 	V            []ViewChange
 	O            []PrePrepareHeader
-	Batches      [][]Request
 	Auth         Authenticator
 }
 
-const newViewMinSize = 3*sizeU64 + DigestSize + 3*sizeCount + minAuthSize
+const newViewMinSize = 3*sizeU64 + DigestSize + 2*sizeCount + minAuthSize
 
 // Type implements Message.
 func (*NewView) Type() Type { return TypeNewView }
@@ -632,9 +651,6 @@ func (m *NewView) Size() int {
 	}
 	for i := range m.O {
 		n += m.O[i].size()
-	}
-	for i := range m.Batches {
-		n += sizeCount + requestsSize(m.Batches[i])
 	}
 	return n
 }
@@ -660,10 +676,6 @@ func AppendNewView(dst []byte, m *NewView) []byte {
 	for i := range m.O {
 		dst = appendPhase(dst, (*Prepare)(&m.O[i]))
 	}
-	dst = appendCount(dst, len(m.Batches))
-	for i := range m.Batches {
-		dst = appendRequests(dst, m.Batches[i])
-	}
 	return appendAuth(dst, &m.Auth)
 }
 
@@ -681,10 +693,6 @@ func DecodeNewView(body []byte, m *NewView) error {
 	m.O = resize(m.O, d.count(phaseMinSize))
 	for i := range m.O {
 		d.phase((*Prepare)(&m.O[i]))
-	}
-	m.Batches = resize(m.Batches, d.count(sizeCount))
-	for i := range m.Batches {
-		m.Batches[i] = d.requests(m.Batches[i])
 	}
 	d.auth(&m.Auth)
 	return d.finish()
@@ -794,3 +802,37 @@ func DecodeStateChunk(body []byte, m *StateChunk) error {
 	d.auth(&m.Auth)
 	return d.finish()
 }
+
+// FetchBatch asks the other replicas for the batch with digest Digest that a NEW-VIEW chose
+// for sequence number Seq, when the asker (Replica) does not hold it (TOCS 2002 §5.2). The
+// layout is a Prepare's, with View unused (zero).
+type FetchBatch Prepare
+
+// Type implements Message.
+func (*FetchBatch) Type() Type { return TypeFetchBatch }
+
+// Size implements Message.
+func (m *FetchBatch) Size() int { return (*Prepare)(m).size() }
+
+// AppendBody implements Message.
+func (m *FetchBatch) AppendBody(dst []byte) []byte { return AppendPrepare(dst, (*Prepare)(m)) }
+
+// Decode implements Message.
+func (m *FetchBatch) Decode(body []byte) error { return DecodePrepare(body, (*Prepare)(m)) }
+
+// Batch answers FetchBatch: the requests of the batch with digest Digest for Seq, from
+// Replica. The receiver checks them against the digest it asked for; the layout is a
+// PrePrepare's, with View unused (zero).
+type Batch PrePrepare
+
+// Type implements Message.
+func (*Batch) Type() Type { return TypeBatch }
+
+// Size implements Message.
+func (m *Batch) Size() int { return (*PrePrepare)(m).Size() }
+
+// AppendBody implements Message.
+func (m *Batch) AppendBody(dst []byte) []byte { return AppendPrePrepare(dst, (*PrePrepare)(m)) }
+
+// Decode implements Message.
+func (m *Batch) Decode(body []byte) error { return DecodePrePrepare(body, (*PrePrepare)(m)) }

@@ -48,7 +48,6 @@ func sampleViewChange(replica uint64) ViewChange {
 		P: []PreparedCert{{
 			PrePrepare: PrePrepareHeader{View: 3, Seq: 130, Replica: 3, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x33)}},
 			Prepares:   []Prepare{samplePrepare(1), samplePrepare(2)},
-			Requests:   []Request{{ClientID: 77, Timestamp: 1001, Op: []byte("put a=1"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0xA0, 4)}}},
 		}},
 		Q:    []PrePrepared{{Seq: 130, View: 3, Digest: digest(0xD1)}, {Seq: 131, View: 2, Digest: digest(0xD2)}},
 		Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x40 + byte(replica))},
@@ -90,7 +89,8 @@ func goldenSamples() []Message {
 		},
 		&Prepare{View: 3, Seq: 130, Replica: 1, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthMACs, MACs: mac(0xE0, 4)}},
 		&Commit{View: 3, Seq: 130, Replica: 2, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthMACs, MACs: mac(0xF0, 4)}},
-		&PBFTReply{View: 3, Timestamp: 1001, ClientID: 77, Replica: 1, ReadOnly: true, Result: []byte("ok"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0x50, 1)}},
+		// A refused read-only reply (flags 0x03): pins the refused bit; it carries no result.
+		&PBFTReply{View: 3, Timestamp: 1001, ClientID: 77, Replica: 1, ReadOnly: true, Refused: true, Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0x50, 1)}},
 		&Checkpoint{Seq: 256, Replica: 2, Digest: digest(0xC2), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x22)}},
 		func() Message { vc := sampleViewChange(1); return &vc }(),
 		&NewView{
@@ -100,11 +100,15 @@ func goldenSamples() []Message {
 				{View: 4, Seq: 129, Replica: 0, Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x60)}},
 				{View: 4, Seq: 130, Replica: 0, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x61)}},
 			},
-			Batches: [][]Request{nil, {{ClientID: 77, Timestamp: 1001, Op: []byte("put a=1"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0xA0, 4)}}}},
-			Auth:    Authenticator{Kind: AuthSignature, Signature: sig(0x70)},
+			Auth: Authenticator{Kind: AuthSignature, Signature: sig(0x70)},
 		},
 		&FetchState{Replica: 3, Seq: 256, Digest: digest(0xC2), Offset: 8192, Auth: Authenticator{Kind: AuthNone}},
 		&StateChunk{Replica: 1, Seq: 256, Digest: digest(0xC2), Offset: 3, Chunks: 4, Done: true, Data: []byte("state bytes")},
+		&FetchBatch{Seq: 130, Replica: 3, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0x90, 4)}},
+		&Batch{
+			PrePrepareHeader: PrePrepareHeader{Seq: 130, Replica: 1, Digest: digest(0xD1), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0x91, 1)}},
+			Requests:         []Request{{ClientID: 77, Timestamp: 1001, Op: []byte("put a=1"), Auth: Authenticator{Kind: AuthShortMACs, MACs: shortMACs(0xA0, 4)}}},
+		},
 		&ClientRequest{
 			ClientID: 9, FirstSeq: 300,
 			Ops: []Op{

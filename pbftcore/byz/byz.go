@@ -25,7 +25,7 @@ const (
 	SlowPrimary               // holds its pre-prepares back past the view-change timeout
 	LyingViewChange           // VIEW-CHANGEs claim prepared certificates it cannot prove
 	BadNewView                // as new primary, NEW-VIEW's O drops a prepared request
-	BadState                  // serves corrupted state-transfer chunks
+	BadState                  // serves corrupted state-transfer chunks and fetched batches
 	numBehaviours
 )
 
@@ -140,6 +140,15 @@ func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
 			r.seal(&c)
 			return []pbftcore.Message{c}
 		}
+		if m.Type == pbftcore.MsgBatch {
+			// A forged batch under the requested digest: the asker's hash check rejects it.
+			c := pbftcore.CloneMessage(m)
+			if len(c.Requests) > 0 {
+				c.Requests[0].Op = append(c.Requests[0].Op, "forged"...)
+			}
+			r.seal(&c)
+			return []pbftcore.Message{c}
+		}
 	}
 	return []pbftcore.Message{pbftcore.CloneMessage(m)}
 }
@@ -232,7 +241,7 @@ func (r *Replica) lie(m *pbftcore.Message) pbftcore.Message {
 	fake := []pbftcore.Request{{Client: 0, Timestamp: 1 << 40, Op: []byte("forged"), Auth: make([]byte, pbftcore.MACSize*r.N)}}
 	d := pbftcore.BatchDigest(fake)
 	seq := c.Seq + 1
-	entry := pbftcore.PreparedEntry{Seq: seq, View: c.View - 1, Digest: d, Requests: fake}
+	entry := pbftcore.PreparedEntry{Seq: seq, View: c.View - 1, Digest: d}
 	if len(c.Prepared) > 0 && c.Prepared[0].Seq == seq {
 		c.Prepared[0] = entry
 	} else {
@@ -250,8 +259,7 @@ func (r *Replica) badNewView(m *pbftcore.Message) pbftcore.Message {
 	c := pbftcore.CloneMessage(m)
 	null := pbftcore.BatchDigest(nil)
 	for i := range c.PrePrepares {
-		if len(c.PrePrepares[i].Requests) > 0 {
-			c.PrePrepares[i].Requests = nil
+		if c.PrePrepares[i].Digest != null {
 			c.PrePrepares[i].Digest = null
 			r.seal(&c)
 			return c

@@ -1,0 +1,182 @@
+package pbftcore
+
+import "fmt"
+
+// Durable protocol state (the replica's log).
+//
+// The papers keep a replica's log in memory: a replica that restarts has forgotten what it
+// pre-prepared, prepared and committed, and counts as one of the f faulty replicas until it
+// has caught up; when more than f restart at once (a power cut) requests that completed
+// above the last stable checkpoint can be lost. A driver that wants neither persists the
+// records the core emits in Ready.Persist before it sends that Ready's messages (the same
+// contract as Raft's "persist before you send"):
+//
+//   - RecPrePrepared: this replica accepted ⟨PRE-PREPARE, v, n, d⟩ (as primary: assigned
+//     n to d), with the batch when it holds it. Logged before the PREPARE (or PRE-PREPARE)
+//     goes out, so a restarted replica never accepts a second digest for (v, n).
+//   - RecPrepared: prepared(d, v, n) holds here. Logged before the COMMIT goes out, so that
+//     2f+1 replicas durably remember the certificate of any request that commits: the P
+//     sets of any later view change still carry it, whoever restarted meanwhile.
+//   - RecCommitted: committed-local(d, v, n). Logged before the replies go out, so a
+//     restarted replica re-executes everything it answered without waiting for anyone.
+//   - RecView: this replica moved to view v (Active false: it sent VIEW-CHANGE for v; true:
+//     it accepted NEW-VIEW for v). Logged before the VIEW-CHANGE goes out, so a restarted
+//     replica never goes back to a view it abandoned.
+//
+// Config.Log hands the records logged since the stable checkpoint Config.Start (or since the
+// replica first started) back to New, in log order; records at or below the checkpoint are
+// ignored. The restarted replica rebuilds its slots, P and Q sets and view from them,
+// re-executes the committed prefix, and takes part in the protocol as a correct replica.
+
+// RecordKind names a durable protocol record.
+type RecordKind uint8
+
+// Record kinds.
+const (
+	RecPrePrepared RecordKind = iota + 1
+	RecPrepared
+	RecCommitted
+	RecView
+)
+
+var recordKindNames = [...]string{"?", "PrePrepared", "Prepared", "Committed", "View"}
+
+func (k RecordKind) String() string {
+	if int(k) < len(recordKindNames) {
+		return recordKindNames[k]
+	}
+	return fmt.Sprintf("RecordKind(%d)", uint8(k))
+}
+
+// Record is one durable protocol record (Ready.Persist, Config.Log). Requests is the batch of
+// a RecPrePrepared record when the replica holds it (nil when a NEW-VIEW named it by digest
+// and it is still being fetched; a later record carries it); Active is RecView's.
+type Record struct {
+	Kind     RecordKind
+	View     uint64
+	Seq      uint64
+	Digest   Digest
+	Active   bool
+	Requests []Request
+}
+
+// logRecord queues a record for Ready.Persist; its requests are copied into the output
+// arena (the slot may be reused before Advance).
+func (nd *Node) logRecord(r Record) {
+	if nd.restoring {
+		return
+	}
+	if r.Requests != nil {
+		r.Requests = nd.arenaRequests(r.Requests)
+	}
+	nd.persist = append(nd.persist, r)
+}
+
+// restore rebuilds the replica's protocol state from records logged after its stable
+// checkpoint (New, with Config.Log): slots with their batches and P and Q entries, the view,
+// and the committed prefix, which it re-executes.
+func (nd *Node) restore(log []Record) error {
+	nd.restoring = true
+	defer func() { nd.restoring = false }()
+	view, active := nd.view, true
+	maxCommitted := nd.lastExec
+	for i := range log {
+		r := &log[i]
+		switch r.Kind {
+		case RecView:
+			if r.View > view || (r.View == view && !r.Active) {
+				view, active = r.View, r.Active
+			}
+			continue
+		case RecPrePrepared, RecPrepared, RecCommitted:
+		default:
+			return fmt.Errorf("%w: Log: record %d has unknown kind %d", ErrInvalidConfig, i, r.Kind)
+		}
+		if !nd.inWindow(r.Seq) {
+			continue // at or below the checkpoint, or logged before it was taken
+		}
+		s := nd.slotFor(r.Seq)
+		if s.hasPP && r.View > s.view {
+			s.resetView() // a later view's instance: the earlier view's votes do not carry over
+		}
+		switch r.Kind {
+		case RecPrePrepared:
+			if r.Requests != nil || r.Digest == nullDigest {
+				if err := nd.checkBatchShape(r.Requests); err != nil || nd.bh.batch(nd.reqDigests) != r.Digest {
+					return fmt.Errorf("%w: Log: record %d: batch does not match digest for %d", ErrInvalidConfig, i, r.Seq)
+				}
+				nd.acceptPrePrepare(s, r.View, r.Digest, r.Requests, nd.reqDigests)
+			} else if s.findBuf(r.Digest) < 0 {
+				nd.acceptDigest(s, r.View, r.Digest)
+			} else {
+				nd.acceptPrePrepare(s, r.View, r.Digest, nil, nil)
+			}
+			if nd.id != nd.primaryOf(r.View) {
+				s.prepMask |= 1 << nd.id // its PREPARE went out after this record
+				s.prepDig[nd.id] = s.digest
+			}
+		case RecPrepared:
+			if !s.hasPP || s.view != r.View || s.digest != r.Digest {
+				return fmt.Errorf("%w: Log: record %d: prepared %d in view %d without its pre-prepare", ErrInvalidConfig, i, r.Seq, r.View)
+			}
+			s.prepared, s.sentCommit = true, true
+			s.hasP, s.pView, s.pDigest, s.pBuf = true, s.view, s.digest, s.cur
+			s.commitMask |= 1 << nd.id
+			s.commitDig[nd.id] = s.digest
+			nd.maxPrepared = max(nd.maxPrepared, s.seq)
+		case RecCommitted:
+			if !s.prepared || s.view != r.View || s.digest != r.Digest {
+				return fmt.Errorf("%w: Log: record %d: committed %d in view %d without being prepared", ErrInvalidConfig, i, r.Seq, r.View)
+			}
+			s.committed = true
+			maxCommitted = max(maxCommitted, s.seq)
+		}
+	}
+	// Per-view state holds for the view the replica ends in only; P and Q stay.
+	for i := range nd.log {
+		if s := &nd.log[i]; s.seq > nd.h && s.view != view {
+			s.resetView()
+		}
+	}
+	nd.view, nd.viewActive = view, active
+	if nd.isPrimary() && active {
+		for i := range nd.log {
+			if s := &nd.log[i]; s.seq > nd.h && s.hasPP && s.view == view {
+				nd.nextSeq = max(nd.nextSeq, s.seq)
+			}
+		}
+	}
+	nd.executeCommitted()
+	// Everything answered before the crash was committed and logged first: reads wait until
+	// this replica has executed that far again (a batch may still have to be fetched).
+	nd.readFloor = maxCommitted
+	if !nd.cfg.LogSynced {
+		nd.readFloor = max(maxCommitted, nd.h+nd.cfg.WindowSize)
+	}
+	if !active {
+		nd.sendViewChange() // the VIEW-CHANGE it had sent, rebuilt from the same P and Q
+	}
+	return nil
+}
+
+// checkBatchShape checks a batch's size limits and client numbers and leaves its request
+// digests in nd.reqDigests (authenticators are not checked: see fillBatch).
+func (nd *Node) checkBatchShape(reqs []Request) error {
+	if len(reqs) > nd.cfg.MaxBatchRequests {
+		return ErrMalformed
+	}
+	nd.reqDigests = nd.reqDigests[:0]
+	bytes := 0
+	for i := range reqs {
+		r := &reqs[i]
+		if r.Client >= uint64(len(nd.clients)) || len(r.Op) > nd.cfg.MaxOpBytes || r.Timestamp == 0 {
+			return ErrMalformed
+		}
+		bytes += len(r.Op)
+		nd.reqDigests = append(nd.reqDigests, nd.bh.request(r))
+	}
+	if bytes > nd.cfg.MaxBatchBytes {
+		return ErrMalformed
+	}
+	return nil
+}
