@@ -21,7 +21,9 @@ import "fmt"
 //     restarted replica re-executes everything it answered without waiting for anyone.
 //   - RecView: this replica moved to view v (Active false: it sent VIEW-CHANGE for v; true:
 //     it accepted NEW-VIEW for v). Logged before the VIEW-CHANGE goes out, so a restarted
-//     replica never goes back to a view it abandoned.
+//     replica never goes back to a view it abandoned; logged again with every new stable
+//     checkpoint, so a driver may drop every record before the latest view record whose
+//     sequence number is at or below the checkpoint.
 //
 // Config.Log hands the records logged since the stable checkpoint Config.Start (or since the
 // replica first started) back to New, in log order; records at or below the checkpoint are
@@ -84,7 +86,7 @@ func (nd *Node) restore(log []Record) error {
 		r := &log[i]
 		switch r.Kind {
 		case RecView:
-			if r.View > view || (r.View == view && !r.Active) {
+			if r.View >= view { // views only move forward in a log: the last record holds
 				view, active = r.View, r.Active
 			}
 			continue

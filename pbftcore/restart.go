@@ -85,6 +85,7 @@ func (nd *Node) start(s *StartState) error {
 // replica holds (it executed to h or transferred the state at h). A later one replaces an
 // earlier one not yet handed out: only the newest needs persisting.
 func (nd *Node) reportStable() {
+	nd.logRecord(Record{Kind: RecView, View: nd.view, Active: nd.viewActive})
 	nd.stable = &StableCheckpoint{Seq: nd.h, View: nd.view, Digest: nd.stableDigest, Proof: nd.stableProof,
 		ClientTable: nd.arenaBytes(nd.stableTable)}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,28 +51,28 @@ var pbftWALFS storage.FS
 // wire.ClientRequest body (see pbftapp.go); replicas answer with wire.PBFTReply frames
 // whose Result is a wire.ClientReply body.
 //
-// Durability (what --sync always buys): every executed batch is appended to the WAL (index =
-// sequence number, term = view, data = batch digest and the executed requests), and under
-// storage.SyncAlways a replica sends the replies of a batch only once that record is
-// fsynced, so a result the client accepted (f+1 matching replies) is on the disk of f+1
-// replicas. At every stable checkpoint h whose state this replica holds (pbftcore's
+// Durability (what --sync always buys): pbftcore's protocol records (Ready.Persist: what
+// this replica pre-prepared, with the batch, prepared, committed, and its view) go to the
+// WAL (pbftlog.go), and under storage.SyncAlways a Ready's messages, peer messages and
+// client replies alike, leave only once its records are fsynced (group commit: one fsync
+// covers every Ready logged meanwhile). So a COMMIT is sent only by a replica that durably
+// holds the prepared certificate, and a reply only by one that durably holds the committed
+// batch. At every stable checkpoint h whose state this replica holds (pbftcore's
 // Ready.Stable) one snapshot file is written to snap/ with storage.WriteSnapshot (fsynced,
 // renamed into place: all or nothing): its metadata holds the checkpoint digest, the view
 // and the 2f+1 signed CHECKPOINTs proving h; its body the core's client table at h followed
-// by the KV store's snapshot at h. The WAL is then compacted below h.
+// by the KV store's snapshot at h. The WAL is then compacted behind the records still needed.
 //
-// Restart: a replica restores the store from the newest valid snapshot and starts pbftcore
-// from it (pbftcore.Config.Start: the proof and the state digest are verified) in the view
-// recorded with it, which never moves a replica back to a view older than its checkpoint; a
-// replica whose cluster moved on joins the current view once f+1 replicas are seen in it
-// (pbftcore's view join). The WAL's batches above h are not replayed: the log restarts after
-// h and records what this incarnation executes. A replica restarted alone re-executes above
-// h from its peers' messages or fetches a newer certified checkpoint by state transfer.
-// When more than f replicas restart at once (all of them, after a power cut) the cluster
-// resumes from the newest checkpoint 2f+1 of them hold; requests executed above it are
-// lost (their replies may have been accepted): only state up to the persisted stable
-// checkpoint survives a restart of more than f replicas. Under SyncNone the same records
-// are written without fsync and replies are not held back.
+// Restart: a replica restores the store from the newest valid snapshot, reads its logged
+// records and starts pbftcore from both (pbftcore.Config.Start and Config.Log: the proof and
+// the state digest are verified, then the log rebuilds the slots, P and Q sets and view, and
+// the committed prefix is re-executed). It takes part as a correct replica at once, and when
+// every replica restarts at once (a power cut) no acknowledged request is lost: each
+// committed request is in the log of the f+1 replicas that answered it, and its prepared
+// certificate in the log of 2f+1, so the next view change (or the retransmitted COMMITs of
+// the same view) carries it. Under SyncNone the same records are written without fsync and
+// nothing is held back; a process kill keeps them (the page cache survives), a machine
+// crash may not.
 type PBFTReplica struct {
 	cfg   ReplicaConfig
 	node  *pbftcore.Node
@@ -93,13 +92,14 @@ type PBFTReplica struct {
 	replyConn  []transport.ClientID // per PBFT client: the connection to answer on
 	started    []pendingStart       // per PBFT client: its newest request's arrival
 
-	// Durability of executed batches.
+	// The protocol-record log (pbftlog.go) and the messages waiting for it.
 	walEnts    []storage.Entry
 	walData    []byte
 	walSpans   [][2]int
-	appendAt   []walAppend // WAL calls not yet durable, for cb_wal_persist_seconds
+	marks      []recordMark // logged records not yet compacted, in WAL order
+	appendAt   []walAppend  // WAL calls not yet durable, for cb_wal_persist_seconds
 	lastWalSeq uint64
-	held       []heldReply
+	held       []heldFrame
 	heldBuf    []byte
 	lastStable uint64
 
@@ -131,9 +131,12 @@ type pendingStart struct {
 	start time.Time
 }
 
-// heldReply is a reply frame waiting for the WAL record of its batch to become durable.
-type heldReply struct {
+// heldFrame is an outgoing frame waiting for the WAL records logged before it to become
+// durable: to every peer (toAll), to one peer, or to a client connection.
+type heldFrame struct {
 	walSeq uint64
+	toAll  bool
+	peer   uint64
 	conn   transport.ClientID
 	off, n int
 }
@@ -192,19 +195,6 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	if ccfg.Start, err = r.loadStable(); err != nil {
 		return nil, err
 	}
-	if r.node, err = pbftcore.New(ccfg); err != nil {
-		return nil, fmt.Errorf("server: pbft start from %s: %w", r.snapDir, err)
-	}
-	if s := ccfg.Start; s != nil {
-		r.lastStable = s.Seq
-		r.view.Store(s.View)
-		r.lastExec.Store(s.Seq)
-		r.stableH.Store(s.Seq)
-	}
-	if cfg.UnsafeAckBeforeCommit {
-		r.unsafeAuth = pbftcore.NewAuthenticator(ccfg.Keys, ccfg.SignAll)
-	}
-	r.byzKeys, r.byzSignAll = ccfg.Keys, ccfg.SignAll
 	w, st, err := storage.Open(filepath.Join(cfg.DataDir, "wal"), storage.Options{Sync: cfg.Sync, OnDurable: r.onDurable, FS: pbftWALFS})
 	if err != nil {
 		return nil, err
@@ -213,25 +203,32 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	if st.TornTailBytes > 0 {
 		r.log.Warn("wal: discarded torn tail", "bytes", st.TornTailBytes, "file", st.TornTailFile, "offset", st.TornTailOffset)
 	}
-	if s := ccfg.Start; s != nil {
-		// The log restarts after the checkpoint (or after the WAL's own compaction point,
-		// should a crash have hit between the snapshot and the compaction of a later one):
-		// re-executed sequence numbers are logged as this incarnation executes them.
-		r.log.Info("pbft: restarted from stable checkpoint", "seq", s.Seq, "view", s.View, "wal_last_seq", st.LastIndex)
-		if _, err := w.ResetTo(max(s.Seq, st.SnapshotIndex), s.View); err != nil {
-			w.Close()
-			return nil, err
-		}
-	} else if last := max(st.LastIndex, st.SnapshotIndex); last > 0 {
-		// Batches were logged but no stable checkpoint was persisted: the replica starts
-		// empty and recovers by state transfer; the log continues after what it holds, and
-		// re-executed sequence numbers at or below last are not logged twice.
-		r.log.Info("pbft: previous run logged executed batches but no stable checkpoint; recovering state by state transfer", "last_logged_seq", last)
-		if _, err := w.ResetTo(last, 0); err != nil {
-			w.Close()
-			return nil, err
-		}
+	if ccfg.Log, r.marks, err = readLog(w); err != nil {
+		w.Close()
+		return nil, err
 	}
+	// Under SyncNone the tail of the log may be lost with the machine (a process kill keeps
+	// it): the core then keeps reads refused until it has passed its old high watermark.
+	ccfg.LogSynced = cfg.Sync == storage.SyncAlways
+	if r.node, err = pbftcore.New(ccfg); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("server: pbft start from %s and %d logged records: %w", r.snapDir, len(ccfg.Log), err)
+	}
+	ns := r.node.Status()
+	if s := ccfg.Start; s != nil {
+		r.lastStable = s.Seq
+	}
+	r.view.Store(ns.View)
+	r.lastExec.Store(ns.LastExecuted)
+	r.stableH.Store(ns.LowWatermark)
+	if ccfg.Start != nil || len(ccfg.Log) > 0 {
+		r.log.Info("pbft: restarted", "checkpoint", ns.LowWatermark, "log_records", len(ccfg.Log), "view", ns.View,
+			"view_active", ns.ViewActive, "executed", ns.LastExecuted)
+	}
+	if cfg.UnsafeAckBeforeCommit {
+		r.unsafeAuth = pbftcore.NewAuthenticator(ccfg.Keys, ccfg.SignAll)
+	}
+	r.byzKeys, r.byzSignAll = ccfg.Keys, ccfg.SignAll
 	if err := r.newTransport(); err != nil {
 		w.Close()
 		return nil, err
@@ -470,15 +467,17 @@ func (r *PBFTReplica) unsafeReply(req *pbftcore.Request) {
 func (r *PBFTReplica) processReady() {
 	for r.fatal.Load() == nil && r.node.HasReady() {
 		rd := r.node.Ready()
-		// Executed batches are logged first so that their replies below know whether they
-		// must wait for the disk.
-		if len(rd.Batches) > 0 {
-			if err := r.logExecuted(&rd); err != nil {
+		// The records go to the WAL first: under SyncAlways this Ready's messages below wait
+		// until they are durable (pbftcore's persist-before-send contract).
+		if len(rd.Persist) > 0 {
+			if err := r.logRecords(rd.Persist); err != nil {
 				r.setFatal(err)
 				r.node.Advance()
 				return
 			}
 		}
+		r.countExecuted(&rd)
+		hold := r.cfg.Sync == storage.SyncAlways && r.lastWalSeq > r.durableSeq.Load()
 		for i := range rd.Messages {
 			m := &rd.Messages[i]
 			if r.byz.Load() != 0 && r.byzantineSend(m) {
@@ -487,28 +486,27 @@ func (r *PBFTReplica) processReady() {
 			switch m.To {
 			case pbftcore.ToAll:
 				r.out = r.codec.appendFrame(r.out[:0], m)
-				for _, p := range r.peers {
-					if err := r.tr.Send(p, r.out); err != nil {
-						r.m.paused.Inc()
-					}
-				}
+				r.dispatch(hold, heldFrame{toAll: true}, r.out)
 			case pbftcore.ToClient:
+				if m.Client >= uint64(r.maxClients) {
+					continue
+				}
 				r.out = r.codec.appendFrame(r.out[:0], m)
 				if !m.Refused { // a refused read is answered later, by its ordered retry
 					r.observeReply(m)
 				}
-				r.replyClient(m.Client, r.out)
+				r.dispatch(hold, heldFrame{conn: r.replyConn[m.Client]}, r.out)
 			default:
 				if m.To < 0 || m.To >= r.n || m.To == r.self {
 					continue
 				}
 				r.out = r.codec.appendFrame(r.out[:0], m)
-				if err := r.tr.Send(uint64(m.To+1), r.out); err != nil {
-					r.m.paused.Inc()
-				}
+				r.dispatch(hold, heldFrame{peer: uint64(m.To + 1)}, r.out)
 			}
 		}
-		// Before Advance: Stable's client table aliases core memory until then.
+		// Before Advance: Stable's client table aliases core memory until then. The view
+		// record the core logs with every stable checkpoint is in the WAL already, so the
+		// compaction behind it keeps a view record.
 		if st := rd.Stable; st != nil && st.Seq > r.lastStable {
 			if err := r.saveStable(st); err != nil {
 				r.setFatal(err)
@@ -532,56 +530,18 @@ func (r *PBFTReplica) observeReply(m *pbftcore.Message) {
 	}
 }
 
-// logExecuted appends one WAL entry per executed sequence number: the batch digest and the
-// executed requests (client, timestamp, op).
-func (r *PBFTReplica) logExecuted(rd *pbftcore.Ready) error {
-	r.walEnts = r.walEnts[:0]
-	r.walData = r.walData[:0]
+// countExecuted updates the execution metrics from a Ready.
+func (r *PBFTReplica) countExecuted(rd *pbftcore.Ready) {
 	ex := rd.Executed
-	r.walSpans = r.walSpans[:0]
 	for _, b := range rd.Batches {
-		start := len(r.walData)
-		r.walData = append(r.walData, b.Digest[:]...)
-		countAt := len(r.walData)
-		r.walData = binary.LittleEndian.AppendUint32(r.walData, 0)
 		count := 0
 		for len(ex) > 0 && ex[0].Seq == b.Seq {
-			e := &ex[0]
-			r.walData = binary.LittleEndian.AppendUint64(r.walData, e.Client)
-			r.walData = binary.LittleEndian.AppendUint64(r.walData, e.Timestamp)
-			r.walData = binary.LittleEndian.AppendUint32(r.walData, uint32(len(e.Op)))
-			r.walData = append(r.walData, e.Op...)
 			ex = ex[1:]
 			count++
 		}
-		binary.LittleEndian.PutUint32(r.walData[countAt:], uint32(count))
 		r.m.batchRequests.Observe(float64(count))
 		r.m.executed.Add(uint64(count))
-		r.walSpans = append(r.walSpans, [2]int{start, len(r.walData)})
 	}
-	for i, b := range rd.Batches {
-		if snap, _ := r.wal.Snapshot(); b.Seq <= snap {
-			continue // logged by a previous incarnation (the same batch, by agreement)
-		}
-		next := r.wal.LastIndex() + 1
-		if len(r.walEnts) > 0 {
-			next = r.walEnts[len(r.walEnts)-1].Index + 1
-		}
-		if b.Seq != next {
-			if err := r.appendWAL(); err != nil {
-				return err
-			}
-			if b.Seq > next {
-				// A state transfer skipped ahead: the log restarts after it.
-				if _, err := r.wal.ResetTo(b.Seq-1, b.View); err != nil {
-					return fmt.Errorf("wal reset to %d: %w", b.Seq-1, err)
-				}
-			}
-		}
-		sp := r.walSpans[i]
-		r.walEnts = append(r.walEnts, storage.Entry{Index: b.Seq, Term: b.View, Data: r.walData[sp[0]:sp[1]]})
-	}
-	return r.appendWAL()
 }
 
 func (r *PBFTReplica) appendWAL() error {
@@ -601,19 +561,37 @@ func (r *PBFTReplica) appendWAL() error {
 	return nil
 }
 
-// replyClient sends a reply frame now, or, under SyncAlways while logged batches are not yet
-// durable, holds it until they are.
-func (r *PBFTReplica) replyClient(client uint64, frame []byte) {
-	if r.cfg.Sync == storage.SyncAlways && r.lastWalSeq > r.durableSeq.Load() {
-		if client >= uint64(r.maxClients) {
-			return
-		}
-		off := len(r.heldBuf)
+// dispatch sends a frame now, or, when hold is set (SyncAlways with logged records not yet
+// durable), queues it behind them: releaseHeld sends it, in order, once they are.
+func (r *PBFTReplica) dispatch(hold bool, dest heldFrame, frame []byte) {
+	if hold {
+		dest.walSeq, dest.off, dest.n = r.lastWalSeq, len(r.heldBuf), len(frame)
 		r.heldBuf = append(r.heldBuf, frame...)
-		r.held = append(r.held, heldReply{walSeq: r.lastWalSeq, conn: r.replyConn[client], off: off, n: len(frame)})
+		r.held = append(r.held, dest)
 		return
 	}
-	r.sendClient(client, frame)
+	r.sendFrame(&dest, frame)
+}
+
+func (r *PBFTReplica) sendFrame(dest *heldFrame, frame []byte) {
+	switch {
+	case dest.toAll:
+		for _, p := range r.peers {
+			if err := r.tr.Send(p, frame); err != nil {
+				r.m.paused.Inc()
+			}
+		}
+	case dest.peer != 0:
+		if err := r.tr.Send(dest.peer, frame); err != nil {
+			r.m.paused.Inc()
+		}
+	case dest.conn == 0:
+		r.m.noConn.Inc()
+	default:
+		if err := r.tr.SendClient(dest.conn, frame); errors.Is(err, transport.ErrClientGone) {
+			r.m.noConn.Inc()
+		}
+	}
 }
 
 func (r *PBFTReplica) sendClient(client uint64, frame []byte) {
@@ -627,7 +605,7 @@ func (r *PBFTReplica) sendClient(client uint64, frame []byte) {
 	}
 }
 
-// releaseHeld sends the held replies whose batches are durable.
+// releaseHeld sends the held frames whose records are durable.
 func (r *PBFTReplica) releaseHeld() {
 	if e := r.durableErr.Load(); e != nil {
 		r.setFatal(fmt.Errorf("wal failed: %w", *e))
@@ -645,9 +623,7 @@ func (r *PBFTReplica) releaseHeld() {
 	n := 0
 	for n < len(r.held) && r.held[n].walSeq <= d {
 		h := &r.held[n]
-		if h.conn != 0 {
-			_ = r.tr.SendClient(h.conn, r.heldBuf[h.off:h.off+h.n])
-		}
+		r.sendFrame(h, r.heldBuf[h.off:h.off+h.n])
 		n++
 	}
 	if n == 0 {
@@ -716,12 +692,7 @@ func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
 	if err := storage.RemoveSnapshotsBefore(nil, r.snapDir, h); err != nil {
 		return err
 	}
-	if h >= r.wal.FirstIndex() && h <= r.wal.LastIndex() {
-		if _, err := r.wal.Compact(h); err != nil {
-			return fmt.Errorf("wal compact: %w", err)
-		}
-	}
-	return nil
+	return r.compactLog(h)
 }
 
 // loadStable restores the store from the newest valid stable-checkpoint snapshot and

@@ -152,7 +152,7 @@ func (r *PBFTReplica) rawSend(m *pbftcore.Message, only int) {
 			_ = r.tr.Send(p, r.out)
 		}
 	case m.To == pbftcore.ToClient:
-		r.replyClient(m.Client, r.out)
+		r.sendClient(m.Client, r.out)
 	case m.To >= 0 && m.To < r.n && m.To != r.self:
 		_ = r.tr.Send(uint64(m.To+1), r.out)
 	}

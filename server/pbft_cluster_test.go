@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/consensusbench/consensusbench/client"
 	"github.com/consensusbench/consensusbench/kv"
+	"github.com/consensusbench/consensusbench/pbftcore"
 	"github.com/consensusbench/consensusbench/storage"
 	"github.com/consensusbench/consensusbench/transport"
 	"github.com/consensusbench/consensusbench/wire"
@@ -385,34 +385,55 @@ func durablePBFTKeys(t *testing.T, dir string) map[string]bool {
 			keys[k] = true
 		}
 	}
-	w, st, err := storage.Open(filepath.Join(dir, "wal"), storage.Options{})
-	if err != nil {
-		t.Fatalf("%s: wal: %v", dir, err)
-	}
-	defer w.Close()
-	if st.LastIndex >= st.FirstIndex && st.LastIndex > 0 {
-		ents, _, err := w.Entries(st.FirstIndex, st.LastIndex+1, 1<<30, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range ents {
-			d := e.Data[32:]
-			n := binary.LittleEndian.Uint32(d)
-			d = d[4:]
-			for range n {
-				l := binary.LittleEndian.Uint32(d[16:])
-				var req wire.ClientRequest
-				if err := wire.DecodeClientRequest(d[20:20+l], &req); err != nil {
-					t.Fatalf("wal entry %d: %v", e.Index, err)
-				}
-				for _, op := range req.Ops {
-					keys[string(op.Key)] = true
-				}
-				d = d[20+l:]
+	for _, b := range committedBatches(t, filepath.Join(dir, "wal")) {
+		for _, r := range b {
+			var req wire.ClientRequest
+			if err := wire.DecodeClientRequest(r.Op, &req); err != nil {
+				t.Fatalf("%s: logged request: %v", dir, err)
+			}
+			for _, op := range req.Ops {
+				keys[string(op.Key)] = true
 			}
 		}
 	}
 	return keys
+}
+
+// committedBatches reads a PBFT replica's WAL of protocol records (pbftlog.go) and returns,
+// per sequence number, the batch it logged as committed.
+func committedBatches(t *testing.T, walDir string) map[uint64][]pbftcore.Request {
+	t.Helper()
+	w, _, err := storage.Open(walDir, storage.Options{})
+	if err != nil {
+		t.Fatalf("%s: %v", walDir, err)
+	}
+	defer w.Close()
+	recs, _, err := readLog(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		seq uint64
+		d   pbftcore.Digest
+	}
+	batches := map[key][]pbftcore.Request{}
+	out := map[uint64][]pbftcore.Request{}
+	for _, r := range recs {
+		if r.Kind == pbftcore.RecPrePrepared && r.Requests != nil {
+			batches[key{r.Seq, r.Digest}] = r.Requests // a fetched batch may follow its commit
+		}
+	}
+	for _, r := range recs {
+		switch r.Kind {
+		case pbftcore.RecCommitted:
+			b, ok := batches[key{r.Seq, r.Digest}]
+			if !ok {
+				t.Fatalf("%s: committed %d without its batch in the log", walDir, r.Seq)
+			}
+			out[r.Seq] = b
+		}
+	}
+	return out
 }
 
 // snapshotKeys lists a store's keys by probing the ones the durability test writes.
@@ -525,9 +546,9 @@ func (g *gatedFS) Open(name string) (storage.File, error) {
 	return gatedFile{f, g}, nil
 }
 
-// Under SyncAlways no replica replies before the executed batch is fsynced: with every WAL's
-// fsync held, a write is not acknowledged; once the disks answer, it is executed and
-// readable.
+// Under SyncAlways no replica sends anything that depends on an unsynced record: with every
+// WAL's fsync held, a write is not acknowledged (nor even pre-prepared to the backups); once
+// the disks answer, the same request completes and reads back.
 func TestPBFTSyncAlwaysRepliesWaitForFsync(t *testing.T) {
 	g := newGatedFS()
 	pbftWALFS = g
@@ -537,13 +558,22 @@ func TestPBFTSyncAlwaysRepliesWaitForFsync(t *testing.T) {
 	cl := pbftClient(t, c, 0, 2)
 	pdo(t, cl, put("before", "1"))
 	g.set(true)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	var res client.Results
-	if err := cl.Do(ctx, []wire.Op{put("held", "1")}, &res); err == nil {
-		t.Fatal("a write was acknowledged while no replica could fsync")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var res client.Results
+		done <- cl.Do(ctx, []wire.Op{put("held", "1")}, &res)
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a write completed (err %v) while no replica could fsync", err)
+	case <-time.After(time.Second):
 	}
 	g.set(false)
+	if err := <-done; err != nil {
+		t.Fatalf("the held write failed once the disks answered: %v", err)
+	}
 	if got := pdo(t, cl, get("held"), put("after", "1")).Ops[0]; got.Status != wire.StatusOK || string(got.Value) != "1" {
 		t.Fatalf("the held write reads back %v %q", got.Status, got.Value)
 	}
@@ -632,28 +662,15 @@ func TestPBFTClusterRetransmissionsExecuteOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range c.Spec.Nodes {
-		w, st, err := storage.Open(filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1), "wal"), storage.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ents, _, err := w.Entries(st.FirstIndex, st.LastIndex+1, 1<<30, nil, nil)
-		w.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 		type id struct{ client, ts uint64 }
 		seen := map[id]bool{}
-		for _, e := range ents {
-			d := e.Data[32:]
-			n := binary.LittleEndian.Uint32(d)
-			d = d[4:]
-			for range n {
-				k := id{binary.LittleEndian.Uint64(d), binary.LittleEndian.Uint64(d[8:])}
+		for _, b := range committedBatches(t, filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1), "wal")) {
+			for _, r := range b {
+				k := id{r.Client, r.Timestamp}
 				if seen[k] {
-					t.Fatalf("replica %d executed client %d timestamp %d twice", i, k.client, k.ts)
+					t.Fatalf("replica %d ordered client %d timestamp %d twice", i, k.client, k.ts)
 				}
 				seen[k] = true
-				d = d[20+binary.LittleEndian.Uint32(d[16:]):]
 			}
 		}
 		// Every replica executed every request: none was lost, none skipped.
