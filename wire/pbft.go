@@ -472,30 +472,6 @@ func (c *PreparedCert) size() int {
 	return n
 }
 
-func requestsSize(rs []Request) int {
-	n := 0
-	for i := range rs {
-		n += rs[i].size()
-	}
-	return n
-}
-
-func appendRequests(dst []byte, rs []Request) []byte {
-	dst = appendCount(dst, len(rs))
-	for i := range rs {
-		dst = appendRequest(dst, &rs[i])
-	}
-	return dst
-}
-
-func (d *decoder) requests(rs []Request) []Request {
-	rs = resize(rs, d.count(requestMinSize))
-	for i := range rs {
-		d.request(&rs[i])
-	}
-	return rs
-}
-
 func appendPreparedCert(dst []byte, c *PreparedCert) []byte {
 	dst = appendPhase(dst, (*Prepare)(&c.PrePrepare))
 	dst = appendCount(dst, len(c.Prepares))
