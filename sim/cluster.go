@@ -549,6 +549,21 @@ func (c *Cluster) crash(h *Host) {
 	c.proto.Crashed(h.id)
 }
 
+// PowerCut crashes every running host and restarts it at once, for a protocol whose replicas
+// restart from durable state as correct ones (its Nemesis may call it). It returns the
+// number of hosts restarted.
+func (c *Cluster) PowerCut() int {
+	n := 0
+	for _, h := range c.hosts {
+		if h.up {
+			c.crash(h)
+			c.restart(h)
+			n++
+		}
+	}
+	return n
+}
+
 func (c *Cluster) restart(h *Host) {
 	c.down--
 	c.stats.Restarts++

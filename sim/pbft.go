@@ -42,8 +42,12 @@ type pbftProtocol struct {
 	keyring  *pbftcore.Keyring
 	byzB     []byz.Behaviour // per replica; Honest for correct ones
 	replicas []*pbftReplica
-	// amnesiac counts hosts that crashed and restarted (empty or from their checkpoint, either
-	// way forgetting what followed it): each is a fault for the run.
+	// logged: replicas persist pbftcore's protocol records (Ready.Persist) and restart from
+	// their checkpoint plus that log (Config.Log), as correct replicas; power cuts (every
+	// replica restarts at once) are then part of the nemesis.
+	logged bool
+	// amnesiac counts hosts that crashed and restarted without a log (empty or from their
+	// checkpoint, either way forgetting what followed it): each is a fault for the run.
 	amnesiac  int
 	crashedAt []bool
 	// durable is, per host, the last stable checkpoint it reported and its App state.
@@ -54,6 +58,8 @@ type pbftProtocol struct {
 	err     error
 	// sentByType counts the messages replicas sent, per type: which protocol paths ran.
 	sentByType [pbftcore.MsgBatch + 1]int
+	// Restarts from a log (crash-restarts and power cuts), and power cuts.
+	logRestarts, powerCuts int
 }
 
 // Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
@@ -61,7 +67,8 @@ type pbftProtocol struct {
 func (p *pbftProtocol) Counters() []Counter {
 	k := &p.sentByType
 	return []Counter{{"new-views", k[pbftcore.MsgNewView]}, {"batch-fetches", k[pbftcore.MsgFetchBatch]},
-		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]}}
+		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]},
+		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}}
 }
 
 func newPBFT(c *Cluster) Protocol {
@@ -74,6 +81,7 @@ func newPBFT(c *Cluster) Protocol {
 	p.timeout = 10 + r.IntN(20)
 	// SignAll costs ~50 µs per message verified: a few small runs keep it covered.
 	p.signAll = p.f == 1 && r.IntN(16) == 0
+	p.logged = r.IntN(2) == 0
 	p.keyring = pbftcore.NewKeyring(binary.LittleEndian.AppendUint64(nil, c.Seed()), p.n, c.Params().Clients)
 	p.byzB = make([]byz.Behaviour, p.n)
 	nByz := r.IntN(p.f + 1)
@@ -104,8 +112,8 @@ func (p *pbftProtocol) Describe() string {
 			bs = append(bs, fmt.Sprintf("n%d=%s", i+1, b))
 		}
 	}
-	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v byzantine=[%s]",
-		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, strings.Join(bs, " "))
+	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v byzantine=[%s]",
+		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, strings.Join(bs, " "))
 }
 
 func (p *pbftProtocol) Hosts() int { return p.n }
@@ -117,7 +125,9 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	i := int(h.ID() - 1)
 	if restart && p.crashedAt[i] {
 		p.crashedAt[i] = false
-		p.amnesiac++
+		if !p.logged {
+			p.amnesiac++
+		}
 	}
 	app := &pbftApp{snaps: map[uint64]KV{}}
 	cfg := pbftcore.DefaultConfig(i, p.n, p.keyring.Replica(i), app, h.Rand())
@@ -138,6 +148,10 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 		cp := d.cp
 		cfg.Start = &pbftcore.StartState{Seq: cp.Seq, View: cp.View, Digest: cp.Digest, Proof: cp.Proof, ClientTable: cp.ClientTable}
 		lastSeq = cp.Seq
+	}
+	if restart && p.logged {
+		cfg.Log, cfg.LogSynced = append([]pbftcore.Record{}, p.durable[i].log...), true
+		p.logRestarts++
 	}
 	nd, err := pbftcore.New(cfg)
 	if err != nil {
@@ -168,8 +182,13 @@ func (p *pbftProtocol) NewClient(h *ClientHost) Client {
 
 func (p *pbftProtocol) Check() error { return p.err }
 
-// Nemesis switches a Byzantine replica to another behaviour.
+// Nemesis switches a Byzantine replica to another behaviour or, in logged runs, cuts the
+// power: every running replica restarts at once from its checkpoint and log.
 func (p *pbftProtocol) Nemesis(rng *rand.Rand) string {
+	if p.logged && rng.IntN(3) == 0 {
+		p.powerCuts++
+		return fmt.Sprintf("pbft: power cut: %d running replicas restart from their checkpoints and logs", p.c.PowerCut())
+	}
 	var faulty []int
 	for i, b := range p.byzB {
 		if b != byz.Honest {
@@ -274,6 +293,9 @@ func (r *pbftReplica) drive() {
 		if r.byz == nil {
 			r.check(&rd)
 		}
+		if r.p.logged {
+			r.logRecords(rd.Persist)
+		}
 		if st := rd.Stable; st != nil {
 			r.persist(st)
 		}
@@ -299,11 +321,30 @@ func (r *pbftReplica) drive() {
 	}
 }
 
-// pbftDurable is what a host keeps across crashes: a stable checkpoint and its App state.
+// pbftDurable is what a host keeps across crashes: a stable checkpoint and its App state,
+// and in logged runs the protocol records logged since (owned copies).
 type pbftDurable struct {
-	ok bool
-	cp pbftcore.StableCheckpoint
-	kv KV
+	ok  bool
+	cp  pbftcore.StableCheckpoint
+	kv  KV
+	log []pbftcore.Record
+}
+
+// logRecords appends a Ready's records to the host's durable log. The simulator processes
+// a Ready atomically, so the records are durable before its messages leave.
+func (r *pbftReplica) logRecords(recs []pbftcore.Record) {
+	d := &r.p.durable[r.i]
+	for _, rec := range recs {
+		if rec.Requests != nil {
+			reqs := make([]pbftcore.Request, len(rec.Requests))
+			for k, q := range rec.Requests {
+				q.Op, q.Auth = append([]byte(nil), q.Op...), append([]byte(nil), q.Auth...)
+				reqs[k] = q
+			}
+			rec.Requests = reqs
+		}
+		d.log = append(d.log, rec)
+	}
 }
 
 // persist keeps a reported stable checkpoint (owned copies) with the App state at it.
@@ -318,7 +359,22 @@ func (r *pbftReplica) persist(st *pbftcore.StableCheckpoint) {
 		cp.Proof[k] = pbftcore.CloneMessage(&st.Proof[k])
 	}
 	cp.ClientTable = append([]byte(nil), st.ClientTable...)
-	r.p.durable[r.i] = pbftDurable{ok: true, cp: cp, kv: kv}
+	// Compaction: records for numbers at or below the checkpoint are dead; the latest view
+	// record is kept (the core logs one with every stable checkpoint).
+	old := r.p.durable[r.i].log
+	var log []pbftcore.Record
+	lastView := -1
+	for k := range old {
+		if old[k].Kind == pbftcore.RecView {
+			lastView = k
+		}
+	}
+	for k := range old {
+		if k == lastView || (old[k].Kind != pbftcore.RecView && old[k].Seq > st.Seq) {
+			log = append(log, old[k])
+		}
+	}
+	r.p.durable[r.i] = pbftDurable{ok: true, cp: cp, kv: kv, log: log}
 }
 
 // send puts an owned message on the network.
