@@ -14,9 +14,11 @@
 // Tick, randomness and every key arrive in Config, and the application state is reached only
 // through the App interface, called synchronously from Step/Tick. The core does no I/O, so
 // it keeps no durable state itself: it reports each new stable checkpoint in Ready.Stable
-// (proof, client table) for the driver to persist with the App's state, and Config.Start
-// restarts a replica from one (restart.go); without it a restarted replica starts empty and
-// catches up by view join and state transfer.
+// (proof, client table) for the driver to persist with the App's state, and its protocol
+// records in Ready.Persist for the driver to log before it sends that Ready's messages;
+// Config.Start and Config.Log restart a replica from them (restart.go, persist.go) as a
+// correct replica. Without them a restarted replica starts empty and catches up by view join
+// and state transfer, counting as one of the f faulty replicas meanwhile.
 //
 // Choices where the papers leave room, and why:
 //   - Prepares are MAC-authenticated, so they cannot serve as transferable proofs. The

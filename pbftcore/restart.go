@@ -14,11 +14,12 @@ import "fmt"
 // restarted replica can serve it to others (state transfer, VIEW-CHANGE's C set) exactly as
 // if it had just completed a state transfer to Seq.
 //
-// Nothing above Seq survives: the restarted replica has no log, no prepared certificates and
-// no view-change state. Like any replica that loses its memory it counts as one of the f
-// faulty replicas until it has caught up (it may, for example, re-propose a sequence number
-// of its old view as primary; backups that accepted another batch for it reject the new one
-// and change view).
+// With the checkpoint alone nothing above Seq survives: the restarted replica has no log, no
+// prepared certificates and no view-change state, and like any replica that loses its memory
+// it counts as one of the f faulty replicas until it has caught up (it may, for example,
+// re-propose a sequence number of its old view as primary). A driver that also logs the
+// records of Ready.Persist hands them back in Config.Log (persist.go), and the replica then
+// restarts as a correct one.
 
 // StartState is a durable stable checkpoint to start from (Config.Start).
 type StartState struct {

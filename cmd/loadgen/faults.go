@@ -34,7 +34,7 @@ func (f *faultFlags) group() group {
 	g.fs.IntVar(&f.maxOps, "history-max-ops", history.DefaultMaxOps, "ops kept in full; beyond, a sample of keys (halved each time the bound is hit again)")
 	g.fs.DurationVar(&f.checkTimeout, "check-timeout", history.DefaultCheckTimeout, "bound on porcupine's search (running out is reported as inconclusive)")
 	g.fs.BoolVar(&f.durable, "check-durability", false, "after the run kill -9 the nodes, restart them and read every acknowledged write back (--local; use --sync always); exit non-zero if any was lost")
-	g.fs.IntVar(&f.durableKill, "durability-kill", 0, "nodes the durability check kills (0: all; PBFT restarts from its last stable checkpoint, so killing all may lose later writes: use f)")
+	g.fs.IntVar(&f.durableKill, "durability-kill", 0, "nodes the durability check kills (0: all of them at once)")
 	g.fs.IntVar(&f.readBackBatch, "read-back-batch", history.DefaultReadBackBatch, "keys per read-back request (batch x value size must fit a PBFT reply's 8 KiB)")
 	return g
 }
