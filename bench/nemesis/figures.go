@@ -241,8 +241,9 @@ func WriteFigures(w io.Writer, figs []Figures) error {
 	return tw.Flush()
 }
 
-// Annotate writes each fault's figures into its event's Detail in r (the result file's
-// events then carry them), keeping any failure note the executor put there.
+// Annotate writes each fault's figures into its event in r, as numbers (Figures) and in
+// words (Detail, after any failure note the executor put there), so the result file's events
+// carry them.
 func Annotate(r *report.Result, figs []Figures) {
 	k := 0
 	for i := range r.Events {
@@ -254,6 +255,9 @@ func Annotate(r *report.Result, figs []Figures) {
 			d = r.Events[i].Detail + "; " + d
 		}
 		r.Events[i].Detail = d
+		f := &figs[k]
+		r.Events[i].Figures = &report.FaultFigures{PreRate: f.PreRate, UnavailableNs: int64(f.Unavailable), MinRate: f.MinRate,
+			Dip: f.Dip, RecoveryNs: int64(f.Recovery), Inside: f.Inside, Outside: f.Outside}
 		k++
 	}
 }

@@ -72,6 +72,14 @@ func TestAnalyzeLeaderKill(t *testing.T) {
 	if r.Events[0].Detail == "" || r.Events[1].Detail != "" {
 		t.Errorf("Annotate: %q / %q", r.Events[0].Detail, r.Events[1].Detail)
 	}
+	// The figures are in the result as numbers too, and only on the fault.
+	ff := r.Events[0].Figures
+	if ff == nil || r.Events[1].Figures != nil {
+		t.Fatalf("Annotate: figures %+v / %+v", ff, r.Events[1].Figures)
+	}
+	if ff.UnavailableNs != int64(1550*ms) || ff.RecoveryNs != int64(2500*ms) || ff.PreRate != 1000 || ff.Dip != 1 || ff.Inside != f.Inside {
+		t.Errorf("typed figures %+v do not match %+v", ff, f)
+	}
 }
 
 func TestAnalyzeWithoutSpansOrPreFaultSeconds(t *testing.T) {

@@ -130,6 +130,21 @@ type Event struct {
 	Kind   string        `json:"kind"`             // kill-leader, partition-leader, pause, ...
 	Target string        `json:"target,omitempty"` // which node
 	Detail string        `json:"detail,omitempty"`
+	// Figures are the fault's measured effect (faults only; bench/nemesis computes them);
+	// Detail carries the same in words.
+	Figures *FaultFigures `json:"figures,omitempty"`
+}
+
+// FaultFigures is what one fault did to the run (bench/nemesis.Figures has the definitions):
+// durations in nanoseconds, -1 where the thing never happened, rates in ops/s, Dip a fraction.
+type FaultFigures struct {
+	PreRate       float64     `json:"pre_rate"`
+	UnavailableNs int64       `json:"unavailable_ns"`
+	MinRate       float64     `json:"min_rate"`
+	Dip           float64     `json:"dip"`
+	RecoveryNs    int64       `json:"recovery_ns"`
+	Inside        Percentiles `json:"inside"`
+	Outside       Percentiles `json:"outside"`
 }
 
 // Verdicts are the correctness checks of the run's history.
