@@ -235,6 +235,9 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 		newProof = append(newProof, cp)
 	}
 	nd.h, nd.stableDigest, nd.stableProof = seq, d, newProof
+	// Logged whether or not this replica holds the state: a restart must not move h back
+	// below a checkpoint it acted on (persist.go).
+	nd.logRecord(Record{Kind: RecStable, Seq: seq, Digest: d, Proof: newProof})
 	if table != nil {
 		nd.stableTable = table
 		nd.reportStable()

@@ -68,6 +68,11 @@ func (nd *Node) fillBatch(s *slot, reqs []Request) error {
 	b.batch, b.valid = s.digest, true
 	s.missing = false
 	nd.logRecord(Record{Kind: RecPrePrepared, View: s.view, Seq: s.seq, Digest: s.digest, Requests: b.reqs})
+	// A backup PREPAREs a NEW-VIEW's batch only once it holds it (see checkPrepared).
+	if s.hasPP && s.view == nd.view && nd.viewActive && nd.primaryOf(s.view) != nd.id && s.prepMask&(1<<nd.id) == 0 {
+		nd.sendOwnPrepare(s)
+	}
+	nd.checkPrepared(s)
 	nd.executeCommitted()
 	return nil
 }

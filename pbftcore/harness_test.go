@@ -95,7 +95,7 @@ func (h *harness) restart(i int, withLog bool) error {
 	cfg := h.config(i, app)
 	if d.state != nil {
 		app.Restore(d.cp.Seq, [][]byte{d.state})
-		cfg.Start = &pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, Digest: d.cp.Digest, Proof: d.cp.Proof,
+		cfg.Start = &pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, ViewActive: d.cp.ViewActive, Digest: d.cp.Digest, Proof: d.cp.Proof,
 			ClientTable: d.cp.ClientTable}
 	}
 	if withLog {
@@ -112,16 +112,13 @@ func (h *harness) restart(i int, withLog bool) error {
 	}
 	h.nodes[i], h.apps[i] = nd, app
 	// The replica's state is its checkpoint's: what it executed above is forgotten (and
-	// executed again, from its log or its peers).
+	// executed again, from its log inside New or from its peers). New's output (re-executions,
+	// a rebuilt VIEW-CHANGE, batch fetches) goes out with the next collect.
 	h.executed[i] = slices.DeleteFunc(h.executed[i], func(e pbftcore.Executed) bool { return e.Seq > d.cp.Seq })
-	for _, e := range nd.Ready().Executed { // re-executed from the log inside New
-		h.executed[i] = append(h.executed[i], cloneExecuted([]pbftcore.Executed{e})...)
-	}
-	nd.Advance()
 	if withLog {
 		st := nd.Status()
-		fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d with %d log records: view=%d active=%v executed=%d\n", i, d.cp.Seq, d.cp.View,
-			len(cfg.Log), st.View, st.ViewActive, st.LastExecuted)
+		fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d with %d log records: view=%d active=%v h=%d executed=%d fetching=%v\n", i, d.cp.Seq, d.cp.View,
+			len(cfg.Log), st.View, st.ViewActive, st.LowWatermark, st.LastExecuted, st.Fetching)
 	} else {
 		fmt.Fprintf(h.out, "r%d restarted at n=%d view=%d\n", i, d.cp.Seq, d.cp.View)
 	}
@@ -457,6 +454,11 @@ func (h *harness) run(cmd string, args map[string]string) error {
 			i, err := strconv.Atoi(f)
 			if err != nil || i < 0 || i >= h.n {
 				return fmt.Errorf("restart: bad replica %q", f)
+			}
+			if k := intArg(args, "droptail", 0); k > 0 {
+				// A crash that loses the log's last k records (not yet durable: sync none,
+				// or a snapshot written before the WAL's fsync).
+				h.logs[i] = h.logs[i][:max(0, len(h.logs[i])-k)]
 			}
 			if err := h.restart(i, args["log"] == "true"); err != nil {
 				return err

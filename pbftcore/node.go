@@ -307,6 +307,9 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if !nd.viewActive {
+		nd.sendViewChange() // the VIEW-CHANGE it had sent, rebuilt from the same P and Q
+	}
 	return nd, nil
 }
 
@@ -810,6 +813,14 @@ func (nd *Node) stepPrepare(m *Message) error {
 	return nil
 }
 
+// sendOwnPrepare multicasts this backup's PREPARE for s, which counts toward its own
+// certificate.
+func (nd *Node) sendOwnPrepare(s *slot) {
+	s.prepMask |= 1 << nd.id
+	s.prepDig[nd.id] = s.digest
+	nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+}
+
 func countMatching(mask uint64, digs []Digest, d *Digest) int {
 	c := 0
 	for mask != 0 {
@@ -823,9 +834,11 @@ func countMatching(mask uint64, digs []Digest, d *Digest) int {
 }
 
 // checkPrepared: prepared(m, v, n, i) = pre-prepare + 2f matching prepares from distinct
-// backups (OSDI '99 §4.2); the replica then multicasts COMMIT.
+// backups (OSDI '99 §4.2); the replica then multicasts COMMIT. A slot whose batch is still
+// being fetched does not prepare: a replica holds every batch it prepared, so a committed
+// digest is always held by f+1 correct replicas and can be fetched.
 func (nd *Node) checkPrepared(s *slot) {
-	if !s.hasPP || s.prepared {
+	if !s.hasPP || s.prepared || s.missing {
 		return
 	}
 	mask := s.prepMask &^ (1 << nd.primaryOf(s.view))
@@ -1008,7 +1021,7 @@ func (nd *Node) retransmitOwn() {
 			if !s.missing {
 				nd.sendPrePrepare(s, ToAll)
 			}
-		} else {
+		} else if s.prepMask&(1<<nd.id) != 0 {
 			nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
 		}
 		if s.sentCommit {

@@ -19,6 +19,10 @@ import "fmt"
 //     sets of any later view change still carry it, whoever restarted meanwhile.
 //   - RecCommitted: committed-local(d, v, n). Logged before the replies go out, so a
 //     restarted replica re-executes everything it answered without waiting for anyone.
+//   - RecStable: checkpoint n (digest d, Proof: the 2f+1 signed CHECKPOINTs) became stable
+//     here, whether or not this replica holds its state. Logged so that a restart never
+//     moves the low watermark back below a checkpoint the replica acted on (records above
+//     the old window would otherwise be unusable); a restart without the state fetches it.
 //   - RecView: this replica moved to view v (Active false: it sent VIEW-CHANGE for v; true:
 //     it accepted NEW-VIEW for v). Logged before the VIEW-CHANGE goes out, so a restarted
 //     replica never goes back to a view it abandoned; logged again with every new stable
@@ -39,9 +43,10 @@ const (
 	RecPrepared
 	RecCommitted
 	RecView
+	RecStable
 )
 
-var recordKindNames = [...]string{"?", "PrePrepared", "Prepared", "Committed", "View"}
+var recordKindNames = [...]string{"?", "PrePrepared", "Prepared", "Committed", "View", "Stable"}
 
 func (k RecordKind) String() string {
 	if int(k) < len(recordKindNames) {
@@ -52,7 +57,8 @@ func (k RecordKind) String() string {
 
 // Record is one durable protocol record (Ready.Persist, Config.Log). Requests is the batch of
 // a RecPrePrepared record when the replica holds it (nil when a NEW-VIEW named it by digest
-// and it is still being fetched; a later record carries it); Active is RecView's.
+// and it is still being fetched; a later record carries it); Active is RecView's; Proof is
+// RecStable's (CHECKPOINT messages for Seq and Digest).
 type Record struct {
 	Kind     RecordKind
 	View     uint64
@@ -60,6 +66,7 @@ type Record struct {
 	Digest   Digest
 	Active   bool
 	Requests []Request
+	Proof    []Message
 }
 
 // logRecord queues a record for Ready.Persist; its requests are copied into the output
@@ -75,12 +82,16 @@ func (nd *Node) logRecord(r Record) {
 }
 
 // restore rebuilds the replica's protocol state from records logged after its stable
-// checkpoint (New, with Config.Log): slots with their batches and P and Q entries, the view,
-// and the committed prefix, which it re-executes.
+// checkpoint (New, with Config.Log): the low watermark, slots with their batches and P and Q
+// entries, the view, and the committed prefix, which it re-executes.
 func (nd *Node) restore(log []Record) error {
 	nd.restoring = true
 	defer func() { nd.restoring = false }()
-	view, active := nd.view, true
+	view, active := nd.view, nd.viewActive
+	// committed: per sequence number, the digest committed-local in some view. That is final
+	// whatever view the replica restarts in, so it is re-executed even when its slot's
+	// per-view state is of an older view.
+	committed := map[uint64]Digest{}
 	maxCommitted := nd.lastExec
 	for i := range log {
 		r := &log[i]
@@ -90,12 +101,29 @@ func (nd *Node) restore(log []Record) error {
 				view, active = r.View, r.Active
 			}
 			continue
+		case RecStable:
+			if r.Seq <= nd.h {
+				continue
+			}
+			if d, ok := nd.validCheckpointProof(r.Seq, r.Proof); !ok || d != r.Digest {
+				return fmt.Errorf("%w: Log: record %d: stable checkpoint %d without a valid proof", ErrInvalidConfig, i, r.Seq)
+			}
+			var mask uint64
+			for k := range r.Proof {
+				mask |= 1 << k
+			}
+			nd.makeStable(r.Seq, r.Digest, r.Proof, mask) // starts the state transfer if needed
+			continue
 		case RecPrePrepared, RecPrepared, RecCommitted:
 		default:
 			return fmt.Errorf("%w: Log: record %d has unknown kind %d", ErrInvalidConfig, i, r.Kind)
 		}
+		if r.Seq <= nd.h {
+			continue // at or below the checkpoint
+		}
 		if !nd.inWindow(r.Seq) {
-			continue // at or below the checkpoint, or logged before it was taken
+			// Above the window: the checkpoint that admitted it is missing from the log.
+			return fmt.Errorf("%w: Log: record %d for %d is above the window (%d, %d]", ErrInvalidConfig, i, r.Seq, nd.h, nd.h+nd.cfg.WindowSize)
 		}
 		s := nd.slotFor(r.Seq)
 		if s.hasPP && r.View > s.view {
@@ -103,19 +131,8 @@ func (nd *Node) restore(log []Record) error {
 		}
 		switch r.Kind {
 		case RecPrePrepared:
-			if r.Requests != nil || r.Digest == nullDigest {
-				if err := nd.checkBatchShape(r.Requests); err != nil || nd.bh.batch(nd.reqDigests) != r.Digest {
-					return fmt.Errorf("%w: Log: record %d: batch does not match digest for %d", ErrInvalidConfig, i, r.Seq)
-				}
-				nd.acceptPrePrepare(s, r.View, r.Digest, r.Requests, nd.reqDigests)
-			} else if s.findBuf(r.Digest) < 0 {
-				nd.acceptDigest(s, r.View, r.Digest)
-			} else {
-				nd.acceptPrePrepare(s, r.View, r.Digest, nil, nil)
-			}
-			if nd.id != nd.primaryOf(r.View) {
-				s.prepMask |= 1 << nd.id // its PREPARE went out after this record
-				s.prepDig[nd.id] = s.digest
+			if err := nd.restorePrePrepared(s, r); err != nil {
+				return fmt.Errorf("%w: Log: record %d: %v", ErrInvalidConfig, i, err)
 			}
 		case RecPrepared:
 			if !s.hasPP || s.view != r.View || s.digest != r.Digest {
@@ -131,13 +148,32 @@ func (nd *Node) restore(log []Record) error {
 				return fmt.Errorf("%w: Log: record %d: committed %d in view %d without being prepared", ErrInvalidConfig, i, r.Seq, r.View)
 			}
 			s.committed = true
+			committed[r.Seq] = r.Digest
 			maxCommitted = max(maxCommitted, s.seq)
 		}
 	}
-	// Per-view state holds for the view the replica ends in only; P and Q stay.
+	// Per-view state holds for the view the replica ends in only; P and Q stay, and so does
+	// what was committed in an older view (final in any view).
 	for i := range nd.log {
-		if s := &nd.log[i]; s.seq > nd.h && s.view != view {
+		s := &nd.log[i]
+		if !nd.inWindow(s.seq) {
+			continue // unused, or below the checkpoint
+		}
+		if s.view != view {
 			s.resetView()
+		}
+		d, ok := committed[s.seq]
+		if !ok {
+			continue
+		}
+		if s.hasPP && s.digest != d {
+			return fmt.Errorf("%w: Log: %d committed with one digest and pre-prepared with another in view %d", ErrInvalidConfig, s.seq, s.view)
+		}
+		s.digest, s.committed = d, true
+		if b := s.findBuf(d); b >= 0 {
+			s.cur, s.missing = b, false
+		} else {
+			s.missing = true // fetched like a NEW-VIEW's batch
 		}
 	}
 	nd.view, nd.viewActive = view, active
@@ -155,8 +191,38 @@ func (nd *Node) restore(log []Record) error {
 	if !nd.cfg.LogSynced {
 		nd.readFloor = max(maxCommitted, nd.h+nd.cfg.WindowSize)
 	}
-	if !active {
-		nd.sendViewChange() // the VIEW-CHANGE it had sent, rebuilt from the same P and Q
+	return nil
+}
+
+// restorePrePrepared replays a RecPrePrepared record into s.
+func (nd *Node) restorePrePrepared(s *slot, r *Record) error {
+	switch {
+	case r.Requests == nil && r.Digest != nullDigest:
+		// Named by a NEW-VIEW's digest; the batch, if it came, is in a later record.
+		if s.findBuf(r.Digest) < 0 {
+			nd.acceptDigest(s, r.View, r.Digest)
+		} else {
+			nd.acceptPrePrepare(s, r.View, r.Digest, nil, nil)
+		}
+	case s.missing && s.hasPP && s.view == r.View && s.digest == r.Digest:
+		// The fetched batch of a digest-only pre-prepare: into the buffer the slot (and its P
+		// entry, if it prepared meanwhile) points at, as fillBatch put it.
+		if err := nd.checkBatchShape(r.Requests); err != nil || nd.bh.batch(nd.reqDigests) != r.Digest {
+			return fmt.Errorf("batch does not match digest for %d", r.Seq)
+		}
+		b := &s.bufs[s.cur]
+		b.set(r.Requests, nd.reqDigests)
+		b.batch, b.valid = r.Digest, true
+		s.missing = false
+	default:
+		if err := nd.checkBatchShape(r.Requests); err != nil || nd.bh.batch(nd.reqDigests) != r.Digest {
+			return fmt.Errorf("batch does not match digest for %d", r.Seq)
+		}
+		nd.acceptPrePrepare(s, r.View, r.Digest, r.Requests, nd.reqDigests)
+	}
+	if nd.id != nd.primaryOf(r.View) && !s.missing {
+		s.prepMask |= 1 << nd.id // its PREPARE went out after this record (held batches only)
+		s.prepDig[nd.id] = s.digest
 	}
 	return nil
 }

@@ -24,7 +24,10 @@ import "fmt"
 // StartState is a durable stable checkpoint to start from (Config.Start).
 type StartState struct {
 	Seq  uint64 // the checkpoint's sequence number (a multiple of K, > 0)
-	View uint64 // the view to start in (active, as if NEW-VIEW for it had been accepted)
+	View uint64 // the view to start in
+	// ViewActive says NEW-VIEW for View had been accepted; false starts the replica changing to
+	// View (it re-sends its VIEW-CHANGE), which is also the safe reading of a record without it.
+	ViewActive bool
 	// Digest is the certified checkpoint digest: the App digest at Seq combined with the
 	// digest of ClientTable.
 	Digest Digest
@@ -41,6 +44,7 @@ type StartState struct {
 type StableCheckpoint struct {
 	Seq         uint64
 	View        uint64 // the view when it became stable here
+	ViewActive  bool   // whether View was active then (false: changing to it)
 	Digest      Digest
 	Proof       []Message // owned by the receiver: never changed by the core
 	ClientTable []byte    // aliases core memory until Advance
@@ -73,7 +77,7 @@ func (nd *Node) start(s *StartState) error {
 	nd.h, nd.stableDigest = s.Seq, s.Digest
 	nd.stableTable = append([]byte(nil), s.ClientTable...)
 	nd.lastExec, nd.nextSeq, nd.maxPrepared = s.Seq, s.Seq, s.Seq
-	nd.view = s.View
+	nd.view, nd.viewActive = s.View, s.ViewActive
 	// Before the crash this replica may have executed (and answered reads from) anything up
 	// to the high watermark h+L. Until it has executed past that again, its state may be
 	// older than what it already told clients, so it refuses read-only requests (clients
@@ -87,6 +91,6 @@ func (nd *Node) start(s *StartState) error {
 // earlier one not yet handed out: only the newest needs persisting.
 func (nd *Node) reportStable() {
 	nd.logRecord(Record{Kind: RecView, View: nd.view, Active: nd.viewActive})
-	nd.stable = &StableCheckpoint{Seq: nd.h, View: nd.view, Digest: nd.stableDigest, Proof: nd.stableProof,
+	nd.stable = &StableCheckpoint{Seq: nd.h, View: nd.view, ViewActive: nd.viewActive, Digest: nd.stableDigest, Proof: nd.stableProof,
 		ClientTable: nd.arenaBytes(nd.stableTable)}
 }

@@ -31,7 +31,7 @@ func TestStartRejectsUnprovenCheckpoint(t *testing.T) {
 		app := kvapp.New()
 		app.Restore(d.cp.Seq, [][]byte{d.state})
 		cfg := h.config(1, app)
-		s := pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, Digest: d.cp.Digest,
+		s := pbftcore.StartState{Seq: d.cp.Seq, View: d.cp.View, ViewActive: d.cp.ViewActive, Digest: d.cp.Digest,
 			Proof: append([]pbftcore.Message(nil), d.cp.Proof...), ClientTable: append([]byte(nil), d.cp.ClientTable...)}
 		mut(&s, app)
 		cfg.Start = &s

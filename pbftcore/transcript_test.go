@@ -47,3 +47,24 @@ func TestTranscriptFetchBatch(t *testing.T) { runTranscript(t, "fetch_batch.txt"
 // replicas at once loses no answered request (the papers keep this state in memory: OSDI
 // '99 §4.3 and TOCS 2002 §5 recover it from others instead).
 func TestTranscriptRestartLog(t *testing.T) { runTranscript(t, "restart_log.txt") }
+
+// TOCS 2002 §5.2 with the rule that a replica PREPAREs only a batch it holds: a NEW-VIEW that
+// chooses (by rules A1/A2) a digest whose batch no running replica holds cannot get it
+// prepared, so a later view change chooses a null request (rule B) and the cluster moves on,
+// instead of committing a batch nobody can execute.
+func TestTranscriptUnheldDigest(t *testing.T) { runTranscript(t, "unheld_digest.txt") }
+
+// Durable protocol state: a checkpoint that became stable while the replica lacked its state
+// (state transfer pending) is logged (RecStable), so a restart does not move the low
+// watermark back and drop the records above the old window; the restarted replica resumes
+// the state transfer and never PREPAREs a second digest for a (view, n) it prepared.
+func TestTranscriptRestoreAboveWindow(t *testing.T) { runTranscript(t, "restore_window.txt") }
+
+// Durable protocol state: what a replica committed in an older view is final and is
+// re-executed on restart, whatever view the replica restarts in.
+func TestTranscriptCommittedOlderView(t *testing.T) { runTranscript(t, "committed_older_view.txt") }
+
+// A stable-checkpoint snapshot records whether its view was active: a replica that lost the
+// log's tail restarts changing to that view (re-sending its VIEW-CHANGE), not active in a
+// view whose NEW-VIEW it never accepted.
+func TestTranscriptSnapshotViewActive(t *testing.T) { runTranscript(t, "snapshot_view.txt") }

@@ -405,10 +405,8 @@ func (nd *Node) enterView(dec *decision) {
 		}
 		s := nd.slotFor(o.seq)
 		nd.acceptDigest(s, nd.view, o.digest)
-		if !primary {
-			s.prepMask |= 1 << nd.id
-			s.prepDig[nd.id] = s.digest
-			nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+		if !primary && !s.missing {
+			nd.sendOwnPrepare(s)
 		}
 	}
 	last := dec.minS

@@ -477,7 +477,8 @@ func (r *PBFTReplica) processReady() {
 			}
 		}
 		r.countExecuted(&rd)
-		hold := r.cfg.Sync == storage.SyncAlways && r.lastWalSeq > r.durableSeq.Load()
+		// Frames still held from an earlier Ready keep later ones behind them (per-peer order).
+		hold := r.cfg.Sync == storage.SyncAlways && (r.lastWalSeq > r.durableSeq.Load() || len(r.held) > 0)
 		for i := range rd.Messages {
 			m := &rd.Messages[i]
 			if r.byz.Load() != 0 && r.byzantineSend(m) {
@@ -647,10 +648,13 @@ func (r *PBFTReplica) releaseHeld() {
 // pbftSnapMeta is the metadata stored with a stable checkpoint's snapshot. The body is the
 // core's client table (TableBytes) followed by the KV store's snapshot stream.
 type pbftSnapMeta struct {
-	Digest           []byte           `json:"digest"`            // the store's digest (the app part of the checkpoint digest)
-	CheckpointDigest []byte           `json:"checkpoint_digest"` // certified: store digest + client table
-	TableBytes       int              `json:"table_bytes"`
-	Proof            []pbftProofEntry `json:"proof"` // 2f+1 signed CHECKPOINTs for (index, checkpoint_digest)
+	Digest           []byte `json:"digest"`            // the store's digest (the app part of the checkpoint digest)
+	CheckpointDigest []byte `json:"checkpoint_digest"` // certified: store digest + client table
+	TableBytes       int    `json:"table_bytes"`
+	// ViewActive: the snapshot's view (its Term) was active when the checkpoint became
+	// stable. Absent (false) restarts the replica changing to that view, the safe reading.
+	ViewActive bool             `json:"view_active"`
+	Proof      []pbftProofEntry `json:"proof"` // 2f+1 signed CHECKPOINTs for (index, checkpoint_digest)
 }
 
 // pbftProofEntry is one signed CHECKPOINT of the proof; its sequence number and digest are
@@ -669,7 +673,7 @@ func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
 	if !ok {
 		return nil // discarded already (a later checkpoint became stable first)
 	}
-	meta := pbftSnapMeta{Digest: snap.digest[:], CheckpointDigest: st.Digest[:], TableBytes: len(st.ClientTable)}
+	meta := pbftSnapMeta{Digest: snap.digest[:], CheckpointDigest: st.Digest[:], TableBytes: len(st.ClientTable), ViewActive: st.ViewActive}
 	for i := range st.Proof {
 		meta.Proof = append(meta.Proof, pbftProofEntry{From: st.Proof[i].From, Auth: st.Proof[i].Auth})
 	}
@@ -723,7 +727,7 @@ func (r *PBFTReplica) loadStable() (*pbftcore.StartState, error) {
 	if len(meta.CheckpointDigest) != len(pbftcore.Digest{}) || meta.TableBytes < 0 || int64(meta.TableBytes) > snap.Size {
 		return nil, fmt.Errorf("server: snapshot %s: bad checkpoint digest or client table size", snap.Path)
 	}
-	s := &pbftcore.StartState{Seq: snap.Index, View: snap.Term, ClientTable: make([]byte, meta.TableBytes)}
+	s := &pbftcore.StartState{Seq: snap.Index, View: snap.Term, ViewActive: meta.ViewActive, ClientTable: make([]byte, meta.TableBytes)}
 	copy(s.Digest[:], meta.CheckpointDigest)
 	for _, p := range meta.Proof {
 		s.Proof = append(s.Proof, pbftcore.Message{Type: pbftcore.MsgCheckpoint, From: p.From, To: pbftcore.ToAll,

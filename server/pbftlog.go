@@ -20,7 +20,9 @@ import (
 // Entry data: format byte pbftRecordFormat, kind, active (0/1), has-batch (0/1), view u64,
 // seq u64, digest [32], then with a batch: count u32 and per request client u64,
 // timestamp u64, read-only (0/1), op length u32, op, authenticator length u32,
-// authenticator. Integers are little-endian. Entry.Term holds the record's sequence number
+// authenticator; a stable-checkpoint record (pbftcore.RecStable) instead carries its proof:
+// count u32 and per signed CHECKPOINT sender u32, signature length u32, signature (the
+// sequence number and digest are the record's). Integers are little-endian. Entry.Term holds the record's sequence number
 // (0 for view records), so compaction can find the first record still needed.
 
 // pbftRecordFormat marks a record entry; a WAL whose entries do not start with it was
@@ -42,6 +44,15 @@ func appendRecord(dst []byte, rec *pbftcore.Record) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, rec.View)
 	dst = binary.LittleEndian.AppendUint64(dst, rec.Seq)
 	dst = append(dst, rec.Digest[:]...)
+	if rec.Kind == pbftcore.RecStable {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(rec.Proof)))
+		for i := range rec.Proof {
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(rec.Proof[i].From))
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(len(rec.Proof[i].Auth)))
+			dst = append(dst, rec.Proof[i].Auth...)
+		}
+		return dst
+	}
 	if rec.Requests == nil {
 		return dst
 	}
@@ -68,11 +79,20 @@ func decodeRecord(b []byte, rec *pbftcore.Record) error {
 	if len(b) < pbftRecordHeader || b[0] != pbftRecordFormat {
 		return fmt.Errorf("not a pbft protocol record (format %#x, %d bytes): the WAL was written by another version; move the data directory away", firstByte(b), len(b))
 	}
+	if b[1] < byte(pbftcore.RecPrePrepared) || b[1] > byte(pbftcore.RecStable) || b[2] > 1 || b[3] > 1 {
+		return fmt.Errorf("bad record header %x: the WAL was written by another version or is damaged; move the data directory away", b[:4])
+	}
 	*rec = pbftcore.Record{Kind: pbftcore.RecordKind(b[1]), Active: b[2] == 1,
 		View: binary.LittleEndian.Uint64(b[4:]), Seq: binary.LittleEndian.Uint64(b[12:])}
 	copy(rec.Digest[:], b[20:52])
 	hasBatch := b[3] == 1
 	b = b[pbftRecordHeader:]
+	if rec.Kind == pbftcore.RecStable {
+		if hasBatch {
+			return fmt.Errorf("stable-checkpoint record for %d claims a batch", rec.Seq)
+		}
+		return decodeProof(b, rec)
+	}
 	if !hasBatch {
 		if len(b) != 0 {
 			return fmt.Errorf("record of kind %v has %d trailing bytes", rec.Kind, len(b))
@@ -96,6 +116,9 @@ func decodeRecord(b []byte, rec *pbftcore.Record) error {
 		q := &rec.Requests[i]
 		q.Client = binary.LittleEndian.Uint64(b)
 		q.Timestamp = binary.LittleEndian.Uint64(b[8:])
+		if b[16] > 1 {
+			return fmt.Errorf("record of kind %v for %d: bad read-only flag %d", rec.Kind, rec.Seq, b[16])
+		}
 		q.ReadOnly = b[16] == 1
 		opLen := binary.LittleEndian.Uint32(b[17:])
 		b = b[21:]
@@ -112,6 +135,37 @@ func decodeRecord(b []byte, rec *pbftcore.Record) error {
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("record of kind %v for %d has %d trailing bytes", rec.Kind, rec.Seq, len(b))
+	}
+	return nil
+}
+
+// decodeProof decodes a RecStable record's signed CHECKPOINTs (at most pbftcore.MaxReplicas).
+func decodeProof(b []byte, rec *pbftcore.Record) error {
+	short := fmt.Errorf("stable-checkpoint record for %d is truncated", rec.Seq)
+	if len(b) < 4 {
+		return short
+	}
+	n := binary.LittleEndian.Uint32(b)
+	b = b[4:]
+	if n > pbftcore.MaxReplicas {
+		return fmt.Errorf("stable-checkpoint record for %d has %d proof entries, over %d", rec.Seq, n, pbftcore.MaxReplicas)
+	}
+	rec.Proof = make([]pbftcore.Message, n)
+	for i := range rec.Proof {
+		if len(b) < 8 {
+			return short
+		}
+		from, l := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+		b = b[8:]
+		if from >= pbftcore.MaxReplicas || uint64(l) > uint64(len(b)) {
+			return short
+		}
+		rec.Proof[i] = pbftcore.Message{Type: pbftcore.MsgCheckpoint, From: int(from), To: pbftcore.ToAll, Seq: rec.Seq,
+			Digest: rec.Digest, Auth: b[:l]}
+		b = b[l:]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("stable-checkpoint record for %d has %d trailing bytes", rec.Seq, len(b))
 	}
 	return nil
 }

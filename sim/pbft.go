@@ -146,7 +146,7 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	if d := &p.durable[i]; restart && d.ok {
 		app.kv = d.kv
 		cp := d.cp
-		cfg.Start = &pbftcore.StartState{Seq: cp.Seq, View: cp.View, Digest: cp.Digest, Proof: cp.Proof, ClientTable: cp.ClientTable}
+		cfg.Start = &pbftcore.StartState{Seq: cp.Seq, View: cp.View, ViewActive: cp.ViewActive, Digest: cp.Digest, Proof: cp.Proof, ClientTable: cp.ClientTable}
 		lastSeq = cp.Seq
 	}
 	if restart && p.logged {
