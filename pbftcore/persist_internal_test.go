@@ -7,13 +7,13 @@ import (
 
 type nopApp struct{}
 
-func (nopApp) Execute(uint64, *Request, []byte) []byte               { return nil }
-func (nopApp) Read([]byte, []byte) []byte                           { return nil }
-func (nopApp) Checkpoint(uint64) Digest                             { return Digest{} }
-func (nopApp) StateChunk(uint64, int, []byte) ([]byte, int, bool)   { return nil, 0, false }
-func (nopApp) StateDigest([][]byte) Digest                          { return Digest{} }
-func (nopApp) Restore(uint64, [][]byte)                             {}
-func (nopApp) DiscardBelow(uint64)                                  {}
+func (nopApp) Execute(uint64, *Request, []byte) []byte            { return nil }
+func (nopApp) Read([]byte, []byte) []byte                         { return nil }
+func (nopApp) Checkpoint(uint64) Digest                           { return Digest{} }
+func (nopApp) StateChunk(uint64, int, []byte) ([]byte, int, bool) { return nil, 0, false }
+func (nopApp) StateDigest([][]byte) Digest                        { return Digest{} }
+func (nopApp) Restore(uint64, [][]byte)                           {}
+func (nopApp) DiscardBelow(uint64)                                {}
 
 // A NEW-VIEW names n=1 by digest (missing), the slot prepares in that view before the batch
 // arrives, then the fetched batch is logged: live, the batch lands in the P entry's buffer
