@@ -262,6 +262,8 @@ type Node struct {
 	readFloor uint64
 	persist   []Record
 	restoring bool // New is replaying Config.Log: nothing is logged again
+	// lostNewView: restored as the active primary of a view whose NEW-VIEW it no longer has.
+	lostNewView bool
 }
 
 // New creates a replica in view 0 with an empty log, or, with cfg.Start, at a durable

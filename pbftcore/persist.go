@@ -177,6 +177,7 @@ func (nd *Node) restore(log []Record) error {
 		}
 	}
 	nd.view, nd.viewActive = view, active
+	nd.lostNewView = active && view > 0 && nd.isPrimary()
 	if nd.isPrimary() && active {
 		for i := range nd.log {
 			if s := &nd.log[i]; s.seq > nd.h && s.hasPP && s.view == view {

@@ -140,11 +140,17 @@ func (nd *Node) validViewChange(m *Message) bool {
 // views).
 func (nd *Node) stepViewChange(m *Message) error {
 	if m.View < nd.view || (m.View == nd.view && nd.viewActive) {
-		// A replica still changing to our view lost the NEW-VIEW: its primary resends it.
+		// A replica still changing to our view lost the NEW-VIEW: its primary resends it. A
+		// primary restored from its log without the NEW-VIEW it sent (it is not logged) moves
+		// on to the next view instead, once, so the laggards are not left waiting for a timer.
 		if m.View == nd.view && nd.vc.hasNewView {
 			nv := nd.vc.newView
 			nv.To = m.From
 			nd.msgs = append(nd.msgs, nv)
+		} else if m.View == nd.view && nd.lostNewView && nd.viewActive && nd.validViewChange(m) {
+			nd.lostNewView = false
+			nd.startViewChange(nd.view + 1)
+			return nil
 		}
 		return ErrStale
 	}
