@@ -293,22 +293,36 @@ func (r *pbftReplica) drive() {
 		if r.byz == nil {
 			r.check(&rd)
 		}
-		if r.p.logged {
-			r.logRecords(rd.Persist)
-		}
+		// The snapshot of a stable checkpoint is durable at once (the server writes it
+		// synchronously), ahead of records still in the disk's group commit.
 		if st := rd.Stable; st != nil {
 			r.persist(st)
 		}
+		var out []pbftcore.Message
 		for k := range rd.Messages {
 			m := &rd.Messages[k]
 			if r.byz != nil {
-				for _, t := range r.byz.Transform(m) {
-					r.send(&t)
-				}
+				out = append(out, r.byz.Transform(m)...)
 				continue
 			}
-			c := pbftcore.CloneMessage(m)
-			r.send(&c)
+			out = append(out, pbftcore.CloneMessage(m))
+		}
+		if r.p.logged && (len(rd.Persist) > 0 || r.h.Disk().Pending() > 0) {
+			// Persist before send: the records go to the host's disk and the Ready's messages
+			// leave when they are durable (in order behind earlier writes). A crash drops what
+			// has not landed, messages included; a torn crash may land records whose messages
+			// never left, which is allowed.
+			recs := cloneRecords(rd.Persist)
+			i, p := r.i, r.p
+			r.h.Disk().Write(func() { p.durable[i].log = append(p.durable[i].log, recs...) }, func() {
+				for k := range out {
+					r.send(&out[k])
+				}
+			})
+		} else {
+			for k := range out {
+				r.send(&out[k])
+			}
 		}
 		r.nd.Advance()
 	}
@@ -330,10 +344,9 @@ type pbftDurable struct {
 	log []pbftcore.Record
 }
 
-// logRecords appends a Ready's records to the host's durable log. The simulator processes
-// a Ready atomically, so the records are durable before its messages leave.
-func (r *pbftReplica) logRecords(recs []pbftcore.Record) {
-	d := &r.p.durable[r.i]
+// cloneRecords returns owned copies of a Ready's records.
+func cloneRecords(recs []pbftcore.Record) []pbftcore.Record {
+	out := make([]pbftcore.Record, 0, len(recs))
 	for _, rec := range recs {
 		if rec.Requests != nil {
 			reqs := make([]pbftcore.Request, len(rec.Requests))
@@ -343,8 +356,16 @@ func (r *pbftReplica) logRecords(recs []pbftcore.Record) {
 			}
 			rec.Requests = reqs
 		}
-		d.log = append(d.log, rec)
+		if rec.Proof != nil {
+			proof := make([]pbftcore.Message, len(rec.Proof))
+			for k := range rec.Proof {
+				proof[k] = pbftcore.CloneMessage(&rec.Proof[k])
+			}
+			rec.Proof = proof
+		}
+		out = append(out, rec)
 	}
+	return out
 }
 
 // persist keeps a reported stable checkpoint (owned copies) with the App state at it.
