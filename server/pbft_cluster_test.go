@@ -450,9 +450,10 @@ func snapshotKeys(s *kv.Store) map[string]bool {
 }
 
 // The durable records hold what was executed: after shutdown, every write the client
-// accepted (f+1 matching replies) is in the checkpoint snapshot or the WAL of executed
-// batches of at least f+1 replicas. (TestPBFTSyncAlwaysRepliesWaitForFsync shows that the
-// records were fsynced before the replies left.)
+// accepted (f+1 matching replies) is in the checkpoint snapshot or among the committed
+// batches of the protocol-record WAL of at least f+1 replicas.
+// (TestPBFTSyncAlwaysRepliesWaitForFsync shows that the records were fsynced before the
+// replies left.)
 func TestPBFTClusterAcceptedWritesAreDurableAtFPlusOne(t *testing.T) {
 	c := startPBFTCluster(t, storage.SyncAlways)
 	cl := pbftClient(t, c, 0, 8)
