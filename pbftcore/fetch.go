@@ -57,11 +57,8 @@ func (nd *Node) stepBatch(m *Message) error {
 // digest, so correct replicas checked them when the batch was first pre-prepared, and a
 // digest covers only the requests' content.
 func (nd *Node) fillBatch(s *slot, reqs []Request) error {
-	if err := nd.checkBatchShape(reqs); err != nil {
+	if err := nd.checkHeldBatch(reqs, s.digest); err != nil {
 		return err
-	}
-	if nd.bh.batch(nd.reqDigests) != s.digest {
-		return ErrBadDigest
 	}
 	b := &s.bufs[s.cur]
 	b.set(reqs, nd.reqDigests)

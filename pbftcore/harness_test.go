@@ -125,20 +125,6 @@ func (h *harness) restart(i int, withLog bool) error {
 	return nil
 }
 
-func cloneRecords(rs []pbftcore.Record) []pbftcore.Record {
-	out := slices.Clone(rs)
-	for i := range out {
-		if out[i].Requests != nil {
-			reqs := slices.Clone(out[i].Requests)
-			for k := range reqs {
-				reqs[k].Op, reqs[k].Auth = slices.Clone(reqs[k].Op), slices.Clone(reqs[k].Auth)
-			}
-			out[i].Requests = reqs
-		}
-	}
-	return out
-}
-
 // persist records rd.Stable of replica i with the App state at its sequence number.
 func (h *harness) persist(i int, st *pbftcore.StableCheckpoint) {
 	var state []byte
@@ -260,7 +246,7 @@ func (h *harness) collect() {
 			h.persist(i, rd.Stable)
 		}
 		if !h.down[i] {
-			h.logs[i] = append(h.logs[i], cloneRecords(rd.Persist)...)
+			h.logs[i] = append(h.logs[i], pbftcore.CloneRecords(rd.Persist)...)
 		}
 		for k := range rd.Messages {
 			m := &rd.Messages[k]

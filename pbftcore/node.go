@@ -99,6 +99,21 @@ func (s *slot) resetView() {
 
 func (s *slot) batch() *batchBuf { return &s.bufs[s.cur] }
 
+// vote records from's PREPARE (or COMMIT) for digest d; false if from already voted.
+func (s *slot) vote(commit bool, from int, d Digest) bool {
+	mask, digs := &s.prepMask, s.prepDig
+	if commit {
+		mask, digs = &s.commitMask, s.commitDig
+	}
+	bit := uint64(1) << from
+	if *mask&bit != 0 {
+		return false
+	}
+	*mask |= bit
+	digs[from] = d
+	return true
+}
+
 // findBuf returns the buffer holding the batch with digest d, or -1.
 func (s *slot) findBuf(d Digest) int {
 	for i := range s.bufs {
@@ -488,11 +503,8 @@ func (nd *Node) Propose(r *Request) error {
 
 // checkRequest validates a request and its client authenticator, returning its digest.
 func (nd *Node) checkRequest(r *Request) (Digest, error) {
-	if r.Client >= uint64(len(nd.clients)) {
-		return Digest{}, ErrUnknownClient
-	}
-	if len(r.Op) > nd.cfg.MaxOpBytes || r.Timestamp == 0 {
-		return Digest{}, ErrMalformed
+	if err := nd.checkRequestShape(r); err != nil {
+		return Digest{}, err
 	}
 	d := nd.bh.request(r)
 	if !nd.auth.verifyRequest(r, &d) {
@@ -752,31 +764,67 @@ func (nd *Node) stepPrePrepare(m *Message) error {
 	}
 	s := nd.slotFor(m.Seq)
 	nd.acceptPrePrepare(s, m.View, m.Digest, m.Requests, nd.reqDigests)
-	// The backup's own PREPARE counts toward its certificate.
-	s.prepMask |= 1 << nd.id
-	s.prepDig[nd.id] = s.digest
-	nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
+	nd.sendOwnPrepare(s)
 	nd.checkPrepared(s)
 	return nil
 }
 
 // checkBatch validates a batch and its digest, leaving the request digests in nd.reqDigests.
 func (nd *Node) checkBatch(reqs []Request, want Digest) error {
+	if err := nd.checkBatchShape(reqs); err != nil {
+		return err
+	}
+	for i := range reqs {
+		if !nd.auth.verifyRequest(&reqs[i], &nd.reqDigests[i]) {
+			return ErrBadAuthenticator
+		}
+	}
+	if nd.bh.batch(nd.reqDigests) != want {
+		return ErrBadDigest
+	}
+	return nil
+}
+
+// checkBatchShape checks a batch's size limits, client numbers and timestamps and leaves its
+// request digests in nd.reqDigests. It checks no authenticator: checkBatch adds the
+// clients' for a PRE-PREPARE; a fetched or logged batch is proven by its digest alone.
+func (nd *Node) checkBatchShape(reqs []Request) error {
 	if len(reqs) > nd.cfg.MaxBatchRequests {
 		return ErrMalformed
 	}
 	nd.reqDigests = nd.reqDigests[:0]
 	bytes := 0
 	for i := range reqs {
-		d, err := nd.checkRequest(&reqs[i])
-		if err != nil {
+		r := &reqs[i]
+		if err := nd.checkRequestShape(r); err != nil {
 			return err
 		}
-		bytes += len(reqs[i].Op)
-		nd.reqDigests = append(nd.reqDigests, d)
+		bytes += len(r.Op)
+		nd.reqDigests = append(nd.reqDigests, nd.bh.request(r))
 	}
 	if bytes > nd.cfg.MaxBatchBytes {
 		return ErrMalformed
+	}
+	return nil
+}
+
+// checkRequestShape checks a request's client number, operation size and timestamp.
+func (nd *Node) checkRequestShape(r *Request) error {
+	if r.Client >= uint64(len(nd.clients)) {
+		return ErrUnknownClient
+	}
+	if len(r.Op) > nd.cfg.MaxOpBytes || r.Timestamp == 0 {
+		return ErrMalformed
+	}
+	return nil
+}
+
+// checkHeldBatch checks a batch that needs no client authenticators (fetched, or replayed
+// from the log) against the digest agreed for it, leaving its request digests in
+// nd.reqDigests.
+func (nd *Node) checkHeldBatch(reqs []Request, want Digest) error {
+	if err := nd.checkBatchShape(reqs); err != nil {
+		return err
 	}
 	if nd.bh.batch(nd.reqDigests) != want {
 		return ErrBadDigest
@@ -786,40 +834,54 @@ func (nd *Node) checkBatch(reqs []Request, want Digest) error {
 
 // stepPrepare: OSDI '99 §4.2, prepares from distinct backups; the primary never prepares.
 func (nd *Node) stepPrepare(m *Message) error {
-	if m.View != nd.view || !nd.viewActive {
-		return ErrWrongView
+	s, err := nd.stepVote(m)
+	if s != nil {
+		nd.checkPrepared(s)
 	}
-	if m.From == nd.primaryOf(m.View) {
-		return ErrNotPrimary
+	return err
+}
+
+// stepCommit: OSDI '99 §4.2.
+func (nd *Node) stepCommit(m *Message) error {
+	s, err := nd.stepVote(m)
+	if s != nil {
+		nd.checkCommitted(s)
+	}
+	return err
+}
+
+// stepVote records a PREPARE or COMMIT of the current view (OSDI '99 §4.2): one vote per
+// sender and sequence number inside the watermarks. It returns the slot when the vote is new.
+// A sender below the low watermark is sent the stable checkpoint; a repeated vote is a
+// retransmission, so a sender still working on a number this replica executed is helped.
+func (nd *Node) stepVote(m *Message) (*slot, error) {
+	if m.View != nd.view || !nd.viewActive {
+		return nil, ErrWrongView
+	}
+	if m.Type == MsgPrepare && m.From == nd.primaryOf(m.View) {
+		return nil, ErrNotPrimary
 	}
 	if m.Seq <= nd.h {
 		nd.helpLagging(m.From)
-		return ErrStale
+		return nil, ErrStale
 	}
 	if !nd.inWindow(m.Seq) {
-		return ErrOutsideWindow
+		return nil, ErrOutsideWindow
 	}
 	s := nd.slotFor(m.Seq)
-	bit := uint64(1) << m.From
-	if s.prepMask&bit != 0 {
-		// One vote per sender. A repeat is a retransmission: the sender is still working
-		// on this sequence number, so help it if this replica is done with it.
+	if !s.vote(m.Type == MsgCommit, m.From, m.Digest) {
 		if m.Seq <= nd.lastExec {
 			nd.helpSlot(m.From, m.Seq)
 		}
-		return nil
+		return nil, nil
 	}
-	s.prepMask |= bit
-	s.prepDig[m.From] = m.Digest
-	nd.checkPrepared(s)
-	return nil
+	return s, nil
 }
 
 // sendOwnPrepare multicasts this backup's PREPARE for s, which counts toward its own
 // certificate.
 func (nd *Node) sendOwnPrepare(s *slot) {
-	s.prepMask |= 1 << nd.id
-	s.prepDig[nd.id] = s.digest
+	s.vote(false, nd.id, s.digest)
 	nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
 }
 
@@ -852,36 +914,9 @@ func (nd *Node) checkPrepared(s *slot) {
 	nd.logRecord(Record{Kind: RecPrepared, View: s.view, Seq: s.seq, Digest: s.digest})
 	nd.maxPrepared = max(nd.maxPrepared, s.seq)
 	s.sentCommit = true
-	s.commitMask |= 1 << nd.id
-	s.commitDig[nd.id] = s.digest
+	s.vote(true, nd.id, s.digest)
 	nd.send(Message{Type: MsgCommit, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})
 	nd.checkCommitted(s)
-}
-
-// stepCommit: OSDI '99 §4.2.
-func (nd *Node) stepCommit(m *Message) error {
-	if m.View != nd.view || !nd.viewActive {
-		return ErrWrongView
-	}
-	if m.Seq <= nd.h {
-		nd.helpLagging(m.From)
-		return ErrStale
-	}
-	if !nd.inWindow(m.Seq) {
-		return ErrOutsideWindow
-	}
-	s := nd.slotFor(m.Seq)
-	bit := uint64(1) << m.From
-	if s.commitMask&bit != 0 {
-		if m.Seq <= nd.lastExec {
-			nd.helpSlot(m.From, m.Seq)
-		}
-		return nil
-	}
-	s.commitMask |= bit
-	s.commitDig[m.From] = m.Digest
-	nd.checkCommitted(s)
-	return nil
 }
 
 // checkCommitted: committed-local = prepared + 2f+1 matching commits from distinct replicas

@@ -69,6 +69,18 @@ type Record struct {
 	Proof    []Message
 }
 
+// CloneRecords deep-copies records so the copies own their bytes (a driver keeps what it
+// logged; Ready's records alias core memory until Advance).
+func CloneRecords(recs []Record) []Record {
+	out := make([]Record, len(recs))
+	for i, r := range recs {
+		r.Requests = cloneRequests(r.Requests)
+		r.Proof = cloneMessages(r.Proof)
+		out[i] = r
+	}
+	return out
+}
+
 // logRecord queues a record for Ready.Persist; its requests are copied into the output
 // arena (the slot may be reused before Advance).
 func (nd *Node) logRecord(r Record) {
@@ -140,8 +152,7 @@ func (nd *Node) restore(log []Record) error {
 			}
 			s.prepared, s.sentCommit = true, true
 			s.hasP, s.pView, s.pDigest, s.pBuf = true, s.view, s.digest, s.cur
-			s.commitMask |= 1 << nd.id
-			s.commitDig[nd.id] = s.digest
+			s.vote(true, nd.id, s.digest)
 			nd.maxPrepared = max(nd.maxPrepared, s.seq)
 		case RecCommitted:
 			if !s.prepared || s.view != r.View || s.digest != r.Digest {
@@ -208,44 +219,21 @@ func (nd *Node) restorePrePrepared(s *slot, r *Record) error {
 	case s.missing && s.hasPP && s.view == r.View && s.digest == r.Digest:
 		// The fetched batch of a digest-only pre-prepare: into the buffer the slot (and its P
 		// entry, if it prepared meanwhile) points at, as fillBatch put it.
-		if err := nd.checkBatchShape(r.Requests); err != nil || nd.bh.batch(nd.reqDigests) != r.Digest {
-			return fmt.Errorf("batch does not match digest for %d", r.Seq)
+		if err := nd.checkHeldBatch(r.Requests, r.Digest); err != nil {
+			return fmt.Errorf("batch for %d: %w", r.Seq, err)
 		}
 		b := &s.bufs[s.cur]
 		b.set(r.Requests, nd.reqDigests)
 		b.batch, b.valid = r.Digest, true
 		s.missing = false
 	default:
-		if err := nd.checkBatchShape(r.Requests); err != nil || nd.bh.batch(nd.reqDigests) != r.Digest {
-			return fmt.Errorf("batch does not match digest for %d", r.Seq)
+		if err := nd.checkHeldBatch(r.Requests, r.Digest); err != nil {
+			return fmt.Errorf("batch for %d: %w", r.Seq, err)
 		}
 		nd.acceptPrePrepare(s, r.View, r.Digest, r.Requests, nd.reqDigests)
 	}
 	if nd.id != nd.primaryOf(r.View) && !s.missing {
-		s.prepMask |= 1 << nd.id // its PREPARE went out after this record (held batches only)
-		s.prepDig[nd.id] = s.digest
-	}
-	return nil
-}
-
-// checkBatchShape checks a batch's size limits and client numbers and leaves its request
-// digests in nd.reqDigests (authenticators are not checked: see fillBatch).
-func (nd *Node) checkBatchShape(reqs []Request) error {
-	if len(reqs) > nd.cfg.MaxBatchRequests {
-		return ErrMalformed
-	}
-	nd.reqDigests = nd.reqDigests[:0]
-	bytes := 0
-	for i := range reqs {
-		r := &reqs[i]
-		if r.Client >= uint64(len(nd.clients)) || len(r.Op) > nd.cfg.MaxOpBytes || r.Timestamp == 0 {
-			return ErrMalformed
-		}
-		bytes += len(r.Op)
-		nd.reqDigests = append(nd.reqDigests, nd.bh.request(r))
-	}
-	if bytes > nd.cfg.MaxBatchBytes {
-		return ErrMalformed
+		s.vote(false, nd.id, s.digest) // its PREPARE went out after this record (held batches only)
 	}
 	return nil
 }

@@ -303,7 +303,7 @@ func (r *PBFTReplica) registerMetrics() {
 	m := r.met
 	lat := ExpBuckets(50e-6, 2, 18)
 	r.m.commitLatency = m.Histogram("cb_commit_latency_seconds", "Client request latency at the replica it reached first, from receipt to this replica's reply.", lat)
-	r.m.persistTime = m.Histogram("cb_wal_persist_seconds", "Time from logging executed batches to their durable acknowledgement (group commit incl. fdatasync).", lat)
+	r.m.persistTime = m.Histogram("cb_wal_persist_seconds", "Time from logging a Ready's protocol records to their durable acknowledgement (group commit incl. fdatasync).", lat)
 	r.m.batchRequests = m.Histogram("cb_pbft_executed_batch_requests", "Requests per executed batch (0: null request).", ExpBuckets(1, 2, 14))
 	r.m.executed = m.Counter("cb_pbft_executed_requests_total", "Requests executed.")
 	r.m.rejected = m.Counter("cb_pbft_rejected_total", "Messages the core rejected (stale, bad authenticator, busy, ...).")
@@ -595,15 +595,14 @@ func (r *PBFTReplica) sendFrame(dest *heldFrame, frame []byte) {
 	}
 }
 
+// sendClient sends a frame to PBFT client's reply connection now, bypassing the hold (the
+// test-only unsafe replies and Byzantine lies).
 func (r *PBFTReplica) sendClient(client uint64, frame []byte) {
-	if client >= uint64(r.maxClients) || r.replyConn[client] == 0 {
-		r.m.noConn.Inc()
-		return
+	var dest heldFrame
+	if client < uint64(r.maxClients) {
+		dest.conn = r.replyConn[client]
 	}
-	if err := r.tr.SendClient(r.replyConn[client], frame); errors.Is(err, transport.ErrClientGone) {
-		r.replyConn[client] = 0
-		r.m.noConn.Inc()
-	}
+	r.sendFrame(&dest, frame)
 }
 
 // releaseHeld sends the held frames whose records are durable.

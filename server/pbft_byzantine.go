@@ -146,14 +146,12 @@ func (r *PBFTReplica) rawSend(m *pbftcore.Message, only int) {
 	r.out = r.codec.appendFrame(r.out[:0], m)
 	switch {
 	case only >= 0:
-		_ = r.tr.Send(uint64(only), r.out)
+		r.sendFrame(&heldFrame{peer: uint64(only)}, r.out)
 	case m.To == pbftcore.ToAll:
-		for _, p := range r.peers {
-			_ = r.tr.Send(p, r.out)
-		}
+		r.sendFrame(&heldFrame{toAll: true}, r.out)
 	case m.To == pbftcore.ToClient:
 		r.sendClient(m.Client, r.out)
 	case m.To >= 0 && m.To < r.n && m.To != r.self:
-		_ = r.tr.Send(uint64(m.To+1), r.out)
+		r.sendFrame(&heldFrame{peer: uint64(m.To + 1)}, r.out)
 	}
 }

@@ -312,7 +312,7 @@ func (r *pbftReplica) drive() {
 			// leave when they are durable (in order behind earlier writes). A crash drops what
 			// has not landed, messages included; a torn crash may land records whose messages
 			// never left, which is allowed.
-			recs := cloneRecords(rd.Persist)
+			recs := pbftcore.CloneRecords(rd.Persist)
 			i, p := r.i, r.p
 			r.h.Disk().Write(func() { p.durable[i].log = append(p.durable[i].log, recs...) }, func() {
 				for k := range out {
@@ -342,30 +342,6 @@ type pbftDurable struct {
 	cp  pbftcore.StableCheckpoint
 	kv  KV
 	log []pbftcore.Record
-}
-
-// cloneRecords returns owned copies of a Ready's records.
-func cloneRecords(recs []pbftcore.Record) []pbftcore.Record {
-	out := make([]pbftcore.Record, 0, len(recs))
-	for _, rec := range recs {
-		if rec.Requests != nil {
-			reqs := make([]pbftcore.Request, len(rec.Requests))
-			for k, q := range rec.Requests {
-				q.Op, q.Auth = append([]byte(nil), q.Op...), append([]byte(nil), q.Auth...)
-				reqs[k] = q
-			}
-			rec.Requests = reqs
-		}
-		if rec.Proof != nil {
-			proof := make([]pbftcore.Message, len(rec.Proof))
-			for k := range rec.Proof {
-				proof[k] = pbftcore.CloneMessage(&rec.Proof[k])
-			}
-			rec.Proof = proof
-		}
-		out = append(out, rec)
-	}
-	return out
 }
 
 // persist keeps a reported stable checkpoint (owned copies) with the App state at it.
