@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/consensusbench/consensusbench/pbftcore"
+	"github.com/consensusbench/consensusbench/storage"
 )
 
 func sampleRecords() []pbftcore.Record {
@@ -86,4 +87,60 @@ func FuzzPBFTRecord(f *testing.F) {
 			t.Fatalf("accepted a non-canonical record: %x re-encodes as %x", b, again)
 		}
 	})
+}
+
+// compactLog at checkpoint h keeps every record for a number above h and the latest view
+// record, and drops what lies before both. Records are logged in pipelined order, so a
+// COMMITTED record for a number at or below h can sit after the first record above h and
+// survive while its pre-prepare is dropped: readers (a restart, the cluster tests) skip
+// records at or below the checkpoint.
+func TestPBFTCompactLogKeepsRecordsAboveTheCheckpoint(t *testing.T) {
+	w, _, err := storage.Open(t.TempDir(), storage.Options{Sync: storage.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r := &PBFTReplica{lifecycle: lifecycle{wal: w}}
+	d := func(n uint64) pbftcore.Digest { return pbftcore.Digest{byte(n)} }
+	pp := func(n uint64) pbftcore.Record {
+		return pbftcore.Record{Kind: pbftcore.RecPrePrepared, Seq: n, Digest: d(n), Requests: []pbftcore.Request{}}
+	}
+	kind := func(k pbftcore.RecordKind, n uint64) pbftcore.Record {
+		return pbftcore.Record{Kind: k, Seq: n, Digest: d(n)}
+	}
+	view := pbftcore.Record{Kind: pbftcore.RecView, Active: true}
+	logged := [][]pbftcore.Record{
+		{view},
+		{pp(7), pp(8)},
+		{kind(pbftcore.RecPrepared, 7), kind(pbftcore.RecCommitted, 7)},
+		{pp(9), kind(pbftcore.RecPrepared, 8)},
+		{kind(pbftcore.RecCommitted, 8), view}, // checkpoint 8 becomes stable here
+		{kind(pbftcore.RecPrepared, 9)},
+	}
+	for _, recs := range logged {
+		if err := r.logRecords(recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.compactLog(8); err != nil {
+		t.Fatal(err)
+	}
+	got, marks, err := readLog(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pbftcore.Record{pp(9), kind(pbftcore.RecPrepared, 8), kind(pbftcore.RecCommitted, 8), view, kind(pbftcore.RecPrepared, 9)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after compactLog(8):\n got %+v\nwant %+v", got, want)
+	}
+	if !reflect.DeepEqual(marks, r.marks) {
+		t.Fatalf("marks after compaction: got %+v, the log has %+v", r.marks, marks)
+	}
+	// A later checkpoint with the view record last keeps that view record.
+	if err := r.compactLog(9); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := readLog(w); !reflect.DeepEqual(got, want[3:]) {
+		t.Fatalf("after compactLog(9): got %+v, want %+v", got, want[3:])
+	}
 }
