@@ -90,7 +90,9 @@ type PBFTReplica struct {
 
 	maxClients int
 	replyConn  []transport.ClientID // per PBFT client: the connection to answer on
-	started    []pendingStart       // per PBFT client: its newest request's arrival
+	// replyAuthentic: replyConn was set by an authentic request (else by a registration).
+	replyAuthentic []bool
+	started        []pendingStart // per PBFT client: its newest request's arrival
 
 	// The protocol-record log (pbftlog.go) and the messages waiting for it.
 	walEnts    []storage.Entry
@@ -180,6 +182,7 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	}
 	r.maxClients = len(ccfg.Keys.ClientSecrets)
 	r.replyConn = make([]transport.ClientID, r.maxClients)
+	r.replyAuthentic = make([]bool, r.maxClients)
 	r.started = make([]pendingStart, r.maxClients)
 	if err := r.lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -414,18 +417,23 @@ func (r *PBFTReplica) handleClient(f *transport.Frame) {
 			return
 		}
 		req := &r.msg.Requests[0]
-		if req.Client < uint64(r.maxClients) {
-			r.replyConn[req.Client] = f.Client
-			if s := &r.started[req.Client]; req.Timestamp > s.ts {
-				*s = pendingStart{ts: req.Timestamp, start: time.Now()}
-			}
-		}
+		client, ts, now := req.Client, req.Timestamp, time.Now()
 		if r.unsafeAuth != nil && !req.ReadOnly && r.node.Status().Primary == r.self {
 			r.unsafeReply(req)
 		}
-		if err := r.node.Step(&r.msg); err != nil {
+		err := r.node.Step(&r.msg)
+		if err != nil {
 			r.m.rejected.Inc()
-			r.log.Debug("step client request", "client", req.Client, "err", err)
+			r.log.Debug("step client request", "client", client, "err", err)
+		}
+		// Any connection can claim any client ID: only a request that authenticated as the
+		// client moves its replies to this connection, or a forger could take them.
+		if client < uint64(r.maxClients) && !errors.Is(err, pbftcore.ErrBadAuthenticator) &&
+			!errors.Is(err, pbftcore.ErrMalformed) && !errors.Is(err, pbftcore.ErrUnknownClient) {
+			r.replyConn[client], r.replyAuthentic[client] = f.Client, true
+			if s := &r.started[client]; ts > s.ts {
+				*s = pendingStart{ts: ts, start: now}
+			}
 		}
 	case wire.TypeClientRequest:
 		var reg wire.ClientRequest
@@ -436,8 +444,15 @@ func (r *PBFTReplica) handleClient(f *transport.Frame) {
 			r.tr.CloseClient(f.Client)
 			return
 		}
+		// A registration is not authenticated: it names the connection for a client whose
+		// replies have no authentic claim on a live connection yet, and never takes them
+		// from one. A forger's registration can therefore divert a backup's replies only
+		// until the client's next authentic request reaches that backup (its retransmission
+		// to all replicas, or any read).
 		for c := reg.ClientID; c < reg.ClientID+reg.FirstSeq; c++ {
-			r.replyConn[c] = f.Client
+			if !r.replyAuthentic[c] || !r.tr.ClientOpen(r.replyConn[c]) {
+				r.replyConn[c], r.replyAuthentic[c] = f.Client, false
+			}
 		}
 	default:
 		r.log.Warn("closing client that sent a non-client frame", "type", f.Type)

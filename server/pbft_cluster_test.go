@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -258,6 +259,71 @@ func TestPBFTClusterSurvivesHostileConnections(t *testing.T) {
 	attackConnections(t, c, wire.TypePBFTRequest, wire.ProtocolPBFT)
 	if got := pdo(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
 		t.Fatalf("after hostile connections a = %q", got.Value)
+	}
+}
+
+// A connection that forges requests or registrations in another client's name gets none of
+// that client's replies once the client has sent an authentic request to every replica (any
+// read does), and the client's own requests keep completing: only an authentic request moves
+// a client's replies to the connection it came on, and a registration never takes them from
+// a live connection an authentic request set.
+func TestPBFTForgedRequestsCannotStealReplies(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncNone)
+	cl := pbftClient(t, c, 0, 1) // identity 0 only
+	pdo(t, cl, put("a", "0"))
+	pdo(t, cl, get("a")) // sent to every replica
+	n := len(c.Spec.Nodes)
+	forged := wire.AppendMessageFrame(nil, 0, &wire.Request{ClientID: 0, Timestamp: 1 << 40,
+		Op: wire.AppendClientRequest(nil, &wire.ClientRequest{Ops: []wire.Op{put("a", "forged")}}),
+		Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: make([]byte, n*wire.ShortMACSize)}})
+	forged = wire.AppendMessageFrame(forged, 0, &wire.ClientRequest{ClientID: 0, FirstSeq: 1}) // a registration
+	stop := make(chan struct{})
+	var stolen atomic.Int64
+	var wg sync.WaitGroup
+	for _, node := range c.Spec.Nodes {
+		nc, err := net.Dial("tcp", node.ClientAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(2)
+		go func() { // the forger: a fresh claim on client 0 every millisecond
+			defer wg.Done()
+			defer nc.Close()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				if _, err := nc.Write(forged); err != nil {
+					t.Errorf("forger's connection to %s closed: %v", node.ClientAddr, err)
+					return
+				}
+			}
+		}()
+		go func() { // whatever the replica sends the forger
+			defer wg.Done()
+			var b [4096]byte
+			for {
+				k, err := nc.Read(b[:])
+				stolen.Add(int64(k))
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond) // the forgers' first claims are in
+	for i := range 10 {
+		pdo(t, cl, put("a", fmt.Sprint(i+1)))
+	}
+	close(stop)
+	wg.Wait()
+	if k := stolen.Load(); k != 0 {
+		t.Fatalf("the forging connections received %d bytes of client 0's replies", k)
+	}
+	if got := pdo(t, cl, get("a")).Ops[0]; string(got.Value) != "10" {
+		t.Fatalf("a = %q, want 10 (a forged write executed?)", got.Value)
 	}
 }
 

@@ -120,6 +120,9 @@ func (t *Transport) CloseClient(id ClientID) {
 	}
 }
 
+// ClientOpen reports whether client connection id is still open.
+func (t *Transport) ClientOpen(id ClientID) bool { return t.client(id) != nil }
+
 // ClientQueueBytes returns the reply bytes queued or in flight for client id.
 func (t *Transport) ClientQueueBytes(id ClientID) int {
 	cc := t.client(id)
