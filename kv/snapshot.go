@@ -70,8 +70,8 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 		cw.write(sb[:])
 	}
 
-	// Sort by a 16-byte big-endian key prefix held inline, touching the arena only to
-	// break ties: most comparisons then stay within one cache-friendly slice.
+	// Order by key: a radix sort on a 16-byte big-endian key prefix held inline (no
+	// comparisons, and no arena access but to break ties between keys sharing the prefix).
 	refs := make([]sortRef, 0, s.count)
 	for _, sl := range s.slots {
 		if sl.ref != 0 {
@@ -80,15 +80,19 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 			refs = append(refs, sortRef{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), ref: sl.ref})
 		}
 	}
-	slices.SortFunc(refs, func(a, b sortRef) int {
-		switch {
-		case a.hi != b.hi:
-			return cmpUint(a.hi, b.hi)
-		case a.lo != b.lo:
-			return cmpUint(a.lo, b.lo)
+	refs = radixSortRefs(refs, make([]sortRef, len(refs)))
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].hi == refs[i].hi && refs[j].lo == refs[i].lo {
+			j++
 		}
-		return bytes.Compare(recKey(s.rec(a.ref)), recKey(s.rec(b.ref)))
-	})
+		if j-i > 1 { // keys longer than the prefix, equal in it
+			slices.SortFunc(refs[i:j], func(a, b sortRef) int {
+				return bytes.Compare(recKey(s.rec(a.ref)), recKey(s.rec(b.ref)))
+			})
+		}
+		i = j
+	}
 	var ph [snapPairHdr]byte
 	for _, sr := range refs {
 		r := s.rec(sr.ref)
@@ -109,11 +113,45 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 
 type sortRef struct{ hi, lo, ref uint64 }
 
-func cmpUint(a, b uint64) int {
-	if a < b {
-		return -1
+// radixSortRefs sorts refs by (hi, lo) ascending with a least-significant-byte-first radix
+// sort, using tmp (len(refs)) as the other buffer, and returns whichever holds the result.
+// A byte position on which every ref agrees (a common key prefix, the zero padding of short
+// keys) costs one counting pass and no move.
+func radixSortRefs(refs, tmp []sortRef) []sortRef {
+	var counts [16][256]int
+	for i := range refs {
+		r := &refs[i]
+		for b := range 8 {
+			counts[b][byte(r.lo>>(8*b))]++
+			counts[8+b][byte(r.hi>>(8*b))]++
+		}
 	}
-	return 1
+	src, dst := refs, tmp
+	for pass := range 16 {
+		c := &counts[pass]
+		shift, useHi := uint(8*(pass%8)), pass >= 8
+		digit := func(r *sortRef) byte {
+			if useHi {
+				return byte(r.hi >> shift)
+			}
+			return byte(r.lo >> shift)
+		}
+		if len(src) == 0 || c[digit(&src[0])] == len(src) {
+			continue // every ref has the same byte here
+		}
+		var next [256]int
+		sum := 0
+		for d := range 256 {
+			next[d], sum = sum, sum+c[d]
+		}
+		for i := range src {
+			d := digit(&src[i])
+			dst[next[d]] = src[i]
+			next[d]++
+		}
+		src, dst = dst, src
+	}
+	return src
 }
 
 type countWriter struct {

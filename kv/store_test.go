@@ -2,8 +2,10 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -496,5 +498,55 @@ func TestCloneIsIndependent(t *testing.T) {
 	}
 	if r := c.Get([]byte("k1")); r.Status != StatusOK {
 		t.Fatal("a delete on the original reached the clone")
+	}
+}
+
+// A snapshot lists keys in bytewise order whatever their shape: keys sharing the 16-byte
+// prefix the radix sort uses, keys shorter than it (zero-padded there, so "ab" must still
+// precede "ab\x00"), bytes at and above 0x80, and a store of one key.
+func TestSnapshotOrdersKeysBytewise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	alphabet := []byte{0x00, 0x01, 'a', 'b', 0x7f, 0x80, 0xfe, 0xff}
+	for _, n := range []int{1, 2, 50, 3000} {
+		s := newStore(t, Config{})
+		want := map[string]bool{}
+		for len(want) < n {
+			var k []byte
+			switch rng.IntN(3) {
+			case 0: // a shared 16-byte prefix, then a tail
+				k = append([]byte("shared-prefix-16"), alphabet[rng.IntN(len(alphabet))])
+				for range rng.IntN(3) {
+					k = append(k, alphabet[rng.IntN(len(alphabet))])
+				}
+			default:
+				for range 1 + rng.IntN(20) {
+					k = append(k, alphabet[rng.IntN(len(alphabet))])
+				}
+			}
+			want[string(k)] = true
+		}
+		keys := make([]string, 0, n)
+		for k := range want {
+			keys = append(keys, k)
+		}
+		for i, k := range keys {
+			s.Apply(uint64(i+1), put(k, "v"))
+		}
+		slices.Sort(keys)
+		var buf bytes.Buffer
+		if _, err := s.Snapshot(&buf); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()[snapHdrLen:] // no sessions: the pairs follow the header
+		for i, k := range keys {
+			kl, vl := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:]))
+			if got := string(b[8 : 8+kl]); got != k {
+				t.Fatalf("n=%d: pair %d is %q, want %q", n, i, got, k)
+			}
+			b = b[8+kl+vl:]
+		}
+		if len(b) != 32 {
+			t.Fatalf("n=%d: %d bytes after the pairs, want the 32-byte digest", n, len(b))
+		}
 	}
 }
