@@ -25,7 +25,9 @@
 // A session changes on every write of its client, so it is only marked dirty then; Digest
 // (and Snapshot) rehash the sessions changed since the previous call, once each.
 // Addition commutes, so equal states have equal digests whatever order writes arrived in.
-// Config.NoDigest turns hashing off for protocols that never compare replica states (Raft).
+// Config.NoDigest turns hashing off where nothing reads this digest: Raft never compares
+// replica states, and the PBFT replica digests its serialized checkpoint with SHA-256
+// instead (collision-resistant, see below); the simulator's checkers use this one.
 // Limitation: with a 256-bit modulus the generalized birthday attack (Wagner, CRYPTO 2002)
 // finds colliding multisets in far fewer than 2^128 steps; it suits checkpoint agreement
 // among replicas that applied the same ordered log, not adversarial state commitments.

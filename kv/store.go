@@ -120,9 +120,10 @@ type Config struct {
 	ChunkBytes    int
 	// ExpectedKeys pre-sizes the table so that loading that many keys does not rehash.
 	ExpectedKeys int
-	// NoDigest turns the incremental state digest off for protocols that never compare
-	// replica states (Raft): writes then skip hashing, Digest returns zero, and a snapshot's
-	// integrity rests on the storage and transport checksums instead of its digest.
+	// NoDigest turns the incremental state digest off where nothing reads it (Raft; the
+	// PBFT replica, which digests its serialized checkpoints): writes then skip hashing,
+	// Digest returns zero, and a snapshot's integrity rests on the storage and transport
+	// checksums, or the caller's own digest, instead.
 	NoDigest bool
 }
 

@@ -205,7 +205,7 @@ func newSimCluster(t *testing.T) *simCluster {
 	ring := pbftcore.NewKeyring([]byte("codec-sim"), n, clients)
 	s := &simCluster{t: t, down: map[int]bool{}, seen: map[pbftcore.MsgType]int{}}
 	for i := 0; i < n; i++ {
-		store, _ := kv.New(kv.Config{})
+		store, _ := kv.New(kv.Config{NoDigest: true}) // as the replica keeps it
 		cfg := pbftcore.DefaultConfig(i, n, ring.Replica(i), newKVApp(store), rand.New(rand.NewPCG(1, uint64(i))))
 		cfg.CheckpointInterval, cfg.WindowSize, cfg.MaxInflightBatches = 4, 8, 8
 		cfg.MaxBatchRequests = 4
