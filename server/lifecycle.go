@@ -37,6 +37,10 @@ type lifecycle struct {
 	durableC   chan struct{}
 
 	lockFile *os.File // holds the data directory's flock while the replica lives
+
+	// background counts goroutines that write into the data directory beside the driver
+	// (snapshot writers); Stop waits for them before it releases the directory.
+	background sync.WaitGroup
 }
 
 func newLifecycle(log *slog.Logger, met *Metrics) lifecycle {
@@ -113,6 +117,7 @@ func (l *lifecycle) Stop() error {
 	if l.running.Load() {
 		<-l.done
 	}
+	l.background.Wait()
 	werr := wal.Close()
 	terr := tr.Close()
 	l.releaseDataDir()

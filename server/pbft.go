@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ const PBFTMaxFrameBytes = 64 << 20
 // pbftWALFS, when set by a test, is the filesystem of every PBFT replica's WAL (nil: the
 // OS). Tests substitute one whose fsync they can hold to prove that replies wait for it.
 var pbftWALFS storage.FS
+
+// pbftSnapFS, when set by a test, is the filesystem the snapshot files are written with (nil:
+// the OS). Tests hold its fsync to prove that a slow snapshot does not stall the replica.
+var pbftSnapFS storage.FS
 
 // PBFTReplica is one PBFT replica: transport + pbftcore + KV store (+ a log of executed
 // batches and snapshots of stable checkpoints), driven by a single goroutine (run), like
@@ -104,6 +109,13 @@ type PBFTReplica struct {
 	held       []heldFrame
 	heldBuf    []byte
 	lastStable uint64
+	// The snapshot of a stable checkpoint is written on another goroutine (a whole-store
+	// file and its fsync would stall the driver for tens of milliseconds): one write at a
+	// time, the newest checkpoint waiting behind it replaces an older one, and snapDone
+	// hands a finished write back to the driver, which then compacts the WAL.
+	snapWriting bool
+	snapPending *pbftSnapJob
+	snapDone    chan pbftSnapJob
 
 	// Test-only broken mode (ReplicaConfig.UnsafeAckBeforeCommit).
 	unsafeAuth *pbftcore.Authenticator
@@ -169,6 +181,7 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 		n:         len(spec.Nodes),
 		self:      int(cfg.ID - 1),
 		snapDir:   filepath.Join(cfg.DataDir, "snap"),
+		snapDone:  make(chan pbftSnapJob, 1),
 		lifecycle: newLifecycle(cfg.Logger, cfg.Metrics),
 	}
 	for _, nd := range spec.Nodes {
@@ -372,6 +385,10 @@ func (r *PBFTReplica) run() {
 			r.node.Tick()
 		case <-r.durableC:
 			r.releaseHeld()
+		case job := <-r.snapDone:
+			if err := r.finishSnapWrite(job); err != nil {
+				r.setFatal(err)
+			}
 		}
 		r.processReady()
 		r.tr.FlushClients()
@@ -680,8 +697,20 @@ type pbftProofEntry struct {
 	Auth []byte `json:"auth"`
 }
 
-// saveStable writes the new stable checkpoint (proof, client table and the store's
-// snapshot at st.Seq, in one file) and compacts the WAL below it.
+// pbftSnapJob is one stable checkpoint's snapshot file: the proof and client table (copied
+// from the core), and the app's serialized store at h (kvApp.writing keeps it unrecycled).
+type pbftSnapJob struct {
+	h, view uint64
+	meta    []byte
+	table   []byte
+	data    []byte
+	err     error
+}
+
+// saveStable snapshots the new stable checkpoint st (proof, client table and the store's
+// snapshot at st.Seq, in one file) in the background; the WAL is compacted below it once
+// the file is durable (finishSnapWrite). Until then a restart reads the previous snapshot
+// and the records since, which the WAL still holds.
 func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
 	h := st.Seq
 	r.lastStable = h
@@ -697,22 +726,60 @@ func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
 	if err != nil {
 		return err
 	}
-	table, data := st.ClientTable, snap.data
-	if _, err := storage.WriteSnapshot(nil, r.snapDir, storage.SnapshotMeta{Index: h, Term: st.View, Meta: mb},
-		func(w io.Writer) error {
-			if _, err := w.Write(table); err != nil {
+	job := &pbftSnapJob{h: h, view: st.View, meta: mb, table: bytes.Clone(st.ClientTable), data: snap.data}
+	r.app.writing[h] = true
+	if !r.snapWriting {
+		r.startSnapWrite(job)
+		return nil
+	}
+	if p := r.snapPending; p != nil {
+		delete(r.app.writing, p.h) // overtaken before its write began
+	}
+	r.snapPending = job
+	return nil
+}
+
+// startSnapWrite writes job's file on a background goroutine (the lifecycle's Stop waits for
+// it) and hands the job back on snapDone.
+func (r *PBFTReplica) startSnapWrite(job *pbftSnapJob) {
+	r.snapWriting = true
+	r.background.Add(1)
+	go func() {
+		defer r.background.Done()
+		_, err := storage.WriteSnapshot(pbftSnapFS, r.snapDir, storage.SnapshotMeta{Index: job.h, Term: job.view, Meta: job.meta},
+			func(w io.Writer) error {
+				if _, err := w.Write(job.table); err != nil {
+					return err
+				}
+				_, err := w.Write(job.data)
 				return err
-			}
-			_, err := w.Write(data)
-			return err
-		}); err != nil {
-		return fmt.Errorf("write snapshot %d: %w", h, err)
+			})
+		if err != nil {
+			job.err = fmt.Errorf("write snapshot %d: %w", job.h, err)
+		} else {
+			job.err = storage.RemoveSnapshotsBefore(pbftSnapFS, r.snapDir, job.h)
+		}
+		r.snapDone <- *job // buffered, one write at a time: never blocks
+	}()
+}
+
+// finishSnapWrite runs on the driver when a snapshot file is durable: the WAL is compacted
+// below its checkpoint, and the newest checkpoint that waited meanwhile is written next.
+func (r *PBFTReplica) finishSnapWrite(job pbftSnapJob) error {
+	r.snapWriting = false
+	delete(r.app.writing, job.h)
+	if job.err != nil {
+		return job.err
 	}
 	r.m.snapshots.Inc()
-	if err := storage.RemoveSnapshotsBefore(nil, r.snapDir, h); err != nil {
+	if err := r.compactLog(job.h); err != nil {
 		return err
 	}
-	return r.compactLog(h)
+	if p := r.snapPending; p != nil {
+		r.snapPending = nil
+		r.startSnapWrite(p)
+	}
+	return nil
 }
 
 // loadStable restores the store from the newest valid stable-checkpoint snapshot and

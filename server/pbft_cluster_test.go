@@ -274,7 +274,7 @@ func TestPBFTForgedRequestsCannotStealReplies(t *testing.T) {
 	pdo(t, cl, get("a")) // sent to every replica
 	n := len(c.Spec.Nodes)
 	forged := wire.AppendMessageFrame(nil, 0, &wire.Request{ClientID: 0, Timestamp: 1 << 40,
-		Op: wire.AppendClientRequest(nil, &wire.ClientRequest{Ops: []wire.Op{put("a", "forged")}}),
+		Op:   wire.AppendClientRequest(nil, &wire.ClientRequest{Ops: []wire.Op{put("a", "forged")}}),
 		Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: make([]byte, n*wire.ShortMACSize)}})
 	forged = wire.AppendMessageFrame(forged, 0, &wire.ClientRequest{ClientID: 0, FirstSeq: 1}) // a registration
 	stop := make(chan struct{})
@@ -650,6 +650,49 @@ func TestPBFTSyncAlwaysRepliesWaitForFsync(t *testing.T) {
 	}
 	if got := pdo(t, cl, get("held"), put("after", "1")).Ops[0]; got.Status != wire.StatusOK || string(got.Value) != "1" {
 		t.Fatalf("the held write reads back %v %q", got.Status, got.Value)
+	}
+}
+
+// A stable checkpoint's snapshot file is written beside the driver: with every snapshot fsync
+// held, writes keep completing through several checkpoints (a driver that wrote the file
+// itself would stop at the first), checkpoints that stabilize meanwhile wait behind the held
+// write, and once the disks answer the newest stable checkpoint reaches disk. Under -race
+// this also checks that a checkpoint buffer being written is never recycled for a later one.
+func TestPBFTSnapshotWritesDoNotStallTheReplica(t *testing.T) {
+	g := newGatedFS()
+	pbftSnapFS = g
+	t.Cleanup(func() { pbftSnapFS = nil }) // after the cluster's Stop, which waits for its writers
+	c := startPBFTCluster(t, storage.SyncNone)
+	t.Cleanup(func() { g.set(false) }) // runs before the cluster's Stop
+	g.set(true)
+	cl := pbftClient(t, c, 0, 1)
+	k := int(c.Spec.PBFT.CheckpointInterval)
+	for i := range 4 * k {
+		pdo(t, cl, put(fmt.Sprint("k", i), "v"))
+	}
+	h := pbftReplica(c, 0).StableCheckpoint()
+	if h < 2*uint64(k) {
+		t.Fatalf("stable checkpoint %d after %d single-request batches, want >= %d", h, 4*k, 2*k)
+	}
+	g.set(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range c.Spec.Nodes {
+		dir := filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1), "snap")
+		for {
+			want := pbftReplica(c, i).StableCheckpoint() // a last CHECKPOINT may still arrive
+			got := uint64(0)
+			if s, _, err := storage.OpenLatestSnapshot(nil, dir); err == nil {
+				got = s.Index
+				s.Close()
+			}
+			if got == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d: newest snapshot on disk is %d, its stable checkpoint %d", i+1, got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 

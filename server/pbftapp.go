@@ -49,6 +49,9 @@ type kvApp struct {
 	// spare holds buffers of discarded checkpoints for reuse: a checkpoint serializes the
 	// whole store, and allocating that anew every K batches dominated the garbage.
 	spare [][]byte
+	// writing: checkpoints whose buffers the background snapshot writer is reading; once
+	// discarded they go to the garbage collector, never to spare.
+	writing map[uint64]bool
 
 	req   wire.ClientRequest
 	reply wire.ClientReply
@@ -64,7 +67,7 @@ type appSnapshot struct {
 }
 
 func newKVApp(store *kv.Store) *kvApp {
-	return &kvApp{kv: store, snaps: make(map[uint64]appSnapshot)}
+	return &kvApp{kv: store, snaps: make(map[uint64]appSnapshot), writing: make(map[uint64]bool)}
 }
 
 // Execute implements pbftcore.App.
@@ -219,7 +222,7 @@ func (a *kvApp) DiscardBelow(seq uint64) {
 	for s, snap := range a.snaps {
 		if s < seq {
 			delete(a.snaps, s)
-			if len(a.spare) < pbftSpareCheckpointBuffers {
+			if !a.writing[s] && len(a.spare) < pbftSpareCheckpointBuffers {
 				a.spare = append(a.spare, snap.data)
 			}
 		}

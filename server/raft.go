@@ -952,7 +952,9 @@ func (r *RaftReplica) takeSnapshot(index uint64) error {
 	meta := raftcore.SnapshotMeta{Index: index, Term: term, Membership: r.node.Status().Membership}
 	clone := r.kv.Clone()
 	r.snapshotting = true
+	r.background.Add(1) // Stop waits: the file must not be written after the directory is released
 	go func() {
+		defer r.background.Done()
 		var buf bytes.Buffer
 		res := snapResult{meta: meta}
 		if _, err := clone.Snapshot(&buf); err != nil {
