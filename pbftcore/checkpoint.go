@@ -241,6 +241,11 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 	if table != nil {
 		nd.stableTable = table
 		nd.reportStable()
+	} else {
+		// A report of an earlier stable checkpoint not yet handed out is obsolete: its state
+		// is discarded below (possible when several become stable in one step, as in a
+		// restore from a log).
+		nd.stable = nil
 	}
 	nd.nextSeq = max(nd.nextSeq, seq)
 	nd.maxPrepared = max(nd.maxPrepared, seq)

@@ -124,7 +124,12 @@ func (nd *Node) restore(log []Record) error {
 			for k := range r.Proof {
 				mask |= 1 << k
 			}
-			nd.makeStable(r.Seq, r.Digest, r.Proof, mask) // starts the state transfer if needed
+			// The record may be ahead of the durable state: a driver writes the checkpoint's
+			// snapshot after logging this record, and a crash can lose the snapshot. Execute
+			// what the log committed first, so the replica regains that state itself instead
+			// of asking for it; after a power cut of every replica nobody else may hold it.
+			nd.executeCommitted()
+			nd.makeStable(r.Seq, r.Digest, r.Proof, mask) // starts the state transfer if still behind
 			continue
 		case RecPrePrepared, RecPrepared, RecCommitted:
 		default:

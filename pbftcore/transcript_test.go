@@ -68,3 +68,15 @@ func TestTranscriptCommittedOlderView(t *testing.T) { runTranscript(t, "committe
 // log's tail restarts changing to that view (re-sending its VIEW-CHANGE), not active in a
 // view whose NEW-VIEW it never accepted.
 func TestTranscriptSnapshotViewActive(t *testing.T) { runTranscript(t, "snapshot_view.txt") }
+
+// Durable protocol state: a logged stable checkpoint whose snapshot was lost in the crash is
+// regained by re-executing the log's committed batches, not by a state transfer that, after
+// a power cut of every replica, nobody could serve.
+func TestTranscriptSnapshotLost(t *testing.T) { runTranscript(t, "snapshot_lost.txt") }
+
+// Durable protocol state: a replica that caught up by state transfer and lost its snapshots
+// restarts from its log, regains what it executed, and fetches the rest again; a restore
+// that adopts several stable checkpoints reports only one whose state the App holds.
+func TestTranscriptSnapshotLostTransfer(t *testing.T) {
+	runTranscript(t, "snapshot_lost_transfer.txt")
+}

@@ -52,6 +52,10 @@ type pbftProtocol struct {
 	crashedAt []bool
 	// durable is, per host, the last stable checkpoint it reported and its App state.
 	durable []pbftDurable
+	// Per host, the snapshot writer: a write is queued on the disk (snapQueued) and lands
+	// the newest stable checkpoint reported meanwhile (snapNext).
+	snapQueued []bool
+	snapNext   []*pbftDurable
 	// Checkers' incremental state.
 	batchAt map[uint64]pbftcore.Digest // seq -> executed batch digest (first correct replica)
 	sent    map[[2]uint64][]byte       // (client, ts) -> encoded op the client sent
@@ -60,6 +64,9 @@ type pbftProtocol struct {
 	sentByType [pbftcore.MsgBatch + 1]int
 	// Restarts from a log (crash-restarts and power cuts), and power cuts.
 	logRestarts, powerCuts int
+	// snapshotBehind: log restarts whose log holds a stable checkpoint above the snapshot
+	// that survived (the crash lost the snapshot written after the record).
+	snapshotBehind int
 }
 
 // Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
@@ -68,7 +75,7 @@ func (p *pbftProtocol) Counters() []Counter {
 	k := &p.sentByType
 	return []Counter{{"new-views", k[pbftcore.MsgNewView]}, {"batch-fetches", k[pbftcore.MsgFetchBatch]},
 		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]},
-		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}}
+		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}, {"snapshot-behind-log", p.snapshotBehind}}
 }
 
 func newPBFT(c *Cluster) Protocol {
@@ -92,6 +99,7 @@ func newPBFT(c *Cluster) Protocol {
 	p.replicas = make([]*pbftReplica, p.n)
 	p.crashedAt = make([]bool, p.n)
 	p.durable = make([]pbftDurable, p.n)
+	p.snapQueued, p.snapNext = make([]bool, p.n), make([]*pbftDurable, p.n)
 	return p
 }
 
@@ -129,6 +137,7 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 			p.amnesiac++
 		}
 	}
+	p.snapQueued[i], p.snapNext[i] = false, nil // a crash dropped any snapshot write in flight
 	app := &pbftApp{snaps: map[uint64]KV{}}
 	cfg := pbftcore.DefaultConfig(i, p.n, p.keyring.Replica(i), app, h.Rand())
 	cfg.CheckpointInterval = p.k
@@ -152,6 +161,12 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	if restart && p.logged {
 		cfg.Log, cfg.LogSynced = append([]pbftcore.Record{}, p.durable[i].log...), true
 		p.logRestarts++
+		for _, rec := range cfg.Log {
+			if rec.Kind == pbftcore.RecStable && (!p.durable[i].ok || rec.Seq > p.durable[i].cp.Seq) {
+				p.snapshotBehind++ // its snapshot was lost in the crash: the log is ahead of it
+				break
+			}
+		}
 	}
 	nd, err := pbftcore.New(cfg)
 	if err != nil {
@@ -293,10 +308,29 @@ func (r *pbftReplica) drive() {
 		if r.byz == nil {
 			r.check(&rd)
 		}
-		// The snapshot of a stable checkpoint is durable at once (the server writes it
-		// synchronously), ahead of records still in the disk's group commit.
+		// The snapshot of a stable checkpoint: in logged runs it is written behind this
+		// Ready's records (the server writes the file on a background goroutine after
+		// logging them), so a crash can land the stable-checkpoint record and lose the
+		// snapshot; otherwise it is durable at once.
+		// Like the server's writer, one snapshot write at a time: a newer stable checkpoint
+		// replaces one still waiting, so some checkpoints never reach the disk.
 		if st := rd.Stable; st != nil {
-			r.persist(st)
+			cp := r.snapshotOf(st)
+			if p, i := r.p, r.i; p.logged {
+				p.snapNext[i] = &cp
+				if !p.snapQueued[i] {
+					p.snapQueued[i] = true
+					r.h.Disk().Write(func() {
+						p.snapQueued[i] = false
+						if s := p.snapNext[i]; s != nil {
+							p.snapNext[i] = nil
+							p.durable[i].install(*s)
+						}
+					}, nil)
+				}
+			} else {
+				p.durable[i].install(cp)
+			}
 		}
 		var out []pbftcore.Message
 		for k := range rd.Messages {
@@ -344,8 +378,8 @@ type pbftDurable struct {
 	log []pbftcore.Record
 }
 
-// persist keeps a reported stable checkpoint (owned copies) with the App state at it.
-func (r *pbftReplica) persist(st *pbftcore.StableCheckpoint) {
+// snapshotOf copies a reported stable checkpoint (owned copies) with the App state at it.
+func (r *pbftReplica) snapshotOf(st *pbftcore.StableCheckpoint) pbftDurable {
 	kv, ok := r.app.snaps[st.Seq]
 	if !ok {
 		panic("pbft: App lost the state of a reported stable checkpoint")
@@ -356,22 +390,30 @@ func (r *pbftReplica) persist(st *pbftcore.StableCheckpoint) {
 		cp.Proof[k] = pbftcore.CloneMessage(&st.Proof[k])
 	}
 	cp.ClientTable = append([]byte(nil), st.ClientTable...)
-	// Compaction: records for numbers at or below the checkpoint are dead; the latest view
-	// record is kept (the core logs one with every stable checkpoint).
-	old := r.p.durable[r.i].log
+	return pbftDurable{ok: true, cp: cp, kv: kv}
+}
+
+// install makes snapshot s durable and compacts the log: records for numbers at or below
+// its checkpoint are dead; the latest view record is kept (the core logs one with every
+// stable checkpoint).
+func (d *pbftDurable) install(s pbftDurable) {
+	if d.ok && d.cp.Seq >= s.cp.Seq {
+		return
+	}
 	var log []pbftcore.Record
 	lastView := -1
-	for k := range old {
-		if old[k].Kind == pbftcore.RecView {
+	for k := range d.log {
+		if d.log[k].Kind == pbftcore.RecView {
 			lastView = k
 		}
 	}
-	for k := range old {
-		if k == lastView || (old[k].Kind != pbftcore.RecView && old[k].Seq > st.Seq) {
-			log = append(log, old[k])
+	for k := range d.log {
+		if k == lastView || (d.log[k].Kind != pbftcore.RecView && d.log[k].Seq > s.cp.Seq) {
+			log = append(log, d.log[k])
 		}
 	}
-	r.p.durable[r.i] = pbftDurable{ok: true, cp: cp, kv: kv, log: log}
+	s.log = log
+	*d = s
 }
 
 // send puts an owned message on the network.
