@@ -15,14 +15,17 @@ type ckptRecord struct {
 	msgs   []Message // per sender, owned copies (signed)
 	hasOwn bool
 	own    Digest
-	table  []byte // this replica's client table at seq (chunk 0 of the state)
-	ownMsg Message
+	// pending: an AsyncCheckpointer App is digesting this checkpoint (table is set).
+	pending bool
+	table   []byte // this replica's client table at seq (chunk 0 of the state)
+	ownMsg  Message
 }
 
 func (c *ckptRecord) resetFor(seq uint64) {
 	c.seq = seq
 	c.mask = 0
 	c.hasOwn = false
+	c.pending = false
 }
 
 // ownedCopy deep-copies a checkpoint message (all its bytes are in Auth).
@@ -111,7 +114,49 @@ func (nd *Node) takeCheckpoint(seq uint64) {
 	}
 	c := nd.ckptFor(seq)
 	c.table = nd.appendClientTable(c.table[:0])
-	d := stateDigest(nd.app.Checkpoint(seq), c.table)
+	// A restore digests synchronously: it must know the state it regained before it
+	// adopts the stable checkpoints in its log (persist.go).
+	if a, ok := nd.app.(AsyncCheckpointer); ok && !nd.restoring {
+		c.pending = true
+		a.BeginCheckpoint(seq)
+		return
+	}
+	nd.sendOwnCheckpoint(c, nd.app.Checkpoint(seq))
+}
+
+// CheckpointDigest hands in the digest an AsyncCheckpointer App computed for the checkpoint
+// it began at seq. The replica then multicasts its CHECKPOINT; if the checkpoint became
+// stable meanwhile on 2f+1 others' messages, the digest is checked against the certified one
+// and the stable checkpoint is reported (Ready.Stable) now that the App holds its state. A
+// digest for a checkpoint no longer pending (below the window, or handed in already) is
+// ignored.
+func (nd *Node) CheckpointDigest(seq uint64, app Digest) {
+	k := nd.cfg.CheckpointInterval
+	if seq == 0 || seq%k != 0 {
+		return
+	}
+	c := &nd.ckpts[(seq/k)%uint64(len(nd.ckpts))]
+	if c.seq != seq || !c.pending {
+		return
+	}
+	c.pending = false
+	switch {
+	case seq > nd.h:
+		nd.sendOwnCheckpoint(c, app)
+	case seq == nd.h && !nd.st.active:
+		if d := stateDigest(app, c.table); d != nd.stableDigest {
+			assert.Failf("pbftcore: replica %d's checkpoint %d digest differs from the 2f+1 certified one (nondeterministic App?)", nd.id, seq)
+		}
+		nd.stableTable = append(nd.stableTable[:0], c.table...)
+		nd.reportStable()
+	}
+}
+
+// sendOwnCheckpoint records this replica's digest of checkpoint c (the App's digest app
+// combined with the client table) and multicasts its CHECKPOINT.
+func (nd *Node) sendOwnCheckpoint(c *ckptRecord, app Digest) {
+	seq := c.seq
+	d := stateDigest(app, c.table)
 	c.hasOwn, c.own = true, d
 	m := Message{Type: MsgCheckpoint, From: nd.id, To: ToAll, Seq: seq, Digest: d}
 	m.Auth = nd.auth.Seal(&m, c.ownMsg.Auth[:0])

@@ -73,6 +73,18 @@ type App interface {
 	DiscardBelow(seq uint64)
 }
 
+// AsyncCheckpointer is an App that digests its checkpoints off the driver's goroutine (a
+// whole-state digest takes milliseconds, and the replica processes nothing meanwhile). The
+// core calls BeginCheckpoint(seq) instead of Checkpoint when it executes a checkpoint's
+// sequence number; the App records the state at seq (a copy, or copy-on-write) and the
+// driver hands its digest in with Node.CheckpointDigest when ready. Until then the
+// replica's own CHECKPOINT for seq is not sent; seq may become stable meanwhile on 2f+1
+// others' messages. Checkpoint is still called, synchronously, while New replays a log.
+type AsyncCheckpointer interface {
+	App
+	BeginCheckpoint(seq uint64)
+}
+
 // Config configures one replica.
 type Config struct {
 	ID   int // this replica, 0..N-1

@@ -12,7 +12,9 @@
 //
 // It must not do I/O, start goroutines, read the clock or use a global RNG: time arrives as
 // Tick, randomness and every key arrive in Config, and the application state is reached only
-// through the App interface, called synchronously from Step/Tick. The core does no I/O, so
+// through the App interface, called synchronously from Step/Tick (an AsyncCheckpointer App
+// digests checkpoints elsewhere and the driver hands the digests in with CheckpointDigest,
+// so the core still sees them as inputs, in an order the driver chooses). The core does no I/O, so
 // it keeps no durable state itself: it reports each new stable checkpoint in Ready.Stable
 // (proof, client table) for the driver to persist with the App's state, and its protocol
 // records in Ready.Persist for the driver to log before it sends that Ready's messages;

@@ -61,6 +61,26 @@ type harness struct {
 	// logs is, per replica, every Ready.Persist record it emitted while up, in order: the
 	// durable log a restart with log=true hands back (Config.Log).
 	logs [][]pbftcore.Record
+	// began is, per replica, the checkpoints an async App (cluster async=true) began and
+	// whose digests the digests command hands in.
+	began [][]begunCheckpoint
+}
+
+type begunCheckpoint struct {
+	seq    uint64
+	digest pbftcore.Digest
+}
+
+// asyncApp is kvapp.App as a pbftcore.AsyncCheckpointer whose digests wait in h.began.
+type asyncApp struct {
+	*kvapp.App
+	h *harness
+	i int
+}
+
+func (a asyncApp) BeginCheckpoint(seq uint64) {
+	a.h.began[a.i] = append(a.h.began[a.i], begunCheckpoint{seq, a.Checkpoint(seq)})
+	fmt.Fprintf(a.h.out, "r%d begins checkpoint %d\n", a.i, seq)
 }
 
 type durableCheckpoint struct {
@@ -72,7 +92,11 @@ type durableCheckpoint struct {
 func (h *harness) config(i int, app *kvapp.App) pbftcore.Config {
 	args := h.args
 	app.ChunkBytes = intArg(args, "chunk", 16)
-	cfg := pbftcore.DefaultConfig(i, h.n, h.keyring.Replica(i), app, rand.New(rand.NewPCG(1, uint64(i))))
+	var coreApp pbftcore.App = app
+	if args["async"] == "true" {
+		coreApp = asyncApp{App: app, h: h, i: i}
+	}
+	cfg := pbftcore.DefaultConfig(i, h.n, h.keyring.Replica(i), coreApp, rand.New(rand.NewPCG(1, uint64(i))))
 	cfg.CheckpointInterval = uint64(intArg(args, "k", 4))
 	cfg.WindowSize = uint64(intArg(args, "window", 2*int(cfg.CheckpointInterval)))
 	cfg.MaxInflightBatches = int(cfg.WindowSize)
@@ -92,6 +116,7 @@ func (h *harness) restart(i int, withLog bool) error {
 		return fmt.Errorf("r%d has no durable checkpoint", i)
 	}
 	app := kvapp.New()
+	h.began[i] = nil // digests in flight die with the process
 	cfg := h.config(i, app)
 	if d.state != nil {
 		app.Restore(d.cp.Seq, [][]byte{d.state})
@@ -157,7 +182,8 @@ func newHarness(args map[string]string) (*harness, error) {
 	nClients := intArg(args, "clients", 2)
 	h := &harness{n: n, keyring: pbftcore.NewKeyring([]byte("transcript"), n, nClients),
 		byz: map[int]*byz.Replica{}, down: map[int]bool{}, signAll: args["signall"] == "true",
-		executed: make([][]pbftcore.Executed, n), args: args, durable: make([]durableCheckpoint, n), logs: make([][]pbftcore.Record, n)}
+		executed: make([][]pbftcore.Executed, n), args: args, durable: make([]durableCheckpoint, n), logs: make([][]pbftcore.Record, n),
+		began: make([][]begunCheckpoint, n)}
 	for i := range n {
 		app := kvapp.New()
 		nd, err := pbftcore.New(h.config(i, app))
@@ -496,6 +522,18 @@ func (h *harness) run(cmd string, args map[string]string) error {
 		if _, ok := args["nostabilize"]; !ok {
 			h.stabilize()
 		}
+	case "digests":
+		// digests r=1: replica 1's async App hands in the digests it began, then the network
+		// runs until quiet.
+		i := intArg(args, "r", 0)
+		for _, b := range h.began[i] {
+			h.nodes[i].CheckpointDigest(b.seq, b.digest)
+			fmt.Fprintf(h.out, "r%d digest of checkpoint %d handed in\n", i, b.seq)
+		}
+		h.began[i] = nil
+		h.setTrace(args)
+		h.stabilize()
+		h.trace = false
 	case "stabilize":
 		h.setTrace(args)
 		h.stabilize()

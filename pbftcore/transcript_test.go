@@ -80,3 +80,8 @@ func TestTranscriptSnapshotLost(t *testing.T) { runTranscript(t, "snapshot_lost.
 func TestTranscriptSnapshotLostTransfer(t *testing.T) {
 	runTranscript(t, "snapshot_lost_transfer.txt")
 }
+
+// OSDI '99 §4.3 with checkpoint digests computed off the driver (AsyncCheckpointer): the
+// CHECKPOINT waits for the digest, and a replica whose digest comes after its checkpoint
+// became stable reports it then.
+func TestTranscriptAsyncCheckpoint(t *testing.T) { runTranscript(t, "async_checkpoint.txt") }

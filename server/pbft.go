@@ -116,6 +116,8 @@ type PBFTReplica struct {
 	snapWriting bool
 	snapPending *pbftSnapJob
 	snapDone    chan pbftSnapJob
+	// ckptDone delivers checkpoints serialized and digested off the driver (asyncKVApp).
+	ckptDone chan checkpointResult
 
 	// Test-only broken mode (ReplicaConfig.UnsafeAckBeforeCommit).
 	unsafeAuth *pbftcore.Authenticator
@@ -182,6 +184,7 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 		self:      int(cfg.ID - 1),
 		snapDir:   filepath.Join(cfg.DataDir, "snap"),
 		snapDone:  make(chan pbftSnapJob, 1),
+		ckptDone:  make(chan checkpointResult, 1),
 		lifecycle: newLifecycle(cfg.Logger, cfg.Metrics),
 	}
 	for _, nd := range spec.Nodes {
@@ -279,7 +282,8 @@ func (r *PBFTReplica) coreConfig() (pbftcore.Config, error) {
 		return pbftcore.Config{}, err
 	}
 	r.app = newKVApp(r.kv)
-	c := pbftcore.DefaultConfig(r.self, r.n, keys, r.app, rand.New(rand.NewPCG(rngSeed, r.cfg.ID)))
+	app := asyncKVApp{kvApp: r.app, done: r.ckptDone, stop: r.stop, wg: &r.background}
+	c := pbftcore.DefaultConfig(r.self, r.n, keys, app, rand.New(rand.NewPCG(rngSeed, r.cfg.ID)))
 	if ps.CheckpointInterval != 0 {
 		c.CheckpointInterval = ps.CheckpointInterval
 		c.WindowSize = 2 * ps.CheckpointInterval
@@ -388,6 +392,10 @@ func (r *PBFTReplica) run() {
 		case job := <-r.snapDone:
 			if err := r.finishSnapWrite(job); err != nil {
 				r.setFatal(err)
+			}
+		case res := <-r.ckptDone:
+			if r.app.install(res.seq, res.snap) {
+				r.node.CheckpointDigest(res.seq, res.snap.digest)
 			}
 		}
 		r.processReady()

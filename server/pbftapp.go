@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/sha256"
+	"sync"
 
 	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/pbftcore"
@@ -52,6 +53,9 @@ type kvApp struct {
 	// writing: checkpoints whose buffers the background snapshot writer is reading; once
 	// discarded they go to the garbage collector, never to spare.
 	writing map[uint64]bool
+	// discarded: DiscardBelow's highest argument; a checkpoint below it that finishes
+	// later (asyncKVApp) is not kept.
+	discarded uint64
 
 	req   wire.ClientRequest
 	reply wire.ClientReply
@@ -148,20 +152,71 @@ func (a *kvApp) errorResult(req *pbftcore.Request, dst []byte) []byte {
 // Checkpoint implements pbftcore.App: the store's snapshot stream is kept for state
 // transfer until DiscardBelow.
 func (a *kvApp) Checkpoint(seq uint64) pbftcore.Digest {
+	snap := serializeCheckpoint(a.kv, a.takeSpare())
+	a.install(seq, snap)
+	return snap.digest
+}
+
+func (a *kvApp) takeSpare() []byte {
 	var spare []byte
 	if n := len(a.spare); n > 0 {
 		spare, a.spare = a.spare[n-1], a.spare[:n-1]
 	}
-	buf := bytes.NewBuffer(spare[:0])
-	if _, err := a.kv.Snapshot(buf); err != nil {
+	return spare
+}
+
+// serializeCheckpoint writes store's snapshot stream into buf's memory and digests it.
+func serializeCheckpoint(store *kv.Store, buf []byte) appSnapshot {
+	b := bytes.NewBuffer(buf[:0])
+	if _, err := store.Snapshot(b); err != nil {
 		panic("server: kv snapshot to memory failed: " + err.Error())
+	}
+	return appSnapshot{data: b.Bytes(), digest: stateDigest(b.Bytes())}
+}
+
+// install keeps snap as checkpoint seq's state, unless seq was discarded meanwhile.
+func (a *kvApp) install(seq uint64, snap appSnapshot) bool {
+	if seq < a.discarded {
+		if len(a.spare) < pbftSpareCheckpointBuffers {
+			a.spare = append(a.spare, snap.data)
+		}
+		return false
 	}
 	if len(a.snaps) >= pbftMaxHeldCheckpoints {
 		panic("server: pbft app holds more checkpoints than pbftMaxHeldCheckpoints (DiscardBelow not called?)")
 	}
-	d := stateDigest(buf.Bytes())
-	a.snaps[seq] = appSnapshot{data: buf.Bytes(), digest: d}
-	return d
+	a.snaps[seq] = snap
+	return true
+}
+
+// asyncKVApp is the replica's kvApp as a pbftcore.AsyncCheckpointer: a checkpoint clones
+// the store on the driver (a copy of its memory) and serializes and digests the clone on
+// another goroutine, which sends the result to done; the driver installs it and hands the
+// digest to the core (PBFTReplica.finishCheckpoint). The driver thus stalls for the copy
+// only, not for the sort, the serialization and the SHA-256 of the whole store.
+type asyncKVApp struct {
+	*kvApp
+	done chan<- checkpointResult
+	stop <-chan struct{}
+	wg   *sync.WaitGroup
+}
+
+type checkpointResult struct {
+	seq  uint64
+	snap appSnapshot
+}
+
+func (a asyncKVApp) BeginCheckpoint(seq uint64) {
+	clone, buf := a.kv.Clone(), a.takeSpare()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		res := checkpointResult{seq: seq, snap: serializeCheckpoint(clone, buf)}
+		select {
+		case a.done <- res:
+		case <-a.stop: // the driver is gone
+		}
+	}()
 }
 
 // stateDigest is the checkpoint digest: SHA-256 over the store's serialized state, which is
@@ -219,6 +274,7 @@ func (a *kvApp) Restore(seq uint64, chunks [][]byte) {
 
 // DiscardBelow implements pbftcore.App.
 func (a *kvApp) DiscardBelow(seq uint64) {
+	a.discarded = max(a.discarded, seq)
 	for s, snap := range a.snaps {
 		if s < seq {
 			delete(a.snaps, s)

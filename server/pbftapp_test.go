@@ -44,3 +44,26 @@ func TestPBFTAppKeepsBuffersBeingWritten(t *testing.T) {
 		t.Fatal("discarded checkpoints that no writer holds were not kept for reuse")
 	}
 }
+
+// A checkpoint digested off the driver (asyncKVApp) that finishes after the core discarded
+// its number is not kept (its buffer is reused instead); one at or above the floor is.
+func TestPBFTAppInstallsOnlyCheckpointsStillWanted(t *testing.T) {
+	store, err := kv.New(kv.Config{NoDigest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newKVApp(store)
+	a.DiscardBelow(16)
+	if a.install(8, serializeCheckpoint(store, nil)) {
+		t.Fatal("installed checkpoint 8 after DiscardBelow(16)")
+	}
+	if _, ok := a.snapshot(8); ok || len(a.spare) != 1 {
+		t.Fatalf("checkpoint 8 held %v, spare buffers %d (want its buffer kept for reuse)", ok, len(a.spare))
+	}
+	if !a.install(16, serializeCheckpoint(store, nil)) {
+		t.Fatal("checkpoint 16 (at the floor) not installed")
+	}
+	if _, ok := a.snapshot(16); !ok {
+		t.Fatal("checkpoint 16 not held")
+	}
+}

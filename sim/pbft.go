@@ -46,6 +46,9 @@ type pbftProtocol struct {
 	// their checkpoint plus that log (Config.Log), as correct replicas; power cuts (every
 	// replica restarts at once) are then part of the nemesis.
 	logged bool
+	// asyncCkpt: replicas digest checkpoints as the server does, off the core's call
+	// (pbftcore.AsyncCheckpointer), handing each digest in some ticks later.
+	asyncCkpt bool
 	// amnesiac counts hosts that crashed and restarted without a log (empty or from their
 	// checkpoint, either way forgetting what followed it): each is a fault for the run.
 	amnesiac  int
@@ -67,6 +70,8 @@ type pbftProtocol struct {
 	// snapshotBehind: log restarts whose log holds a stable checkpoint above the snapshot
 	// that survived (the crash lost the snapshot written after the record).
 	snapshotBehind int
+	// asyncDigests: checkpoint digests handed in later (asyncCkpt runs).
+	asyncDigests int
 }
 
 // Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
@@ -75,7 +80,8 @@ func (p *pbftProtocol) Counters() []Counter {
 	k := &p.sentByType
 	return []Counter{{"new-views", k[pbftcore.MsgNewView]}, {"batch-fetches", k[pbftcore.MsgFetchBatch]},
 		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]},
-		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}, {"snapshot-behind-log", p.snapshotBehind}}
+		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}, {"snapshot-behind-log", p.snapshotBehind},
+		{"async-digests", p.asyncDigests}}
 }
 
 func newPBFT(c *Cluster) Protocol {
@@ -89,6 +95,7 @@ func newPBFT(c *Cluster) Protocol {
 	// SignAll costs ~50 µs per message verified: a few small runs keep it covered.
 	p.signAll = p.f == 1 && r.IntN(16) == 0
 	p.logged = r.IntN(2) == 0
+	p.asyncCkpt = r.IntN(2) == 0
 	p.keyring = pbftcore.NewKeyring(binary.LittleEndian.AppendUint64(nil, c.Seed()), p.n, c.Params().Clients)
 	p.byzB = make([]byz.Behaviour, p.n)
 	nByz := r.IntN(p.f + 1)
@@ -120,8 +127,8 @@ func (p *pbftProtocol) Describe() string {
 			bs = append(bs, fmt.Sprintf("n%d=%s", i+1, b))
 		}
 	}
-	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v byzantine=[%s]",
-		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, strings.Join(bs, " "))
+	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v asyncCkpt=%v byzantine=[%s]",
+		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, p.asyncCkpt, strings.Join(bs, " "))
 }
 
 func (p *pbftProtocol) Hosts() int { return p.n }
@@ -139,7 +146,11 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	}
 	p.snapQueued[i], p.snapNext[i] = false, nil // a crash dropped any snapshot write in flight
 	app := &pbftApp{snaps: map[uint64]KV{}}
-	cfg := pbftcore.DefaultConfig(i, p.n, p.keyring.Replica(i), app, h.Rand())
+	var coreApp pbftcore.App = app
+	if p.asyncCkpt {
+		coreApp = pbftAsyncApp{app}
+	}
+	cfg := pbftcore.DefaultConfig(i, p.n, p.keyring.Replica(i), coreApp, h.Rand())
 	cfg.CheckpointInterval = p.k
 	cfg.WindowSize = 2 * p.k
 	cfg.MaxInflightBatches = int(cfg.WindowSize)
@@ -272,6 +283,14 @@ type pbftReplica struct {
 }
 
 func (r *pbftReplica) Tick() {
+	// Checkpoint digests computed "in the background" arrive in order, each after a
+	// geometric number of ticks.
+	for len(r.app.began) > 0 && r.h.Rand().IntN(2) == 0 {
+		b := r.app.began[0]
+		r.app.began = r.app.began[1:]
+		r.nd.CheckpointDigest(b.seq, b.digest)
+		r.p.asyncDigests++
+	}
 	r.nd.Tick()
 	if r.byz != nil {
 		for _, m := range r.byz.Tick() {
@@ -466,6 +485,20 @@ func (r *pbftReplica) check(rd *pbftcore.Ready) {
 type pbftApp struct {
 	kv    KV
 	snaps map[uint64]KV
+	began []beganCheckpoint // pbftAsyncApp: digests not yet handed to the core
+}
+
+type beganCheckpoint struct {
+	seq    uint64
+	digest pbftcore.Digest
+}
+
+// pbftAsyncApp is pbftApp as a pbftcore.AsyncCheckpointer: the state is recorded at once,
+// and its digest reaches the core later (pbftReplica.Tick).
+type pbftAsyncApp struct{ *pbftApp }
+
+func (a pbftAsyncApp) BeginCheckpoint(seq uint64) {
+	a.began = append(a.began, beganCheckpoint{seq, a.Checkpoint(seq)})
 }
 
 func encodeOutput(dst []byte, out Output) []byte {
