@@ -131,8 +131,18 @@ func (nd *Node) takeCheckpoint(seq uint64) {
 // digest for a checkpoint no longer pending (below the window, or handed in already) is
 // ignored.
 func (nd *Node) CheckpointDigest(seq uint64, app Digest) {
+	if seq == nd.h && nd.stableOwnPending {
+		// Stable on others' messages while this replica digested it. The record in the
+		// checkpoint ring may be reused for h+L by now, so the table was kept aside.
+		nd.stableOwnPending = false
+		if d := stateDigest(app, nd.stableTable); d != nd.stableDigest {
+			assert.Failf("pbftcore: replica %d's checkpoint %d digest differs from the 2f+1 certified one (nondeterministic App?)", nd.id, seq)
+		}
+		nd.reportStable()
+		return
+	}
 	k := nd.cfg.CheckpointInterval
-	if seq == 0 || seq%k != 0 {
+	if seq <= nd.h || seq%k != 0 {
 		return
 	}
 	c := &nd.ckpts[(seq/k)%uint64(len(nd.ckpts))]
@@ -140,16 +150,7 @@ func (nd *Node) CheckpointDigest(seq uint64, app Digest) {
 		return
 	}
 	c.pending = false
-	switch {
-	case seq > nd.h:
-		nd.sendOwnCheckpoint(c, app)
-	case seq == nd.h && !nd.st.active:
-		if d := stateDigest(app, c.table); d != nd.stableDigest {
-			assert.Failf("pbftcore: replica %d's checkpoint %d digest differs from the 2f+1 certified one (nondeterministic App?)", nd.id, seq)
-		}
-		nd.stableTable = append(nd.stableTable[:0], c.table...)
-		nd.reportStable()
-	}
+	nd.sendOwnCheckpoint(c, app)
 }
 
 // sendOwnCheckpoint records this replica's digest of checkpoint c (the App's digest app
@@ -264,6 +265,7 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 		return
 	}
 	var table []byte
+	ownPending := false
 	if seq <= nd.h+nd.cfg.WindowSize {
 		c := nd.ckptFor(seq)
 		if c.hasOwn {
@@ -271,6 +273,8 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 				assert.Failf("pbftcore: replica %d's checkpoint %d digest differs from the 2f+1 certified one (nondeterministic App?)", nd.id, seq)
 			}
 			table = append(nd.stableTable[:0], c.table...)
+		} else if c.pending {
+			ownPending, table = true, append(nd.stableTable[:0], c.table...)
 		}
 	}
 	newProof := make([]Message, 0, bits.OnesCount64(proof))
@@ -283,13 +287,17 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 	// Logged whether or not this replica holds the state: a restart must not move h back
 	// below a checkpoint it acted on (persist.go).
 	nd.logRecord(Record{Kind: RecStable, Seq: seq, Digest: d, Proof: newProof})
-	if table != nil {
+	nd.stableOwnPending = ownPending
+	switch {
+	case table != nil && !ownPending:
 		nd.stableTable = table
 		nd.reportStable()
-	} else {
-		// A report of an earlier stable checkpoint not yet handed out is obsolete: its state
-		// is discarded below (possible when several become stable in one step, as in a
-		// restore from a log).
+	default:
+		// The App does not hold this checkpoint's state yet (its digest is pending, handed
+		// in by CheckpointDigest, or the state comes by transfer). A report of an earlier
+		// stable checkpoint not yet handed out is obsolete: its state is discarded below
+		// (possible when several become stable in one step, as in a restore from a log).
+		nd.stableTable = table // nil unless pending: this replica cannot serve h's state
 		nd.stable = nil
 	}
 	nd.nextSeq = max(nd.nextSeq, seq)
@@ -385,7 +393,7 @@ func (nd *Node) requestChunk() {
 
 // stepFetchState serves a chunk of this replica's stable checkpoint.
 func (nd *Node) stepFetchState(m *Message) error {
-	if m.Seq != nd.h || nd.h == 0 || nd.st.active || nd.stableTable == nil {
+	if m.Seq != nd.h || nd.h == 0 || nd.st.active || nd.stableTable == nil || nd.stableOwnPending {
 		return ErrStale
 	}
 	out := Message{Type: MsgStateChunk, To: m.From, Seq: nd.h, Digest: nd.stableDigest, Chunk: m.Chunk}

@@ -274,6 +274,9 @@ func (h *harness) collect() {
 		h.executed[i] = append(h.executed[i], cloneExecuted(rd.Executed)...)
 		// cluster snapshots=lost: a driver whose checkpoint snapshots never reach the disk
 		// (each lost in a crash after its stable-checkpoint record was logged).
+		if rd.Stable != nil && h.args["showstable"] == "true" { // cluster showstable=true
+			fmt.Fprintf(h.out, "r%d reports stable n=%d view=%d active=%v\n", i, rd.Stable.Seq, rd.Stable.View, rd.Stable.ViewActive)
+		}
 		if rd.Stable != nil && !h.down[i] {
 			h.persist(i, rd.Stable, h.args["snapshots"] != "lost")
 		}

@@ -225,11 +225,14 @@ type Node struct {
 	h            uint64 // low watermark: last stable checkpoint
 	stableDigest Digest
 	stableProof  []Message // 2f+1 signed CHECKPOINTs for h (owned)
-	stableTable  []byte    // client table at h, chunk 0 of the state
-	lastExec     uint64
-	nextSeq      uint64 // primary: last sequence number assigned
-	maxPrepared  uint64
-	log          []slot
+	stableTable  []byte    // client table at h, chunk 0 of the state (nil: state not held)
+	// stableOwnPending: h became stable while an AsyncCheckpointer App digested it; the
+	// state is reported once CheckpointDigest hands the digest in.
+	stableOwnPending bool
+	lastExec         uint64
+	nextSeq          uint64 // primary: last sequence number assigned
+	maxPrepared      uint64
+	log              []slot
 
 	ckpts   []ckptRecord // checkpoints in (h, h+L], indexed (seq/K) % (L/K)
 	farCkpt []Message    // per sender: latest CHECKPOINT above the window (owned)

@@ -128,6 +128,14 @@ func (nd *Node) restore(log []Record) error {
 			// snapshot after logging this record, and a crash can lose the snapshot. Execute
 			// what the log committed first, so the replica regains that state itself instead
 			// of asking for it; after a power cut of every replica nobody else may hold it.
+			// A slot a later view re-pre-prepared lost its committed mark in the replay so
+			// far (resetView below); what it committed is final, so it is marked again
+			// first, as the end of the restore does for every slot.
+			for seq, d := range committed {
+				if s := nd.existingSlot(seq); s != nil && seq > nd.lastExec && !s.committed && (!s.hasPP || s.digest == d) {
+					s.markCommitted(d)
+				}
+			}
 			nd.executeCommitted()
 			nd.makeStable(r.Seq, r.Digest, r.Proof, mask) // starts the state transfer if still behind
 			continue
@@ -185,14 +193,14 @@ func (nd *Node) restore(log []Record) error {
 		if s.hasPP && s.digest != d {
 			return fmt.Errorf("%w: Log: %d committed with one digest and pre-prepared with another in view %d", ErrInvalidConfig, s.seq, s.view)
 		}
-		s.digest, s.committed = d, true
-		if b := s.findBuf(d); b >= 0 {
-			s.cur, s.missing = b, false
-		} else {
-			s.missing = true // fetched like a NEW-VIEW's batch
-		}
+		s.markCommitted(d)
 	}
 	nd.view, nd.viewActive = view, active
+	if nd.stable != nil {
+		// A stable checkpoint adopted during the replay was reported with the view the
+		// replica started in; the snapshot must record the view it ends in.
+		nd.stable.View, nd.stable.ViewActive = view, active
+	}
 	nd.lostNewView = active && view > 0 && nd.isPrimary()
 	if nd.isPrimary() && active {
 		for i := range nd.log {
@@ -241,4 +249,16 @@ func (nd *Node) restorePrePrepared(s *slot, r *Record) error {
 		s.vote(false, nd.id, s.digest) // its PREPARE went out after this record (held batches only)
 	}
 	return nil
+}
+
+// markCommitted marks s committed-local with digest d, as a restore found it in the log (in
+// some view: final in any). Its batch is the held one with that digest, or it is fetched
+// like a NEW-VIEW's batch.
+func (s *slot) markCommitted(d Digest) {
+	s.digest, s.committed = d, true
+	if b := s.findBuf(d); b >= 0 {
+		s.cur, s.missing = b, false
+	} else {
+		s.missing = true
+	}
 }

@@ -85,3 +85,14 @@ func TestTranscriptSnapshotLostTransfer(t *testing.T) {
 // CHECKPOINT waits for the digest, and a replica whose digest comes after its checkpoint
 // became stable reports it then.
 func TestTranscriptAsyncCheckpoint(t *testing.T) { runTranscript(t, "async_checkpoint.txt") }
+
+// Durable protocol state: a restore that adopts a logged stable checkpoint whose snapshot was
+// lost counts what it committed in an older view as final before it re-executes (the slot was
+// re-pre-prepared by a later view in the log).
+func TestTranscriptSnapshotLostViewChange(t *testing.T) {
+	runTranscript(t, "snapshot_lost_view_change.txt")
+}
+
+// OSDI '99 §4.3 with late digests: a checkpoint that became stable on others' messages is
+// reported when this replica's digest arrives, even after its checkpoint-ring slot was reused.
+func TestTranscriptAsyncCheckpointLate(t *testing.T) { runTranscript(t, "async_checkpoint_late.txt") }

@@ -49,6 +49,8 @@ type pbftProtocol struct {
 	// asyncCkpt: replicas digest checkpoints as the server does, off the core's call
 	// (pbftcore.AsyncCheckpointer), handing each digest in some ticks later.
 	asyncCkpt bool
+	// digestDelay: each tick a waiting digest is handed in with probability 1/digestDelay.
+	digestDelay int
 	// amnesiac counts hosts that crashed and restarted without a log (empty or from their
 	// checkpoint, either way forgetting what followed it): each is a fault for the run.
 	amnesiac  int
@@ -96,6 +98,7 @@ func newPBFT(c *Cluster) Protocol {
 	p.signAll = p.f == 1 && r.IntN(16) == 0
 	p.logged = r.IntN(2) == 0
 	p.asyncCkpt = r.IntN(2) == 0
+	p.digestDelay = []int{2, 16}[r.IntN(2)]
 	p.keyring = pbftcore.NewKeyring(binary.LittleEndian.AppendUint64(nil, c.Seed()), p.n, c.Params().Clients)
 	p.byzB = make([]byz.Behaviour, p.n)
 	nByz := r.IntN(p.f + 1)
@@ -127,8 +130,8 @@ func (p *pbftProtocol) Describe() string {
 			bs = append(bs, fmt.Sprintf("n%d=%s", i+1, b))
 		}
 	}
-	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v asyncCkpt=%v byzantine=[%s]",
-		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, p.asyncCkpt, strings.Join(bs, " "))
+	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v asyncCkpt=%v/%d byzantine=[%s]",
+		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, p.asyncCkpt, p.digestDelay, strings.Join(bs, " "))
 }
 
 func (p *pbftProtocol) Hosts() int { return p.n }
@@ -285,7 +288,7 @@ type pbftReplica struct {
 func (r *pbftReplica) Tick() {
 	// Checkpoint digests computed "in the background" arrive in order, each after a
 	// geometric number of ticks.
-	for len(r.app.began) > 0 && r.h.Rand().IntN(2) == 0 {
+	for len(r.app.began) > 0 && r.h.Rand().IntN(r.p.digestDelay) == 0 {
 		b := r.app.began[0]
 		r.app.began = r.app.began[1:]
 		r.nd.CheckpointDigest(b.seq, b.digest)
