@@ -272,6 +272,9 @@ func TestPBFTForgedRequestsCannotStealReplies(t *testing.T) {
 	cl := pbftClient(t, c, 0, 1) // identity 0 only
 	pdo(t, cl, put("a", "0"))
 	pdo(t, cl, get("a")) // sent to every replica
+	// 2f+1 replies came back; let the slowest replica take the read too before the forgers
+	// start, or its replies could still follow the client's unauthenticated registration.
+	time.Sleep(200 * time.Millisecond)
 	n := len(c.Spec.Nodes)
 	forged := wire.AppendMessageFrame(nil, 0, &wire.Request{ClientID: 0, Timestamp: 1 << 40,
 		Op:   wire.AppendClientRequest(nil, &wire.ClientRequest{Ops: []wire.Op{put("a", "forged")}}),
