@@ -229,15 +229,7 @@ func TestPBFTClusterRestartedReplicaCatchesUp(t *testing.T) {
 	if err := c.RestartNode(3); err != nil {
 		t.Fatal(err)
 	}
-	target := pbftReplica(c, 0).StableCheckpoint()
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; pbftReplica(c, 3).LastExecuted() < target; i++ {
-		// Ongoing work makes the others retransmit their checkpoints to the laggard.
-		pdo(t, cl, put("tick", fmt.Sprint(i)))
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted replica executed %d, stable checkpoint of the others is %d", pbftReplica(c, 3).LastExecuted(), target)
-		}
-	}
+	pbftWaitCaughtUp(t, c, 3, func(ops ...wire.Op) { pdo(t, cl, ops...) })
 	// Without replica 3 (index 2) every quorum of 2f+1 = 3 needs the restarted replica.
 	if err := c.StopNode(2); err != nil {
 		t.Fatal(err)

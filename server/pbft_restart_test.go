@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consensusbench/consensusbench/client"
 	"github.com/consensusbench/consensusbench/storage"
 	"github.com/consensusbench/consensusbench/wire"
 )
@@ -38,9 +39,19 @@ func pbftWriteToCheckpoint(t *testing.T, c *LocalCluster, cl interface{ Primary(
 	}
 }
 
+// pbftValues runs ops through cl and returns the value each one read.
+func pbftValues(t *testing.T, cl *client.PBFTClient, ops ...wire.Op) [][]byte {
+	t.Helper()
+	var vals [][]byte
+	for _, o := range pdo(t, cl, ops...).Ops {
+		vals = append(vals, o.Value)
+	}
+	return vals
+}
+
 // pbftReadBack reads every key back through cl, a few per request (a reply holds at most
 // PBFTMaxResultBytes).
-func pbftReadBack(t *testing.T, do func(ops ...wire.Op) [][]byte, written map[string]string) {
+func pbftReadBack(t *testing.T, cl *client.PBFTClient, written map[string]string) {
 	t.Helper()
 	var keys []string
 	for k := range written {
@@ -53,13 +64,27 @@ func pbftReadBack(t *testing.T, do func(ops ...wire.Op) [][]byte, written map[st
 		for _, k := range keys[:n] {
 			ops = append(ops, get(k))
 		}
-		vals := do(ops...)
+		vals := pbftValues(t, cl, ops...)
 		for i, k := range keys[:n] {
 			if string(vals[i]) != written[k] {
 				t.Fatalf("key %s = %q after restart, acknowledged %q", k, vals[i], written[k])
 			}
 		}
 		keys = keys[n:]
+	}
+}
+
+// pbftWaitCaughtUp writes through do until replica i has executed up to the others' stable
+// checkpoint: ongoing work makes the others retransmit their checkpoints to a laggard.
+func pbftWaitCaughtUp(t *testing.T, c *LocalCluster, i int, do func(ops ...wire.Op)) {
+	t.Helper()
+	target := pbftReplica(c, 0).StableCheckpoint()
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 0; pbftReplica(c, i).LastExecuted() < target; n++ {
+		do(put("tick", fmt.Sprint(n)))
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted replica executed %d, stable checkpoint of the others is %d", pbftReplica(c, i).LastExecuted(), target)
+		}
 	}
 }
 
@@ -73,11 +98,7 @@ func TestPBFTClusterAllReplicasRestartFromCheckpoint(t *testing.T) {
 	cl := pbftClient(t, c, 0, 1)
 	written, h := pbftWriteToCheckpoint(t, c, cl, func(ops ...wire.Op) { pdo(t, cl, ops...) }, "k", 2*int(c.Spec.PBFT.CheckpointInterval)+3)
 	_ = cl.Close()
-	for i := range c.Replicas {
-		if err := c.StopNode(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopAll(t, c)
 	for i := range c.Replicas {
 		if err := c.RestartNode(i); err != nil {
 			t.Fatal(err)
@@ -88,17 +109,9 @@ func TestPBFTClusterAllReplicasRestartFromCheckpoint(t *testing.T) {
 		}
 	}
 	cl2 := pbftClient(t, c, 0, 2) // the same identities: their exactly-once records survived
-	read := func(ops ...wire.Op) [][]byte {
-		res := pdo(t, cl2, ops...)
-		var vals [][]byte
-		for _, o := range res.Ops {
-			vals = append(vals, o.Value)
-		}
-		return vals
-	}
-	pbftReadBack(t, read, written)
+	pbftReadBack(t, cl2, written)
 	pdo(t, cl2, put("after", "1"))
-	if v := read(get("after"), get("k0")); string(v[0]) != "1" || string(v[1]) != "v0" {
+	if v := pbftValues(t, cl2, get("after"), get("k0")); string(v[0]) != "1" || string(v[1]) != "v0" {
 		t.Fatalf("after restart: after=%q k0=%q", v[0], v[1])
 	}
 }
@@ -122,33 +135,18 @@ func TestPBFTClusterReplicaRestartsFromCheckpointAndCatchesUp(t *testing.T) {
 	if r := pbftReplica(c, 3); r.LastExecuted() != h0 {
 		t.Fatalf("restarted replica at executed=%d, want its checkpoint %d", r.LastExecuted(), h0)
 	}
-	target := pbftReplica(c, 0).StableCheckpoint()
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; pbftReplica(c, 3).LastExecuted() < target; i++ {
-		do(put("tick", fmt.Sprint(i)))
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted replica executed %d, stable checkpoint of the others is %d", pbftReplica(c, 3).LastExecuted(), target)
-		}
-	}
+	pbftWaitCaughtUp(t, c, 3, do)
 	// Without replica index 2 every quorum of 2f+1 = 3 needs the restarted replica.
 	if err := c.StopNode(2); err != nil {
 		t.Fatal(err)
 	}
 	cl2 := pbftClient(t, c, 8, 2) // the restarted replica listens on a new port
 	pdo(t, cl2, put("after", "1"))
-	read := func(ops ...wire.Op) [][]byte {
-		res := pdo(t, cl2, ops...)
-		var vals [][]byte
-		for _, o := range res.Ops {
-			vals = append(vals, o.Value)
-		}
-		return vals
-	}
 	for k, v := range later {
 		early[k] = v
 	}
 	early["after"] = "1"
-	pbftReadBack(t, read, early)
+	pbftReadBack(t, cl2, early)
 }
 
 // Durable protocol state (pbftlog.go, pbftcore/persist.go): every replica stops at once
@@ -189,13 +187,6 @@ func TestPBFTClusterAllReplicasRestartFromTheirLogs(t *testing.T) {
 		t.Fatal("no replica had executed above its stable checkpoint: the test exercises nothing")
 	}
 	cl2 := pbftClient(t, c, 0, 2)
-	read := func(ops ...wire.Op) [][]byte {
-		var vals [][]byte
-		for _, o := range pdo(t, cl2, ops...).Ops {
-			vals = append(vals, o.Value)
-		}
-		return vals
-	}
-	pbftReadBack(t, read, written)
+	pbftReadBack(t, cl2, written)
 	pdo(t, cl2, put("after", "1"))
 }

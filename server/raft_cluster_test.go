@@ -330,11 +330,7 @@ func TestRaftSnapshotsCompactionAndInstall(t *testing.T) {
 		t.Fatalf("reads after catch-up: %+v", res.Ops)
 	}
 	// Every replica restarts from its snapshot and WAL.
-	for i := range c.Replicas {
-		if err := c.StopNode(i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stopAll(t, c)
 	for i := range c.Replicas {
 		if err := c.RestartNode(i); err != nil {
 			t.Fatal(err)
@@ -364,5 +360,15 @@ func TestRaftOversizedBatchIsRefused(t *testing.T) {
 	}
 	if got := do(t, cl, get("a")).Ops[0]; string(got.Value) != "1" {
 		t.Fatalf("after the refusal a = %q", got.Value)
+	}
+}
+
+// stopAll stops every replica of c (a crash of all of them, for the restart tests).
+func stopAll(t *testing.T, c *LocalCluster) {
+	t.Helper()
+	for i := range c.Replicas {
+		if err := c.StopNode(i); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
