@@ -287,17 +287,15 @@ func (nd *Node) makeStable(seq uint64, d Digest, msgs []Message, proof uint64) {
 	// Logged whether or not this replica holds the state: a restart must not move h back
 	// below a checkpoint it acted on (persist.go).
 	nd.logRecord(Record{Kind: RecStable, Seq: seq, Digest: d, Proof: newProof})
-	nd.stableOwnPending = ownPending
-	switch {
-	case table != nil && !ownPending:
-		nd.stableTable = table
+	// stableTable is nil when the state comes by transfer; while the digest is pending it
+	// waits there for CheckpointDigest, and the state is not served.
+	nd.stableTable, nd.stableOwnPending = table, ownPending
+	if table != nil && !ownPending {
 		nd.reportStable()
-	default:
-		// The App does not hold this checkpoint's state yet (its digest is pending, handed
-		// in by CheckpointDigest, or the state comes by transfer). A report of an earlier
-		// stable checkpoint not yet handed out is obsolete: its state is discarded below
-		// (possible when several become stable in one step, as in a restore from a log).
-		nd.stableTable = table // nil unless pending: this replica cannot serve h's state
+	} else {
+		// A report of an earlier stable checkpoint not yet handed out is obsolete: its state
+		// is discarded below (possible when several become stable in one step, as in a
+		// restore from a log).
 		nd.stable = nil
 	}
 	nd.nextSeq = max(nd.nextSeq, seq)
