@@ -192,7 +192,7 @@ func (a *kvApp) install(seq uint64, snap appSnapshot) bool {
 // asyncKVApp is the replica's kvApp as a pbftcore.AsyncCheckpointer: a checkpoint clones
 // the store on the driver (a copy of its memory) and serializes and digests the clone on
 // another goroutine, which sends the result to done; the driver installs it and hands the
-// digest to the core (PBFTReplica.finishCheckpoint). The driver thus stalls for the copy
+// digest to the core (PBFTReplica.run, case ckptDone). The driver thus stalls for the copy
 // only, not for the sort, the serialization and the SHA-256 of the whole store.
 type asyncKVApp struct {
 	*kvApp
