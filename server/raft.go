@@ -27,7 +27,8 @@ const (
 	// this replica; beyond it new batches are answered StatusBusy.
 	MaxPendingRequests = 1 << 16
 	// maxCatchUpTicks bounds the ticks delivered at once after the driver stalled: enough to
-	// expire any lease and election timer, few enough not to stall the driver in turn.
+	// expire any lease and election timer (it is raised to twice the election timeout when
+	// that is longer), few enough not to stall the driver in turn.
 	maxCatchUpTicks = 1000
 	// MaxInboundBatchesPerRound bounds how many inbound batches the driver steps before it
 	// takes a Ready, so that a flood of input cannot starve sending and persisting.
@@ -146,6 +147,7 @@ type RaftReplica struct {
 	role            atomic.Uint32
 
 	appendTime map[uint64]time.Time
+	clock      tickClock // the core's time; see catchUpTicks
 
 	admin    chan func() // closures the driver runs for operator calls (TransferLeader)
 	term     atomic.Uint64
@@ -224,6 +226,7 @@ func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 	r.appliedA.Store(r.applied)
 	r.term.Store(ccfg.HardState.Term)
 	r.maxBatchEntries, r.maxBatchBytes = ccfg.MaxBatchEntries, int(ccfg.MaxBatchBytes)
+	r.clock = newTickClock(cfg.Spec.TickInterval(), max(maxCatchUpTicks, 2*ccfg.ElectionTick), time.Now())
 	if err := r.newTransport(); err != nil {
 		w.Close()
 		return nil, err
@@ -417,10 +420,9 @@ func (r *RaftReplica) TransferLeader(to uint64) error {
 
 func (r *RaftReplica) run() {
 	defer close(r.done)
-	interval := r.cfg.Spec.TickInterval()
-	tick := time.NewTicker(interval)
+	r.clock.restart(time.Now())
+	tick := time.NewTicker(r.clock.interval)
 	defer tick.Stop()
-	lastTick := time.Now()
 	inbound := r.tr.Inbound()
 	for r.fatal.Load() == nil {
 		select {
@@ -437,21 +439,12 @@ func (r *RaftReplica) run() {
 				}
 				break
 			}
-		case now := <-tick.C:
-			// A driver that stalled (a long snapshot, a GC pause, SIGSTOP) missed ticks; the
-			// core must see the time that passed, or a lease would outlive its bound
-			// (thesis §6.4.1). Deliver every elapsed tick, up to a cap.
-			n := min(int(now.Sub(lastTick)/interval), maxCatchUpTicks)
-			lastTick = lastTick.Add(time.Duration(max(n, 1)) * interval)
-			if now.Sub(lastTick) > interval {
-				lastTick = now // more than the cap was missed: resynchronise
-			}
-			for i := 0; i < max(n, 1); i++ {
-				r.node.Tick()
-			}
+		case <-tick.C:
+			r.catchUpTicks()
 		case <-r.durableC:
 			r.ackDurable()
 		case f := <-r.admin:
+			r.catchUpTicks()
 			f()
 		case res := <-r.snapDone:
 			if err := r.finishSnapshot(res); err != nil {
@@ -465,7 +458,16 @@ func (r *RaftReplica) run() {
 	}
 }
 
+// catchUpTicks delivers every tick that has come due. It runs before any input reaches the
+// core (see tickClock): a read must never be checked against a lease with a stale clock.
+func (r *RaftReplica) catchUpTicks() {
+	for n := r.clock.due(time.Now()); n > 0; n-- {
+		r.node.Tick()
+	}
+}
+
 func (r *RaftReplica) ackDurable() {
+	r.catchUpTicks()
 	if e := r.durableErr.Load(); e != nil {
 		r.setFatal(fmt.Errorf("wal failed: %w", *e))
 		return
@@ -491,6 +493,7 @@ func (r *RaftReplica) ackDurable() {
 }
 
 func (r *RaftReplica) handleBatch(b *transport.Batch) {
+	r.catchUpTicks()
 	for i := range b.Frames {
 		f := &b.Frames[i]
 		if f.Client != 0 {
@@ -633,6 +636,7 @@ func (r *RaftReplica) requestReads() {
 	if len(r.reads) == 0 || r.reads[len(r.reads)-1].ctx != 0 {
 		return
 	}
+	r.catchUpTicks()
 	r.readCtx++
 	if err := r.node.ReadIndex(r.readCtx); err != nil {
 		r.failReads(wire.StatusBusy)
