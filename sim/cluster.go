@@ -22,6 +22,7 @@ const (
 	evNodeTick                    // one host's Tick
 	evDeliver                     // a message arrives
 	evDisk                        // a host's oldest pending write completes
+	evResume                      // a stalled host's process runs again
 )
 
 type event struct {
@@ -91,6 +92,7 @@ type Stats struct {
 	Events, Sent, Delivered, Dropped, Duplicated  int
 	Crashes, Restarts, Partitions, ProtocolFaults int
 	DiskWrites, DiskLost, DiskTorn, DiskStalls    int
+	Stalls                                        int
 	OpsDone, OpsUnknown                           int
 	Ticks                                         int
 	HealTick, LiveTick                            int
@@ -306,6 +308,11 @@ func (c *Cluster) step(e event) bool {
 			return false
 		}
 		c.schedule(event{at: c.now + h.tickPeriod, kind: evNodeTick, to: h.id, inc: h.inc})
+		h.ticks++
+		if h.Stalled() {
+			h.stallTicks++
+			return false
+		}
 		h.replica.Tick()
 	case evDeliver:
 		if e.to.IsClient() {
@@ -322,6 +329,10 @@ func (c *Cluster) step(e event) bool {
 			c.stats.Dropped++
 			return false
 		}
+		if h.Stalled() {
+			h.stallMsgs = append(h.stallMsgs, stalledMsg{from: e.from, msg: e.msg})
+			return false
+		}
 		c.stats.Delivered++
 		h.replica.Deliver(e.from, e.msg)
 	case evDisk:
@@ -330,8 +341,71 @@ func (c *Cluster) step(e event) bool {
 			return false
 		}
 		h.disk.complete()
+	case evResume:
+		h := c.hosts[e.to-1]
+		if h.up && h.inc == e.inc && h.stallUntil == c.now {
+			c.resume(h)
+		}
 	}
 	return false
+}
+
+// StallHostsMax bounds the hosts stalled at once.
+const StallHostsMax = 1
+
+// Stall stops host id's process for units of simulated time, as SIGSTOP or a long GC pause
+// would: its replica runs nothing, while the network keeps delivering to it (messages queue)
+// and its disk keeps completing writes (acknowledgements queue), and its clock keeps
+// ticking. On resume the queued inputs reach the replica before its missed ticks (see
+// Replica). It reports whether the host was stalled: it must be up and not stalled, with
+// fewer than StallHostsMax hosts stalled, in the safety phase.
+func (c *Cluster) Stall(id NodeID, units int64) bool {
+	h := c.hosts[id-1]
+	stalled := 0
+	for _, o := range c.hosts {
+		if o.Stalled() {
+			stalled++
+		}
+	}
+	if !h.up || h.Stalled() || units < 1 || stalled >= StallHostsMax || c.healed {
+		return false
+	}
+	h.stallUntil = c.now + units
+	c.stats.Stalls++
+	c.Logf("FAULT stall host %d until t=%d", id, h.stallUntil)
+	c.schedule(event{at: h.stallUntil, kind: evResume, to: id, inc: h.inc})
+	return true
+}
+
+// resume hands a stalled replica what it missed, in the adversarial order of Replica's doc:
+// client messages, then peer messages, then disk acknowledgements, then the missed ticks. A
+// crash or a failure in the middle stops the hand-over.
+func (c *Cluster) resume(h *Host) {
+	msgs, acks, ticks := h.stallMsgs, h.stallAcks, h.stallTicks
+	h.stallUntil, h.stallMsgs, h.stallAcks, h.stallTicks = 0, nil, nil, 0
+	c.Logf("resume host %d: %d messages, %d disk acks, %d missed ticks", h.id, len(msgs), len(acks), ticks)
+	inc := h.inc
+	alive := func() bool { return h.up && h.inc == inc && c.failure == nil }
+	h.resuming = true
+	defer func() { h.resuming = false }()
+	for _, clients := range []bool{true, false} {
+		for _, m := range msgs {
+			if m.from.IsClient() == clients && alive() {
+				c.stats.Delivered++
+				h.replica.Deliver(m.from, m.msg)
+			}
+		}
+	}
+	for _, ack := range acks {
+		if alive() {
+			ack()
+		}
+	}
+	for range ticks {
+		if alive() {
+			h.replica.Tick()
+		}
+	}
 }
 
 // send puts msg on the network from -> to.
@@ -434,7 +508,12 @@ func (c *Cluster) heal() {
 			c.restart(h)
 		}
 	}
-	c.Logf("HEAL: network healed, all hosts up, drops and duplicates off")
+	for _, h := range c.hosts {
+		if h.Stalled() && c.failure == nil {
+			c.resume(h)
+		}
+	}
+	c.Logf("HEAL: network healed, all hosts up and running, drops and duplicates off")
 	c.proto.Heal()
 }
 
@@ -528,6 +607,8 @@ func (c *Cluster) fault() {
 			c.stats.DiskStalls++
 			c.Logf("FAULT disk stall host %d until t=%d", h.id, h.disk.stallUntil)
 		}
+	case FaultStall:
+		c.Stall(c.hosts[r.IntN(n)].id, 1+r.Int64N(StallUnitsMax))
 	case FaultProtocol:
 		if d := c.proto.Nemesis(r); d != "" {
 			c.stats.ProtocolFaults++
@@ -538,6 +619,7 @@ func (c *Cluster) fault() {
 
 func (c *Cluster) crash(h *Host) {
 	h.up = false
+	h.stallUntil, h.stallMsgs, h.stallAcks, h.stallTicks = 0, nil, nil, 0
 	h.inc++
 	h.replica = nil
 	c.down++

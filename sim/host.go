@@ -15,8 +15,22 @@ type Host struct {
 	rng        *rand.Rand
 	tickPeriod int64
 	tickPhase  int64
+	ticks      int64 // ticks of the host's clock in this incarnation, stalled or not
 	disk       Disk
 	replica    Replica
+
+	// A process stall (Cluster.Stall): until stallUntil the replica is not called; what
+	// would have reached it waits here and is handed over on resume.
+	stallUntil int64
+	stallMsgs  []stalledMsg
+	stallAcks  []func()
+	stallTicks int  // ticks the replica missed
+	resuming   bool // the queued inputs are being handed over
+}
+
+type stalledMsg struct {
+	from NodeID
+	msg  any
 }
 
 // ID is the host's NodeID.
@@ -34,6 +48,18 @@ func (h *Host) Cluster() *Cluster { return h.c }
 
 // Now is the simulated time in units.
 func (h *Host) Now() int64 { return h.c.now }
+
+// Ticks is the host's clock: the ticks that have passed since the replica started (this
+// incarnation), counting those it missed while stalled. A replica catches its core up to it
+// before acting on any input (see Replica).
+func (h *Host) Ticks() int64 { return h.ticks }
+
+// Stalled reports whether the host's process is stalled (see Cluster.Stall).
+func (h *Host) Stalled() bool { return h.stallUntil > 0 }
+
+// Resuming reports whether the host is being handed what queued during a stall (adapters
+// count the inputs that reach them this way).
+func (h *Host) Resuming() bool { return h.resuming }
 
 // Disk is the host's simulated disk.
 func (h *Host) Disk() *Disk { return &h.disk }
@@ -59,6 +85,7 @@ func (h *Host) Logf(format string, args ...any) {
 
 func (h *Host) start(restart bool) {
 	h.up = true
+	h.ticks = 0
 	h.replica = h.c.proto.StartReplica(h, restart)
 	first := h.c.now + h.tickPhase
 	if restart {
@@ -121,7 +148,11 @@ func (d *Disk) complete() {
 	d.pending[0] = diskWrite{}
 	d.pending = d.pending[1:]
 	w.land()
-	if w.ack != nil && d.host.up {
+	switch h := d.host; {
+	case w.ack == nil || !h.up:
+	case h.Stalled():
+		h.stallAcks = append(h.stallAcks, w.ack) // the driver learns of it on resume
+	default:
 		w.ack()
 	}
 }

@@ -33,6 +33,7 @@ const (
 	FaultEveryTicksMax = 60
 	ClockDriftPctMax   = 1          // per-host tick period within ±1% of TickUnits
 	DiskStallUnitsMax  = 3000       // a stalled disk starts no flush for up to 30 ticks
+	StallUnitsMax      = 6000       // a stalled process runs nothing for up to 60 ticks
 	HistoryOpsMax      = 4000       // ops started in the safety phase; the heal phase is bounded by ticks
 	EventsMax          = 20_000_000 // a run that processes this many events is stuck
 )
@@ -51,10 +52,11 @@ const (
 	FaultRestart                        // restart a crashed host from its disk image
 	FaultProtocol                       // Protocol.Nemesis: membership change, transfer, ...
 	FaultDiskStall                      // a host's disk stalls: its next flush starts late
+	FaultStall                          // a host's process stalls (SIGSTOP, GC pause): see Cluster.Stall
 	faultKinds
 )
 
-var faultNames = [faultKinds]string{"partition", "asym", "isolate", "heal", "crash", "restart", "protocol", "diskstall"}
+var faultNames = [faultKinds]string{"partition", "asym", "isolate", "heal", "crash", "restart", "protocol", "diskstall", "stall"}
 
 func (f FaultKind) String() string { return faultNames[f] }
 

@@ -63,8 +63,16 @@ type Factory func(c *Cluster) Protocol
 // inside each call: it steps the core, sends messages with Host.Send, starts disk writes with
 // Host.Disk().Write, applies committed ops to its KV and hands Ready back, until the core has
 // nothing more to do.
+//
+// Process stalls (Cluster.Stall): while a host is stalled its replica is not called at all;
+// messages to it queue, its disk acknowledgements wait, and its clock's ticks pass unseen.
+// On resume the simulator hands it everything in an adversarial order: the queued messages
+// (clients' first), then the disk acknowledgements, and only then one Tick per missed tick.
+// A replica whose core measures time (a lease, above all) must therefore read the host's
+// clock (Host.Ticks) and catch its core up before it acts on any input, as a real driver
+// reads the monotonic clock, rather than count Tick calls.
 type Replica interface {
-	// Tick advances the replica's logical clock by one tick.
+	// Tick is called at each tick of the host's clock (late, after a stall; see above).
 	Tick()
 	// Deliver hands the replica one message from the network. msg is whatever the sender
 	// passed to Send; the network may deliver it late, twice, or not at all. The receiver must

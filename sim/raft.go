@@ -89,6 +89,10 @@ type RaftOptions struct {
 	// at once and lets its write land with a later flush (or be lost in a crash), as the Ready
 	// contract allows.
 	LazyCommit bool
+	// SpreadReads sends each get to a host drawn at random instead of the believed leader,
+	// as a client behind a load balancer would: reads reach stalled, partitioned and deposed
+	// leaders, where a stale read would show.
+	SpreadReads bool
 	// Broken injects a deliberate bug into the adapter so tests can show the checkers fail.
 	Broken raftBreakage
 }
@@ -101,6 +105,7 @@ const (
 	raftApplyWrongOps              // host 2 applies a corrupted op at one index
 	raftForgeVotes                 // host 1 grants its vote to every candidate of a term
 	raftCorruptAppend              // entries sent to host 2 carry a flipped payload bit
+	raftStaleClock                 // the driver ticks the core only when Tick is called, not before inputs
 )
 
 func drawRaftOptions(r *rand.Rand) RaftOptions {
@@ -126,6 +131,7 @@ func drawRaftOptions(r *rand.Rand) RaftOptions {
 	if r.IntN(4) != 0 {
 		o.SnapThreshold = 5 + uint64(r.IntN(raftSnapThresholdMax))
 	}
+	o.SpreadReads = r.IntN(2) == 0
 	if o.Read == raftReadLease && !o.CheckQuorum {
 		o.CheckQuorum = true // lease reads require CheckQuorum (raftcore validate)
 	}
@@ -166,6 +172,7 @@ type raftProtocol struct {
 type raftCounters struct {
 	leaders, truncations, snapsTaken, snapsInstalled, restartsFromSnap int
 	confChanges, transfers, readsServed, redirects                     int
+	leaderStalls, staleClockReads                                      int
 }
 
 func (p *raftProtocol) Counters() []Counter {
@@ -173,14 +180,14 @@ func (p *raftProtocol) Counters() []Counter {
 	return []Counter{{"leaders", k.leaders}, {"truncations", k.truncations}, {"snapshots-taken", k.snapsTaken},
 		{"snapshots-installed", k.snapsInstalled}, {"restarts-from-snapshot", k.restartsFromSnap},
 		{"conf-changes-committed", k.confChanges}, {"transfers", k.transfers}, {"readindex-reads", k.readsServed},
-		{"redirects", k.redirects}}
+		{"redirects", k.redirects}, {"leader-stalls", k.leaderStalls}, {"reads-queued-in-stall", k.staleClockReads}}
 }
 
 func (p *raftProtocol) Describe() string {
 	o := p.opts
-	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v election=%dt heartbeat=%dt uncommitted=%d broken=%d",
+	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v election=%dt heartbeat=%dt uncommitted=%d spreadreads=%v broken=%d",
 		o.Voters, o.Spares, o.PreVote, o.CheckQuorum, raftReadModeNames[o.Read], o.SnapThreshold, o.SnapRetain,
-		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.ElectionTick, o.HeartbeatTick, o.MaxUncommitted, o.Broken)
+		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.ElectionTick, o.HeartbeatTick, o.MaxUncommitted, o.SpreadReads, o.Broken)
 }
 
 func (p *raftProtocol) Hosts() int   { return p.opts.Voters + p.opts.Spares }
@@ -398,6 +405,7 @@ type raftReplica struct {
 	waiting     [ClientsMax]uint64 // per client: seq proposed here and not yet answered
 	waitingTerm [ClientsMax]uint64 // the term it was proposed in
 	reads       []raftRead         // ReadIndex requests, pending and confirmed
+	ticked      int64              // ticks handed to the core (catchUp keeps it at the host's clock)
 }
 
 type raftRead struct {
@@ -410,11 +418,29 @@ type raftRead struct {
 }
 
 func (r *raftReplica) Tick() {
-	r.n.Tick()
+	if r.p.opts.Broken == raftStaleClock {
+		r.n.Tick()
+		r.ticked++
+	}
+	r.catchUp()
 	r.drive()
 }
 
+// catchUp hands the core every tick of the host's clock it has not seen. It runs before any
+// input reaches the core, as the server's driver does with the monotonic clock: after a
+// stall the simulator delivers queued input before the missed ticks, and a leader that
+// answered a read with its pre-stall clock would trust an expired lease (thesis §6.4.1).
+func (r *raftReplica) catchUp() {
+	if r.p.opts.Broken == raftStaleClock {
+		return
+	}
+	for ; r.ticked < r.h.Ticks(); r.ticked++ {
+		r.n.Tick()
+	}
+}
+
 func (r *raftReplica) Deliver(from NodeID, msg any) {
+	r.catchUp()
 	switch m := msg.(type) {
 	case *raftcore.Message:
 		if r.h.c.Tracing() {
@@ -424,6 +450,9 @@ func (r *raftReplica) Deliver(from NodeID, msg any) {
 			r.p.fail("host %d: Step(%v from %d): %v", r.h.ID(), m.Type, from, err)
 		}
 	case raftRequest:
+		if m.op.Kind == OpGet && r.h.Resuming() {
+			r.p.count.staleClockReads++
+		}
 		r.request(from, m.op)
 	}
 	r.drive()
@@ -523,6 +552,7 @@ func (r *raftReplica) drive() {
 			case mark.Seq != 0:
 				r.unacked++
 				r.h.Disk().Write(func() { img.land(w) }, func() {
+					r.catchUp()
 					r.unacked--
 					r.n.AckPersisted(mark)
 					r.drive()
@@ -841,12 +871,13 @@ func copyMessage(m *raftcore.Message) *raftcore.Message {
 }
 
 // Nemesis: leadership transfers and single-server membership changes, proposed to the
-// current leader.
+// current leader, and stalls of the leader's process (the pause-leader fault: the rest of
+// the cluster elects a new leader while the old one still believes it leads).
 func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 	var lead *raftReplica
 	var leadTerm uint64
 	for _, r := range p.replicas {
-		if r != nil && r.n.Role() == raftcore.Leader {
+		if r != nil && r.n.Role() == raftcore.Leader && !r.h.Stalled() {
 			if t := r.n.Status().HardState.Term; lead == nil || t > leadTerm {
 				lead, leadTerm = r, t
 			}
@@ -860,7 +891,15 @@ func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 	hosts := uint64(p.Hosts())
 	target := 1 + rng.Uint64N(hosts)
 	switch k := rng.IntN(100); {
-	case k < 40:
+	case k < 20:
+		// Long enough, mostly, for an election and a write elsewhere: up to 4 election timeouts.
+		units := int64(1 + rng.IntN(4*p.opts.ElectionTick*TickUnits))
+		if !p.c.Stall(lead.h.ID(), units) {
+			return ""
+		}
+		p.count.leaderStalls++
+		return fmt.Sprintf("stall leader %d (term %d) for %d units", lead.h.ID(), leadTerm, units)
+	case k < 50:
 		if target == uint64(lead.h.ID()) || !slices.Contains(m.Voters, target) {
 			return ""
 		}
@@ -904,14 +943,18 @@ type raftClient struct {
 	followed bool   // target came from a hint
 	idle     int    // ticks since the last send
 	moved    bool   // target already advanced after a redirect without a usable hint
+	spread   bool   // gets go to a random host (RaftOptions.SpreadReads)
 }
 
 func (p *raftProtocol) NewClient(h *ClientHost) Client {
-	return &raftClient{h: h, hosts: p.Hosts(), retry: p.opts.RetryTicks, target: 1, cursor: 1}
+	return &raftClient{h: h, hosts: p.Hosts(), retry: p.opts.RetryTicks, target: 1, cursor: 1, spread: p.opts.SpreadReads}
 }
 
 func (c *raftClient) Start(op Op) {
 	c.op, c.busy = op, true
+	if c.spread && op.Kind == OpGet {
+		c.target, c.followed = NodeID(1+c.h.Rand().IntN(c.hosts)), false
+	}
 	c.send()
 }
 

@@ -79,6 +79,7 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 		total.DiskTorn += st.DiskTorn
 		total.DiskLost += st.DiskLost
 		total.DiskStalls += st.DiskStalls
+		total.Stalls += st.Stalls
 		total.OpsDone += st.OpsDone
 		total.OpsUnknown += st.OpsUnknown
 		total.Ticks += st.Ticks
@@ -86,10 +87,10 @@ func runSeeds(t *testing.T, testName string, factory Factory, defaultSeeds int) 
 	if len(failed) > 0 {
 		t.Errorf("%s: %d of %d seeds failed: %v", testName, len(failed), n, failed)
 	}
-	t.Logf("%s: %d seeds (%d..%d) run in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d disk-stalls=%d ops=%d unknown=%d",
+	t.Logf("%s: %d seeds (%d..%d) run in %v: ticks=%d events=%d msgs=%d dropped=%d dup=%d crashes=%d partitions=%d protocol-faults=%d disk-lost=%d disk-torn=%d disk-stalls=%d stalls=%d ops=%d unknown=%d",
 		testName, n, *seedStartFlag, *seedStartFlag+uint64(n)-1, time.Since(start).Round(time.Millisecond),
 		total.Ticks, total.Events, total.Sent, total.Dropped, total.Duplicated, total.Crashes, total.Partitions,
-		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.DiskStalls, total.OpsDone, total.OpsUnknown)
+		total.ProtocolFaults, total.DiskLost, total.DiskTorn, total.DiskStalls, total.Stalls, total.OpsDone, total.OpsUnknown)
 	if len(sums) > 0 {
 		line := ""
 		for _, s := range sums {
