@@ -110,7 +110,10 @@ type Config struct {
 	// ReadOnly selects safe (ReadIndex round) or lease-based reads.
 	ReadOnly ReadOnlyMode
 	// LeaseDriftTicks is subtracted from the election timeout to bound the lease, covering
-	// clock drift between nodes. Must be < ElectionTick when ReadOnly is ReadLease.
+	// clock drift between nodes and one tick of granularity. Must be in [1, ElectionTick)
+	// when ReadOnly is ReadLease. The lease is measured in ticks: the driver must deliver
+	// every tick that has come due (by a monotonic clock) before it steps any input, or a
+	// leader resumed after a stall answers reads with a lease that expired (docs/RAFTCORE.md).
 	LeaseDriftTicks int
 
 	// MaxInflightMsgs bounds AppendEntries messages in flight to one follower.
@@ -193,8 +196,10 @@ func (c *Config) validate() error {
 	if c.ReadOnly == ReadLease && !c.CheckQuorum {
 		add("ReadOnly=ReadLease requires CheckQuorum")
 	}
-	if c.LeaseDriftTicks < 0 || (c.ReadOnly == ReadLease && c.LeaseDriftTicks >= c.ElectionTick) {
-		add("LeaseDriftTicks must be in [0, ElectionTick)")
+	if c.LeaseDriftTicks < 0 || (c.ReadOnly == ReadLease && (c.LeaseDriftTicks < 1 || c.LeaseDriftTicks >= c.ElectionTick)) {
+		// At least one tick: a follower's first tick after it heard the leader may come at
+		// once, so it may vote after ElectionTick-1 tick intervals of real time.
+		add("LeaseDriftTicks must be in [0, ElectionTick), and at least 1 with ReadLease")
 	}
 	if c.MaxInflightMsgs <= 0 {
 		add("MaxInflightMsgs must be > 0")
