@@ -490,9 +490,13 @@ type PersistMark struct {
 //     acknowledges; a snapshot acknowledgement needs the snapshot) and releases it in a later
 //     Ready after AckPersisted covers that state. So a leader's AppendEntries leave before its
 //     own disk write, and followers and voters never promise what a crash could lose.
-//  2. HardState, Entries and Snapshot must be written in Ready order: Snapshot first (it
-//     replaces the log up to Snapshot.Meta.Index), then Entries (which overwrite any stored
-//     entries from Entries[0].Index on), then HardState. When MustSync is set the write
+//  2. HardState, Entries and Snapshot must be written in Ready order: Snapshot first, then
+//     Entries (which overwrite any stored entries from Entries[0].Index on), then HardState.
+//     A Snapshot replaces the WHOLE stored log: discard every stored entry, below and above
+//     Snapshot.Meta.Index, and keep the snapshot. The core hands one out only when its log
+//     did not hold the snapshot's last entry with the snapshot's term (Raft §7: otherwise it
+//     keeps its log and only commits up to the index, and no Snapshot appears), so any entry
+//     above the index belongs to a superseded branch; kept, a restart would bring it back. When MustSync is set the write
 //     must be synced before acknowledging; otherwise (only Commit changed) it needs no sync
 //     of its own, but since acknowledgements are cumulative it is acknowledged only once
 //     every earlier Ready is durable.
@@ -513,7 +517,8 @@ type Ready struct {
 	MustSync bool
 	// Entries to append to stable storage.
 	Entries []Entry
-	// Snapshot received from the leader, to store and apply (check Snapshot.IsEmpty).
+	// Snapshot received from the leader, to store in place of the whole log and apply (check
+	// Snapshot.IsEmpty; see rule 2).
 	Snapshot Snapshot
 	// Mark identifies this Ready's persistence work; Mark.Seq is 0 when there is none.
 	Mark PersistMark
@@ -608,15 +613,19 @@ func (n *Node) Tick() { n.tick() }
 func (n *Node) Step(m *Message) error { return n.step(m) }
 
 // Propose appends a batch of application payloads (copied) as consecutive entries, on the
-// leader only (NotLeaderError with a leader hint elsewhere). The batch is replicated in the
+// leader only (NotLeaderError with a leader hint elsewhere), and returns the index of the
+// first (batch[i] is at index first+i, in the current Term). The batch is replicated in the
 // next Ready, together with every other proposal since the last one.
-func (n *Node) Propose(batch [][]byte) error { return n.propose(batch) }
+func (n *Node) Propose(batch [][]byte) (first uint64, err error) { return n.propose(batch) }
 
-// ProposeConfChange proposes a single-server membership change (thesis §4.1). It fails with
-// ErrConfChangePending while an earlier change is uncommitted or before the leader committed
-// an entry of its term, and with ErrBadConfChange when it would not change the membership,
-// remove the last voter, or exceed MaxMembers.
-func (n *Node) ProposeConfChange(cc ConfChange) error { return n.proposeConfChange(cc) }
+// ProposeConfChange proposes a single-server membership change (thesis §4.1) and returns the
+// index of its entry. It fails with ErrConfChangePending while an earlier change is
+// uncommitted or before the leader committed an entry of its term, and with
+// ErrBadConfChange when it would not change the membership, remove the last voter, or
+// exceed MaxMembers.
+func (n *Node) ProposeConfChange(cc ConfChange) (index uint64, err error) {
+	return n.proposeConfChange(cc)
+}
 
 // TransferLeader starts a leadership transfer to the voter `to` (thesis §3.10): the leader
 // stops accepting proposals, brings `to` up to date and sends it MsgTimeoutNow. The transfer
@@ -651,8 +660,30 @@ func (n *Node) AckPersisted(mark PersistMark) { n.ackPersisted(mark) }
 // the applied index `index` (usually answering Ready.SnapshotRequest; it may be called
 // before or after Advance of the Ready that asked). The core records the
 // membership and term at index, keeps data (not copied; it must stay unmodified) to send to
-// lagging followers, and compacts its log up to index-SnapshotRetainEntries.
-func (n *Node) ReportSnapshot(index uint64, data []byte) error { return n.reportSnapshot(index, data) }
+// lagging followers, and compacts its log up to index-SnapshotRetainEntries. It returns the
+// snapshot's metadata as recorded (Membership is read-only: the core never modifies it).
+func (n *Node) ReportSnapshot(index uint64, data []byte) (SnapshotMeta, error) {
+	return n.reportSnapshot(index, data)
+}
+
+// SnapshotMetaAt returns the metadata a snapshot of the state as of applied index `index`
+// carries: the term of entry index and the membership in effect there (read-only: the core
+// never modifies it). A driver that writes the snapshot durably before it reports it (to
+// restart from it) takes the metadata from here; the current membership (Status) may
+// already include a later, uncommitted change. It does not allocate. Errors:
+// ErrSnapshotTooOld when index is below the log's first index or the latest snapshot,
+// ErrUnavailable when index has not been applied.
+func (n *Node) SnapshotMetaAt(index uint64) (SnapshotMeta, error) { return n.snapshotMetaAt(index) }
+
+// Term returns the node's current term. It does not allocate.
+func (n *Node) Term() uint64 { return n.term }
+
+// Committed returns the node's commit index. It does not allocate.
+func (n *Node) Committed() uint64 { return n.commit }
+
+// LastIndex returns the index of the last entry in the node's log (durable or not). It does
+// not allocate.
+func (n *Node) LastIndex() uint64 { return n.log.lastIndex() }
 
 // Status returns a copy of the node's state. It allocates; not for hot paths.
 func (n *Node) Status() Status { return n.status() }

@@ -75,7 +75,7 @@ func (c *benchCluster) pump() {
 		}
 		n.Advance()
 		if rd.SnapshotRequest > 0 {
-			_ = n.ReportSnapshot(rd.SnapshotRequest, nil)
+			_, _ = n.ReportSnapshot(rd.SnapshotRequest, nil)
 		}
 	}
 }
@@ -94,7 +94,7 @@ func BenchmarkCluster(b *testing.B) {
 				}
 				// Warm up buffers to their steady size.
 				for i := 0; i < 2000; i++ {
-					if err := c.leader.Propose(payloads); err != nil {
+					if _, err := c.leader.Propose(payloads); err != nil {
 						b.Fatal(err)
 					}
 					c.pump()
@@ -106,7 +106,7 @@ func BenchmarkCluster(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
-					if err := c.leader.Propose(payloads); err != nil {
+					if _, err := c.leader.Propose(payloads); err != nil {
 						b.Fatal(err)
 					}
 					c.pump()
@@ -148,7 +148,7 @@ func BenchmarkProposeReady(b *testing.B) {
 					}
 					n.Advance()
 					if rd.SnapshotRequest > 0 {
-						_ = n.ReportSnapshot(rd.SnapshotRequest, nil)
+						_, _ = n.ReportSnapshot(rd.SnapshotRequest, nil)
 					}
 				}
 			}
@@ -156,7 +156,7 @@ func BenchmarkProposeReady(b *testing.B) {
 			b.SetBytes(int64(batch * 128))
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := n.Propose(payloads); err != nil {
+				if _, err := n.Propose(payloads); err != nil {
 					b.Fatal(err)
 				}
 				cycle()
@@ -198,7 +198,7 @@ func BenchmarkStepApp(b *testing.B) {
 			}
 			n.Advance()
 			if rd.SnapshotRequest > 0 {
-				_ = n.ReportSnapshot(rd.SnapshotRequest, nil)
+				_, _ = n.ReportSnapshot(rd.SnapshotRequest, nil)
 			}
 		}
 	}

@@ -172,7 +172,7 @@ func (c *chaos) step(step int) error {
 				c.proposed++
 				batch = append(batch, []byte(fmt.Sprintf("p%d", c.proposed)))
 			}
-			_ = l.Propose(batch)
+			_, _ = l.Propose(batch)
 		}
 	case r < 945:
 		id := c.pick()
@@ -215,7 +215,7 @@ func (c *chaos) step(step int) error {
 			if typ == AddVoter && len(l.voters) >= 5 {
 				typ = RemoveNode
 			}
-			err := l.ProposeConfChange(ConfChange{Type: typ, NodeID: id})
+			_, err := l.ProposeConfChange(ConfChange{Type: typ, NodeID: id})
 			c.note("conf %d %v %d: %v", l.id, typ, id, err)
 		}
 	case r < 978:
@@ -348,7 +348,7 @@ func (c *chaos) processReady(id uint64, ack bool) error {
 	}
 	n.Advance()
 	if rd.SnapshotRequest > 0 {
-		_ = n.ReportSnapshot(rd.SnapshotRequest, []byte(fmt.Sprintf("s%d", rd.SnapshotRequest)))
+		_, _ = n.ReportSnapshot(rd.SnapshotRequest, []byte(fmt.Sprintf("s%d", rd.SnapshotRequest)))
 	}
 	return nil
 }
@@ -392,9 +392,12 @@ func (c *chaos) converge() error {
 			}
 			if !proposed || l.term != proposeTerm {
 				// (Re)propose under the current leader: a deposed leader's entry may be lost.
-				if l.Propose([][]byte{[]byte("final")}) == nil {
+				if idx, err := l.Propose([][]byte{[]byte("final")}); err == nil {
+					if idx != l.log.lastIndex() || l.Term() != l.term {
+						return c.fail("Propose returned index %d, log ends at %d", idx, l.log.lastIndex())
+					}
 					proposed = true
-					target = l.log.lastIndex()
+					target = idx
 					proposeTerm = l.term
 				}
 				continue

@@ -81,7 +81,7 @@ func TestLeaderSendsBeforeOwnFsync(t *testing.T) {
 	if n.Role() != Leader {
 		t.Fatal("not leader")
 	}
-	if err := n.Propose([][]byte{[]byte("x")}); err != nil {
+	if _, err := n.Propose([][]byte{[]byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	msgs, rd := takeReady(n)
@@ -162,7 +162,7 @@ func TestNotLeaderHint(t *testing.T) {
 	if err := n.Step(&Message{Type: MsgHeartbeat, From: 1, To: 2, Term: 1}); err != nil {
 		t.Fatal(err)
 	}
-	err := n.Propose([][]byte{[]byte("x")})
+	_, err := n.Propose([][]byte{[]byte("x")})
 	var nl *NotLeaderError
 	if !errors.Is(err, ErrNotLeader) || !errors.As(err, &nl) || nl.Leader != 1 {
 		t.Fatalf("want NotLeaderError{1}, got %v", err)
@@ -214,5 +214,107 @@ func TestRestartCommitBelowSnapshot(t *testing.T) {
 	cfg.Applied = 13
 	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "Applied") {
 		t.Fatalf("Applied beyond the log accepted: %v", err)
+	}
+}
+
+// Raft §7 and the Ready contract's rule 2: an installed snapshot whose last entry the
+// follower's log does not hold replaces the whole log, entries above its index included
+// (they belong to a superseded branch), and only then is a Snapshot handed out. One whose
+// last entry the log holds keeps the log and hands out no Snapshot.
+func TestInstalledSnapshotReplacesTheWholeLog(t *testing.T) {
+	start := func() *Node {
+		cfg := DefaultConfig(2, Membership{Voters: []uint64{1, 2, 3}}, rand.New(rand.NewPCG(7, 2)))
+		cfg.HardState = HardState{Term: 3}
+		for i, term := range []uint64{1, 1, 2, 2, 2} { // indices 1..5; 3..5 from a leader of term 2
+			cfg.Entries = append(cfg.Entries, Entry{Index: uint64(i + 1), Term: term, Data: []byte("e")})
+		}
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	install := func(n *Node, index, term uint64) Ready {
+		t.Helper()
+		err := n.Step(&Message{Type: MsgSnap, From: 1, To: 2, Term: 4, SnapData: []byte("state"), SnapDone: true,
+			Snapshot: SnapshotMeta{Index: index, Term: term, Membership: Membership{Voters: []uint64{1, 2, 3}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rd := takeReady(n)
+		return rd
+	}
+
+	n := start()
+	rd := install(n, 4, 3) // the log holds index 4 with term 2: a different branch
+	if rd.Snapshot.IsEmpty() || rd.Snapshot.Meta.Index != 4 || len(rd.Entries) != 0 {
+		t.Fatalf("a snapshot over a conflicting log must be handed out alone: snapshot %+v, %d entries", rd.Snapshot.Meta, len(rd.Entries))
+	}
+	if n.LastIndex() != 4 || n.Committed() != 4 {
+		t.Fatalf("after the install the log must end at the snapshot: last %d, commit %d", n.LastIndex(), n.Committed())
+	}
+	if st := n.Status(); st.FirstIndex != 5 {
+		t.Fatalf("entry 5 of the superseded branch survived the install: first index %d", st.FirstIndex)
+	}
+
+	n = start()
+	rd = install(n, 4, 2) // the log holds index 4 with term 2: keep it, commit up to 4
+	if !rd.Snapshot.IsEmpty() {
+		t.Fatalf("a snapshot the log already covers must not be handed out: %+v", rd.Snapshot.Meta)
+	}
+	if n.LastIndex() != 5 || n.Committed() != 4 {
+		t.Fatalf("the log must be kept and committed to 4: last %d, commit %d", n.LastIndex(), n.Committed())
+	}
+}
+
+// Propose returns the index it assigned; the getters do not allocate; SnapshotMetaAt gives
+// the membership at the index, not a later uncommitted change.
+func TestProposeIndexAndCheapGetters(t *testing.T) {
+	cfg := DefaultConfig(1, Membership{Voters: []uint64{1}}, rand.New(rand.NewPCG(7, 1)))
+	cfg.PreVote = false
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Campaign()
+	drain := func() {
+		for n.HasReady() {
+			rd := n.Ready()
+			if rd.MustPersist() {
+				n.AckPersisted(rd.Mark)
+			}
+			n.Advance()
+		}
+	}
+	drain()
+	if n.Role() != Leader || n.Term() != 1 {
+		t.Fatalf("single voter did not lead term 1: %v term %d", n.Role(), n.Term())
+	}
+	first, err := n.Propose([][]byte{[]byte("a"), []byte("b")})
+	if err != nil || first != n.LastIndex()-1 {
+		t.Fatalf("Propose = %d, %v; log ends at %d", first, err, n.LastIndex())
+	}
+	drain()
+	if n.Committed() != first+1 {
+		t.Fatalf("commit %d, want %d", n.Committed(), first+1)
+	}
+	applied := n.Committed()
+	idx, err := n.ProposeConfChange(ConfChange{Type: AddLearner, NodeID: 4})
+	if err != nil || idx != n.LastIndex() {
+		t.Fatalf("ProposeConfChange = %d, %v; log ends at %d", idx, err, n.LastIndex())
+	}
+	meta, err := n.SnapshotMetaAt(applied)
+	if err != nil || meta.Index != applied || meta.Term != 1 || len(meta.Membership.Learners) != 0 {
+		t.Fatalf("SnapshotMetaAt(%d) = %+v, %v: want term 1 and no learner (the change is at %d)", applied, meta, err, idx)
+	}
+	if _, err := n.SnapshotMetaAt(n.LastIndex()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("SnapshotMetaAt beyond applied: %v, want ErrUnavailable", err)
+	}
+	got, err := n.ReportSnapshot(applied, []byte("s"))
+	if err != nil || got.Index != meta.Index || got.Term != meta.Term {
+		t.Fatalf("ReportSnapshot = %+v, %v; want %+v", got, err, meta)
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _, _ = n.Term(), n.Committed(), n.LastIndex(); _, _ = n.SnapshotMetaAt(applied + 1) }); a != 0 {
+		t.Fatalf("getters allocate %.1f times", a)
 	}
 }

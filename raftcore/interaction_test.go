@@ -295,13 +295,13 @@ func (e *interEnv) run(line string) (out string) {
 		for _, p := range a.pos[1:] {
 			batch = append(batch, []byte(p))
 		}
-		if err := n.Propose(batch); err != nil {
+		if _, err := n.Propose(batch); err != nil {
 			fmt.Fprintf(&w, "error: %v\n", err)
 		}
 	case "conf":
 		n := e.node(a.pos[0])
 		typ := map[string]ConfChangeType{"add-voter": AddVoter, "add-learner": AddLearner, "remove": RemoveNode}[a.pos[1]]
-		if err := n.ProposeConfChange(ConfChange{Type: typ, NodeID: ids(a.pos[2])[0]}); err != nil {
+		if _, err := n.ProposeConfChange(ConfChange{Type: typ, NodeID: ids(a.pos[2])[0]}); err != nil {
 			fmt.Fprintf(&w, "error: %v\n", err)
 		}
 	case "transfer":
@@ -317,7 +317,7 @@ func (e *interEnv) run(line string) (out string) {
 		n := e.node(a.pos[0])
 		idx := n.applied
 		data := []byte(strings.Join(e.applied[n.id], ";"))
-		if err := n.ReportSnapshot(idx, data); err != nil {
+		if _, err := n.ReportSnapshot(idx, data); err != nil {
 			fmt.Fprintf(&w, "error: %v\n", err)
 		}
 	case "process-ready":

@@ -1079,53 +1079,55 @@ func (n *Node) sendSnapshotChunk(pr *tracker.Progress) {
 
 func (n *Node) notLeader() error { return &NotLeaderError{Leader: n.lead} }
 
-func (n *Node) propose(batch [][]byte) error {
+func (n *Node) propose(batch [][]byte) (uint64, error) {
 	if n.role != Leader {
-		return n.notLeader()
+		return 0, n.notLeader()
 	}
 	if n.leadTransferee != None {
-		return ErrProposalDropped
+		return 0, ErrProposalDropped
 	}
 	if len(batch) > n.cfg.MaxBatchEntries {
-		return fmt.Errorf("%w: batch of %d entries over MaxBatchEntries", ErrProposalDropped, len(batch))
+		return 0, fmt.Errorf("%w: batch of %d entries over MaxBatchEntries", ErrProposalDropped, len(batch))
 	}
 	var bytes uint64
 	for _, p := range batch {
 		bytes += uint64(len(p))
 	}
 	if bytes > n.cfg.MaxBatchBytes || n.uncommittedBytes+bytes > n.cfg.MaxUncommittedBytes {
-		return ErrProposalDropped
+		return 0, ErrProposalDropped
 	}
+	first := n.log.lastIndex() + 1
 	for _, p := range batch {
 		n.log.append(n.term, EntryNormal, p)
 	}
 	n.uncommittedBytes += bytes
 	n.maybeCommit() // a single voter commits once its own log is durable
-	return nil
+	return first, nil
 }
 
-func (n *Node) proposeConfChange(cc ConfChange) error {
+func (n *Node) proposeConfChange(cc ConfChange) (uint64, error) {
 	if n.role != Leader {
-		return n.notLeader()
+		return 0, n.notLeader()
 	}
 	if n.leadTransferee != None {
-		return ErrProposalDropped
+		return 0, ErrProposalDropped
 	}
 	// Thesis §4.1 (and Ongaro's 2015 raft-dev correction): one change at a time, and only
 	// after the leader committed an entry of its own term.
 	if !n.committedInTerm() || n.lastConfIndex > n.commit {
-		return ErrConfChangePending
+		return 0, ErrConfChangePending
 	}
 	if cc.NodeID == n.id && cc.Type == AddLearner {
-		return fmt.Errorf("%w: demote the leader after transferring leadership", ErrBadConfChange)
+		return 0, fmt.Errorf("%w: demote the leader after transferring leadership", ErrBadConfChange)
 	}
 	if _, err := changed(n.confs[len(n.confs)-1].m, cc); err != nil {
-		return err
+		return 0, err
 	}
 	var buf [ConfChangeSize]byte
 	n.log.append(n.term, EntryConfChange, cc.Encode(buf[:0]))
-	n.applyConfEntry(n.log.lastIndex(), buf[:])
-	return nil
+	index := n.log.lastIndex()
+	n.applyConfEntry(index, buf[:])
+	return index, nil
 }
 
 func (n *Node) transferLeader(to uint64) error {

@@ -7,18 +7,28 @@ package raftcore
 // replaces its log and hands the snapshot out in a Ready; it acknowledges installation only
 // once that Ready is durable.
 
-func (n *Node) reportSnapshot(index uint64, data []byte) error {
+func (n *Node) snapshotMetaAt(index uint64) (SnapshotMeta, error) {
 	if index <= n.snapshot.Meta.Index {
-		return ErrSnapshotTooOld
+		return SnapshotMeta{}, ErrSnapshotTooOld
 	}
 	if index > max(n.applied, n.applying) {
-		return ErrUnavailable // entries of the outstanding Ready count as applied
+		return SnapshotMeta{}, ErrUnavailable // entries of the outstanding Ready count as applied
 	}
 	t, ok := n.log.term(index)
 	if !ok {
-		return ErrSnapshotTooOld
+		return SnapshotMeta{}, ErrSnapshotTooOld
 	}
-	n.snapshot = Snapshot{Meta: SnapshotMeta{Index: index, Term: t, Membership: cloneMembership(n.membershipAt(index))}, Data: data}
+	// Configurations are immutable values and those at or above the log's first index are
+	// all kept (pruneConfs), so this one is exact and may be shared.
+	return SnapshotMeta{Index: index, Term: t, Membership: n.membershipAt(index)}, nil
+}
+
+func (n *Node) reportSnapshot(index uint64, data []byte) (SnapshotMeta, error) {
+	meta, err := n.snapshotMetaAt(index)
+	if err != nil {
+		return SnapshotMeta{}, err
+	}
+	n.snapshot = Snapshot{Meta: meta, Data: data}
 	n.snapRequested = max(n.snapRequested, index)
 	if index > n.cfg.SnapshotRetainEntries {
 		if c := index - n.cfg.SnapshotRetainEntries; c > n.log.snapIndex {
@@ -26,7 +36,7 @@ func (n *Node) reportSnapshot(index uint64, data []byte) error {
 			n.pruneConfs(c)
 		}
 	}
-	return nil
+	return meta, nil
 }
 
 func (n *Node) handleSnapshotChunk(m *Message) {

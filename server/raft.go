@@ -584,7 +584,7 @@ func (r *RaftReplica) flushProposals() {
 			bytes += len(r.proposal[end])
 			end++
 		}
-		if err := r.node.Propose(r.proposal[start:end]); err != nil {
+		if _, err := r.node.Propose(r.proposal[start:end]); err != nil {
 			status := wire.StatusBusy
 			if errors.Is(err, raftcore.ErrNotLeader) {
 				status = wire.StatusNotLeader
@@ -949,11 +949,12 @@ func (r *RaftReplica) takeSnapshot(index uint64) error {
 	if r.snapshotting {
 		return nil // one at a time; the core asks again at the next threshold
 	}
-	term, err := r.wal.Term(index)
+	// The membership as of index, not the current one: a change appended after index may
+	// never commit, and a restart from this file must not believe in it.
+	meta, err := r.node.SnapshotMetaAt(index)
 	if err != nil {
-		return fmt.Errorf("snapshot term at %d: %w", index, err)
+		return fmt.Errorf("snapshot metadata at %d: %w", index, err)
 	}
-	meta := raftcore.SnapshotMeta{Index: index, Term: term, Membership: r.node.Status().Membership}
 	clone := r.kv.Clone()
 	r.snapshotting = true
 	r.background.Add(1) // Stop waits: the file must not be written after the directory is released
@@ -980,7 +981,7 @@ func (r *RaftReplica) finishSnapshot(res snapResult) error {
 		return res.err
 	}
 	index := res.meta.Index
-	if err := r.node.ReportSnapshot(index, res.data); err != nil {
+	if _, err := r.node.ReportSnapshot(index, res.data); err != nil {
 		if errors.Is(err, raftcore.ErrSnapshotTooOld) {
 			return nil
 		}

@@ -297,6 +297,7 @@ func (img *raftImage) land(w *raftWrite) {
 			img.chain = slices.Delete(img.chain, 0, k)
 			img.snap, img.snapChain = w.snap, w.snapChain
 		default:
+			// An installed snapshot replaces the whole stored log (raftcore's Ready rule 2).
 			img.entries, img.chain = img.entries[:0], img.chain[:0]
 			img.snap, img.snapChain = w.snap, w.snapChain
 		}
@@ -377,6 +378,14 @@ func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
 	h.Logf("start restart=%v hs=%+v snap=%d entries=%d", restart, img.hs, img.snap.Meta.Index, len(img.entries))
 	r.drive()
 	return r
+}
+
+// sameIDs reports whether a and b hold the same IDs in any order.
+func sameIDs(a, b []uint64) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 func cloneMembership(m raftcore.Membership) raftcore.Membership {
@@ -477,7 +486,10 @@ func (r *raftReplica) request(from NodeID, op Op) {
 		// Proposing it again would only add duplicates behind a slow follower.
 		return
 	}
-	err := r.n.Propose([][]byte{AppendOp(nil, op)})
+	first, err := r.n.Propose([][]byte{AppendOp(nil, op)})
+	if err == nil && (first != r.n.LastIndex() || first <= r.n.Committed()) {
+		r.p.fail("host %d: Propose returned index %d, log ends at %d, commit %d", r.h.ID(), first, r.n.LastIndex(), r.n.Committed())
+	}
 	if r.h.c.Tracing() {
 		r.h.Logf("propose c%d#%d: %v", op.Client, op.Seq, err)
 	}
@@ -817,11 +829,17 @@ func (r *raftReplica) takeSnapshot(index uint64) {
 	}
 	p.checkDigest(r, index, "snapshot")
 	data := r.kv.AppendBinary(make([]byte, 0, KVEncodedSize))
-	if err := r.n.ReportSnapshot(index, data); err != nil {
+	meta, err := r.n.ReportSnapshot(index, data)
+	if err != nil {
 		if !errors.Is(err, raftcore.ErrSnapshotTooOld) {
 			p.fail("host %d: ReportSnapshot(%d): %v", r.h.ID(), index, err)
 		}
 		return
+	}
+	// The core's metadata must agree with what the adapter tracked from the applied entries.
+	if meta.Index != index || meta.Term != r.appliedTerm || !sameIDs(meta.Membership.Voters, r.membership.Voters) ||
+		!sameIDs(meta.Membership.Learners, r.membership.Learners) {
+		p.fail("host %d: ReportSnapshot(%d) says %+v, the applied entries say term %d membership %+v", r.h.ID(), index, meta, r.appliedTerm, r.membership)
 	}
 	p.count.snapsTaken++
 	w := &raftWrite{localSnap: true, snapChain: r.chainAt(index), snap: raftcore.Snapshot{
@@ -917,7 +935,7 @@ func (p *raftProtocol) Nemesis(rng *rand.Rand) string {
 		default:
 			cc = raftcore.ConfChange{Type: raftcore.RemoveNode, NodeID: target}
 		}
-		err := lead.n.ProposeConfChange(cc)
+		_, err := lead.n.ProposeConfChange(cc)
 		if err != nil && !errors.Is(err, raftcore.ErrConfChangePending) && !errors.Is(err, raftcore.ErrBadConfChange) &&
 			!errors.Is(err, raftcore.ErrProposalDropped) {
 			p.fail("host %d: ProposeConfChange(%+v): %v", lead.h.ID(), cc, err)

@@ -84,7 +84,7 @@ func NewRaftcore(opts Options) (Cluster, error) {
 
 func (c *raftcoreCluster) Commit(batch [][]byte) error {
 	want := c.leader.appliedCount + uint64(len(batch))
-	if err := c.leader.node.Propose(batch); err != nil {
+	if _, err := c.leader.node.Propose(batch); err != nil {
 		return fmt.Errorf("raftpeers: raftcore propose: %w", err)
 	}
 	if err := c.drive(); err != nil {
@@ -167,7 +167,7 @@ func (c *raftcoreCluster) handleReady(n *raftcoreNode) error {
 	// (one small allocation per SnapshotThreshold entries).
 	if rd.SnapshotRequest > 0 {
 		data := binary.BigEndian.AppendUint64(nil, n.appliedCount)
-		if err := n.node.ReportSnapshot(rd.SnapshotRequest, data); err != nil {
+		if _, err := n.node.ReportSnapshot(rd.SnapshotRequest, data); err != nil {
 			return fmt.Errorf("raftpeers: raftcore node %d snapshot at %d: %w", n.id, rd.SnapshotRequest, err)
 		}
 	}
