@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // OpKind says what an Op does to the replicated key-value store.
@@ -75,7 +76,13 @@ type Spec struct {
 	Local       int      `json:"local,omitempty"`        // spawn this many local nodes (0: none)
 	Sync        string   `json:"sync,omitempty"`         // "always" or "none" for local clusters
 	DataDir     string   `json:"data_dir,omitempty"`     // where local nodes keep their data
+	// AttemptTimeout bounds one client attempt at one replica before it tries another (0: the
+	// client's default). Short attempts make clients leave a stalled leader sooner.
+	AttemptTimeout time.Duration `json:"attempt_timeout,omitempty"`
 }
+
+// AttemptTimeoutMax bounds Spec.AttemptTimeout.
+const AttemptTimeoutMax = time.Minute
 
 // Protocols lists the protocols a Spec may name.
 var Protocols = []string{"raft", "pbft"}
@@ -104,6 +111,9 @@ func (s Spec) Validate() error {
 	}
 	if s.Sync != "" && s.Sync != "always" && s.Sync != "none" {
 		return fmt.Errorf("unknown sync mode %q (want always or none)", s.Sync)
+	}
+	if s.AttemptTimeout < 0 || s.AttemptTimeout > AttemptTimeoutMax {
+		return fmt.Errorf("attempt timeout %v: want 0 (the client's default) up to %v", s.AttemptTimeout, AttemptTimeoutMax)
 	}
 	return nil
 }

@@ -252,11 +252,18 @@ func verdictError(r *report.Result) error {
 	return fmt.Errorf("run: verdict failed: %s", strings.Join(msgs, "; "))
 }
 
-// opener is the app's Opener, or for --byzantine a local cluster with Byzantine nodes.
+// opener is the app's Opener, or for --byzantine and --raft-reads a local cluster with
+// Byzantine nodes or the chosen read mode.
 func (a *app) opener(cf *clusterFlags) bench.Opener {
-	if cf.byz == "" {
+	if cf.byz == "" && cf.raftReads == "" {
 		return a.open
 	}
-	x := byzantineExtras(cf.byz, cf.byzNodes)
+	var x localExtras
+	if cf.byz != "" {
+		x = byzantineExtras(cf.byz, cf.byzNodes)
+	}
+	if cf.raftReads != "" {
+		x = raftReadsExtras(x, cf.local, cf.raftReads)
+	}
 	return func(ctx context.Context, spec bench.Spec) (bench.Target, error) { return openLocalWith(ctx, spec, x) }
 }

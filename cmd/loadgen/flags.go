@@ -19,14 +19,16 @@ const (
 
 // clusterFlags name the system under test.
 type clusterFlags struct {
-	protocol string
-	targets  []string
-	cluster  string
-	local    int
-	sync     string
-	dataDir  string
-	byz      string
-	byzNodes []uint
+	protocol  string
+	targets   []string
+	cluster   string
+	local     int
+	sync      string
+	dataDir   string
+	byz       string
+	byzNodes  []uint
+	raftReads string
+	attempt   time.Duration
 }
 
 func (c *clusterFlags) group() group {
@@ -39,17 +41,25 @@ func (c *clusterFlags) group() group {
 	g.fs.StringVar(&c.dataDir, "data-dir", "", "local clusters: data directory (default a temporary one)")
 	g.fs.StringVar(&c.byz, "byzantine", "", "local PBFT clusters: start --byzantine-nodes with node --byzantine MODE (silent, equivocate, bad-digest, bad-mac)")
 	g.fs.UintSliceVar(&c.byzNodes, "byzantine-nodes", []uint{1}, "local PBFT clusters: the node IDs that misbehave (at most f; node 1 is the first primary)")
+	g.fs.DurationVar(&c.attempt, "attempt-timeout", 0, "how long a client waits for one replica's reply before it tries another (default the client's, 2s)")
+	g.fs.StringVar(&c.raftReads, "raft-reads", "", "local Raft clusters: how the leader confirms reads, safe (a ReadIndex heartbeat round) or lease (thesis §6.4.1; trusts bounded clock drift) (default safe)")
 	return g
 }
 
 func (c *clusterFlags) spec() (bench.Spec, error) {
 	s := bench.Spec{Protocol: c.protocol, Targets: c.targets, ClusterFile: c.cluster, Local: c.local,
-		Sync: c.sync, DataDir: c.dataDir}
+		Sync: c.sync, DataDir: c.dataDir, AttemptTimeout: c.attempt}
 	if c.local < 0 {
 		return s, usagef("--local %d: want a node count", c.local)
 	}
 	if err := s.Validate(); err != nil {
 		return s, usageError{err}
+	}
+	switch {
+	case c.raftReads != "" && c.raftReads != "safe" && c.raftReads != "lease":
+		return s, usagef("--raft-reads %q: want safe or lease", c.raftReads)
+	case c.raftReads != "" && (c.local == 0 || c.protocol != "raft"):
+		return s, usagef("--raft-reads applies to local Raft clusters (--local N --protocol raft); on other clusters set raft.reads in the cluster spec")
 	}
 	if c.byz != "" && (c.local == 0 || c.protocol != "pbft") {
 		return s, usagef("--byzantine applies to local PBFT clusters (--local N --protocol pbft); on other clusters start node with --byzantine")

@@ -42,12 +42,12 @@ func openTarget(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 		for _, n := range cs.Nodes {
 			nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
 		}
-		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs)})
+		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout})
 	default:
 		for i, a := range spec.Targets {
 			nodes = append(nodes, client.Node{ID: uint64(i + 1), Addr: a})
 		}
-		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes})
+		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes, AttemptTimeout: spec.AttemptTimeout})
 	}
 }
 
@@ -76,7 +76,20 @@ func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 // and what to record about them in the result's cluster info.
 type localExtras struct {
 	nodeArgs func(id uint64) []string
+	template *server.ClusterSpec
 	info     map[string]string
+}
+
+// raftReadsExtras sets the spec's raft.reads.
+func raftReadsExtras(x localExtras, nodes int, reads string) localExtras {
+	x.template = server.LocalClusterSpec("raft", nodes, 0)
+	x.template.Raft.Reads = reads
+	info := map[string]string{"raft_reads": reads}
+	for k, v := range x.info {
+		info[k] = v
+	}
+	x.info = info
+	return x
 }
 
 // byzantineExtras starts nodes ids with node --byzantine mode.
@@ -107,7 +120,7 @@ func openLocalWith(ctx context.Context, spec bench.Spec, x localExtras) (bench.T
 		return nil, err
 	}
 	c, err := cluster.Start(ctx, cluster.Config{Protocol: spec.Protocol, Nodes: spec.Local, Sync: spec.Sync,
-		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel, NodeArgs: x.nodeArgs,
+		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel, NodeArgs: x.nodeArgs, Template: x.template,
 		Ready: func(ctx context.Context, c *cluster.Cluster) error {
 			return adapter.Probe(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec)})
 		}})
@@ -123,7 +136,8 @@ func openLocalWith(ctx context.Context, spec bench.Spec, x localExtras) (bench.T
 	for k, v := range x.info {
 		info[k] = v
 	}
-	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec), Info: info})
+	t, err := adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec), Info: info,
+		AttemptTimeout: spec.AttemptTimeout})
 	if err != nil {
 		_, _ = c.Stop(true)
 		os.RemoveAll(binDir)
