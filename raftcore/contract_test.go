@@ -318,3 +318,51 @@ func TestProposeIndexAndCheapGetters(t *testing.T) {
 		t.Fatalf("getters allocate %.1f times", a)
 	}
 }
+
+// A grant of this node's own candidacy that arrives after its election timed out (it fell
+// back to pre-candidate, still in that term) wins the election: the voter granted exactly
+// one candidate in the term. Without this, replies slower than the election timeout keep a
+// PreVote cluster leaderless (etcd/raft drops such grants).
+func TestLateVoteGrantStillWins(t *testing.T) {
+	n := newTestNode(t, 1, 1, 2, 3) // PreVote on
+	drain := func() []Message {
+		var out []Message
+		for n.HasReady() {
+			rd := n.Ready()
+			out = append(out, rd.Messages...)
+			if rd.MustPersist() {
+				n.AckPersisted(rd.Mark)
+			}
+			n.Advance()
+		}
+		return out
+	}
+	n.Campaign()
+	drain()
+	if err := n.Step(&Message{Type: MsgPreVoteResp, From: 2, To: 1, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !hasType(drain(), MsgVote) || n.Role() != Candidate || n.Term() != 1 {
+		t.Fatalf("not a candidate of term 1 asking for votes: %v term %d", n.Role(), n.Term())
+	}
+	for i := 0; i < 2*DefaultConfig(1, Membership{}, nil).ElectionTick && n.Role() == Candidate; i++ {
+		n.Tick()
+	}
+	drain()
+	if n.Role() != PreCandidate || n.Term() != 1 {
+		t.Fatalf("after its election timed out: %v term %d, want a pre-candidate in term 1", n.Role(), n.Term())
+	}
+	if err := n.Step(&Message{Type: MsgVoteResp, From: 3, To: 1, Term: 1, Reject: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n.Role() != PreCandidate {
+		t.Fatalf("a late rejection changed the role to %v", n.Role())
+	}
+	if err := n.Step(&Message{Type: MsgVoteResp, From: 2, To: 1, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	drain()
+	if n.Role() != Leader || n.Term() != 1 {
+		t.Fatalf("the late grant did not win term 1: %v term %d", n.Role(), n.Term())
+	}
+}

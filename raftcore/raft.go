@@ -62,6 +62,10 @@ type Node struct {
 	// Candidate state.
 	granted  []uint64
 	rejected []uint64
+	// votes are the grants of this node's own candidacy in the current term, kept when a
+	// candidate whose election timed out falls back to pre-candidate: a grant for that term
+	// that arrives late still counts (see stepCandidate).
+	votes []uint64
 
 	// Leader state.
 	prs              []*tracker.Progress // every member except this node
@@ -352,11 +356,12 @@ func (n *Node) resetTerm(term uint64) {
 	n.lead = None
 	n.electionElapsed = 0
 	n.heartbeatElapsed = 0
-	n.randomizedElectionTimeout = n.cfg.ElectionTick + n.rng.IntN(n.cfg.ElectionTick)
+	n.drawElectionTimeout()
 	n.leadTransferee = None
 	n.transferElapsed = 0
 	n.granted = n.granted[:0]
 	n.rejected = n.rejected[:0]
+	n.votes = n.votes[:0]
 	n.dropPendingReads()
 }
 
@@ -370,11 +375,19 @@ func (n *Node) becomeFollower(term, lead uint64) {
 func (n *Node) becomePreCandidate() {
 	assert.True(n.role != Leader, "raftcore: leader cannot become pre-candidate")
 	// PreVote does not change the term or the vote (thesis §9.6).
+	if n.role == Candidate {
+		n.votes = append(n.votes[:0], n.granted...)
+	}
 	n.granted = n.granted[:0]
 	n.rejected = n.rejected[:0]
 	n.role = PreCandidate
 	n.lead = None
 	n.electionElapsed = 0
+	n.drawElectionTimeout()
+}
+
+// drawElectionTimeout picks the next election timeout from [ElectionTick, 2*ElectionTick).
+func (n *Node) drawElectionTimeout() {
 	n.randomizedElectionTimeout = n.cfg.ElectionTick + n.rng.IntN(n.cfg.ElectionTick)
 }
 
@@ -687,6 +700,12 @@ func (n *Node) stepCandidate(m *Message) {
 	case MsgApp, MsgHeartbeat, MsgSnap:
 		n.becomeFollower(m.Term, m.From)
 		n.stepFollower(m)
+	case MsgVoteResp:
+		if n.role == PreCandidate {
+			n.lateVote(m)
+			return
+		}
+		fallthrough
 	case want:
 		if contains(n.granted, m.From) || contains(n.rejected, m.From) {
 			return
@@ -706,6 +725,33 @@ func (n *Node) stepCandidate(m *Message) {
 		case quorum.VoteLost:
 			n.becomeFollower(n.term, None)
 		}
+	}
+}
+
+// lateVote counts a grant of this node's candidacy in the current term that arrived after
+// its election timed out and it fell back to pre-candidate. Winning with it is safe: the
+// node is still in that term and voted for itself in it, each voter grants one candidate per
+// term (and made that durable before answering), and the log the voters judged has not
+// changed, because only a leader's entries change it and any message from a leader of this
+// term or a later one would have made this node a follower (which clears the grants). Raft
+// with PreVote otherwise drops such grants (etcd/raft's stepCandidate counts only the
+// response type of its current state), and when replies take longer than the election
+// timeout no candidacy ever sees its own votes: a cluster can go without a leader for many
+// timeouts.
+func (n *Node) lateVote(m *Message) {
+	if m.Reject || len(n.votes) == 0 || n.vote != n.id || contains(n.votes, m.From) {
+		return
+	}
+	n.votes = append(n.votes, m.From)
+	g := 0
+	for _, id := range n.votes {
+		if n.isVoter(id) {
+			g++
+		}
+	}
+	if quorum.Tally(len(n.voters), g, 0) == quorum.VoteWon {
+		n.role = Candidate
+		n.becomeLeader()
 	}
 }
 

@@ -13,7 +13,18 @@ import (
 type Options struct {
 	// Trace, when non-nil, receives one line per fault, op and (through Logf) adapter event.
 	Trace io.Writer
+	// TuneParams, when set, adjusts the drawn parameters before the run (measurements that
+	// need a fixed shape: no faults, a long safety phase).
+	TuneParams func(*Params)
+	// ExtraDelay, when set, adds its result (units) to each message's drawn delay, from the
+	// run's network stream: a delay profile beyond the drawn parameters (for example long
+	// delays on replies only). The network never delays a message by more than
+	// ExtraDelayUnitsMax in all.
+	ExtraDelay func(from, to NodeID, msg any, r *rand.Rand) int64
 }
+
+// ExtraDelayUnitsMax bounds Options.ExtraDelay's result.
+const ExtraDelayUnitsMax = 100_000
 
 type eventKind uint8
 
@@ -128,6 +139,8 @@ type Cluster struct {
 	stopAt       int // tick by which every pending op must have completed
 	quiesceAt    int // tick at which the run ends (set once the workload is done)
 	stats        Stats
+	onHeal       func()         // tests: runs as the safety phase ends
+	onTick       func(tick int) // tests: runs at each global tick of the safety phase
 	failure      error
 	livenessDone int // ops started after heal that completed
 }
@@ -137,6 +150,9 @@ func NewCluster(seed uint64, factory Factory, opts Options) *Cluster {
 	root := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	c := &Cluster{seed: seed, opts: opts}
 	c.params = drawParams(root)
+	if opts.TuneParams != nil {
+		opts.TuneParams(&c.params)
+	}
 	c.netRand = rand.New(rand.NewPCG(root.Uint64(), root.Uint64()))
 	c.faultRand = rand.New(rand.NewPCG(root.Uint64(), root.Uint64()))
 	c.workRand = rand.New(rand.NewPCG(root.Uint64(), root.Uint64()))
@@ -434,6 +450,9 @@ func (c *Cluster) send(from, to NodeID, msg any) {
 		if p.LongDelayRate > 0 && c.netRand.Float64() < p.LongDelayRate {
 			d += c.netRand.Int64N(LongDelayUnitsMax)
 		}
+		if c.opts.ExtraDelay != nil {
+			d += min(max(c.opts.ExtraDelay(from, to, msg, c.netRand), 0), ExtraDelayUnitsMax)
+		}
 		c.schedule(event{at: c.now + d, kind: evDeliver, from: from, to: to, msg: msg})
 	}
 }
@@ -446,6 +465,9 @@ func (c *Cluster) globalTick() bool {
 			c.heal()
 		} else if c.faultRand.IntN(p.FaultEvery) == 0 {
 			c.fault()
+		}
+		if !c.healed && c.onTick != nil {
+			c.onTick(c.tick)
 		}
 	}
 	if c.healed && c.stats.LiveTick == 0 {
@@ -498,6 +520,9 @@ func (c *Cluster) globalTick() bool {
 }
 
 func (c *Cluster) heal() {
+	if c.onHeal != nil {
+		c.onHeal()
+	}
 	c.healed = true
 	c.stats.HealTick = c.tick
 	for i := range c.cut {

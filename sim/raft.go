@@ -82,6 +82,7 @@ type RaftOptions struct {
 	RetryTicks     int
 	ElectionTick   int
 	HeartbeatTick  int
+
 	// MaxUncommitted, when nonzero, replaces the default MaxUncommittedBytes so that a slow
 	// quorum makes the leader refuse proposals (ErrProposalDropped).
 	MaxUncommitted uint64
@@ -142,8 +143,13 @@ func drawRaftOptions(r *rand.Rand) RaftOptions {
 func NewRaft(c *Cluster) Protocol { return newRaftWith(c, raftCorrect) }
 
 func newRaftWith(c *Cluster, broken raftBreakage) *raftProtocol {
+	return newRaftTuned(c, func(o *RaftOptions) { o.Broken = broken })
+}
+
+// newRaftTuned draws the options and lets tune adjust them (measurements with a fixed shape).
+func newRaftTuned(c *Cluster, tune func(*RaftOptions)) *raftProtocol {
 	o := drawRaftOptions(c.ProtoRand())
-	o.Broken = broken
+	tune(&o)
 	p := &raftProtocol{c: c, opts: o, leaders: map[uint64]NodeID{}, tableChain: map[[2]uint64]uint64{}, digests: map[uint64]uint64{}}
 	for i := range o.Voters {
 		p.initial.Voters = append(p.initial.Voters, uint64(i+1))
@@ -166,6 +172,38 @@ type raftProtocol struct {
 	digests    map[uint64]uint64    // index -> KV digest where a snapshot was taken or installed
 	nextRctx   uint64
 	count      raftCounters
+
+	// Leaderless time: nLeaders counts hosts in the Leader role; while it is 0 the cluster
+	// is leaderless (a stale leader cut off from the rest still counts as one).
+	nLeaders        int
+	leaderlessSince int64 // units; valid while nLeaders == 0
+	leaderless      int64 // units, closed stretches
+	longestGap      int64 // units, longest closed stretch
+}
+
+// leaderChange moves the leader count by d (+1 or -1) at the current time.
+func (p *raftProtocol) leaderChange(d int) {
+	now := p.c.Now()
+	if p.nLeaders == 0 && d > 0 {
+		gap := now - p.leaderlessSince
+		p.leaderless += gap
+		p.longestGap = max(p.longestGap, gap)
+	}
+	p.nLeaders += d
+	if p.nLeaders == 0 {
+		p.leaderlessSince = now
+	}
+}
+
+// leaderlessUnits returns the time without a leader so far and the longest such stretch.
+func (p *raftProtocol) leaderlessUnits() (total, longest int64) {
+	total, longest = p.leaderless, p.longestGap
+	if p.nLeaders == 0 {
+		gap := p.c.Now() - p.leaderlessSince
+		total += gap
+		longest = max(longest, gap)
+	}
+	return total, longest
 }
 
 // raftCounters show which protocol paths a run exercised.
@@ -177,7 +215,8 @@ type raftCounters struct {
 
 func (p *raftProtocol) Counters() []Counter {
 	k := &p.count
-	return []Counter{{"leaders", k.leaders}, {"truncations", k.truncations}, {"snapshots-taken", k.snapsTaken},
+	leaderless, _ := p.leaderlessUnits()
+	return []Counter{{"leaderless-ticks", int(leaderless / TickUnits)}, {"leaders", k.leaders}, {"truncations", k.truncations}, {"snapshots-taken", k.snapsTaken},
 		{"snapshots-installed", k.snapsInstalled}, {"restarts-from-snapshot", k.restartsFromSnap},
 		{"conf-changes-committed", k.confChanges}, {"transfers", k.transfers}, {"readindex-reads", k.readsServed},
 		{"redirects", k.redirects}, {"leader-stalls", k.leaderStalls}, {"reads-queued-in-stall", k.staleClockReads}}
@@ -234,7 +273,12 @@ func (p *raftProtocol) convergence() error {
 	return nil
 }
 
-func (p *raftProtocol) Crashed(id NodeID) { p.replicas[id-1] = nil }
+func (p *raftProtocol) Crashed(id NodeID) {
+	if r := p.replicas[id-1]; r != nil && r.role == raftcore.Leader {
+		p.leaderChange(-1)
+	}
+	p.replicas[id-1] = nil
+}
 
 // StateDump describes every node for a failure report.
 func (p *raftProtocol) StateDump() string {
@@ -404,6 +448,7 @@ type raftReplica struct {
 	appliedTerm uint64
 	membership  raftcore.Membership // as of applied (for snapshots)
 	term        uint64              // latest HardState term handed out by the core
+	role        raftcore.Role       // latest role handed out by the core
 
 	// Log matching: chain hash per index. chain[i] is index base+1+i.
 	base      uint64
@@ -545,6 +590,14 @@ func (r *raftReplica) drive() {
 		// Checks on the log as the core now holds it.
 		w := r.trackLog(&rd)
 		if rd.HasSoftState {
+			if was := r.role == raftcore.Leader; was != (rd.Role == raftcore.Leader) {
+				if was {
+					p.leaderChange(-1)
+				} else {
+					p.leaderChange(+1)
+				}
+			}
+			r.role = rd.Role
 			r.h.Logf("role=%v lead=%d term=%d", rd.Role, rd.Lead, r.term)
 			if rd.Role == raftcore.Leader {
 				r.checkNewLeader()
