@@ -389,6 +389,13 @@ func (nd *Node) Status() Status {
 		LowWatermark: nd.h, LastExecuted: nd.lastExec, Fetching: nd.st.active, Assigned: nd.nextSeq}
 }
 
+// HoldsBatch reports whether this replica holds the batch with digest d for sequence number
+// seq, so that it could answer a FETCH-BATCH for it (for checkers and the simulator).
+func (nd *Node) HoldsBatch(seq uint64, d Digest) bool {
+	s := nd.existingSlot(seq)
+	return s != nil && s.findBuf(d) >= 0
+}
+
 // slotFor returns the log slot of seq, initializing it if it held an older sequence number.
 // seq must be inside (h, h+L].
 func (nd *Node) slotFor(seq uint64) *slot {

@@ -28,9 +28,10 @@ const (
 	BadNewView                // as new primary, NEW-VIEW's O drops a prepared request
 	BadState                  // serves corrupted state-transfer chunks and fetched batches
 	// PartialPrePrepare: as primary, sends each pre-prepare (with its real, authentic batch)
-	// and NEW-VIEW to its Targets only (one correct replica), serves no batch, and in every VIEW-CHANGE
-	// for a view at least two above a hidden pre-prepare's claims that batch prepared (in P
-	// and Q) at its sequence number.
+	// and NEW-VIEW to its Targets only (one correct replica), serves no batch, sends no
+	// PREPARE or COMMIT in the next view where it hid a batch, and in every VIEW-CHANGE for a
+	// view at least two above a hidden pre-prepare's claims that batch prepared (in P and Q)
+	// at its sequence number.
 	PartialPrePrepare
 	numBehaviours
 )
@@ -182,6 +183,10 @@ func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
 			return nil // nobody gets a hidden batch from here
 		case pbftcore.MsgViewChange:
 			return []pbftcore.Message{r.claimHidden(m)}
+		case pbftcore.MsgPrepare, pbftcore.MsgCommit:
+			if r.hides(m.Seq, m.View) {
+				return nil // no help for the next view's batch where a hidden one will be claimed
+			}
 		}
 	}
 	return []pbftcore.Message{pbftcore.CloneMessage(m)}
@@ -333,6 +338,28 @@ func (r *Replica) hide(m *pbftcore.Message) []pbftcore.Message {
 		out = append(out, c)
 	}
 	return out
+}
+
+// hides reports whether a batch was hidden at seq in the view before view (the claims start
+// in the view after that).
+func (r *Replica) hides(seq, view uint64) bool {
+	for _, h := range r.hidden {
+		if h.seq == seq && h.view+1 == view {
+			return true
+		}
+	}
+	return false
+}
+
+// Hid reports whether this replica (as a PartialPrePrepare primary) hid batch d at seq and
+// still means to claim it.
+func (r *Replica) Hid(seq uint64, d pbftcore.Digest) bool {
+	for _, h := range r.hidden {
+		if h.seq == seq && h.digest == d {
+			return true
+		}
+	}
+	return false
 }
 
 // claimHidden rewrites a VIEW-CHANGE for view v so that it claims every hidden pre-prepare
