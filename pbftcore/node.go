@@ -198,6 +198,7 @@ func (s *slot) evictable() int {
 			best = i
 		}
 	}
+	assert.True(best >= 0, "pbftcore: a Q entry to evict")
 	return best
 }
 
