@@ -37,13 +37,17 @@ type ClientReady struct {
 // timeout, and accepts a result once f+1 distinct replicas sent matching replies (2f+1 for
 // the read-only path, OSDI '99 §5.1.3; a read that does not get them is retried as an
 // ordered request: on timeout, once every replica answered without 2f+1 matching, or as
-// soon as f+1 distinct replicas refused it, since then at most 2f can still answer).
+// soon as f+1 distinct replicas refused it, since then at most 2f can still answer). An
+// ordered request goes first to the primary of the highest view f+1 replicas replied from.
 // Shared by client/ and the simulator. Not safe for concurrent use.
 type Client struct {
 	cfg  ClientConfig
 	f    int
 	auth *clientAuth
 	view uint64
+	// replicaView is, per replica, the highest view of an authentic ordered reply from it; view
+	// is the highest view that f+1 of them reached (supportedView).
+	replicaView []uint64
 
 	ts       uint64
 	busy     bool
@@ -78,7 +82,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	ts := max(cfg.FirstTimestamp, 1) - 1
 	return &Client{cfg: cfg, f: (cfg.N - 1) / 3, auth: newClientAuth(cfg.Keys, cfg.SignAll), ts: ts,
-		replies: make([][]byte, cfg.N)}, nil
+		replies: make([][]byte, cfg.N), replicaView: make([]uint64, cfg.N)}, nil
 }
 
 // Timestamp is the timestamp of the current (or last) operation.
@@ -176,8 +180,9 @@ func (c *Client) Step(m *Message) {
 		}
 		return
 	}
-	if !m.ReadOnly && m.View > c.view {
-		c.view = m.View
+	if !m.ReadOnly && m.View > c.replicaView[m.From] {
+		c.replicaView[m.From] = m.View
+		c.view = c.supportedView()
 	}
 	c.replies[m.From] = append(c.replies[m.From][:0], m.Result...)
 	c.got |= 1 << m.From
@@ -199,6 +204,30 @@ func (c *Client) Step(m *Message) {
 	if c.readOnly && countBits(c.got|c.refused) == c.cfg.N {
 		c.start(false) // every replica answered or refused, without 2f+1 matching: order the read
 	}
+}
+
+// supportedView returns the highest view that f+1 replicas replied from (or from a later
+// one), at least the current one: at least one correct replica reached it, so f faulty
+// replicas replying from views of their choosing cannot steer the client's requests to a
+// primary they pick (OSDI '99 §4.1: the client sends to the primary of the current view, which
+// it learns from replies).
+func (c *Client) supportedView() uint64 {
+	best := c.view
+	for _, v := range c.replicaView {
+		if v <= best {
+			continue
+		}
+		ahead := 0
+		for _, w := range c.replicaView {
+			if w >= v {
+				ahead++
+			}
+		}
+		if ahead > c.f {
+			best = v
+		}
+	}
+	return best
 }
 
 func countBits(x uint64) int {

@@ -1,6 +1,7 @@
 package pbftcore_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/consensusbench/consensusbench/pbftcore"
@@ -213,4 +214,77 @@ func TestClientOrdersReadWhenAllAnsweredOrRefused(t *testing.T) {
 	wantNothing(t, c, "2 matching answers and 1 diverging, r3 still to answer")
 	c.Step(sealedRefusal(t, kr, 3, 2))
 	wantOrderedRetry(t, c, "every replica answered or refused (a refusal last) without 2f+1 matching")
+}
+
+func sealedReplyInView(t *testing.T, kr *pbftcore.Keyring, from int, ts, view uint64, result string) *pbftcore.Message {
+	t.Helper()
+	a := pbftcore.NewAuthenticator(kr.Replica(from), false)
+	m := &pbftcore.Message{Type: pbftcore.MsgReply, From: from, To: pbftcore.ToClient, View: view, Client: 0, Timestamp: ts,
+		Result: []byte(result)}
+	m.Auth = a.Seal(m, nil)
+	return m
+}
+
+// wantSentTo checks that the client's pending output is its ordered request to replica to.
+func wantSentTo(t *testing.T, c *pbftcore.Client, to int, why string) {
+	t.Helper()
+	rd := c.Ready()
+	if len(rd.Messages) != 1 || rd.Messages[0].To != to {
+		t.Fatalf("%s: want the request sent to r%d, got %+v", why, to, rd.Messages)
+	}
+	c.Advance()
+}
+
+// OSDI '99 §4.1: the client sends a request to the primary of the view it believes current.
+// A reply's view is the sender's word only: f faulty replicas, each with authentic replies
+// claiming a view of their choosing, must not steer the client's next requests to a primary
+// they pick (every such request then waits a timeout). The client moves to a view once f+1
+// replicas, one of them correct, have replied from that view or a later one.
+func TestClientTakesAViewFromFPlusOneReplies(t *testing.T) {
+	for _, n := range []int{4, 7} {
+		f := (n - 1) / 3
+		kr := pbftcore.NewKeyring([]byte("client"), n, 1)
+		c, err := pbftcore.NewClient(pbftcore.ClientConfig{ID: 0, N: n, Keys: kr.Client(0), TimeoutTicks: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := uint64(0)
+		do := func(replies func(ts uint64)) {
+			t.Helper()
+			ts++
+			if err := c.Invoke([]byte("op"), false); err != nil {
+				t.Fatal(err)
+			}
+			c.Advance()
+			replies(ts)
+			if rd := c.Ready(); !rd.Done {
+				t.Fatalf("n=%d: operation %d not done", n, ts)
+			}
+			c.Advance()
+		}
+		// The f faulty replicas (the last ones) reply from view n-1, whose primary is one of them.
+		faultyView := uint64(n - 1)
+		do(func(ts uint64) {
+			for r := n - f; r < n; r++ {
+				c.Step(sealedReplyInView(t, kr, r, ts, faultyView, "A"))
+			}
+			c.Step(sealedReplyInView(t, kr, 0, ts, 0, "A"))
+		})
+		if err := c.Invoke([]byte("op"), false); err != nil {
+			t.Fatal(err)
+		}
+		wantSentTo(t, c, 0, fmt.Sprintf("n=%d: after f replies from view %d", n, faultyView))
+		c.Abandon()
+		ts++
+		// f+1 correct replicas reply from view 5: the client follows them.
+		do(func(ts uint64) {
+			for r := range f + 1 {
+				c.Step(sealedReplyInView(t, kr, r, ts, 5, "B"))
+			}
+		})
+		if err := c.Invoke([]byte("op"), false); err != nil {
+			t.Fatal(err)
+		}
+		wantSentTo(t, c, 5%n, fmt.Sprintf("n=%d: after f+1 replies from views >= 5", n))
+	}
 }

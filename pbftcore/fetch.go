@@ -1,5 +1,7 @@
 package pbftcore
 
+import "github.com/consensusbench/consensusbench/internal/assert"
+
 // Batch fetching (TOCS 2002 §5.2; Castro's thesis §5.2). VIEW-CHANGE and NEW-VIEW name
 // prepared batches by digest only, so their size depends on n and the window, never on how
 // much the batches weigh, and a Byzantine replica cannot pad them past what a frame holds.
@@ -61,6 +63,7 @@ func (nd *Node) fillBatch(s *slot, reqs []Request) error {
 		return err
 	}
 	b := &s.bufs[s.cur]
+	assert.True(!b.valid && s.q[s.cur].Digest == s.digest, "pbftcore: a fetched batch fills its own Q entry's buffer")
 	b.set(reqs, nd.reqDigests)
 	b.batch, b.valid = s.digest, true
 	s.missing = false

@@ -465,6 +465,16 @@ func (h *harness) run(cmd string, args map[string]string) error {
 		}
 		r := intArg(args, "r", 0)
 		h.byz[r] = byz.New(b, h.keyring.Replica(r), h.n, h.signAll, intArg(args, "delay", 100))
+		if t, ok := args["targets"]; ok { // partial-pre-prepare: targets=1,6
+			h.byz[r].Targets = nil
+			for _, f := range strings.Split(t, ",") {
+				i, err := strconv.Atoi(f)
+				if err != nil || i < 0 || i >= h.n {
+					return fmt.Errorf("byz: bad target %q", f)
+				}
+				h.byz[r].Targets = append(h.byz[r].Targets, i)
+			}
+		}
 	case "down":
 		h.down[intArg(args, "r", 0)] = true
 	case "up":
@@ -549,6 +559,14 @@ func (h *harness) run(cmd string, args map[string]string) error {
 		h.status()
 	case "log":
 		h.log()
+	case "slot":
+		// slot n=1 [r=1]: the slot's pre-prepare, P entry and Q entries, held or not.
+		for i, nd := range h.nodes {
+			if r, ok := args["r"]; ok && r != strconv.Itoa(i) {
+				continue
+			}
+			fmt.Fprintf(h.out, "r%d: %s\n", i, nd.SlotState(uint64(intArg(args, "n", 1))))
+		}
 	case "check":
 		h.check()
 	default:

@@ -48,7 +48,7 @@ type slot struct {
 	view       uint64
 	hasPP      bool
 	digest     Digest
-	cur        int // batch buffer with the pre-prepared batch
+	cur        int // Q entry (and batch buffer) of the current pre-prepare
 	prepMask   uint64
 	commitMask uint64
 	prepDig    []Digest // per sender
@@ -61,10 +61,13 @@ type slot struct {
 	hasP    bool
 	pView   uint64
 	pDigest Digest
-	pBuf    int
-	q       [MaxPrePreparedPerSeq]PrePreparedEntry
-	nq      int
-	bufs    [2]batchBuf
+	pBuf    int // Q entry (and batch buffer) of the P entry's batch
+	// q[:nq] is the Q set for this sequence number (one entry per digest, its latest view),
+	// and bufs[i] holds q[i]'s batch when bufs[i].valid. A VIEW-CHANGE lists only the entries
+	// whose batch is held (see takeEntry).
+	q    [MaxPrePreparedPerSeq]PrePreparedEntry
+	bufs [MaxPrePreparedPerSeq]batchBuf
+	nq   int
 	// missing: pre-prepared by a NEW-VIEW by digest alone; execution waits for the batch,
 	// fetched from the replicas that hold it (TOCS 2002 §5.2).
 	missing bool
@@ -87,7 +90,9 @@ func (s *slot) resetFor(seq uint64) {
 	s.executed = false
 	s.missing = false
 	s.served = 0
-	s.bufs[0].valid, s.bufs[1].valid = false, false
+	for i := range s.bufs {
+		s.bufs[i].valid = false
+	}
 }
 
 // resetView clears the per-view instance when the replica enters a new view; P and Q stay.
@@ -114,45 +119,87 @@ func (s *slot) vote(commit bool, from int, d Digest) bool {
 	return true
 }
 
-// findBuf returns the buffer holding the batch with digest d, or -1.
-func (s *slot) findBuf(d Digest) int {
-	for i := range s.bufs {
-		if s.bufs[i].valid && s.bufs[i].batch == d {
+// entryOf returns the Q entry for digest d, or -1.
+func (s *slot) entryOf(d Digest) int {
+	for i := range s.nq {
+		if s.q[i].Digest == d {
 			return i
 		}
 	}
 	return -1
 }
 
-// freeBuf returns a buffer that may be overwritten: not the one holding the P entry's batch,
-// which a later view change may still need.
-func (s *slot) freeBuf() int {
-	if s.hasP && s.pBuf == 0 {
-		return 1
+// findBuf returns the Q entry whose batch, with digest d, this replica holds, or -1.
+func (s *slot) findBuf(d Digest) int {
+	if i := s.entryOf(d); i >= 0 && s.bufs[i].valid {
+		return i
 	}
-	return 0
+	return -1
 }
 
-// recordQ notes that digest pre-prepared here in view (the latest view for that digest).
-func (s *slot) recordQ(view uint64, d Digest) {
-	for i := range s.nq {
-		if s.q[i].Digest == d {
-			s.q[i].View = max(s.q[i].View, view)
-			return
-		}
+// takeEntry notes that digest d pre-prepared here in view (the latest view for that digest)
+// and returns its Q entry, whose buffer holds the batch if it is already here; a new entry's
+// buffer is empty until the caller fills it.
+//
+// Every Q entry has its own batch buffer, and a VIEW-CHANGE lists an entry only while its
+// batch is held (sendViewChange). This is what rule A2 relies on (PBFT TOCS 2002 §4.5: the
+// new primary picks d only if f+1 VIEW-CHANGEs list d in Q, so that a correct replica among
+// them can supply the batch, and condition A3 has the new primary obtain it; §5.2 fetches it
+// by digest). A Q entry without its batch would count towards A2 while nobody correct can
+// serve the batch: a faulty replica that hid a batch from all but one correct replica, whose
+// buffer a later view then reused, could claim that batch prepared and have it chosen for
+// good (testdata/hidden_batch.txt). So:
+//
+//   - Accepting a pre-prepare for a new digest never overwrites another entry's batch: the
+//     entry and its batch go, together, only when the slot has MaxPrePreparedPerSeq entries
+//     and a new digest needs one (evictable: never the P entry's).
+//   - A digest a NEW-VIEW chose that is not held here (missing) is an entry that is not
+//     listed until fetchBatch fills it: until then this replica cannot supply it.
+//
+// Safety: a VIEW-CHANGE lists a subset of what the paper's Q would (each listed entry is a
+// real pre-prepare of d in that view or later), and A2 only counts Q entries, so fewer entries
+// can only make rule A choose less often; A1 and B do not read Q. Liveness: a committed (or
+// prepared) batch stays listed by the replicas that prepared it, since a replica holds every
+// batch it prepares (checkPrepared) and its P entry's batch is never evicted; a replica that
+// pre-prepared a NEW-VIEW's batch by digest lists it once fetched, which it can always do from
+// a correct replica that listed it, so a view change that finds too few listers for the
+// highest prepared batch times out, and the next one (sent after the fetches) decides.
+func (s *slot) takeEntry(view uint64, d Digest) int {
+	if i := s.entryOf(d); i >= 0 {
+		s.q[i].View = max(s.q[i].View, view)
+		return i
 	}
+	i := s.nq
 	if s.nq < MaxPrePreparedPerSeq {
-		s.q[s.nq] = PrePreparedEntry{Seq: s.seq, View: view, Digest: d}
 		s.nq++
-		return
+	} else {
+		i = s.evictable()
 	}
-	oldest := 0
-	for i := 1; i < s.nq; i++ {
-		if s.q[i].View < s.q[oldest].View {
-			oldest = i
+	s.q[i] = PrePreparedEntry{Seq: s.seq, View: view, Digest: d}
+	s.bufs[i].valid = false
+	return i
+}
+
+// evictable returns the Q entry to replace when every one is in use: never the P entry's,
+// whose batch a later view change may have to re-propose; an entry whose batch is not held
+// (not listed anyway) before one that is; then the oldest view.
+func (s *slot) evictable() int {
+	best := -1
+	for i := range s.nq {
+		if s.hasP && i == s.pBuf {
+			continue
+		}
+		if best < 0 {
+			best = i
+			continue
+		}
+		hi, hb := s.bufs[i].valid, s.bufs[best].valid
+		if (!hi && hb) || (hi == hb && s.q[i].View < s.q[best].View) {
+			best = i
 		}
 	}
-	s.q[oldest] = PrePreparedEntry{Seq: s.seq, View: view, Digest: d}
+	assert.True(best >= 0, "pbftcore: a Q entry to evict")
+	return best
 }
 
 // clientState is the per-client exactly-once record (OSDI '99 §4.1) plus bookkeeping.
@@ -341,6 +388,13 @@ func (nd *Node) quorum() int            { return 2*nd.f + 1 }
 func (nd *Node) Status() Status {
 	return Status{ID: nd.id, View: nd.view, ViewActive: nd.viewActive, Primary: nd.primaryOf(nd.view),
 		LowWatermark: nd.h, LastExecuted: nd.lastExec, Fetching: nd.st.active, Assigned: nd.nextSeq}
+}
+
+// HoldsBatch reports whether this replica holds the batch with digest d for sequence number
+// seq, so that it could answer a FETCH-BATCH for it (for checkers and the simulator).
+func (nd *Node) HoldsBatch(seq uint64, d Digest) bool {
+	s := nd.existingSlot(seq)
+	return s != nil && s.findBuf(d) >= 0
 }
 
 // slotFor returns the log slot of seq, initializing it if it held an older sequence number.
@@ -686,33 +740,30 @@ func (nd *Node) sendPrePrepare(s *slot, to int) {
 }
 
 // acceptPrePrepare records a pre-prepare for s in view: a batch already held (the P entry's,
-// re-proposed by a new view) is reused, else the batch goes into the buffer not holding the
-// P entry's batch, so a later view change still finds the prepared one.
+// re-proposed by a new view, or another Q entry's) is reused, else reqs go into the buffer of
+// d's Q entry (takeEntry), so no other entry's batch is overwritten.
 func (nd *Node) acceptPrePrepare(s *slot, view uint64, d Digest, reqs []Request, ds []Digest) {
-	if i := s.findBuf(d); i >= 0 {
-		s.cur = i
-	} else {
-		s.cur = s.freeBuf()
-		b := &s.bufs[s.cur]
+	i := s.takeEntry(view, d)
+	if b := &s.bufs[i]; !b.valid {
+		assert.True(len(reqs) > 0 || d == nullDigest, "pbftcore: a pre-prepared batch that is not held comes with its requests")
 		b.set(reqs, ds)
 		b.batch, b.valid = d, true
 	}
-	s.missing = false
+	s.cur, s.missing = i, false
 	nd.notePrePrepared(s, view, d)
 }
 
 // acceptDigest records a pre-prepare of a NEW-VIEW's O set, which names the batch by digest
 // only (TOCS 2002 §5.2): a batch held from an earlier view is reused; otherwise the slot
 // agrees on the digest (prepares and commits need nothing else) and fetches the batch before
-// it can execute.
+// it can execute. Its Q entry is not listed in a VIEW-CHANGE until the batch is here
+// (takeEntry).
 func (nd *Node) acceptDigest(s *slot, view uint64, d Digest) {
 	if d == nullDigest || s.findBuf(d) >= 0 {
 		nd.acceptPrePrepare(s, view, d, nil, nil)
 		return
 	}
-	s.cur = s.freeBuf()
-	b := &s.bufs[s.cur]
-	b.reqs, b.valid = b.reqs[:0], false
+	s.cur = s.takeEntry(view, d)
 	s.missing = true
 	nd.notePrePrepared(s, view, d)
 	nd.send(Message{Type: MsgFetchBatch, To: ToAll, Seq: s.seq, Digest: d})
@@ -722,7 +773,6 @@ func (nd *Node) notePrePrepared(s *slot, view uint64, d Digest) {
 	s.view = view
 	s.hasPP = true
 	s.digest = d
-	s.recordQ(view, d)
 	rec := Record{Kind: RecPrePrepared, View: view, Seq: s.seq, Digest: d}
 	if !s.missing {
 		rec.Requests = s.batch().reqs[:len(s.batch().reqs):len(s.batch().reqs)]

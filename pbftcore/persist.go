@@ -235,7 +235,7 @@ func (nd *Node) restorePrePrepared(s *slot, r *Record) error {
 		if err := nd.checkHeldBatch(r.Requests, r.Digest); err != nil {
 			return fmt.Errorf("batch for %d: %w", r.Seq, err)
 		}
-		b := &s.bufs[s.cur]
+		b := &s.bufs[s.cur] // the digest's own Q entry (acceptDigest)
 		b.set(r.Requests, nd.reqDigests)
 		b.batch, b.valid = r.Digest, true
 		s.missing = false
@@ -252,13 +252,15 @@ func (nd *Node) restorePrePrepared(s *slot, r *Record) error {
 }
 
 // markCommitted marks s committed-local with digest d, as a restore found it in the log (in
-// some view: final in any). Its batch is the held one with that digest, or it is fetched
-// like a NEW-VIEW's batch.
+// some view: final in any). Its batch is the one of d's Q entry, held or, if the log has it
+// by digest only, fetched like a NEW-VIEW's batch into that entry's buffer.
 func (s *slot) markCommitted(d Digest) {
-	s.digest, s.committed = d, true
-	if b := s.findBuf(d); b >= 0 {
-		s.cur, s.missing = b, false
-	} else {
-		s.missing = true
+	i := s.entryOf(d)
+	if i < 0 {
+		// Not reached: a committed digest was pre-prepared here, and later views pre-prepare
+		// only that digest at this number, so its entry is never evicted.
+		i = s.takeEntry(s.view, d)
 	}
+	s.digest, s.committed = d, true
+	s.cur, s.missing = i, !s.bufs[i].valid
 }

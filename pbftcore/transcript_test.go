@@ -96,3 +96,17 @@ func TestTranscriptSnapshotLostViewChange(t *testing.T) {
 // OSDI '99 §4.3 with late digests: a checkpoint that became stable on others' messages is
 // reported when this replica's digest arrives, even after its checkpoint-ring slot was reused.
 func TestTranscriptAsyncCheckpointLate(t *testing.T) { runTranscript(t, "async_checkpoint_late.txt") }
+
+// TOCS 2002 §4.5 (rule A2) and §5.2: a faulty primary sends a real batch to one correct
+// replica only, which overwrites it when the next view assigns that number to another batch;
+// the faulty replica then claims the hidden batch prepared. A replica lists a batch in Q only
+// while it holds it, so the NEW-VIEW that chooses it can always get it from a correct replica.
+func TestTranscriptHiddenBatch(t *testing.T) { runTranscript(t, "hidden_batch.txt") }
+
+// hidden_batch.txt at n=7 with f=2 faulty replicas.
+func TestTranscriptHiddenBatchN7(t *testing.T) { runTranscript(t, "hidden_batch_n7.txt") }
+
+// TOCS 2002 §4.5 (rule A2): the batch prepared at one correct replica stays listed in Q by the
+// others that pre-prepared it after a later view assigned that number to another batch, so a
+// faulty replica's claim (P for a forged batch) cannot leave the number undecided for good.
+func TestTranscriptQKeepsBatch(t *testing.T) { runTranscript(t, "q_keeps_batch.txt") }

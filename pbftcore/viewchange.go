@@ -2,6 +2,8 @@ package pbftcore
 
 import (
 	"slices"
+
+	"github.com/consensusbench/consensusbench/internal/assert"
 )
 
 var nullDigest = BatchDigest(nil)
@@ -93,9 +95,16 @@ func (nd *Node) sendViewChange() {
 			continue
 		}
 		if s.hasP {
+			assert.True(s.bufs[s.pBuf].valid && s.bufs[s.pBuf].batch == s.pDigest, "pbftcore: the P entry's batch is held")
 			m.Prepared = append(m.Prepared, PreparedEntry{Seq: seq, View: s.pView, Digest: s.pDigest})
 		}
-		m.PrePrepared = append(m.PrePrepared, s.q[:s.nq]...)
+		// Q lists only the pre-prepared batches this replica holds and can serve (PBFT TOCS
+		// 2002 §4.5, rule A2; see takeEntry).
+		for i := range s.nq {
+			if s.bufs[i].valid {
+				m.PrePrepared = append(m.PrePrepared, s.q[i])
+			}
+		}
 	}
 	m.Auth = nd.auth.Seal(&m, nil)
 	own := CloneMessage(&m)

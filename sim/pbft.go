@@ -74,6 +74,19 @@ type pbftProtocol struct {
 	snapshotBehind int
 	// asyncDigests: checkpoint digests handed in later (asyncCkpt runs).
 	asyncDigests int
+	// pinned: faulty replicas whose behaviour the nemesis leaves alone (a campaign that forces
+	// one behaviour).
+	pinned []bool
+	// claimsGone counts the VIEW-CHANGEs in which a partial-pre-prepare replica claimed a batch
+	// it had shown to one correct replica only, for rewriters gone (crash, switch); the live
+	// ones count in their byz.Replica (hiddenClaims adds them up).
+	claimsGone int
+	// nvSeen: views whose NEW-VIEW was counted below (a NEW-VIEW is re-sent).
+	nvSeen map[uint64]bool
+	// hiddenChosen: NEW-VIEW choices (O entries) of a batch a partial-pre-prepare primary hid;
+	// unheldChosen: NEW-VIEW choices of a batch no running correct replica held (nor had a
+	// stable checkpoint at or above) when the NEW-VIEW was sent.
+	hiddenChosen, unheldChosen int
 }
 
 // Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
@@ -83,13 +96,31 @@ func (p *pbftProtocol) Counters() []Counter {
 	return []Counter{{"new-views", k[pbftcore.MsgNewView]}, {"batch-fetches", k[pbftcore.MsgFetchBatch]},
 		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]},
 		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}, {"snapshot-behind-log", p.snapshotBehind},
-		{"async-digests", p.asyncDigests}}
+		{"async-digests", p.asyncDigests}, {"hidden-claims", p.hiddenClaims()}, {"hidden-chosen", p.hiddenChosen},
+		{"unheld-chosen", p.unheldChosen}}
 }
 
-func newPBFT(c *Cluster) Protocol {
+// hiddenClaims counts the VIEW-CHANGEs that claimed a hidden batch prepared.
+func (p *pbftProtocol) hiddenClaims() int {
+	n := p.claimsGone
+	for _, r := range p.replicas {
+		if r != nil && r.byz != nil {
+			n += r.byz.Claims
+		}
+	}
+	return n
+}
+
+func newPBFT(c *Cluster) Protocol { return newPBFTWith(c, byz.Honest) }
+
+// newPBFTWith draws a PBFT run as newPBFT does and, unless force is Honest, makes replicas 0
+// and, with f = 2, 1 (the first primaries, one after the other) faulty with behaviour force
+// for the whole run (the nemesis does not switch them); the other faulty replicas drawn are
+// made correct.
+func newPBFTWith(c *Cluster, force byz.Behaviour) *pbftProtocol {
 	r := c.ProtoRand()
 	p := &pbftProtocol{c: c, f: 1 + r.IntN(pbftFMax), batchAt: map[uint64]pbftcore.Digest{},
-		sent: map[[2]uint64][]byte{}}
+		sent: map[[2]uint64][]byte{}, nvSeen: map[uint64]bool{}}
 	p.n = 3*p.f + 1
 	p.k = []uint64{2, 4, 8, 16}[r.IntN(4)]
 	p.batch = []int{1, 2, 4, 8}[r.IntN(4)]
@@ -105,6 +136,15 @@ func newPBFT(c *Cluster) Protocol {
 	all := byz.All()
 	for _, i := range r.Perm(p.n)[:nByz] {
 		p.byzB[i] = all[r.IntN(len(all))]
+	}
+	p.pinned = make([]bool, p.n)
+	if force != byz.Honest {
+		for i := range p.byzB {
+			p.byzB[i] = byz.Honest
+		}
+		for i := range p.f {
+			p.byzB[i], p.pinned[i] = force, true
+		}
 	}
 	p.replicas = make([]*pbftReplica, p.n)
 	p.crashedAt = make([]bool, p.n)
@@ -187,14 +227,37 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 		panic(err)
 	}
 	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: lastSeq}
-	if b := p.byzB[i]; b != byz.Honest {
-		rep.byz = byz.New(b, p.keyring.Replica(i), p.n, p.signAll, pbftSlowDelayFactor*p.timeout)
+	if p.byzB[i] != byz.Honest {
+		rep.byz = p.newByz(i)
 	}
 	p.replicas[i] = rep
 	return rep
 }
 
+// newByz builds faulty replica i's rewriter. A partial-pre-prepare primary shows its batches to
+// one correct replica, the first after it (the next primary, unless that one is faulty), and
+// to the other faulty replicas, whose VIEW-CHANGEs then list them too.
+func (p *pbftProtocol) newByz(i int) *byz.Replica {
+	b := byz.New(p.byzB[i], p.keyring.Replica(i), p.n, p.signAll, pbftSlowDelayFactor*p.timeout)
+	b.Targets = nil
+	for k := 1; k < p.n; k++ {
+		if j := (i + k) % p.n; p.byzB[j] == byz.Honest {
+			b.Targets = append(b.Targets, j)
+			break
+		}
+	}
+	for j, bj := range p.byzB {
+		if j != i && bj != byz.Honest {
+			b.Targets = append(b.Targets, j)
+		}
+	}
+	return b
+}
+
 func (p *pbftProtocol) Crashed(id NodeID) {
+	if r := p.replicas[id-1]; r != nil && r.byz != nil {
+		p.claimsGone += r.byz.Claims
+	}
 	p.replicas[id-1] = nil
 	p.crashedAt[id-1] = true
 }
@@ -220,7 +283,7 @@ func (p *pbftProtocol) Nemesis(rng *rand.Rand) string {
 	}
 	var faulty []int
 	for i, b := range p.byzB {
-		if b != byz.Honest {
+		if b != byz.Honest && !p.pinned[i] {
 			faulty = append(faulty, i)
 		}
 	}
@@ -231,7 +294,8 @@ func (p *pbftProtocol) Nemesis(rng *rand.Rand) string {
 	all := byz.All()
 	p.byzB[i] = all[rng.IntN(len(all))]
 	if r := p.replicas[i]; r != nil {
-		r.byz = byz.New(p.byzB[i], p.keyring.Replica(i), p.n, p.signAll, pbftSlowDelayFactor*p.timeout)
+		p.claimsGone += r.byz.Claims
+		r.byz = p.newByz(i)
 	}
 	return fmt.Sprintf("pbft: n%d turns %s", i+1, p.byzB[i])
 }
@@ -443,6 +507,9 @@ func (r *pbftReplica) send(m *pbftcore.Message) {
 	if int(m.Type) < len(r.p.sentByType) {
 		r.p.sentByType[m.Type]++
 	}
+	if m.Type == pbftcore.MsgNewView {
+		r.p.noteNewView(m)
+	}
 	switch m.To {
 	case pbftcore.ToAll:
 		for j := range r.p.n {
@@ -455,6 +522,39 @@ func (r *pbftReplica) send(m *pbftcore.Message) {
 	default:
 		if m.To >= 0 && m.To < r.p.n && m.To != r.i {
 			r.h.Send(NodeID(m.To+1), *m)
+		}
+	}
+}
+
+// noteNewView counts, once per view, the NEW-VIEW's choices of a batch a partial-pre-prepare
+// replica hid and of a batch that no running correct replica can supply.
+func (p *pbftProtocol) noteNewView(m *pbftcore.Message) {
+	if p.nvSeen[m.View] {
+		return
+	}
+	p.nvSeen[m.View] = true
+	null := pbftcore.BatchDigest(nil)
+	for k := range m.PrePrepares {
+		pp := &m.PrePrepares[k]
+		if pp.Digest == null {
+			continue
+		}
+		hidden, held := false, false
+		for i, r := range p.replicas {
+			if r == nil {
+				continue
+			}
+			if r.byz != nil {
+				hidden = hidden || r.byz.Hid(pp.Seq, pp.Digest)
+			} else if p.byzB[i] == byz.Honest {
+				held = held || r.nd.HoldsBatch(pp.Seq, pp.Digest) || r.nd.Status().LowWatermark >= pp.Seq
+			}
+		}
+		if hidden {
+			p.hiddenChosen++
+		}
+		if !held {
+			p.unheldChosen++
 		}
 	}
 }

@@ -3,6 +3,8 @@ package sim
 import (
 	"errors"
 	"testing"
+
+	"github.com/consensusbench/consensusbench/pbftcore/byz"
 )
 
 // TestPBFTSeeds is the PBFT campaign: n = 3f+1 (f = 1 or 2), up to f Byzantine replicas
@@ -32,3 +34,34 @@ func TestPBFTCheckerCatchesDisagreement(t *testing.T) {
 		t.Fatalf("disagreement not caught: %v", err)
 	}
 }
+
+// TestPBFTPartialPrePrepareSeeds is a PBFT campaign in which replica 0, the first primary, is
+// partial-pre-prepare for the whole run (the nemesis does not switch it): as primary it shows
+// each batch to one correct replica only, serves no batch, and later claims those batches
+// prepared in its VIEW-CHANGEs. Rule A2 (TOCS 2002 §4.5) must not choose a batch no correct
+// replica can supply: every seed must pass, and the campaign must reach the path (claims made,
+// and NEW-VIEWs that chose a hidden batch).
+func TestPBFTPartialPrePrepareSeeds(t *testing.T) {
+	var last *pbftProtocol
+	var claims, chosen, unheld int
+	add := func() {
+		if last != nil {
+			claims += last.hiddenClaims()
+			chosen += last.hiddenChosen
+			unheld += last.unheldChosen
+		}
+	}
+	runSeeds(t, "TestPBFTPartialPrePrepareSeeds", func(c *Cluster) Protocol {
+		add()
+		last = newPBFTWith(c, byz.PartialPrePrepare)
+		return last
+	}, pbftPartialSeeds)
+	add()
+	t.Logf("hidden-claims=%d hidden-chosen=%d unheld-chosen=%d", claims, chosen, unheld)
+	if *seedFlag == 0 && !t.Failed() && (claims == 0 || chosen == 0) {
+		t.Errorf("the campaign never reached the path: hidden-claims=%d hidden-chosen=%d", claims, chosen)
+	}
+}
+
+// pbftPartialSeeds is TestPBFTPartialPrePrepareSeeds' default campaign.
+const pbftPartialSeeds = 100

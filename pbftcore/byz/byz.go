@@ -6,6 +6,7 @@ package byz
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/consensusbench/consensusbench/pbftcore"
 )
@@ -26,11 +27,17 @@ const (
 	LyingViewChange           // VIEW-CHANGEs claim prepared certificates it cannot prove
 	BadNewView                // as new primary, NEW-VIEW's O drops a prepared request
 	BadState                  // serves corrupted state-transfer chunks and fetched batches
+	// PartialPrePrepare: as primary, sends each pre-prepare (with its real, authentic batch)
+	// and NEW-VIEW to its Targets only (one correct replica), serves no batch, sends no
+	// PREPARE or COMMIT in the next view where it hid a batch, and in every VIEW-CHANGE for a
+	// view at least two above a hidden pre-prepare's claims that batch prepared (in P and Q)
+	// at its sequence number.
+	PartialPrePrepare
 	numBehaviours
 )
 
 var names = [...]string{"honest", "silent", "equivocate", "wrong-digest", "forge-mac", "missing-mac",
-	"replay", "slow-primary", "lying-view-change", "bad-new-view", "bad-state"}
+	"replay", "slow-primary", "lying-view-change", "bad-new-view", "bad-state", "partial-pre-prepare"}
 
 func (b Behaviour) String() string {
 	if b >= 0 && b < numBehaviours {
@@ -61,6 +68,16 @@ func All() []Behaviour {
 // MaxReplayKept bounds the messages a replaying replica remembers.
 const MaxReplayKept = 64
 
+// MaxHiddenKept bounds the hidden pre-prepares a PartialPrePrepare replica remembers to
+// claim.
+const MaxHiddenKept = 64
+
+// hidden is a pre-prepare a PartialPrePrepare primary sent to its targets only.
+type hidden struct {
+	view, seq uint64
+	digest    pbftcore.Digest
+}
+
 type held struct {
 	due int
 	m   pbftcore.Message
@@ -77,11 +94,20 @@ type Replica struct {
 	maxView    uint64
 	maxSeq     uint64
 	held       []held
+	// Targets are the replicas a PartialPrePrepare primary sends its pre-prepares to: by
+	// default the next replica (the primary of the next view); the simulator names one
+	// correct replica, plus the other faulty ones.
+	Targets []int
+	hidden  []hidden
+	// Claims counts the VIEW-CHANGEs a PartialPrePrepare replica sent claiming a hidden
+	// batch prepared.
+	Claims int
 }
 
 // New returns the rewriter for replica keys.ID of n with behaviour b.
 func New(b Behaviour, keys *pbftcore.Keys, n int, signAll bool, delayTicks int) *Replica {
-	return &Replica{B: b, ID: keys.ID, N: n, DelayTicks: delayTicks, auth: pbftcore.NewAuthenticator(keys, signAll)}
+	return &Replica{B: b, ID: keys.ID, N: n, DelayTicks: delayTicks, auth: pbftcore.NewAuthenticator(keys, signAll),
+		Targets: []int{(keys.ID + 1) % n}}
 }
 
 func (r *Replica) seal(m *pbftcore.Message) {
@@ -148,6 +174,19 @@ func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
 			}
 			r.seal(&c)
 			return []pbftcore.Message{c}
+		}
+	case PartialPrePrepare:
+		switch m.Type {
+		case pbftcore.MsgPrePrepare, pbftcore.MsgNewView:
+			return r.hide(m)
+		case pbftcore.MsgBatch:
+			return nil // nobody gets a hidden batch from here
+		case pbftcore.MsgViewChange:
+			return []pbftcore.Message{r.claimHidden(m)}
+		case pbftcore.MsgPrepare, pbftcore.MsgCommit:
+			if r.hides(m.Seq, m.View) {
+				return nil // no help for the next view's batch where a hidden one will be claimed
+			}
 		}
 	}
 	return []pbftcore.Message{pbftcore.CloneMessage(m)}
@@ -268,6 +307,108 @@ func (r *Replica) badNewView(m *pbftcore.Message) pbftcore.Message {
 	next := c.Seq + uint64(len(c.PrePrepares)) + 1
 	c.PrePrepares = append(c.PrePrepares, pbftcore.Message{Type: pbftcore.MsgPrePrepare, From: r.ID, View: c.View,
 		Seq: next, Digest: null})
+	r.seal(&c)
+	return c
+}
+
+// hide sends a pre-prepare of this replica's own view (it is the primary) to its targets
+// only, each point to point with a valid authenticator, and remembers the first batch it hid
+// at each sequence number to claim later (a later one would only make the claim weaker). The
+// batch is the real one: the targets accept it and record it in their Q sets. A NEW-VIEW
+// (its O set pre-prepares too) also goes to the targets only.
+func (r *Replica) hide(m *pbftcore.Message) []pbftcore.Message {
+	known := m.Type != pbftcore.MsgPrePrepare || len(m.Requests) == 0
+	for _, h := range r.hidden {
+		known = known || h.seq == m.Seq
+	}
+	if !known {
+		if len(r.hidden) == MaxHiddenKept {
+			r.hidden = r.hidden[1:]
+		}
+		r.hidden = append(r.hidden, hidden{view: m.View, seq: m.Seq, digest: m.Digest})
+	}
+	var out []pbftcore.Message
+	for _, t := range r.Targets {
+		if t == r.ID || (m.To != pbftcore.ToAll && m.To != t) {
+			continue
+		}
+		c := pbftcore.CloneMessage(m)
+		c.To = t
+		r.seal(&c)
+		out = append(out, c)
+	}
+	return out
+}
+
+// hides reports whether a batch was hidden at seq in the view before view (the claims start
+// in the view after that).
+func (r *Replica) hides(seq, view uint64) bool {
+	for _, h := range r.hidden {
+		if h.seq == seq && h.view+1 == view {
+			return true
+		}
+	}
+	return false
+}
+
+// Hid reports whether this replica (as a PartialPrePrepare primary) hid batch d at seq and
+// still means to claim it.
+func (r *Replica) Hid(seq uint64, d pbftcore.Digest) bool {
+	for _, h := range r.hidden {
+		if h.seq == seq && h.digest == d {
+			return true
+		}
+	}
+	return false
+}
+
+// claimHidden rewrites a VIEW-CHANGE for view v so that it claims every hidden pre-prepare
+// of a view below v-1 above the checkpoint as prepared: a P entry (replacing the replica's
+// own for that number) and a Q entry for its digest in the view it was pre-prepared in. The
+// view change right after the pre-prepare goes out unchanged, so the next primary may assign
+// that number to another batch first.
+func (r *Replica) claimHidden(m *pbftcore.Message) pbftcore.Message {
+	c := pbftcore.CloneMessage(m)
+	kept := r.hidden[:0]
+	claimed := false
+	for _, h := range r.hidden {
+		if h.seq <= c.Seq {
+			continue // below the checkpoint: forgotten
+		}
+		kept = append(kept, h)
+		if h.view+1 >= c.View {
+			continue
+		}
+		claimed = true
+		entry := pbftcore.PreparedEntry{Seq: h.seq, View: h.view, Digest: h.digest}
+		at := len(c.Prepared)
+		for i, p := range c.Prepared {
+			if p.Seq >= h.seq {
+				at = i
+				break
+			}
+		}
+		if at < len(c.Prepared) && c.Prepared[at].Seq == h.seq {
+			c.Prepared[at] = entry
+		} else {
+			c.Prepared = slices.Insert(c.Prepared, at, entry)
+		}
+		listed := false
+		for i, q := range c.PrePrepared {
+			if q.Seq == h.seq && q.Digest == h.digest {
+				c.PrePrepared[i].View = max(q.View, h.view)
+				listed = true
+			}
+		}
+		if !listed {
+			c.PrePrepared = append(c.PrePrepared, pbftcore.PrePreparedEntry{Seq: h.seq, View: h.view, Digest: h.digest})
+		}
+	}
+	r.hidden = kept
+	if !claimed {
+		return c
+	}
+	r.Claims++
 	r.seal(&c)
 	return c
 }

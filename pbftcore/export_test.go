@@ -1,0 +1,43 @@
+package pbftcore
+
+import (
+	"fmt"
+	"strings"
+)
+
+// SlotState describes the slot of seq for transcript tests: the current pre-prepare, the P
+// entry, the Q entries a VIEW-CHANGE lists (batch held) and those it does not (batch missing),
+// as view:digest prefixes.
+func (nd *Node) SlotState(seq uint64) string {
+	s := nd.existingSlot(seq)
+	if s == nil {
+		return fmt.Sprintf("n=%d: no slot", seq)
+	}
+	dig := func(d Digest) string {
+		if d == nullDigest {
+			return "null"
+		}
+		return fmt.Sprintf("%x", d[:3])
+	}
+	pp := "-"
+	if s.hasPP {
+		pp = fmt.Sprintf("v%d:%s", s.view, dig(s.digest))
+		if s.missing {
+			pp += "(missing)"
+		}
+	}
+	p := "-"
+	if s.hasP {
+		p = fmt.Sprintf("v%d:%s", s.pView, dig(s.pDigest))
+	}
+	var held, unheld []string
+	for i := range s.nq {
+		e := fmt.Sprintf("v%d:%s", s.q[i].View, dig(s.q[i].Digest))
+		if s.bufs[i].valid {
+			held = append(held, e)
+		} else {
+			unheld = append(unheld, e)
+		}
+	}
+	return fmt.Sprintf("n=%d pre-prepared=%s P=%s Q=[%s] unheld=[%s]", seq, pp, p, strings.Join(held, " "), strings.Join(unheld, " "))
+}
