@@ -376,6 +376,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if !nd.viewActive {
 		nd.sendViewChange() // the VIEW-CHANGE it had sent, rebuilt from the same P and Q
+		nd.armRestoredViewChange()
 	}
 	return nd, nil
 }
@@ -1066,6 +1067,7 @@ func (nd *Node) Tick() {
 			nd.log[i].helped, nd.log[i].served = 0, 0
 		}
 		nd.helpedLagging = 0
+		nd.vc.sharedOwn = 0
 		nd.retransmitOwn()
 	}
 }
@@ -1196,8 +1198,10 @@ func (nd *Node) obviouslyStale(m *Message) bool {
 		}
 	case MsgViewChange:
 		l := &nd.vc.latest[m.From]
-		// The primary of our view still answers a lagging replica's retransmission.
-		return l.Type == MsgViewChange && l.View >= m.View && !(m.View == nd.view && nd.vc.hasNewView)
+		// A lagging replica's retransmission for our view is still answered: by the primary
+		// with its NEW-VIEW, by the others with their own VIEW-CHANGE (shareOwn).
+		answer := m.View == nd.view && (nd.vc.hasNewView || nd.vc.canShareOwn(nd, m.From))
+		return l.Type == MsgViewChange && l.View >= m.View && !answer
 	}
 	return false
 }

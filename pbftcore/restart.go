@@ -86,6 +86,18 @@ func (nd *Node) start(s *StartState) error {
 	return nil
 }
 
+// armRestoredViewChange starts the view-change timer of a replica restored in the middle of
+// a view change. The VIEW-CHANGEs it had collected for its view are gone with the crash, and
+// the replicas that have since entered that view no longer retransmit theirs, so it might
+// never again see the 2f+1 that start its timer (OSDI '99 §4.5.2): it would wait forever
+// for a NEW-VIEW whose primary may have moved on to a later view. Starting the timer at once
+// only decides when it gives up on this view; it changes nothing else.
+func (nd *Node) armRestoredViewChange() {
+	if !nd.viewActive {
+		nd.vc.timerStarted, nd.vc.timer = true, nd.timeout()
+	}
+}
+
 // reportStable queues Ready.Stable for the stable checkpoint h, whose client table this
 // replica holds (it executed to h or transferred the state at h). A later one replaces an
 // earlier one not yet handed out: only the newest needs persisting.

@@ -110,3 +110,13 @@ func TestTranscriptHiddenBatchN7(t *testing.T) { runTranscript(t, "hidden_batch_
 // others that pre-prepared it after a later view assigned that number to another batch, so a
 // faulty replica's claim (P for a forged batch) cannot leave the number undecided for good.
 func TestTranscriptQKeepsBatch(t *testing.T) { runTranscript(t, "q_keeps_batch.txt") }
+
+// A replica restarted while changing views starts its view-change timer at once: the
+// VIEW-CHANGEs it had collected are gone (OSDI '99 §4.5.2 liveness).
+func TestTranscriptRestartLostViewChanges(t *testing.T) {
+	runTranscript(t, "restart_lost_view_changes.txt")
+}
+
+// A replica active in a view answers a laggard's VIEW-CHANGE for that view with its own, so
+// the laggard can start its timer (OSDI '99 §4.5.2 liveness).
+func TestTranscriptLostViewChangeShared(t *testing.T) { runTranscript(t, "lost_view_change_shared.txt") }

@@ -15,6 +15,30 @@ type viewChangeState struct {
 	timerStarted bool
 	newView      Message // the NEW-VIEW of the current view, kept by its primary to resend
 	hasNewView   bool
+	// sharedOwn: replicas sent this replica's own VIEW-CHANGE for the current (active) view
+	// in this retransmission period (see shareOwn).
+	sharedOwn uint64
+}
+
+// canShareOwn reports whether this replica, active in its view, holds its own VIEW-CHANGE
+// for that view and has not sent it to replica to in this retransmission period.
+func (v *viewChangeState) canShareOwn(nd *Node, to int) bool {
+	own := &v.latest[nd.id]
+	return nd.viewActive && own.Type == MsgViewChange && own.View == nd.view && v.sharedOwn&(1<<to) == 0
+}
+
+// shareOwn sends this replica's own VIEW-CHANGE for its current view to a replica that is
+// still changing to that view. A replica that restarted (a power cut) while changing views
+// has lost the VIEW-CHANGEs it had collected, and the ones it lacks come from replicas that
+// have since entered the view and stopped retransmitting theirs; without them it never sees
+// 2f+1 replicas changing, so its view-change timer never starts and it waits forever for a
+// NEW-VIEW whose primary may have moved on (OSDI '99 §4.5.2; Castro's thesis retransmits
+// view-change messages on request for the same reason).
+func (v *viewChangeState) shareOwn(nd *Node, to int) {
+	c := CloneMessage(&v.latest[nd.id])
+	c.To = to
+	nd.msgs = append(nd.msgs, c)
+	v.sharedOwn |= 1 << to
 }
 
 func (v *viewChangeState) init(n int) { v.latest = make([]Message, n) }
@@ -152,14 +176,17 @@ func (nd *Node) stepViewChange(m *Message) error {
 		// A replica still changing to our view lost the NEW-VIEW: its primary resends it. A
 		// primary restored from its log without the NEW-VIEW it sent (it is not logged) moves
 		// on to the next view instead, once, so the laggards are not left waiting for a timer.
-		if m.View == nd.view && nd.vc.hasNewView {
+		switch {
+		case m.View == nd.view && nd.vc.hasNewView:
 			nv := nd.vc.newView
 			nv.To = m.From
 			nd.msgs = append(nd.msgs, nv)
-		} else if m.View == nd.view && nd.lostNewView && nd.viewActive && nd.validViewChange(m) {
+		case m.View == nd.view && nd.lostNewView && nd.viewActive && nd.validViewChange(m):
 			nd.lostNewView = false
 			nd.startViewChange(nd.view + 1)
 			return nil
+		case m.View == nd.view && nd.vc.canShareOwn(nd, m.From):
+			nd.vc.shareOwn(nd, m.From)
 		}
 		return ErrStale
 	}
