@@ -119,4 +119,6 @@ func TestTranscriptRestartLostViewChanges(t *testing.T) {
 
 // A replica active in a view answers a laggard's VIEW-CHANGE for that view with its own, so
 // the laggard can start its timer (OSDI '99 §4.5.2 liveness).
-func TestTranscriptLostViewChangeShared(t *testing.T) { runTranscript(t, "lost_view_change_shared.txt") }
+func TestTranscriptLostViewChangeShared(t *testing.T) {
+	runTranscript(t, "lost_view_change_shared.txt")
+}
