@@ -79,7 +79,18 @@ type Spec struct {
 	// AttemptTimeout bounds one client attempt at one replica before it tries another (0: the
 	// client's default). Short attempts make clients leave a stalled leader sooner.
 	AttemptTimeout time.Duration `json:"attempt_timeout,omitempty"`
+
+	// The rest is the cluster's resolved configuration, which loadgen fills in once the
+	// cluster is open (defaults spelled out; read from the nodes' /admin/status when it cannot
+	// see them) so that a result's identity does not depend on how flags were spelled. Sync
+	// above is resolved the same way ("unknown" when nothing could tell).
+	Nodes     int    `json:"nodes,omitempty"`
+	Reads     string `json:"reads,omitempty"`     // Raft: "safe" or "lease"
+	Byzantine string `json:"byzantine,omitempty"` // PBFT: "none" or the misbehaviour and its nodes
 }
+
+// SyncUnknown is a resolved Spec.Sync when no node could say.
+const SyncUnknown = "unknown"
 
 // AttemptTimeoutMax bounds Spec.AttemptTimeout.
 const AttemptTimeoutMax = time.Minute
@@ -109,7 +120,7 @@ func (s Spec) Validate() error {
 	if given != 1 {
 		return fmt.Errorf("name the cluster exactly once: --targets, --cluster or --local (got %d)", given)
 	}
-	if s.Sync != "" && s.Sync != "always" && s.Sync != "none" {
+	if s.Sync != "" && s.Sync != "always" && s.Sync != "none" && s.Sync != SyncUnknown {
 		return fmt.Errorf("unknown sync mode %q (want always or none)", s.Sync)
 	}
 	if s.AttemptTimeout < 0 || s.AttemptTimeout > AttemptTimeoutMax {

@@ -362,7 +362,8 @@ func (r *PBFTReplica) Status() ReplicaStatus {
 		role = "primary"
 	}
 	return ReplicaStatus{ID: r.cfg.ID, Protocol: "pbft", Role: role, Leader: primary, Term: v,
-		Applied: r.lastExec.Load(), Partitioned: r.tr.Partitioned()}
+		Applied: r.lastExec.Load(), Partitioned: r.tr.Partitioned(), Sync: r.cfg.Sync.String(),
+		Byzantine: ByzantineMode(r.byz.Load()).String()}
 }
 
 func (r *PBFTReplica) run() {

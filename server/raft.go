@@ -402,8 +402,12 @@ func (r *RaftReplica) IsLeader() bool { return raftcore.Role(r.role.Load()) == r
 func (r *RaftReplica) Status() ReplicaStatus {
 	role := map[raftcore.Role]string{raftcore.Follower: "follower", raftcore.PreCandidate: "pre-candidate",
 		raftcore.Candidate: "candidate", raftcore.Leader: "leader"}[raftcore.Role(r.role.Load())]
+	reads := r.cfg.Spec.Raft.Reads
+	if reads == "" {
+		reads = "safe"
+	}
 	return ReplicaStatus{ID: r.cfg.ID, Protocol: "raft", Role: role, Leader: r.lead.Load(), Term: r.term.Load(),
-		Applied: r.appliedA.Load(), Partitioned: r.tr.Partitioned()}
+		Applied: r.appliedA.Load(), Partitioned: r.tr.Partitioned(), Sync: r.cfg.Sync.String(), Reads: reads}
 }
 
 // TransferLeader asks this replica, which must be the leader, to hand leadership to `to`

@@ -52,6 +52,12 @@ type ReplicaStatus struct {
 	Applied uint64 `json:"applied"`
 	// Partitioned lists the peers whose traffic is being dropped by fault injection.
 	Partitioned []uint64 `json:"partitioned,omitempty"`
+	// Sync is the WAL policy ("always" or "none"); Reads the Raft read mode ("safe" or
+	// "lease"); Byzantine the PBFT replica's misbehaviour ("none" when honest). A load
+	// generator records them in a result's identity.
+	Sync      string `json:"sync"`
+	Reads     string `json:"reads,omitempty"`
+	Byzantine string `json:"byzantine,omitempty"`
 }
 
 // Admin is implemented by replicas that support the operator endpoints and fault injection

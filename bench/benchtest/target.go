@@ -74,6 +74,11 @@ func (s *session) Do(ctx context.Context, ops []bench.Op) error {
 	now := t.Clock.Now()
 	for _, w := range t.Errors {
 		if w.contains(now) {
+			// A failure takes the service time too: a closed loop on the simulated clock
+			// would otherwise spin at one instant.
+			if err := t.Clock.SleepUntil(ctx, now+max(t.Service, minService)); err != nil {
+				return err
+			}
 			return ErrInjected
 		}
 	}

@@ -41,6 +41,16 @@ const (
 	ringSlots       = 8                       // per-client interval histograms not yet collected
 	collectGrace    = 250 * time.Millisecond  // how long after a second ends the collector takes it
 	defaultDrain    = 10 * time.Second
+	// OpenLoopLatencyBudget sizes an open-loop run's lanes (SizePipeline): the run keeps
+	// enough requests in flight to offer its rate while each takes up to this long. A target
+	// slower than that is saturated and the run shows it (latency from intended times).
+	OpenLoopLatencyBudget = 100 * time.Millisecond
+	// OpenLoopMinRequestTime: an open-loop run whose lanes could offer its rate only if
+	// every request completed faster than this is refused as impossible.
+	OpenLoopMinRequestTime = time.Millisecond
+	// SessionOpsMax is the most ops one session keeps outstanding (pipeline x batch): the KV
+	// store's session window (kv.SessionWindow), beyond which retried writes are refused.
+	SessionOpsMax = 1024
 	defaultClients  = 16
 	defaultPipeline = 1
 )
@@ -86,6 +96,26 @@ func (c Config) Validate() error {
 		return fmt.Errorf("drain %v outside [0, %v]", c.Drain, DrainMax)
 	}
 	return c.Workload.Validate()
+}
+
+// SizePipeline returns the pipeline depth per client that keeps rate x OpenLoopLatencyBudget
+// ops in flight over clients, at least 1 and at most what PipelineMax and SessionOpsMax allow.
+func SizePipeline(rate float64, clients, batch int) int {
+	if clients < 1 || batch < 1 || !(rate > 0) {
+		return 1
+	}
+	inflight := rate * OpenLoopLatencyBudget.Seconds() / float64(batch)
+	p := int(math.Ceil(inflight / float64(clients)))
+	return max(1, min(p, PipelineMax, SessionOpsMax/batch))
+}
+
+// RequestTimeBudget is how fast each request must complete for an open-loop config's lanes
+// to offer its rate: lanes x batch / rate.
+func (c Config) RequestTimeBudget() time.Duration {
+	if !(c.Rate > 0) {
+		return 0
+	}
+	return time.Duration(float64(c.Clients*c.Pipeline*c.Batch) / c.Rate * 1e9)
 }
 
 // NewHistogram returns an empty histogram with the run geometry (nanoseconds).

@@ -22,12 +22,17 @@ type SweepConfig struct {
 	Factor float64 `json:"factor,omitempty"`
 	Add    float64 `json:"add,omitempty"`
 	Steps  int     `json:"steps"` // at most this many steps
-	// A step is saturated when its throughput falls below Keep x the offered rate, any
-	// scheduled op went unsent, errors exceed ErrorRatio of the ops, or p99 exceeds
-	// P99Limit (when > 0). The sweep stops after the first saturated step.
+	// A step is saturated when its throughput falls below Keep x the offered rate, more
+	// scheduled ops went unsent than the lanes could have had in flight at the window's end
+	// (clients x pipeline x batch: those are cut off by the end, not by the target), errors
+	// exceed ErrorRatio of the ops, or p99 exceeds P99Limit (when > 0). The sweep stops after
+	// the first saturated step.
 	Keep       float64       `json:"keep"`
 	ErrorRatio float64       `json:"error_ratio"`
 	P99Limit   time.Duration `json:"p99_limit_ns,omitempty"`
+	// AutoPipeline sizes each step's pipeline for its rate (SizePipeline) instead of using
+	// Run.Pipeline.
+	AutoPipeline bool `json:"auto_pipeline,omitempty"`
 }
 
 // DefaultSweep returns a sweep from 100 ops/s by x1.5 per step, stopping below 90% of the
@@ -79,6 +84,9 @@ func Sweep(ctx context.Context, target bench.Target, cfg SweepConfig, opts Optio
 	for i := 0; i < cfg.Steps; i++ {
 		run := cfg.Run
 		run.Rate = min(rate, RateMax)
+		if cfg.AutoPipeline {
+			run.Pipeline = SizePipeline(run.Rate, run.Clients, run.Batch)
+		}
 		o, err := Run(ctx, target, run, opts)
 		if err != nil {
 			return steps, fmt.Errorf("sweep step %d (%.0f ops/s): %w", i, run.Rate, err)
@@ -106,9 +114,10 @@ func saturation(cfg SweepConfig, st SweepStep) string {
 	o := st.Outcome
 	tput := o.Throughput()
 	all := o.Ops + o.Errors
+	inflight := int64(o.Config.Clients * o.Config.Pipeline * o.Config.Batch)
 	switch {
-	case o.Unsent > 0:
-		return fmt.Sprintf("%d scheduled ops unsent", o.Unsent)
+	case o.Unsent > inflight:
+		return fmt.Sprintf("%d scheduled ops unsent (more than the %d the lanes can hold at the window's end)", o.Unsent, inflight)
 	case tput < cfg.Keep*st.Offered:
 		return fmt.Sprintf("throughput %.0f ops/s below %.0f%% of offered", tput, 100*cfg.Keep)
 	case all > 0 && float64(o.Errors) > cfg.ErrorRatio*float64(all):

@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"golang.org/x/perf/benchfmt"
+
+	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/load"
 )
 
 // Units of the benchmark-format lines. Latencies are in seconds so benchstat scales them.
@@ -28,30 +31,63 @@ var unitBetter = map[string]int{
 	UnitP50: -1, UnitP90: -1, UnitP99: -1, UnitP999: -1, UnitMax: -1,
 }
 
-// BenchmarkName names a run by what makes runs comparable: the same name across commits means
-// the same experiment. Host-specific facts go in the key: value headers instead.
+// BenchmarkName names a run by its resolved configuration (Identity): the same name across
+// commits means the same experiment, however the flags were spelled. Host-specific facts go
+// in the headers and comments instead.
 func BenchmarkName(r *Result) string {
-	c := r.Load
 	var b strings.Builder
 	b.WriteString("BenchmarkLoadgen")
-	kv := func(k, v string) { fmt.Fprintf(&b, "/%s=%s", k, v) }
-	kv("protocol", nonEmpty(r.Cluster.Protocol))
-	if n := r.ClusterInfo["nodes"]; n != "" {
-		kv("nodes", n)
+	for _, kv := range Identity(r) {
+		fmt.Fprintf(&b, "/%s=%s", kv[0], kv[1])
 	}
-	if r.Cluster.Sync != "" {
-		kv("sync", r.Cluster.Sync)
-	}
-	kv("workload", nonEmpty(c.Workload.Name))
-	kv("mode", string(c.Mode))
-	if c.Mode == "open-loop" {
-		kv("rate", strconv.FormatFloat(c.Rate, 'f', -1, 64))
-	}
-	kv("clients", strconv.Itoa(c.Clients))
-	kv("pipeline", strconv.Itoa(c.Pipeline))
-	kv("batch", strconv.Itoa(c.Batch))
-	kv("value", strconv.Itoa(c.Workload.ValueSize))
 	return b.String()
+}
+
+// Identity is the resolved configuration that names a benchmark, in a fixed order, defaults
+// spelled out. A result written before a field existed gets the value its run had: a local
+// cluster synced nothing unless told to, Raft read through ReadIndex rounds, PBFT replicas
+// were honest unless the cluster info says otherwise. What a remote run could not learn is
+// "unknown".
+func Identity(r *Result) [][2]string {
+	c, l := r.Cluster, r.Load
+	local := c.Local > 0
+	orUnknown := func(v, localDefault string) string {
+		switch {
+		case v != "":
+			return v
+		case local:
+			return localDefault
+		}
+		return bench.SyncUnknown
+	}
+	nodes := c.Nodes
+	if nodes == 0 {
+		nodes, _ = strconv.Atoi(r.ClusterInfo["nodes"])
+	}
+	if nodes == 0 {
+		nodes = max(c.Local, len(c.Targets))
+	}
+	id := [][2]string{{"protocol", nonEmpty(c.Protocol)}, {"nodes", strconv.Itoa(nodes)}, {"sync", orUnknown(c.Sync, "none")}}
+	switch c.Protocol {
+	case "raft":
+		id = append(id, [2]string{"reads", orUnknown(c.Reads, "safe")})
+	case "pbft":
+		byz := c.Byzantine
+		if byz == "" {
+			byz = r.ClusterInfo["byzantine"]
+		}
+		id = append(id, [2]string{"byzantine", strings.ReplaceAll(orUnknown(byz, "none"), " ", "")})
+	}
+	w := l.Workload
+	id = append(id, [2]string{"workload", nonEmpty(w.Name)}, [2]string{"keys", strconv.Itoa(w.Keys)},
+		[2]string{"dist", nonEmpty(w.Dist)}, [2]string{"value", strconv.Itoa(w.ValueSize)},
+		[2]string{"mode", string(l.Mode)})
+	if l.Mode == load.OpenLoop {
+		id = append(id, [2]string{"rate", strconv.FormatFloat(l.Rate, 'f', -1, 64)})
+	}
+	id = append(id, [2]string{"clients", strconv.Itoa(l.Clients)}, [2]string{"pipeline", strconv.Itoa(l.Pipeline)},
+		[2]string{"batch", strconv.Itoa(l.Batch)})
+	return id
 }
 
 func nonEmpty(s string) string {
@@ -61,23 +97,35 @@ func nonEmpty(s string) string {
 	return s
 }
 
-// headers are the key: value lines benchstat reads as file configuration.
+// headers are the key: value lines benchstat reads as file configuration. Only what is the
+// same for every run on one machine goes here: benchstat splits its tables by configuration,
+// so a per-run key (commit, start time) would put the old and new runs in separate one-column
+// tables. The run's other facts go in comment lines (comments).
 func headers(r *Result) [][2]string {
 	e := r.Env
-	h := [][2]string{
-		{"commit", e.Commit}, {"dirty", strconv.FormatBool(e.Dirty)}, {"goos", e.OS}, {"goarch", e.Arch},
-		{"cpu", e.CPU}, {"cores", strconv.Itoa(e.Cores)}, {"go", e.Go}, {"host", e.Host},
-		{"started", r.Started.Format("2006-01-02T15:04:05Z")}, {"protocol", r.Cluster.Protocol},
-		{"mode", string(r.Load.Mode)},
-	}
-	if r.Cluster.Sync != "" {
-		h = append(h, [2]string{"sync", r.Cluster.Sync})
-	}
+	return [][2]string{{"goos", e.OS}, {"goarch", e.Arch}, {"cpu", e.CPU}, {"pkg", "consensusbench/loadgen"}}
+}
+
+// comments are the run's facts that are not configuration, written as "# key: value" lines,
+// which benchstat ignores.
+func comments(r *Result) [][2]string {
+	e := r.Env
+	c := [][2]string{{"commit", e.Commit}, {"dirty", strconv.FormatBool(e.Dirty)}, {"go", e.Go},
+		{"cores", strconv.Itoa(e.Cores)}, {"host", e.Host}, {"started", r.Started.Format("2006-01-02T15:04:05Z")}}
 	if r.Fsync != nil {
-		h = append(h, [2]string{"fdatasync-p50", fmt.Sprintf("%dns", r.Fsync.P50)},
+		c = append(c, [2]string{"fdatasync-p50", fmt.Sprintf("%dns", r.Fsync.P50)},
 			[2]string{"fdatasync-p99", fmt.Sprintf("%dns", r.Fsync.P99)})
 	}
-	return h
+	if h := r.Host; h != nil {
+		c = append(c, [2]string{"host-context", h.String()})
+	}
+	if r.Interrupted {
+		c = append(c, [2]string{"interrupted", "true"})
+	}
+	for _, f := range r.Failures {
+		c = append(c, [2]string{"failed", f})
+	}
+	return c
 }
 
 // values are the run's measurements in benchmark units.
@@ -103,6 +151,9 @@ func values(r *Result) []benchfmt.Value {
 // one benchmark line whose iteration count is the number of successful ops.
 func WriteBenchfmt(w io.Writer, r *Result) error {
 	bw := bufio.NewWriter(w)
+	for _, kv := range comments(r) {
+		fmt.Fprintf(bw, "# %s: %s\n", kv[0], strings.ReplaceAll(kv[1], "\n", " "))
+	}
 	for _, kv := range headers(r) {
 		// A value must stay on one line for the format.
 		fmt.Fprintf(bw, "%s: %s\n", kv[0], strings.ReplaceAll(kv[1], "\n", " "))

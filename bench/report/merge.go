@@ -5,11 +5,36 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/consensusbench/consensusbench/bench/load"
 )
+
+// MergeStartTolerance bounds how far apart the merged results' start times may be: the load
+// hosts must have measured the same window of the same cluster.
+const MergeStartTolerance = 5 * time.Second
+
+// mergeScenario is a result's identity without what each load host chooses for itself (its
+// share of the rate and of the clients).
+func mergeScenario(r *Result) string {
+	var parts []string
+	for _, kv := range Identity(r) {
+		if kv[0] != "rate" && kv[0] != "clients" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
 
 // Merge combines the results of several load-generator hosts that drove the same cluster at
 // the same time. Histograms are added, as are the per-second intervals (aligned by second
@@ -21,14 +46,23 @@ func Merge(rs []*Result) (*Result, error) {
 		return nil, errors.New("merge: no results")
 	}
 	first := rs[0]
-	for _, r := range rs[1:] {
+	for i, r := range rs {
+		if r.Interrupted {
+			return nil, fmt.Errorf("merge: result %d was interrupted (its window is %v of %v): a merge needs whole windows",
+				i+1, time.Duration(r.Summary.DurationNs), r.Load.Duration)
+		}
+	}
+	scenario := mergeScenario(first)
+	for i, r := range rs[1:] {
 		switch {
-		case r.Cluster.Protocol != first.Cluster.Protocol:
-			return nil, fmt.Errorf("merge: protocols differ (%s, %s)", first.Cluster.Protocol, r.Cluster.Protocol)
-		case r.Load.Mode != first.Load.Mode:
-			return nil, fmt.Errorf("merge: modes differ (%s, %s)", first.Load.Mode, r.Load.Mode)
-		case r.Load.Workload.Name != first.Load.Workload.Name:
-			return nil, fmt.Errorf("merge: workloads differ (%s, %s)", first.Load.Workload.Name, r.Load.Workload.Name)
+		case mergeScenario(r) != scenario:
+			return nil, fmt.Errorf("merge: result %d is a different test:\n  %s\n  %s", i+2, scenario, mergeScenario(r))
+		case r.Load.Duration != first.Load.Duration || r.Summary.DurationNs != first.Summary.DurationNs:
+			return nil, fmt.Errorf("merge: windows differ (%v and %v): the hosts must measure the same window",
+				time.Duration(first.Summary.DurationNs), time.Duration(r.Summary.DurationNs))
+		case absDuration(r.Started.Sub(first.Started)) > MergeStartTolerance:
+			return nil, fmt.Errorf("merge: results started %v apart (at most %v): they did not drive the cluster at the same time",
+				absDuration(r.Started.Sub(first.Started)), MergeStartTolerance)
 		}
 	}
 	m := &Result{Schema: Schema, Kind: KindRun, Env: first.Env, Started: first.Started,

@@ -96,6 +96,7 @@ func TestBenchfmtLinesParseWithHeaders(t *testing.T) {
 	if err := WriteBenchfmt(&buf, r); err != nil {
 		t.Fatal(err)
 	}
+	text := buf.String()
 	rd := benchfmt.NewReader(&buf, "run.txt")
 	var res []*benchfmt.Result
 	for rd.Scan() {
@@ -110,10 +111,19 @@ func TestBenchfmtLinesParseWithHeaders(t *testing.T) {
 		t.Fatalf("%d benchmark lines, want 1", len(res))
 	}
 	b := res[0]
-	for k, want := range map[string]string{"commit": "0123456789ab", "goos": "linux", "cpu": "Test CPU", "mode": "open-loop", "sync": "always"} {
+	for k, want := range map[string]string{"goos": "linux", "cpu": "Test CPU", "pkg": "consensusbench/loadgen",
+		"commit": "", "started": "", "mode": ""} {
 		if got := b.GetConfig(k); got != want {
-			t.Errorf("header %s = %q, want %q", k, got, want)
+			t.Errorf("header %s = %q, want %q (per-run facts must not be configuration: benchstat splits tables by it)", k, got, want)
 		}
+	}
+	for _, part := range []string{"/protocol=pbft/", "/nodes=4/", "/sync=always/", "/byzantine=none/", "/mode=open-loop/"} {
+		if !strings.Contains(b.Name.String(), part) {
+			t.Errorf("name %s lacks %s", b.Name, part)
+		}
+	}
+	if !strings.Contains(text, "# commit: 0123456789ab\n") {
+		t.Error("the commit is not recorded as a comment")
 	}
 	if v, ok := b.Value(UnitThroughput); !ok || v != r.Summary.Throughput {
 		t.Errorf("ops/s %v (%v), want %v", v, ok, r.Summary.Throughput)
@@ -215,6 +225,25 @@ func TestMergeEqualsOneHistogramOfAllSamples(t *testing.T) {
 	if _, err := Merge([]*Result{rs[0], other}); err == nil || !strings.Contains(err.Error(), "protocol") {
 		t.Errorf("merging raft with pbft: %v, want a protocol error", err)
 	}
+	short := synthetic(t, "s", [][]int64{{1000}, {1000}})
+	if _, err := Merge([]*Result{rs[0], short}); err == nil || !strings.Contains(err.Error(), "windows differ") {
+		t.Errorf("merging a 4 s window with a 2 s one: %v, want a window error", err)
+	}
+	late := synthetic(t, "l", [][]int64{{1000}, {1000}, {1000}, {1000}})
+	late.Started = late.Started.Add(MergeStartTolerance + time.Second)
+	if _, err := Merge([]*Result{rs[0], late}); err == nil || !strings.Contains(err.Error(), "apart") {
+		t.Errorf("merging results started %v apart: %v, want a start-time error", MergeStartTolerance+time.Second, err)
+	}
+	cut := synthetic(t, "c", [][]int64{{1000}, {1000}, {1000}, {1000}})
+	cut.Interrupted = true
+	if _, err := Merge([]*Result{rs[0], cut}); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("merging an interrupted result: %v, want a refusal", err)
+	}
+	wide := synthetic(t, "w", [][]int64{{1000}, {1000}, {1000}, {1000}})
+	wide.Load.Clients, wide.Load.Rate = 64, 5000 // each host's share may differ
+	if _, err := Merge([]*Result{rs[0], wide}); err != nil {
+		t.Errorf("merging hosts with different shares of the load: %v", err)
+	}
 }
 
 // samples returns n benchmark results whose throughput is centre with 1% noise.
@@ -279,10 +308,11 @@ func TestReadSamplesTakesJSONAndText(t *testing.T) {
 	if err := os.WriteFile(txtPath, txt.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, _, err := ReadSamples([]string{jsonPath, txtPath})
+	s, err := ReadSamples([]string{jsonPath, txtPath}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := s.Results
 	if len(res) != 2 || res[0].Name.String() != res[1].Name.String() {
 		t.Fatalf("got %d results, names must match between JSON and text", len(res))
 	}

@@ -49,7 +49,19 @@ type Result struct {
 
 	Events   []Event   `json:"events,omitempty"`
 	Verdicts *Verdicts `json:"verdicts,omitempty"`
+
+	// Host is what else the load host was doing over the window (Host.Noisy marks a run whose
+	// host was busy with other work).
+	Host *Host `json:"host,omitempty"`
+	// Interrupted is set when the window was cut short (Ctrl-C); Failures lists the run's
+	// own checks that failed (no op succeeded, too many errors, too little of the offered
+	// rate achieved). compare and ab leave such results out unless asked to keep them.
+	Interrupted bool     `json:"interrupted,omitempty"`
+	Failures    []string `json:"failures,omitempty"`
 }
+
+// Partial reports whether the result is interrupted or failed its own checks.
+func (r *Result) Partial() bool { return r.Interrupted || len(r.Failures) > 0 }
 
 // Env describes where a result was measured.
 type Env struct {

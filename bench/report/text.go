@@ -107,6 +107,12 @@ func WriteSummary(w io.Writer, r *Result) error {
 	if r.Cluster.Sync != "" {
 		extra = append(extra, "sync "+r.Cluster.Sync)
 	}
+	if r.Cluster.Reads != "" {
+		extra = append(extra, "reads "+r.Cluster.Reads)
+	}
+	if b := r.Cluster.Byzantine; b != "" && b != "none" {
+		extra = append(extra, "byzantine "+b)
+	}
 	if len(extra) > 0 {
 		cluster += " (" + strings.Join(extra, ", ") + ")"
 	}
@@ -163,6 +169,15 @@ func WriteSummary(w io.Writer, r *Result) error {
 				row(x.name, "%v (%d checked, %d failed) %s", x.v.OK, x.v.Checked, x.v.Failed, x.v.Detail)
 			}
 		}
+	}
+	if h := r.Host; h != nil {
+		row("host", "%s", h.String())
+	}
+	if r.Interrupted {
+		row("INTERRUPTED", "the window was cut short; compare and ab leave this result out")
+	}
+	for _, f := range r.Failures {
+		row("FAILED", "%s", f)
 	}
 	if len(r.MergedFrom) > 0 {
 		hosts := make([]string, len(r.MergedFrom))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/report"
+	"github.com/consensusbench/consensusbench/server"
 )
 
 // usageError marks a mistake on the command line; main exits 2 for it.
@@ -32,6 +33,8 @@ type app struct {
 	env            func() report.Env
 	now            func() time.Time
 	cpu            func() float64 // this process's CPU seconds
+	hostSample     func() report.HostSample
+	status         func(ctx context.Context, adminAddr string) (server.ReplicaStatus, error) // a remote node's /admin/status
 	tty            bool
 }
 
@@ -40,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	a := &app{stdout: stdout, stderr: stderr, open: openTarget, newClock: bench.NewRealClock,
 		env: func() report.Env { return report.CaptureEnv(".") }, now: time.Now,
-		cpu: report.ProcessCPUSeconds, tty: isTerminal(stdout)}
+		cpu: report.ProcessCPUSeconds, hostSample: report.ReadHostSample, status: fetchStatus, tty: isTerminal(stdout)}
 	return a.main(ctx, args)
 }
 

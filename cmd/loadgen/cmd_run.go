@@ -22,7 +22,8 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	var wf workloadFlags
 	var of outputFlags
 	var ff faultFlags
-	fs, help, err := a.parse("run", "loadgen [run] [flags]", []group{cf.group(), lf.group(false), wf.group(), of.group(false), ff.group()}, args)
+	var ck checkFlags
+	fs, help, err := a.parse("run", "loadgen [run] [flags]", []group{cf.group(), lf.group(false), wf.group(), of.group(false), ck.group(), ff.group()}, args)
 	if err != nil || help {
 		return err
 	}
@@ -41,21 +42,64 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-
-	target, err := a.opener(&cf)(ctx, spec)
-	if err != nil {
+	if err := ck.validate(fs, &ff, cfg); err != nil {
 		return err
+	}
+	if ck.count == 1 {
+		_, err := a.runOnce(ctx, &cf, spec, cfg, &of, &ff, &ck, of.out)
+		return err
+	}
+	// Repeated runs: each on a fresh cluster (a local one is started anew), written as
+	// PREFIX-1 ... PREFIX-N, then summarized.
+	prefix := of.out
+	if prefix == "" {
+		prefix = defaultPrefix(a.now(), a.env(), spec, cfg)
+	}
+	var results []*report.Result
+	var failed []string
+	for i := 1; i <= ck.count; i++ {
+		fmt.Fprintf(a.stdout, "== run %d of %d\n", i, ck.count)
+		r, err := a.runOnce(ctx, &cf, spec, cfg, &of, &ff, &ck, fmt.Sprintf("%s-%d", prefix, i))
+		if r != nil {
+			results = append(results, r)
+		}
+		if err != nil {
+			if ctx.Err() != nil || r == nil {
+				return err
+			}
+			failed = append(failed, fmt.Sprintf("run %d: %v", i, err))
+		}
+		fmt.Fprintln(a.stdout)
+	}
+	if err := a.writeSummary(results, prefix); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d runs failed:\n  %s", len(failed), ck.count, strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+// runOnce opens the cluster, drives it once, writes the result under prefix ("" for the
+// default) and returns it. The error reports a failed verdict or a failed check of the run's
+// own (the result is still returned and written).
+func (a *app) runOnce(ctx context.Context, cf *clusterFlags, spec bench.Spec, cfg load.Config, of *outputFlags,
+	ff *faultFlags, ck *checkFlags, prefix string) (_ *report.Result, err error) {
+	target, err := a.opener(cf)(ctx, spec)
+	if err != nil {
+		return nil, err
 	}
 	// A run with failed requests keeps a local cluster's logs, like a run that failed.
 	var failedOps bool
 	defer func() { err = closeTarget(target, err, failedOps, a.stderr) }()
-	fsync, err := a.probeFsync(spec, target, of)
+	spec = a.resolveSpec(ctx, spec, cf)
+	fsync, err := a.probeFsync(spec, target, *of)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	faults, err := newFaultRun(ctx, &ff, spec, target)
+	faults, err := newFaultRun(ctx, ff, spec, target)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	env := a.env()
@@ -71,46 +115,65 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	}
 	warnSessionWindow(a.stderr, spec, cfg)
 	cpu := newCPUWindow(a, target)
+	var hostFrom, hostTo report.HostSample
 	opts.OnWindow = func(start bool) {
 		cpu.sample(start)
+		if a.hostSample != nil {
+			if start {
+				hostFrom = a.hostSample()
+			} else {
+				hostTo = a.hostSample()
+			}
+		}
 		faults.window(start)
 	}
 	o, err := load.Run(ctx, faults.wrap(target), cfg, opts)
 	progress.Done()
 	interrupted := err != nil && ctx.Err() != nil && o != nil
 	if err != nil && !interrupted {
-		return fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("run: %w", err)
 	}
 	if interrupted {
-		// Ctrl-C: keep what was measured, marked as cut short by its window length.
-		fmt.Fprintf(a.stdout, "\ninterrupted after %v of the %v window: writing the partial result\n", o.Elapsed, cfg.Duration)
+		// Ctrl-C: keep what was measured, marked as cut short.
+		fmt.Fprintf(a.stdout, "\ninterrupted after %v of the %v window: writing the partial result (marked interrupted; compare leaves it out)\n", o.Elapsed, cfg.Duration)
+		if a.hostSample != nil && hostTo.At.IsZero() {
+			hostTo = a.hostSample()
+		}
 	}
 
 	r, err := report.New(o, spec, env, started)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Fsync = fsync
+	r.Interrupted = interrupted
 	failedOps = r.Summary.Errors > 0
 	if d, ok := target.(bench.Describer); ok {
 		r.ClusterInfo = d.Describe()
 	}
 	cpu.apply(r)
-	prefix := of.out
+	if a.hostSample != nil && !hostFrom.At.IsZero() && !hostTo.At.IsZero() {
+		own := r.LoadgenCPUSeconds
+		for _, n := range r.Nodes {
+			own += n.CPUSeconds
+		}
+		r.Host = report.HostOver(hostFrom, hostTo, env.Cores, own)
+	}
+	r.Failures = ck.judge(r)
 	if prefix == "" {
 		prefix = defaultPrefix(started, env, spec, cfg)
 	}
 	figs, verdictsOK, err := faults.finish(ctx, r, prefix, a.stderr)
 	if err != nil {
-		return fmt.Errorf("run: %w", err)
+		return nil, fmt.Errorf("run: %w", err)
 	}
-	failedOps = failedOps || !verdictsOK
+	failedOps = failedOps || !verdictsOK || len(r.Failures) > 0
 	fmt.Fprintln(a.stdout)
 	if err := report.WriteSummary(a.stdout, r); err != nil {
-		return err
+		return nil, err
 	}
 	if err := nemesis.WriteFigures(a.stdout, figs); err != nil {
-		return err
+		return nil, err
 	}
 	if fe, ok := target.(interface{ FirstError() (int64, error) }); ok {
 		if n, err := fe.FirstError(); err != nil {
@@ -118,15 +181,17 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 		}
 	}
 	if err := a.writeRun(r, prefix); err != nil {
-		return err
+		return nil, err
 	}
-	if interrupted {
-		return ctx.Err()
+	switch {
+	case interrupted:
+		return r, ctx.Err()
+	case !verdictsOK:
+		return r, verdictError(r)
+	case len(r.Failures) > 0:
+		return r, fmt.Errorf("run: failed: %s", strings.Join(r.Failures, "; "))
 	}
-	if !verdictsOK {
-		return verdictError(r)
-	}
-	return nil
+	return r, nil
 }
 
 // announce prints what is about to run, so a pasted log says what it measured.

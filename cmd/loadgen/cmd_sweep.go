@@ -17,7 +17,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	var wf workloadFlags
 	var of outputFlags
 	d := load.DefaultSweep(load.DefaultConfig())
-	sg := newGroup("Sweep (each step is an open-loop run; the sweep stops after the first saturated step)")
+	sg := newGroup("Sweep (each step is an open-loop run, its pipeline sized for its rate unless --pipeline is given; a step is saturated when its throughput is below --keep of the offered rate, more ops went unsent than clients x pipeline x batch (the most the window's end can cut off), errors exceed --error-ratio, or p99 exceeds --p99-limit; the sweep stops after the first saturated step and says which rule stopped it)")
 	sg.fs.Float64Var(&d.StartRate, "start-rate", d.StartRate, "ops/s of the first step")
 	sg.fs.Float64Var(&d.Factor, "factor", d.Factor, "multiply the rate by this between steps")
 	sg.fs.Float64Var(&d.Add, "add", 0, "add this many ops/s between steps instead of --factor")
@@ -45,6 +45,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	if d.Run, err = lf.config(fs, wl); err != nil {
 		return err
 	}
+	d.AutoPipeline = !fs.Changed("pipeline")
 	if err := d.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -55,7 +56,11 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	}
 	defer func() { err = closeTarget(target, err, false, a.stderr) }()
 	if p, ok := target.(pipeliner); ok {
-		p.SetPipeline(d.Run.Pipeline)
+		depth := d.Run.Pipeline
+		if d.AutoPipeline {
+			depth = load.SizePipeline(load.RateMax, d.Run.Clients, d.Run.Batch) // the deepest any step uses
+		}
+		p.SetPipeline(depth)
 	}
 	env := a.env()
 	started := a.now()

@@ -87,7 +87,7 @@ func (l *loadFlags) group(sweep bool) group {
 		g.fs.Float64Var(&l.rate, "rate", d.Rate, "open loop: ops/s offered over all clients")
 	}
 	g.fs.IntVar(&l.clients, "clients", d.Clients, "client sessions")
-	g.fs.IntVar(&l.pipeline, "pipeline", d.Pipeline, "requests in flight per client")
+	g.fs.IntVar(&l.pipeline, "pipeline", d.Pipeline, "requests in flight per client (open loop: sized by default to keep --rate x 100ms of ops in flight, as wrk2 sizes its connections)")
 	g.fs.IntVar(&l.batch, "batch", d.Batch, "ops per client request (client-side batch)")
 	g.fs.DurationVar(&l.duration, "duration", d.Duration, "measured window")
 	g.fs.DurationVar(&l.warmup, "warmup", 2*time.Second, "load before the window, not recorded")
@@ -179,6 +179,14 @@ func (l *loadFlags) config(fs *pflag.FlagSet, wl load.Workload) (load.Config, er
 		c.Mode = load.OpenLoop // sweeps
 	default:
 		return c, usagef("--mode %q: want open or closed", l.mode)
+	}
+	if c.Mode == load.OpenLoop && c.Rate > 0 {
+		if !fs.Changed("pipeline") {
+			c.Pipeline = load.SizePipeline(c.Rate, c.Clients, c.Batch)
+		} else if b := c.RequestTimeBudget(); b < load.OpenLoopMinRequestTime {
+			return c, usagef("--rate %g with %d clients x pipeline %d x batch %d: every request would have to complete within %v to offer that rate; raise --pipeline or --clients, or leave --pipeline out to size it",
+				c.Rate, c.Clients, c.Pipeline, c.Batch, b)
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return c, usageError{err}

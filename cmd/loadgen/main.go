@@ -16,10 +16,22 @@ import (
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: "+err.Error())
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitStatus(err))
 	}
+}
+
+// exitStatus is the process's exit status for err: 2 for a mistake on the command line, 3
+// for a comparison that cannot decide (too few or too noisy runs), 1 for anything else.
+func exitStatus(err error) int {
+	var ue usageError
+	var ie inconclusiveError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &ie):
+		return 3
+	}
+	return 1
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,6 +26,24 @@ type fakeSpec struct {
 	capacity float64
 	stalls   []benchtest.Window
 	errors   []benchtest.Window
+	// otherCores is the CPU other processes use on the fake host (host context).
+	otherCores float64
+}
+
+// fakeHost returns host samples 10 s apart in which other processes keep otherCores of the
+// 2 cores busy.
+func fakeHost(otherCores float64) func() report.HostSample {
+	n := 0
+	return func() report.HostSample {
+		const jiffiesPerCoreSecond, secs, cores = 100, 10, 2
+		at := time.Date(2026, 11, 26, 19, 0, 0, 0, time.UTC).Add(time.Duration(n) * secs * time.Second)
+		busy := uint64(float64(n) * otherCores * jiffiesPerCoreSecond * secs)
+		total := uint64(n * cores * jiffiesPerCoreSecond * secs)
+		s := report.HostSample{At: at, Load: [3]float64{0.5 + float64(n), 0.4, 0.3}, Busy: busy, Idle: total - busy,
+			PressureSomeUs: uint64(n) * 1_000_000, HasPressure: true}
+		n++
+		return s
+	}
 }
 
 func testApp(stdout *bytes.Buffer, fake fakeSpec) *app {
@@ -43,12 +60,13 @@ func testApp(stdout *bytes.Buffer, fake fakeSpec) *app {
 			return report.Env{Commit: "0123456789ab", Go: "go1.26.8", OS: "linux", Arch: "amd64",
 				CPU: "Test CPU @ 2.0GHz", Cores: 2, Host: "testhost"}
 		},
-		now: func() time.Time { return time.Date(2026, 11, 26, 19, 0, 0, 0, time.UTC) },
-		cpu: func() float64 { return 0 },
+		now:        func() time.Time { return time.Date(2026, 11, 26, 19, 0, 0, 0, time.UTC) },
+		cpu:        func() float64 { return 0 },
+		hostSample: fakeHost(fake.otherCores),
 	}
 }
 
-// parseFake reads "fake: service=100us stall=2s-3s errors=1s-2s capacity=3000".
+// parseFake reads "fake: service=100us stall=2s-3s errors=1s-2s capacity=3000 others=0.8".
 func parseFake(t *testing.T, line string) fakeSpec {
 	var f fakeSpec
 	window := func(v string) benchtest.Window {
@@ -72,6 +90,8 @@ func parseFake(t *testing.T, line string) fakeSpec {
 			f.errors = append(f.errors, window(v))
 		case "capacity":
 			_, err = fmt.Sscan(v, &f.capacity)
+		case "others":
+			_, err = fmt.Sscan(v, &f.otherCores)
 		default:
 			t.Fatalf("unknown fake setting %q", k)
 		}
@@ -83,16 +103,7 @@ func parseFake(t *testing.T, line string) fakeSpec {
 }
 
 // exitCode is what main would exit with.
-func exitCode(err error) int {
-	var ue usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
-		return 2
-	}
-	return 1
-}
+func exitCode(err error) int { return exitStatus(err) }
 
 // TestGolden replays the transcripts in testdata/*.txt. A transcript has comment lines (#),
 // an optional "fake:" line configuring the fake target, and commands ("$ loadgen ARGS"), each
