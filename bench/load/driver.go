@@ -50,7 +50,7 @@ const (
 	OpenLoopMinRequestTime = time.Millisecond
 	// SessionOpsMax is the most ops one session keeps outstanding (pipeline x batch): the KV
 	// store's session window (kv.SessionWindow), beyond which retried writes are refused.
-	SessionOpsMax = 1024
+	SessionOpsMax   = 1024
 	defaultClients  = 16
 	defaultPipeline = 1
 )
