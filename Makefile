@@ -14,7 +14,7 @@ DURATION ?= 20s
 SYNC ?= none
 RUN_LOAD ?= --mode closed --clients 32 --pipeline 2 --batch 16
 
-.PHONY: help test lint bench fuzz compare sim build run run-pbft
+.PHONY: help test lint bench fuzz compare sim build run run-pbft ab
 
 help: ## print this menu
 	@echo "consensusbench targets:"
@@ -28,6 +28,15 @@ run: build ## local 3-node Raft cluster + loadgen for DURATION (default 20s); re
 
 run-pbft: build ## the same with 4 local PBFT replicas
 	bin/loadgen --local 4 --protocol pbft --sync $(SYNC) --duration $(DURATION) $(RUN_LOAD)
+
+# make ab OLD=HEAD~1 NEW=. : the two revisions run alternately (AB_ROUNDS rounds, each side on a
+# fresh local cluster) with AB_RUN as the run flags; every figure old vs new with its CI and p.
+AB_ROUNDS ?= 10
+AB_RUN ?= --local 3 --sync $(SYNC) --duration 10s --warmup 2s $(RUN_LOAD)
+AB_ARGS ?=
+ab: build ## A/B of two revisions, interleaved: OLD=<rev> NEW=<rev or .> (AB_ROUNDS=10, AB_RUN=run flags, AB_ARGS=ab flags)
+	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make ab OLD=<rev> NEW=<rev, or . for the working tree> [AB_ROUNDS=10] [AB_RUN='run flags']"; exit 2; }
+	bin/loadgen ab --rounds $(AB_ROUNDS) $(AB_ARGS) $(OLD) $(NEW) -- $(AB_RUN)
 
 test: ## gofmt + go vet + staticcheck + all tests (race where it fits) + fuzz seed corpora
 	@scripts/test.sh

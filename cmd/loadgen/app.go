@@ -35,6 +35,7 @@ type app struct {
 	cpu            func() float64 // this process's CPU seconds
 	hostSample     func() report.HostSample
 	status         func(ctx context.Context, adminAddr string) (server.ReplicaStatus, error) // a remote node's /admin/status
+	abBuild        abBuilder                                                                 // nil: build revisions from git
 	tty            bool
 }
 
@@ -51,6 +52,7 @@ const commands = `Commands:
   loadgen [run] [flags]                     drive a cluster and measure it (the default)
   loadgen sweep [flags]                     step the open-loop rate up to saturation
   loadgen compare [flags] OLD... -- NEW...  compare results across commits (benchstat statistics)
+  loadgen ab [flags] OLD NEW -- RUN_FLAGS   build two revisions and run them alternately (A/B)
   loadgen merge --out PREFIX FILE...        add up results from several load hosts
   loadgen plot [flags] FILE...              percentile spectrum, time series, sweep curve
 
@@ -71,6 +73,8 @@ func (a *app) main(ctx context.Context, args []string) error {
 		return a.sweepCmd(ctx, args)
 	case "compare":
 		return a.compareCmd(args)
+	case "ab":
+		return a.abCmd(ctx, args)
 	case "merge":
 		return a.mergeCmd(args)
 	case "plot":

@@ -63,6 +63,7 @@ func testApp(stdout *bytes.Buffer, fake fakeSpec) *app {
 		now:        func() time.Time { return time.Date(2026, 11, 26, 19, 0, 0, 0, time.UTC) },
 		cpu:        func() float64 { return 0 },
 		hostSample: fakeHost(fake.otherCores),
+		abBuild:    fakeBuild,
 	}
 }
 
@@ -216,4 +217,53 @@ func TestCompareFailsOnRegression(t *testing.T) {
 	if err := compare(same, "5"); err != nil {
 		t.Errorf("runs from the same distribution: %v, want no regression", err)
 	}
+}
+
+// fakeSide is an ab revision named "fake:SERVICE[:JITTER][:noisy]": each run drives the fake
+// target with that service time, plus JITTER x (run number mod 3), in-process.
+type fakeSide struct {
+	rev     string
+	service time.Duration
+	jitter  time.Duration
+	noisy   bool
+	runs    int
+}
+
+func fakeBuild(_ context.Context, rev, _ string) (abSide, error) {
+	parts := strings.Split(strings.TrimPrefix(rev, "fake:"), ":")
+	if !strings.HasPrefix(rev, "fake:") || len(parts) == 0 {
+		return nil, fmt.Errorf("unknown revision %q", rev)
+	}
+	d, err := time.ParseDuration(parts[0])
+	if err != nil {
+		return nil, err
+	}
+	s := &fakeSide{rev: rev, service: d}
+	for _, p := range parts[1:] {
+		if p == "noisy" {
+			s.noisy = true
+		} else if s.jitter, err = time.ParseDuration(p); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *fakeSide) Label() string { return s.rev + " (fake)" }
+func (s *fakeSide) Close() error  { return nil }
+
+func (s *fakeSide) Run(ctx context.Context, runArgs []string, prefix string) (*report.Result, error) {
+	s.runs++
+	fake := fakeSpec{service: s.service + time.Duration(s.runs%3)*s.jitter}
+	if s.noisy {
+		fake.otherCores = 1
+	}
+	var buf bytes.Buffer
+	args := append(append([]string{"run"}, runArgs...), "--quiet", "--out", prefix)
+	err := testApp(&buf, fake).main(ctx, args)
+	r, rerr := report.ReadFile(prefix + ".json")
+	if rerr != nil {
+		return nil, fmt.Errorf("%v (run: %v)", rerr, err)
+	}
+	return r, err
 }
