@@ -41,6 +41,9 @@ type Samples struct {
 // noisyKey marks, in a result's configuration, a run whose host was busy with other work.
 const noisyKey = ".noisy"
 
+// MarkNoisy marks a record as a run whose host was busy (NoisyCounts counts it).
+func MarkNoisy(r *benchfmt.Result) { r.SetConfig(noisyKey, "true") }
+
 // NoisyCounts counts, per benchmark name, the results marked noisy by ReadSamples.
 func NoisyCounts(rs []*benchfmt.Result) map[string]int {
 	m := map[string]int{}
@@ -73,7 +76,7 @@ func ReadSamples(paths []string, keepPartial bool) (*Samples, error) {
 			}
 			rec := Records(r)
 			if r.Host != nil && r.Host.Noisy {
-				rec.SetConfig(noisyKey, "true")
+				MarkNoisy(rec)
 			}
 			s.Results = append(s.Results, rec)
 			continue
@@ -90,7 +93,7 @@ func ReadSamples(paths []string, keepPartial bool) (*Samples, error) {
 			case *benchfmt.Result:
 				c := rec.Clone()
 				if noisy {
-					c.SetConfig(noisyKey, "true")
+					MarkNoisy(c)
 				}
 				s.Results = append(s.Results, c)
 			case *benchfmt.SyntaxError:
