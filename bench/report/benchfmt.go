@@ -97,13 +97,14 @@ func nonEmpty(s string) string {
 	return s
 }
 
-// headers are the key: value lines benchstat reads as file configuration. Only what is the
-// same for every run on one machine goes here: benchstat splits its tables by configuration,
-// so a per-run key (commit, start time) would put the old and new runs in separate one-column
-// tables. The run's other facts go in comment lines (comments).
+// headers are the key: value lines benchstat reads as file configuration. Only what no
+// comparison spans goes here: benchstat splits its tables by configuration, so a per-run key
+// (commit, start time) would put the old and new runs in separate one-column tables, and so
+// would the CPU model when a stored reference from another machine is compared. The run's
+// other facts, the CPU among them, go in comment lines (comments).
 func headers(r *Result) [][2]string {
 	e := r.Env
-	return [][2]string{{"goos", e.OS}, {"goarch", e.Arch}, {"cpu", e.CPU}, {"pkg", "consensusbench/loadgen"}}
+	return [][2]string{{"goos", e.OS}, {"goarch", e.Arch}, {"pkg", "consensusbench/loadgen"}}
 }
 
 // comments are the run's facts that are not configuration, written as "# key: value" lines,
@@ -111,7 +112,7 @@ func headers(r *Result) [][2]string {
 func comments(r *Result) [][2]string {
 	e := r.Env
 	c := [][2]string{{"commit", e.Commit}, {"dirty", strconv.FormatBool(e.Dirty)}, {"go", e.Go},
-		{"cores", strconv.Itoa(e.Cores)}, {"host", e.Host}, {"started", r.Started.Format("2006-01-02T15:04:05Z")}}
+		{"cpu", e.CPU}, {"cores", strconv.Itoa(e.Cores)}, {"host", e.Host}, {"started", r.Started.Format("2006-01-02T15:04:05Z")}}
 	if r.Fsync != nil {
 		c = append(c, [2]string{"fdatasync-p50", fmt.Sprintf("%dns", r.Fsync.P50)},
 			[2]string{"fdatasync-p99", fmt.Sprintf("%dns", r.Fsync.P99)})
