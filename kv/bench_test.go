@@ -257,9 +257,7 @@ func (bb *batchBench) next() {
 
 // apply applies the current batch the way server/raft.go does.
 func (bb *batchBench) apply() {
-	for i := range bb.ops {
-		bb.results[i] = bb.s.Apply(bb.index, &bb.ops[i])
-	}
+	bb.s.ApplyBatch(bb.index, bb.ops[:], bb.results[:])
 }
 
 // BenchmarkApplyBatch applies one 16-op batch of puts per iteration, each with its client's

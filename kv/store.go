@@ -109,6 +109,11 @@ const (
 	// arenaCompactMinDead: holes are reclaimed only once they exceed this many chunks.
 	arenaCompactMinChunks = 4
 	tableMinSlots         = 1 << 10
+	// batchPrefetch: ApplyBatch hashes this many ops and issues the loads of their table
+	// slots and records before applying the first of them, so that the cache misses of a
+	// batch overlap instead of following one another.
+	batchPrefetch = 16
+	cacheLine     = 64
 )
 
 // Config bounds a Store. The zero value means defaults.
@@ -225,6 +230,13 @@ type Store struct {
 
 	digest  [4]uint64
 	scratch []byte
+
+	// pins lists the records whose values results of the ApplyBatch in progress alias: a
+	// put does not overwrite them in place but moves the key to a new record. Empty
+	// between calls.
+	pins []uint64
+	// sink keeps ApplyBatch's prefetching loads from being optimized away.
+	sink uint64
 }
 
 // New returns an empty store.
@@ -416,19 +428,37 @@ func (s *Store) removeSlot(i uint64) {
 // Get returns the value of key (StatusNotFound when missing) without touching sessions
 // or the applied index: for reads the protocol has already made safe (ReadIndex, leases).
 func (s *Store) Get(key []byte) Result {
-	i := s.find(key, s.hashKey(key))
-	if i < 0 {
-		return Result{Status: StatusNotFound}
-	}
-	return Result{Status: StatusOK, Value: recValue(s.rec(s.slots[i].ref))}
+	res, _ := s.get(key, s.hashKey(key))
+	return res
 }
 
-func (s *Store) put(key, value []byte) {
+// get is Get with the key's table hash kh; it also returns the ref of the record the
+// value aliases (0 when not found).
+func (s *Store) get(key []byte, kh uint64) (Result, uint64) {
+	i := s.find(key, kh)
+	if i < 0 {
+		return Result{Status: StatusNotFound}, 0
+	}
+	ref := s.slots[i].ref
+	return Result{Status: StatusOK, Value: recValue(s.rec(ref))}, ref
+}
+
+// pinned reports whether a result of the ApplyBatch in progress aliases record ref.
+func (s *Store) pinned(ref uint64) bool {
+	for _, p := range s.pins {
+		if p == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// put stores value under key, whose table hash is kh.
+func (s *Store) put(key, value []byte, kh uint64) {
 	var h [32]byte
 	if !s.cfg.NoDigest {
 		s.pairHash(key, value, &h)
 	}
-	kh := s.hashKey(key)
 	if i := s.find(key, kh); i >= 0 {
 		ref := s.slots[i].ref
 		r := s.rec(ref)
@@ -436,7 +466,7 @@ func (s *Store) put(key, value []byte) {
 		copy(old[:], r[:32])
 		s.digestSub(&old)
 		s.digestAdd(&h)
-		if len(value) <= int(binary.LittleEndian.Uint32(r[40:])) {
+		if len(value) <= int(binary.LittleEndian.Uint32(r[40:])) && (len(s.pins) == 0 || !s.pinned(ref)) {
 			copy(r[:32], h[:])
 			binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
 			copy(r[recHeader+len(key):], value)
@@ -457,8 +487,8 @@ func (s *Store) put(key, value []byte) {
 	s.count++
 }
 
-func (s *Store) del(key []byte) bool {
-	i := s.find(key, s.hashKey(key))
+func (s *Store) del(key []byte, kh uint64) bool {
+	i := s.find(key, kh)
 	if i < 0 {
 		return false
 	}
@@ -509,26 +539,124 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
 	}
 	s.advance(index)
+	res, _ := s.apply(index, op, 0)
+	if res.Status == StatusMismatch {
+		res.Value = nil
+	}
+	return res
+}
+
+// ApplyBatch applies ops in order at log index and writes each one's result to results
+// (at least len(ops) long). The store ends as Apply one by one would leave it (an empty
+// batch changes nothing), and results[i] is what Apply(index, &ops[i]) would return,
+// except that a CAS mismatch, a retried one included, also carries the value the key has
+// at that op (nil when it is missing): what a server replies. Result values alias the
+// store until the next call that changes it, as with Apply; ops later in the same batch
+// do not overwrite them.
+//
+// It hashes the keys of batchPrefetch ops at a time and loads their table slots and
+// records before applying any of them, so their cache misses overlap.
+func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
+	if len(ops) == 0 {
+		return
+	}
+	if index < s.applied {
+		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
+	}
+	if len(results) < len(ops) {
+		assert.Failf("kv: %d results for %d ops", len(results), len(ops))
+	}
+	s.advance(index)
+	var hs [batchPrefetch]uint64
+	for base := 0; base < len(ops); base += batchPrefetch {
+		part := ops[base:min(base+batchPrefetch, len(ops))]
+		s.prefetch(part, &hs)
+		for j := range part {
+			res, ref := s.apply(index, &part[j], hs[j])
+			if res.Duplicate && res.Status == StatusMismatch {
+				var cur Result
+				cur, ref = s.get(part[j].Key, s.hashKey(part[j].Key))
+				res.Value = cur.Value
+			}
+			if ref != 0 {
+				s.pins = append(s.pins, ref)
+			}
+			results[base+j] = res
+		}
+	}
+	s.pins = s.pins[:0]
+}
+
+// prefetch hashes the keys of ops (at most batchPrefetch) into hs, 0 for an op that will
+// not reach the table, then loads every op's home slot, then the record lines each op
+// will compare, read or write, each round issuing all its loads before using any.
+func (s *Store) prefetch(ops []Op, hs *[batchPrefetch]uint64) {
+	for j := range ops {
+		op := &ops[j]
+		hs[j] = 0
+		if op.Kind >= OpGet && op.Kind <= OpCAS && len(op.Key) <= s.cfg.MaxKeyBytes {
+			hs[j] = s.hashKey(op.Key)
+		}
+	}
+	mask := uint64(len(s.slots) - 1)
+	var t uint64
+	for j := range ops {
+		t += s.slots[hs[j]&mask].ref
+	}
+	for j := range ops {
+		h := hs[j]
+		if h == 0 {
+			continue
+		}
+		for i := h & mask; ; i = (i + 1) & mask {
+			sl := &s.slots[i]
+			if sl.ref == 0 {
+				break
+			}
+			if sl.hash != h {
+				continue
+			}
+			c := s.chunks[(sl.ref>>32)-1]
+			off := int(uint32(sl.ref))
+			end := min(off+recHeader+len(ops[j].Key)+len(ops[j].Value), len(c)) - 1
+			t += uint64(c[off])
+			for o := off&^(cacheLine-1) + cacheLine; o <= end; o += cacheLine {
+				t += uint64(c[o])
+			}
+			break
+		}
+	}
+	s.sink += t
+}
+
+// apply is Apply after the index checks, with the key's table hash kh (0: not computed
+// yet). For a CAS mismatch, res.Value is the current value (Apply drops it). ref is the
+// record that res.Value aliases, 0 when it has no value.
+func (s *Store) apply(index uint64, op *Op, kh uint64) (res Result, ref uint64) {
 	if len(op.Key) > s.cfg.MaxKeyBytes || len(op.Value) > s.cfg.MaxValueBytes || len(op.Expected) > s.cfg.MaxValueBytes {
-		return Result{Status: StatusInvalid}
+		return Result{Status: StatusInvalid}, 0
 	}
 	switch op.Kind {
-	case OpGet:
-		return s.Get(op.Key)
-	case OpPut, OpDelete, OpCAS:
+	case OpGet, OpPut, OpDelete, OpCAS:
 	default:
-		return Result{Status: StatusInvalid}
+		return Result{Status: StatusInvalid}, 0
+	}
+	if kh == 0 {
+		kh = s.hashKey(op.Key)
+	}
+	if op.Kind == OpGet {
+		return s.get(op.Key, kh)
 	}
 	if op.ClientID == 0 {
-		return Result{Status: s.write(op)}
+		return s.write(op, kh)
 	}
 	if op.Seq == 0 {
-		return Result{Status: StatusInvalid}
+		return Result{Status: StatusInvalid}, 0
 	}
 	sess := s.sessions[op.ClientID]
 	if sess == nil {
 		if op.Seq > SessionWindow {
-			return Result{Status: StatusSessionExpired}
+			return Result{Status: StatusSessionExpired}, 0
 		}
 		if len(s.sessions) >= s.cfg.MaxSessions {
 			s.evictSession(index)
@@ -536,19 +664,18 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 		sess = new(session)
 		s.sessions[op.ClientID] = sess
 	}
-	var res Result
 	switch {
 	case op.Seq > sess.maxSeq:
 		sess.advanceTo(op.Seq)
 		sess.setApplied(op.Seq)
-		res.Status = s.write(op)
+		res, ref = s.write(op, kh)
 	case sess.maxSeq-op.Seq >= SessionWindow:
-		return Result{Status: StatusSessionExpired}
+		return Result{Status: StatusSessionExpired}, 0
 	case sess.isApplied(op.Seq):
 		res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
 	default:
 		sess.setApplied(op.Seq)
-		res.Status = s.write(op)
+		res, ref = s.write(op, kh)
 	}
 	if !res.Duplicate {
 		sess.status[op.Seq%SessionWindow] = res.Status
@@ -558,29 +685,32 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 		sess.dirty = true
 		s.dirtySessions = append(s.dirtySessions, op.ClientID)
 	}
-	return res
+	return res, ref
 }
 
-func (s *Store) write(op *Op) Status {
+// write applies a put, delete or CAS whose key hashes to kh. A CAS mismatch returns the
+// current value and the ref of its record.
+func (s *Store) write(op *Op, kh uint64) (Result, uint64) {
 	switch op.Kind {
 	case OpPut:
-		s.put(op.Key, op.Value)
-		return StatusOK
+		s.put(op.Key, op.Value, kh)
+		return Result{Status: StatusOK}, 0
 	case OpDelete:
-		if s.del(op.Key) {
-			return StatusOK
+		if s.del(op.Key, kh) {
+			return Result{Status: StatusOK}, 0
 		}
-		return StatusNotFound
+		return Result{Status: StatusNotFound}, 0
 	default: // OpCAS
-		i := s.find(op.Key, s.hashKey(op.Key))
+		i := s.find(op.Key, kh)
 		if i < 0 {
-			return StatusNotFound
+			return Result{Status: StatusNotFound}, 0
 		}
-		if !bytes.Equal(recValue(s.rec(s.slots[i].ref)), op.Expected) {
-			return StatusMismatch
+		ref := s.slots[i].ref
+		if cur := recValue(s.rec(ref)); !bytes.Equal(cur, op.Expected) {
+			return Result{Status: StatusMismatch, Value: cur}, ref
 		}
-		s.put(op.Key, op.Value)
-		return StatusOK
+		s.put(op.Key, op.Value, kh)
+		return Result{Status: StatusOK}, 0
 	}
 }
 
@@ -681,5 +811,6 @@ func (s *Store) Clone() *Store {
 	}
 	c.dirtySessions = slices.Clone(s.dirtySessions)
 	c.scratch = nil
+	c.pins = nil
 	return &c
 }
