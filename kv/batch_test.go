@@ -244,7 +244,7 @@ func TestApplyBatchAllocs(t *testing.T) {
 	}
 	s := newStore(t, Config{NoDigest: true})
 	val := bytes.Repeat([]byte{1}, 128)
-	ops := make([]Op, 2*batchPrefetch+3)
+	ops := make([]Op, 2*BatchPrefetch+3)
 	for i := range ops {
 		ops[i] = Op{Kind: OpPut, Key: fmt.Appendf(nil, "key-%d", i), Value: val, ClientID: 3}
 		if i%3 == 0 {

@@ -109,10 +109,11 @@ const (
 	// arenaCompactMinDead: holes are reclaimed only once they exceed this many chunks.
 	arenaCompactMinChunks = 4
 	tableMinSlots         = 1 << 10
-	// batchPrefetch: ApplyBatch hashes this many ops and issues the loads of their table
+	// BatchPrefetch: ApplyBatch hashes this many ops and issues the loads of their table
 	// slots and records before applying the first of them, so that the cache misses of a
-	// batch overlap instead of following one another.
-	batchPrefetch = 16
+	// batch overlap instead of following one another. Callers that apply a long batch in
+	// parts use parts this long.
+	BatchPrefetch = 16
 	cacheLine     = 64
 )
 
@@ -554,7 +555,7 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 // store until the next call that changes it, as with Apply; ops later in the same batch
 // do not overwrite them.
 //
-// It hashes the keys of batchPrefetch ops at a time and loads their table slots and
+// It hashes the keys of BatchPrefetch ops at a time and loads their table slots and
 // records before applying any of them, so their cache misses overlap.
 func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 	if len(ops) == 0 {
@@ -567,9 +568,9 @@ func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 		assert.Failf("kv: %d results for %d ops", len(results), len(ops))
 	}
 	s.advance(index)
-	var hs [batchPrefetch]uint64
-	for base := 0; base < len(ops); base += batchPrefetch {
-		part := ops[base:min(base+batchPrefetch, len(ops))]
+	var hs [BatchPrefetch]uint64
+	for base := 0; base < len(ops); base += BatchPrefetch {
+		part := ops[base:min(base+BatchPrefetch, len(ops))]
 		s.prefetch(part, &hs)
 		for j := range part {
 			res, ref := s.apply(index, &part[j], hs[j])
@@ -587,10 +588,10 @@ func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 	s.pins = s.pins[:0]
 }
 
-// prefetch hashes the keys of ops (at most batchPrefetch) into hs, 0 for an op that will
+// prefetch hashes the keys of ops (at most BatchPrefetch) into hs, 0 for an op that will
 // not reach the table, then loads every op's home slot, then the record lines each op
 // will compare, read or write, each round issuing all its loads before using any.
-func (s *Store) prefetch(ops []Op, hs *[batchPrefetch]uint64) {
+func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
 	for j := range ops {
 		op := &ops[j]
 		hs[j] = 0
