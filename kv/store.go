@@ -463,12 +463,14 @@ func (s *Store) put(key, value []byte, kh uint64) {
 	if i := s.find(key, kh); i >= 0 {
 		ref := s.slots[i].ref
 		r := s.rec(ref)
-		var old [32]byte
-		copy(old[:], r[:32])
-		s.digestSub(&old)
-		s.digestAdd(&h)
+		if !s.cfg.NoDigest {
+			var old [32]byte
+			copy(old[:], r[:32])
+			s.digestSub(&old)
+			s.digestAdd(&h)
+		}
 		if len(value) <= int(binary.LittleEndian.Uint32(r[40:])) && (len(s.pins) == 0 || !s.pinned(ref)) {
-			copy(r[:32], h[:])
+			copy(r[:32], h[:]) // zero with NoDigest, as every record's hash is then
 			binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
 			copy(r[recHeader+len(key):], value)
 			return
@@ -483,7 +485,9 @@ func (s *Store) put(key, value []byte, kh uint64) {
 	if (s.count+1)*4 > len(s.slots)*3 {
 		s.grow()
 	}
-	s.digestAdd(&h)
+	if !s.cfg.NoDigest {
+		s.digestAdd(&h)
+	}
 	s.insertSlot(kh, s.newRecord(key, value, &h))
 	s.count++
 }
@@ -494,9 +498,11 @@ func (s *Store) del(key []byte, kh uint64) bool {
 		return false
 	}
 	r := s.rec(s.slots[i].ref)
-	var old [32]byte
-	copy(old[:], r[:32])
-	s.digestSub(&old)
+	if !s.cfg.NoDigest {
+		var old [32]byte
+		copy(old[:], r[:32])
+		s.digestSub(&old)
+	}
 	size := recSize(r)
 	s.dead += size
 	s.live -= size
