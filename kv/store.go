@@ -166,8 +166,14 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// Record layout in the arena: hash[32] | keyLen u32 | valLen u32 | valCap u32 | key | value.
-const recHeader = 32 + 4 + 4 + 4
+// Record layout in the arena: keyLen u32 | valLen u32 | valCap u32 | key | value (valCap
+// bytes, valLen of them used) | hash[32]. The hash (the pair's digest contribution) is
+// there only when the store keeps a digest: with NoDigest a record is just its header, key
+// and value, which keeps more of them per cache line.
+const (
+	recHeader   = 4 + 4 + 4
+	recHashSize = sha256.Size
+)
 
 // slot is one open-addressing table entry; ref 0 means empty. No pointers: the GC skips it.
 type slot struct {
@@ -293,18 +299,34 @@ func (s *Store) rec(ref uint64) []byte {
 }
 
 func recKey(r []byte) []byte {
-	kl := binary.LittleEndian.Uint32(r[32:])
+	kl := binary.LittleEndian.Uint32(r[0:])
 	return r[recHeader : recHeader+kl]
 }
 
 func recValue(r []byte) []byte {
-	kl := binary.LittleEndian.Uint32(r[32:])
-	vl := binary.LittleEndian.Uint32(r[36:])
+	kl := binary.LittleEndian.Uint32(r[0:])
+	vl := binary.LittleEndian.Uint32(r[4:])
 	return r[recHeader+kl : recHeader+kl+vl]
 }
 
-func recSize(r []byte) int {
-	return recHeader + int(binary.LittleEndian.Uint32(r[32:])) + int(binary.LittleEndian.Uint32(r[40:]))
+func recValueCap(r []byte) int { return int(binary.LittleEndian.Uint32(r[8:])) }
+
+// recHash is the record's pair hash; only a store with a digest has one.
+func recHash(r []byte) []byte {
+	at := recHeader + int(binary.LittleEndian.Uint32(r[0:])) + recValueCap(r)
+	return r[at : at+recHashSize]
+}
+
+// hashBytes is the size of the hash that ends each record: 0 with NoDigest.
+func (s *Store) hashBytes() int {
+	if s.cfg.NoDigest {
+		return 0
+	}
+	return recHashSize
+}
+
+func (s *Store) recSize(r []byte) int {
+	return recHeader + int(binary.LittleEndian.Uint32(r[0:])) + recValueCap(r) + s.hashBytes()
 }
 
 // alloc reserves n bytes and returns their ref. Records never straddle chunks; a record
@@ -334,15 +356,17 @@ func (s *Store) pairHash(key, value []byte, out *[32]byte) {
 }
 
 func (s *Store) newRecord(key, value []byte, h *[32]byte) uint64 {
-	n := recHeader + len(key) + len(value)
+	n := recHeader + len(key) + len(value) + s.hashBytes()
 	ref := s.alloc(n)
 	r := s.rec(ref)[:n]
-	copy(r, h[:])
-	binary.LittleEndian.PutUint32(r[32:], uint32(len(key)))
-	binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
-	binary.LittleEndian.PutUint32(r[40:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(r[0:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(r[8:], uint32(len(value)))
 	copy(r[recHeader:], key)
 	copy(r[recHeader+len(key):], value)
+	if !s.cfg.NoDigest {
+		copy(r[recHeader+len(key)+len(value):], h[:])
+	}
 	s.live += n
 	return ref
 }
@@ -465,17 +489,19 @@ func (s *Store) put(key, value []byte, kh uint64) {
 		r := s.rec(ref)
 		if !s.cfg.NoDigest {
 			var old [32]byte
-			copy(old[:], r[:32])
+			copy(old[:], recHash(r))
 			s.digestSub(&old)
 			s.digestAdd(&h)
 		}
-		if len(value) <= int(binary.LittleEndian.Uint32(r[40:])) && (len(s.pins) == 0 || !s.pinned(ref)) {
-			copy(r[:32], h[:]) // zero with NoDigest, as every record's hash is then
-			binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
+		if len(value) <= recValueCap(r) && (len(s.pins) == 0 || !s.pinned(ref)) {
+			binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
 			copy(r[recHeader+len(key):], value)
+			if !s.cfg.NoDigest {
+				copy(recHash(r), h[:])
+			}
 			return
 		}
-		size := recSize(r)
+		size := s.recSize(r)
 		s.dead += size
 		s.live -= size
 		s.slots[i].ref = s.newRecord(key, value, &h)
@@ -500,10 +526,10 @@ func (s *Store) del(key []byte, kh uint64) bool {
 	r := s.rec(s.slots[i].ref)
 	if !s.cfg.NoDigest {
 		var old [32]byte
-		copy(old[:], r[:32])
+		copy(old[:], recHash(r))
 		s.digestSub(&old)
 	}
-	size := recSize(r)
+	size := s.recSize(r)
 	s.dead += size
 	s.live -= size
 	s.removeSlot(uint64(i))
@@ -528,11 +554,15 @@ func (s *Store) maybeCompactArena() {
 		}
 		c := old[(sl.ref>>32)-1]
 		r := c[uint32(sl.ref):]
-		n := recHeader + int(binary.LittleEndian.Uint32(r[32:])) + int(binary.LittleEndian.Uint32(r[36:]))
+		used := recHeader + int(binary.LittleEndian.Uint32(r[0:])) + int(binary.LittleEndian.Uint32(r[4:]))
+		n := used + s.hashBytes()
 		ref := s.alloc(n)
 		dst := s.rec(ref)[:n]
-		copy(dst, r[:n])
-		binary.LittleEndian.PutUint32(dst[40:], binary.LittleEndian.Uint32(r[36:])) // cap = len
+		copy(dst, r[:used])
+		if !s.cfg.NoDigest {
+			copy(dst[used:], recHash(r))
+		}
+		binary.LittleEndian.PutUint32(dst[8:], binary.LittleEndian.Uint32(r[4:])) // cap = len
 		sl.ref = ref
 		s.live += n
 	}
