@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/consensusbench/consensusbench/internal/assert"
 )
@@ -115,6 +116,8 @@ const (
 	// parts use parts this long.
 	BatchPrefetch = 16
 	cacheLine     = 64
+	// prefetchMaxLines bounds the cache lines of one record that ApplyBatch prefetches.
+	prefetchMaxLines = 4
 )
 
 // Config bounds a Store. The zero value means defaults.
@@ -242,8 +245,6 @@ type Store struct {
 	// put does not overwrite them in place but moves the key to a new record. Empty
 	// between calls.
 	pins []uint64
-	// sink keeps ApplyBatch's prefetching loads from being optimized away.
-	sink uint64
 }
 
 // New returns an empty store.
@@ -625,21 +626,24 @@ func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 }
 
 // prefetch hashes the keys of ops (at most BatchPrefetch) into hs, 0 for an op that will
-// not reach the table, then loads every op's home slot, then the record lines each op
-// will compare, read or write, each round issuing all its loads before using any.
+// not reach the table, and prefetches each op's home slot as soon as it has its hash; then
+// it reads the slots and prefetches the record lines each op will compare, read or write.
+// Nothing waits on a prefetch, so the misses of all ops overlap with each other and with
+// the work before their data is used.
 func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
+	var addrs [BatchPrefetch * prefetchMaxLines]unsafe.Pointer
+	mask := uint64(len(s.slots) - 1)
 	for j := range ops {
 		op := &ops[j]
 		hs[j] = 0
 		if op.Kind >= OpGet && op.Kind <= OpCAS && len(op.Key) <= s.cfg.MaxKeyBytes {
-			hs[j] = s.hashKey(op.Key)
+			h := s.hashKey(op.Key)
+			hs[j] = h
+			addrs[0] = unsafe.Pointer(&s.slots[h&mask])
+			prefetchLines(&addrs[0], 1)
 		}
 	}
-	mask := uint64(len(s.slots) - 1)
-	var t uint64
-	for j := range ops {
-		t += s.slots[hs[j]&mask].ref
-	}
+	n := 0
 	for j := range ops {
 		h := hs[j]
 		if h == 0 {
@@ -653,17 +657,22 @@ func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
 			if sl.hash != h {
 				continue
 			}
+			// The lines of bytes off, off+64, ... and end cover the header, key and (for a
+			// put) the value's place.
 			c := s.chunks[(sl.ref>>32)-1]
 			off := int(uint32(sl.ref))
 			end := min(off+recHeader+len(ops[j].Key)+len(ops[j].Value), len(c)) - 1
-			t += uint64(c[off])
-			for o := off&^(cacheLine-1) + cacheLine; o <= end; o += cacheLine {
-				t += uint64(c[o])
+			for k := 0; off < end && k < prefetchMaxLines-1; k++ {
+				addrs[n] = unsafe.Pointer(&c[off])
+				n++
+				off += cacheLine
 			}
+			addrs[n] = unsafe.Pointer(&c[end])
+			n++
 			break
 		}
 	}
-	s.sink += t
+	prefetchLines(&addrs[0], n)
 }
 
 // apply is Apply after the index checks, with the key's table hash kh (0: not computed
