@@ -241,10 +241,10 @@ type Store struct {
 	digest  [4]uint64
 	scratch []byte
 
-	// pins lists the records whose values results of the ApplyBatch in progress alias: a
-	// put does not overwrite them in place but moves the key to a new record. Empty
-	// between calls.
-	pins []uint64
+	// pins lists the values (their first bytes) that results of the ApplyBatch in progress
+	// alias: a put does not overwrite them in place but moves the key to a new record.
+	// Empty between calls.
+	pins []*byte
 }
 
 // New returns an empty store.
@@ -454,25 +454,23 @@ func (s *Store) removeSlot(i uint64) {
 // Get returns the value of key (StatusNotFound when missing) without touching sessions
 // or the applied index: for reads the protocol has already made safe (ReadIndex, leases).
 func (s *Store) Get(key []byte) Result {
-	res, _ := s.get(key, s.hashKey(key))
-	return res
+	return s.get(key, s.hashKey(key))
 }
 
-// get is Get with the key's table hash kh; it also returns the ref of the record the
-// value aliases (0 when not found).
-func (s *Store) get(key []byte, kh uint64) (Result, uint64) {
+// get is Get with the key's table hash kh.
+func (s *Store) get(key []byte, kh uint64) Result {
 	i := s.find(key, kh)
 	if i < 0 {
-		return Result{Status: StatusNotFound}, 0
+		return Result{Status: StatusNotFound}
 	}
-	ref := s.slots[i].ref
-	return Result{Status: StatusOK, Value: recValue(s.rec(ref))}, ref
+	return Result{Status: StatusOK, Value: recValue(s.rec(s.slots[i].ref))}
 }
 
-// pinned reports whether a result of the ApplyBatch in progress aliases record ref.
-func (s *Store) pinned(ref uint64) bool {
+// pinned reports whether a result of the ApplyBatch in progress aliases the value that
+// starts at v.
+func (s *Store) pinned(v *byte) bool {
 	for _, p := range s.pins {
-		if p == ref {
+		if p == v {
 			return true
 		}
 	}
@@ -494,7 +492,7 @@ func (s *Store) put(key, value []byte, kh uint64) {
 			s.digestSub(&old)
 			s.digestAdd(&h)
 		}
-		if len(value) <= recValueCap(r) && (len(s.pins) == 0 || !s.pinned(ref)) {
+		if len(value) <= recValueCap(r) && (len(s.pins) == 0 || len(value) == 0 || !s.pinned(&r[recHeader+len(key)])) {
 			binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
 			copy(r[recHeader+len(key):], value)
 			if !s.cfg.NoDigest {
@@ -577,11 +575,11 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
 	}
 	s.advance(index)
-	res, _ := s.apply(index, op, 0)
-	if res.Status == StatusMismatch {
-		res.Value = nil
-	}
-	return res
+	var res Result
+	s.apply(index, op, 0, &res)
+	// Field by field: copying res whole reads it with wide loads that cannot be forwarded
+	// from apply's narrower stores, and stalls.
+	return Result{Status: res.Status, Value: res.Value, Duplicate: res.Duplicate}
 }
 
 // ApplyBatch applies ops in order at log index and writes each one's result to results
@@ -610,18 +608,17 @@ func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 		part := ops[base:min(base+BatchPrefetch, len(ops))]
 		s.prefetch(part, &hs)
 		for j := range part {
-			res, ref := s.apply(index, &part[j], hs[j])
-			if res.Duplicate && res.Status == StatusMismatch {
-				var cur Result
-				cur, ref = s.get(part[j].Key, s.hashKey(part[j].Key))
-				res.Value = cur.Value
+			res := &results[base+j]
+			s.apply(index, &part[j], hs[j], res)
+			if res.Status == StatusMismatch {
+				res.Value = s.get(part[j].Key, hs[j]).Value
 			}
-			if ref != 0 {
-				s.pins = append(s.pins, ref)
+			if len(res.Value) > 0 {
+				s.pins = append(s.pins, &res.Value[0])
 			}
-			results[base+j] = res
 		}
 	}
+	clear(s.pins) // so that the pins keep no compacted chunk alive
 	s.pins = s.pins[:0]
 }
 
@@ -676,33 +673,42 @@ func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
 }
 
 // apply is Apply after the index checks, with the key's table hash kh (0: not computed
-// yet). For a CAS mismatch, res.Value is the current value (Apply drops it). ref is the
-// record that res.Value aliases, 0 when it has no value.
-func (s *Store) apply(index uint64, op *Op, kh uint64) (res Result, ref uint64) {
+// yet). It writes the result to res: a Result is too large to pass in registers, and
+// returning it through two calls copied it twice through the stack.
+func (s *Store) apply(index uint64, op *Op, kh uint64, res *Result) {
 	if len(op.Key) > s.cfg.MaxKeyBytes || len(op.Value) > s.cfg.MaxValueBytes || len(op.Expected) > s.cfg.MaxValueBytes {
-		return Result{Status: StatusInvalid}, 0
+		*res = Result{Status: StatusInvalid}
+		return
 	}
 	switch op.Kind {
 	case OpGet, OpPut, OpDelete, OpCAS:
 	default:
-		return Result{Status: StatusInvalid}, 0
+		*res = Result{Status: StatusInvalid}
+		return
 	}
 	if kh == 0 {
 		kh = s.hashKey(op.Key)
 	}
 	if op.Kind == OpGet {
-		return s.get(op.Key, kh)
+		*res = Result{Status: StatusNotFound}
+		if i := s.find(op.Key, kh); i >= 0 {
+			res.Status, res.Value = StatusOK, recValue(s.rec(s.slots[i].ref))
+		}
+		return
 	}
 	if op.ClientID == 0 {
-		return s.write(op, kh)
+		*res = Result{Status: s.write(op, kh)}
+		return
 	}
 	if op.Seq == 0 {
-		return Result{Status: StatusInvalid}, 0
+		*res = Result{Status: StatusInvalid}
+		return
 	}
 	sess := s.sessions[op.ClientID]
 	if sess == nil {
 		if op.Seq > SessionWindow {
-			return Result{Status: StatusSessionExpired}, 0
+			*res = Result{Status: StatusSessionExpired}
+			return
 		}
 		if len(s.sessions) >= s.cfg.MaxSessions {
 			s.evictSession(index)
@@ -714,14 +720,15 @@ func (s *Store) apply(index uint64, op *Op, kh uint64) (res Result, ref uint64) 
 	case op.Seq > sess.maxSeq:
 		sess.advanceTo(op.Seq)
 		sess.setApplied(op.Seq)
-		res, ref = s.write(op, kh)
+		*res = Result{Status: s.write(op, kh)}
 	case sess.maxSeq-op.Seq >= SessionWindow:
-		return Result{Status: StatusSessionExpired}, 0
+		*res = Result{Status: StatusSessionExpired}
+		return
 	case sess.isApplied(op.Seq):
-		res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
+		*res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
 	default:
 		sess.setApplied(op.Seq)
-		res, ref = s.write(op, kh)
+		*res = Result{Status: s.write(op, kh)}
 	}
 	if !res.Duplicate {
 		sess.status[op.Seq%SessionWindow] = res.Status
@@ -731,32 +738,29 @@ func (s *Store) apply(index uint64, op *Op, kh uint64) (res Result, ref uint64) 
 		sess.dirty = true
 		s.dirtySessions = append(s.dirtySessions, op.ClientID)
 	}
-	return res, ref
 }
 
-// write applies a put, delete or CAS whose key hashes to kh. A CAS mismatch returns the
-// current value and the ref of its record.
-func (s *Store) write(op *Op, kh uint64) (Result, uint64) {
+// write applies a put, delete or CAS whose key hashes to kh.
+func (s *Store) write(op *Op, kh uint64) Status {
 	switch op.Kind {
 	case OpPut:
 		s.put(op.Key, op.Value, kh)
-		return Result{Status: StatusOK}, 0
+		return StatusOK
 	case OpDelete:
 		if s.del(op.Key, kh) {
-			return Result{Status: StatusOK}, 0
+			return StatusOK
 		}
-		return Result{Status: StatusNotFound}, 0
+		return StatusNotFound
 	default: // OpCAS
 		i := s.find(op.Key, kh)
 		if i < 0 {
-			return Result{Status: StatusNotFound}, 0
+			return StatusNotFound
 		}
-		ref := s.slots[i].ref
-		if cur := recValue(s.rec(ref)); !bytes.Equal(cur, op.Expected) {
-			return Result{Status: StatusMismatch, Value: cur}, ref
+		if !bytes.Equal(recValue(s.rec(s.slots[i].ref)), op.Expected) {
+			return StatusMismatch
 		}
 		s.put(op.Key, op.Value, kh)
-		return Result{Status: StatusOK}, 0
+		return StatusOK
 	}
 }
 
