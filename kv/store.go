@@ -169,10 +169,11 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// Record layout in the arena: keyLen u32 | valLen u32 | valCap u32 | key | value (valCap
-// bytes, valLen of them used) | hash[32]. The hash (the pair's digest contribution) is
-// there only when the store keeps a digest: with NoDigest a record is just its header, key
-// and value, which keeps more of them per cache line.
+// Record layout in the arena: hash[32] | keyLen u32 | valLen u32 | valCap u32 | key |
+// value (valCap bytes, valLen of them used). A record's ref points at keyLen. The hash
+// (the pair's digest contribution) is there only when the store keeps a digest: with
+// NoDigest a record is just its header, key and value, which keeps more of them per cache
+// line. In front of the header, the hash shares its cache line or the one before.
 const (
 	recHeader   = 4 + 4 + 4
 	recHashSize = sha256.Size
@@ -312,13 +313,14 @@ func recValue(r []byte) []byte {
 
 func recValueCap(r []byte) int { return int(binary.LittleEndian.Uint32(r[8:])) }
 
-// recHash is the record's pair hash; only a store with a digest has one.
-func recHash(r []byte) []byte {
-	at := recHeader + int(binary.LittleEndian.Uint32(r[0:])) + recValueCap(r)
-	return r[at : at+recHashSize]
+// recHash is the pair hash of the record at ref; only a store with a digest has one.
+func (s *Store) recHash(ref uint64) []byte {
+	c := s.chunks[(ref>>32)-1]
+	off := int(uint32(ref))
+	return c[off-recHashSize : off]
 }
 
-// hashBytes is the size of the hash that ends each record: 0 with NoDigest.
+// hashBytes is the size of the hash in front of each record: 0 with NoDigest.
 func (s *Store) hashBytes() int {
 	if s.cfg.NoDigest {
 		return 0
@@ -327,7 +329,7 @@ func (s *Store) hashBytes() int {
 }
 
 func (s *Store) recSize(r []byte) int {
-	return recHeader + int(binary.LittleEndian.Uint32(r[0:])) + recValueCap(r) + s.hashBytes()
+	return s.hashBytes() + recHeader + int(binary.LittleEndian.Uint32(r[0:])) + recValueCap(r)
 }
 
 // alloc reserves n bytes and returns their ref. Records never straddle chunks; a record
@@ -357,16 +359,17 @@ func (s *Store) pairHash(key, value []byte, out *[32]byte) {
 }
 
 func (s *Store) newRecord(key, value []byte, h *[32]byte) uint64 {
-	n := recHeader + len(key) + len(value) + s.hashBytes()
-	ref := s.alloc(n)
-	r := s.rec(ref)[:n]
+	hb := s.hashBytes()
+	n := hb + recHeader + len(key) + len(value)
+	ref := s.alloc(n) + uint64(hb)
+	r := s.rec(ref)[:n-hb]
 	binary.LittleEndian.PutUint32(r[0:], uint32(len(key)))
 	binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
 	binary.LittleEndian.PutUint32(r[8:], uint32(len(value)))
 	copy(r[recHeader:], key)
 	copy(r[recHeader+len(key):], value)
-	if !s.cfg.NoDigest {
-		copy(r[recHeader+len(key)+len(value):], h[:])
+	if hb != 0 {
+		copy(s.recHash(ref), h[:])
 	}
 	s.live += n
 	return ref
@@ -488,7 +491,7 @@ func (s *Store) put(key, value []byte, kh uint64) {
 		r := s.rec(ref)
 		if !s.cfg.NoDigest {
 			var old [32]byte
-			copy(old[:], recHash(r))
+			copy(old[:], s.recHash(ref))
 			s.digestSub(&old)
 			s.digestAdd(&h)
 		}
@@ -496,7 +499,7 @@ func (s *Store) put(key, value []byte, kh uint64) {
 			binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
 			copy(r[recHeader+len(key):], value)
 			if !s.cfg.NoDigest {
-				copy(recHash(r), h[:])
+				copy(s.recHash(ref), h[:])
 			}
 			return
 		}
@@ -522,10 +525,11 @@ func (s *Store) del(key []byte, kh uint64) bool {
 	if i < 0 {
 		return false
 	}
-	r := s.rec(s.slots[i].ref)
+	ref := s.slots[i].ref
+	r := s.rec(ref)
 	if !s.cfg.NoDigest {
 		var old [32]byte
-		copy(old[:], recHash(r))
+		copy(old[:], s.recHash(ref))
 		s.digestSub(&old)
 	}
 	size := s.recSize(r)
@@ -551,15 +555,16 @@ func (s *Store) maybeCompactArena() {
 		if sl.ref == 0 {
 			continue
 		}
+		hb := s.hashBytes()
 		c := old[(sl.ref>>32)-1]
-		r := c[uint32(sl.ref):]
-		used := recHeader + int(binary.LittleEndian.Uint32(r[0:])) + int(binary.LittleEndian.Uint32(r[4:]))
-		n := used + s.hashBytes()
-		ref := s.alloc(n)
-		dst := s.rec(ref)[:n]
-		copy(dst, r[:used])
-		if !s.cfg.NoDigest {
-			copy(dst[used:], recHash(r))
+		off := int(uint32(sl.ref))
+		r := c[off:]
+		n := hb + recHeader + int(binary.LittleEndian.Uint32(r[0:])) + int(binary.LittleEndian.Uint32(r[4:]))
+		ref := s.alloc(n) + uint64(hb)
+		dst := s.rec(ref)
+		copy(dst[:n-hb], r[:n-hb])
+		if hb != 0 {
+			copy(s.recHash(ref), c[off-hb:off])
 		}
 		binary.LittleEndian.PutUint32(dst[8:], binary.LittleEndian.Uint32(r[4:])) // cap = len
 		sl.ref = ref
@@ -654,10 +659,10 @@ func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
 			if sl.hash != h {
 				continue
 			}
-			// The lines of bytes off, off+64, ... and end cover the header, key and (for a
-			// put) the value's place.
+			// The lines of bytes off, off+64, ... and end cover the hash, header, key and
+			// (for a put) the value's place.
 			c := s.chunks[(sl.ref>>32)-1]
-			off := int(uint32(sl.ref))
+			off := int(uint32(sl.ref)) - s.hashBytes()
 			end := min(off+recHeader+len(ops[j].Key)+len(ops[j].Value), len(c)) - 1
 			for k := 0; off < end && k < prefetchMaxLines-1; k++ {
 				addrs[n] = unsafe.Pointer(&c[off])
