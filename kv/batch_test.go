@@ -139,52 +139,72 @@ func checkSameState(t *testing.T, what string, a, b *Store) {
 // arena compaction and table growth; a small session bound and TTL force evictions and
 // sweeps.
 func TestApplyBatchMatchesApply(t *testing.T) {
-	cfgs := []Config{
-		{MaxKeyBytes: 32, MaxValueBytes: 200, ChunkBytes: MinChunkBytes, MaxSessions: 4, SessionTTL: 64},
-		{MaxKeyBytes: 32, MaxValueBytes: 200, ChunkBytes: MinChunkBytes, NoDigest: true},
-		{MaxKeyBytes: 32, MaxValueBytes: 600, MaxSessions: 3, SessionTTL: 8},
-	}
-	for ci, cfg := range cfgs {
+	for ci := range batchConfigs {
 		for seed := range uint64(4) {
 			t.Run(fmt.Sprintf("cfg=%d/seed=%d", ci, seed), func(t *testing.T) {
-				keys := []int{40, 3000}[seed%2]
-				g := newBatchGen(seed*31+uint64(ci), keys, cfg.MaxKeyBytes, cfg.MaxValueBytes)
-				a, b := newStore(t, cfg), newStore(t, cfg)
-				results := make([]Result, 64)
-				index := uint64(0)
-				for n := range 1500 {
-					if g.rng.IntN(3) != 0 {
-						index++
-					}
-					size := 1 + g.rng.IntN(40)
-					if g.rng.IntN(10) == 0 {
-						size = 0
-					}
-					ops := g.batch(size)
-					a.ApplyBatch(index, ops, results)
-					for i := range ops {
-						want := b.Apply(index, &ops[i])
-						if want.Status == StatusMismatch {
-							want.Value = b.Get(ops[i].Key).Value
-						}
-						want.Value = bytes.Clone(want.Value)
-						got := results[i]
-						if got.Status != want.Status || got.Duplicate != want.Duplicate || !bytes.Equal(got.Value, want.Value) ||
-							(got.Value == nil) != (want.Value == nil) {
-							t.Fatalf("batch %d op %d %+v:\nApplyBatch %+v %q\nApply      %+v %q",
-								n, i, ops[i], got, got.Value, want, want.Value)
-						}
-					}
-					if n%100 == 0 {
-						checkSameState(t, fmt.Sprintf("after batch %d", n), a, b)
-						if !cfg.NoDigest && a.Digest() != recomputeDigest(a) {
-							t.Fatalf("batch %d: digest drifted from recomputation", n)
-						}
-					}
-				}
-				checkSameState(t, "at the end", a, b)
+				checkBatchesMatch(t, batchConfigs[ci], seed*31+uint64(ci), []int{40, 3000}[seed%2], 1500)
 			})
 		}
+	}
+}
+
+// FuzzApplyBatch is TestApplyBatchMatchesApply with the seed, configuration, key space and
+// length drawn by the fuzzer.
+func FuzzApplyBatch(f *testing.F) {
+	f.Add(uint64(1), uint8(0), uint16(40), uint8(50))
+	f.Add(uint64(2), uint8(1), uint16(3000), uint8(200))
+	f.Add(uint64(3), uint8(2), uint16(7), uint8(100))
+	f.Fuzz(func(t *testing.T, seed uint64, cfg uint8, keys uint16, batches uint8) {
+		checkBatchesMatch(t, batchConfigs[int(cfg)%len(batchConfigs)], seed, 1+int(keys), int(batches))
+	})
+}
+
+var batchConfigs = []Config{
+	{MaxKeyBytes: 32, MaxValueBytes: 200, ChunkBytes: MinChunkBytes, MaxSessions: 4, SessionTTL: 64},
+	{MaxKeyBytes: 32, MaxValueBytes: 200, ChunkBytes: MinChunkBytes, NoDigest: true},
+	{MaxKeyBytes: 32, MaxValueBytes: 600, MaxSessions: 3, SessionTTL: 8},
+}
+
+// checkBatchesMatch applies n random batches over keys keys to two stores configured by
+// cfg, with ApplyBatch and with Apply, and fails at the first difference.
+func checkBatchesMatch(t *testing.T, cfg Config, seed uint64, keys, n int) {
+	g := newBatchGen(seed, keys, cfg.MaxKeyBytes, cfg.MaxValueBytes)
+	a, b := newStore(t, cfg), newStore(t, cfg)
+	results := make([]Result, 64)
+	index := uint64(0)
+	for bn := range n {
+		if g.rng.IntN(3) != 0 {
+			index++
+		}
+		size := 1 + g.rng.IntN(40)
+		if g.rng.IntN(10) == 0 {
+			size = 0
+		}
+		ops := g.batch(size)
+		a.ApplyBatch(index, ops, results)
+		for i := range ops {
+			want := b.Apply(index, &ops[i])
+			if want.Status == StatusMismatch {
+				want.Value = b.Get(ops[i].Key).Value
+			}
+			want.Value = bytes.Clone(want.Value)
+			got := results[i]
+			if got.Status != want.Status || got.Duplicate != want.Duplicate || !bytes.Equal(got.Value, want.Value) ||
+				(got.Value == nil) != (want.Value == nil) {
+				t.Fatalf("batch %d op %d %+v:\nApplyBatch %+v %q\nApply      %+v %q",
+					bn, i, ops[i], got, got.Value, want, want.Value)
+			}
+		}
+		if bn%100 == 0 {
+			checkSameState(t, fmt.Sprintf("after batch %d", bn), a, b)
+			if !cfg.NoDigest && a.Digest() != recomputeDigest(a) {
+				t.Fatalf("batch %d: digest drifted from recomputation", bn)
+			}
+		}
+	}
+	checkSameState(t, "at the end", a, b)
+	if !cfg.NoDigest && a.Digest() != recomputeDigest(a) {
+		t.Fatal("digest drifted from recomputation")
 	}
 }
 
