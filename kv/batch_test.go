@@ -48,8 +48,12 @@ func (g *batchGen) value() []byte {
 	return bytes.Repeat([]byte{byte('a' + g.rng.IntN(26))}, n)
 }
 
-// batch returns one batch of n ops from one client (0: no session), as a server builds it.
+// batch returns one batch of n ops from one client (0: no session), as a server builds it,
+// or now and then ops of several clients interleaved.
 func (g *batchGen) batch(n int) []Op {
+	if g.rng.IntN(8) == 0 {
+		return g.mixedBatch(n)
+	}
 	client := uint64(0)
 	if g.rng.IntN(5) != 0 {
 		client = uint64(1 + g.rng.IntN(6))
@@ -104,6 +108,20 @@ func (g *batchGen) batch(n int) []Op {
 	}
 	if last := first + uint64(n) - 1; client != 0 && last > g.seq[client] {
 		g.seq[client] = last
+	}
+	return ops
+}
+
+// mixedBatch returns n ops, each of a random client (0 included) with its next sequence
+// number, or now and then a retried one.
+func (g *batchGen) mixedBatch(n int) []Op {
+	ops := make([]Op, 0, n)
+	for len(ops) < n {
+		one := g.batch(1) // a one-op batch of one client, usually its next sequence number
+		if g.rng.IntN(3) == 0 && len(ops) > 0 {
+			one[0].ClientID, one[0].Seq = ops[len(ops)-1].ClientID, ops[len(ops)-1].Seq // a retry at once
+		}
+		ops = append(ops, one[0])
 	}
 	return ops
 }
@@ -163,6 +181,7 @@ var batchConfigs = []Config{
 	{MaxKeyBytes: 32, MaxValueBytes: 200, ChunkBytes: MinChunkBytes, MaxSessions: 4, SessionTTL: 64},
 	{MaxKeyBytes: 32, MaxValueBytes: 200, ChunkBytes: MinChunkBytes, NoDigest: true},
 	{MaxKeyBytes: 32, MaxValueBytes: 600, MaxSessions: 3, SessionTTL: 8},
+	{MaxKeyBytes: 32, MaxValueBytes: 64, MaxSessions: 1, SessionTTL: 16},
 }
 
 // checkBatchesMatch applies n random batches over keys keys to two stores configured by

@@ -185,6 +185,12 @@ type slot struct {
 	ref  uint64 // (chunk index + 1) << 32 | offset
 }
 
+// sessionCache is the session of the client whose op ApplyBatch applied last (id 0: none).
+type sessionCache struct {
+	id   uint64
+	sess *session
+}
+
 // session is one client's exactly-once state. It holds no pointers.
 type session struct {
 	maxSeq    uint64 // highest sequence applied
@@ -581,7 +587,7 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 	}
 	s.advance(index)
 	var res Result
-	s.apply(index, op, 0, &res)
+	s.apply(index, op, 0, &res, nil)
 	// Field by field: copying res whole reads it with wide loads that cannot be forwarded
 	// from apply's narrower stores, and stalls.
 	return Result{Status: res.Status, Value: res.Value, Duplicate: res.Duplicate}
@@ -609,12 +615,13 @@ func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 	}
 	s.advance(index)
 	var hs [BatchPrefetch]uint64
+	var sc sessionCache
 	for base := 0; base < len(ops); base += BatchPrefetch {
 		part := ops[base:min(base+BatchPrefetch, len(ops))]
 		s.prefetch(part, &hs)
 		for j := range part {
 			res := &results[base+j]
-			s.apply(index, &part[j], hs[j], res)
+			s.apply(index, &part[j], hs[j], res, &sc)
 			if res.Status == StatusMismatch {
 				res.Value = s.get(part[j].Key, hs[j]).Value
 			}
@@ -680,7 +687,13 @@ func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
 // apply is Apply after the index checks, with the key's table hash kh (0: not computed
 // yet). It writes the result to res: a Result is too large to pass in registers, and
 // returning it through two calls copied it twice through the stack.
-func (s *Store) apply(index uint64, op *Op, kh uint64, res *Result) {
+//
+// sc, when not nil, remembers the session of the previous op: the ops of a client batch
+// share one, so one map lookup serves them all. A session is only removed by a sweep (on
+// the first op at a new index, before sc is set) or to make room for another client's
+// session (on an op of a client other than sc's, which then replaces sc), so sc stays
+// valid while its client's ops follow one another.
+func (s *Store) apply(index uint64, op *Op, kh uint64, res *Result, sc *sessionCache) {
 	if len(op.Key) > s.cfg.MaxKeyBytes || len(op.Value) > s.cfg.MaxValueBytes || len(op.Expected) > s.cfg.MaxValueBytes {
 		*res = Result{Status: StatusInvalid}
 		return
@@ -709,17 +722,25 @@ func (s *Store) apply(index uint64, op *Op, kh uint64, res *Result) {
 		*res = Result{Status: StatusInvalid}
 		return
 	}
-	sess := s.sessions[op.ClientID]
-	if sess == nil {
-		if op.Seq > SessionWindow {
-			*res = Result{Status: StatusSessionExpired}
-			return
+	var sess *session
+	if sc != nil && sc.id == op.ClientID {
+		sess = sc.sess
+	} else {
+		sess = s.sessions[op.ClientID]
+		if sess == nil {
+			if op.Seq > SessionWindow {
+				*res = Result{Status: StatusSessionExpired}
+				return
+			}
+			if len(s.sessions) >= s.cfg.MaxSessions {
+				s.evictSession(index)
+			}
+			sess = new(session)
+			s.sessions[op.ClientID] = sess
 		}
-		if len(s.sessions) >= s.cfg.MaxSessions {
-			s.evictSession(index)
+		if sc != nil {
+			*sc = sessionCache{id: op.ClientID, sess: sess}
 		}
-		sess = new(session)
-		s.sessions[op.ClientID] = sess
 	}
 	switch {
 	case op.Seq > sess.maxSeq:
