@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -181,6 +182,106 @@ func BenchmarkPairHash(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				s.pairHash(key, val, &h)
+			}
+		})
+	}
+}
+
+// Batch benchmark shape: what a Raft replica applies for one committed client batch.
+const (
+	batchOps      = 16      // ops per client batch
+	batchKeys     = 100_000 // keys preloaded into the store
+	batchClients  = 64      // clients whose batches interleave
+	batchIndexLen = 1 << 18 // precomputed random key indexes, cycled
+)
+
+// batchBench is the state of one BenchmarkApplyBatch run: a preloaded NoDigest store (as
+// the Raft server configures it) and a deterministic uniform random key sequence.
+type batchBench struct {
+	s       *Store
+	idx     []uint32 // key index; the top bit marks a get in the mixed variant
+	pos     int
+	seq     [batchClients]uint64
+	ops     [batchOps]Op
+	keys    [batchOps][12]byte
+	results [batchOps]Result
+	index   uint64
+}
+
+func newBatchBench(b *testing.B, size int, getFrac float64) *batchBench {
+	s, err := New(Config{NoDigest: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := bytes.Repeat([]byte{'v'}, size)
+	var k []byte
+	for i := range uint64(batchKeys) {
+		k = benchKey(k, i)
+		s.Apply(1, &Op{Kind: OpPut, Key: k, Value: val})
+	}
+	rng := rand.New(rand.NewPCG(42, 43))
+	bb := &batchBench{s: s, idx: make([]uint32, batchIndexLen), index: 1}
+	for i := range bb.idx {
+		bb.idx[i] = uint32(rng.IntN(batchKeys))
+		if rng.Float64() < getFrac {
+			bb.idx[i] |= 1 << 31
+		}
+	}
+	wval := bytes.Repeat([]byte{'w'}, size)
+	for i := range bb.ops {
+		bb.ops[i].Value = wval
+	}
+	return bb
+}
+
+// next fills ops with the next batch: one client, consecutive sequence numbers.
+func (bb *batchBench) next() {
+	c := bb.index % batchClients
+	bb.index++
+	for i := range bb.ops {
+		x := bb.idx[bb.pos]
+		bb.pos = (bb.pos + 1) % batchIndexLen
+		op := &bb.ops[i]
+		op.Kind = OpPut
+		if x>>31 != 0 {
+			op.Kind = OpGet
+		}
+		binary.BigEndian.PutUint64(bb.keys[i][4:], uint64(x&^(1<<31)))
+		copy(bb.keys[i][:4], "key-")
+		op.Key = bb.keys[i][:]
+		op.ClientID = c + 1
+		bb.seq[c]++
+		op.Seq = bb.seq[c]
+	}
+}
+
+// apply applies the current batch the way server/raft.go does.
+func (bb *batchBench) apply() {
+	bb.s.ApplyBatch(bb.index, bb.ops[:], bb.results[:])
+}
+
+// BenchmarkApplyBatch applies one 16-op batch of puts per iteration, each with its client's
+// session, to a NoDigest store of 100,000 keys, over uniform random keys. ns/kvop is the
+// cost per operation. BenchmarkApplyBatchMixed is the same with half the ops gets.
+func BenchmarkApplyBatch(b *testing.B) { benchApplyBatch(b, 0) }
+
+func BenchmarkApplyBatchMixed(b *testing.B) { benchApplyBatch(b, 0.5) }
+
+func benchApplyBatch(b *testing.B, getFrac float64) {
+	for _, size := range []int{16, 128} {
+		b.Run(fmt.Sprintf("ops=%d/keys=%d/size=%d", batchOps, batchKeys, size), func(b *testing.B) {
+			bb := newBatchBench(b, size, getFrac)
+			b.ReportAllocs()
+			b.SetBytes(int64(batchOps * size))
+			for b.Loop() {
+				bb.next()
+				bb.apply()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batchOps), "ns/kvop")
+			for i := range bb.results {
+				if bb.results[i].Status != StatusOK || bb.results[i].Duplicate {
+					b.Fatalf("op %d: %+v", i, bb.results[i])
+				}
 			}
 		})
 	}

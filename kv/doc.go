@@ -4,7 +4,7 @@
 //
 // kv must not know which protocol drives it. The server decodes client operations, maps
 // them to Op, and calls Apply with each operation's log index (or PBFT sequence number),
-// in order, on one goroutine. Every replica that applies the same operations at the same
+// in order, on one goroutine, or ApplyBatch with a committed client batch's operations. Every replica that applies the same operations at the same
 // indexes ends in the same state, the same snapshot bytes and the same digest: nothing
 // here reads a clock, a random source that affects results, or map iteration order.
 //
@@ -15,7 +15,13 @@
 // pointer-free values. The garbage collector therefore scans a handful of chunk pointers
 // instead of one or two pointers per key. Overwriting a value with one of equal or smaller
 // size happens in place; growing a value moves the record and leaves a hole that is
-// reclaimed by compacting the arena once holes outweigh live data.
+// reclaimed by compacting the arena once holes outweigh live data. A record is its header,
+// key and value, behind the pair's digest hash when the store keeps a digest.
+//
+// A lookup in a large store misses the cache twice, on the table slot and on the record.
+// ApplyBatch hashes up to BatchPrefetch keys first and prefetches their slots, then their
+// records' lines, before applying any of them, so that a batch's misses overlap instead of
+// following one another.
 //
 // # State digest
 //

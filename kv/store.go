@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/consensusbench/consensusbench/internal/assert"
 )
@@ -109,6 +110,14 @@ const (
 	// arenaCompactMinDead: holes are reclaimed only once they exceed this many chunks.
 	arenaCompactMinChunks = 4
 	tableMinSlots         = 1 << 10
+	// BatchPrefetch: ApplyBatch hashes this many ops and issues the loads of their table
+	// slots and records before applying the first of them, so that the cache misses of a
+	// batch overlap instead of following one another. Callers that apply a long batch in
+	// parts use parts this long.
+	BatchPrefetch = 16
+	cacheLine     = 64
+	// prefetchMaxLines bounds the cache lines of one record that ApplyBatch prefetches.
+	prefetchMaxLines = 4
 )
 
 // Config bounds a Store. The zero value means defaults.
@@ -160,13 +169,26 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// Record layout in the arena: hash[32] | keyLen u32 | valLen u32 | valCap u32 | key | value.
-const recHeader = 32 + 4 + 4 + 4
+// Record layout in the arena: hash[32] | keyLen u32 | valLen u32 | valCap u32 | key |
+// value (valCap bytes, valLen of them used). A record's ref points at keyLen. The hash
+// (the pair's digest contribution) is there only when the store keeps a digest: with
+// NoDigest a record is just its header, key and value, which keeps more of them per cache
+// line. In front of the header, the hash shares its cache line or the one before.
+const (
+	recHeader   = 4 + 4 + 4
+	recHashSize = sha256.Size
+)
 
 // slot is one open-addressing table entry; ref 0 means empty. No pointers: the GC skips it.
 type slot struct {
 	hash uint64
 	ref  uint64 // (chunk index + 1) << 32 | offset
+}
+
+// sessionCache is the session of the client whose op ApplyBatch applied last (id 0: none).
+type sessionCache struct {
+	id   uint64
+	sess *session
 }
 
 // session is one client's exactly-once state. It holds no pointers.
@@ -225,6 +247,11 @@ type Store struct {
 
 	digest  [4]uint64
 	scratch []byte
+
+	// pins lists the values (their first bytes) that results of the ApplyBatch in progress
+	// alias: a put does not overwrite them in place but moves the key to a new record.
+	// Empty between calls.
+	pins []*byte
 }
 
 // New returns an empty store.
@@ -280,18 +307,35 @@ func (s *Store) rec(ref uint64) []byte {
 }
 
 func recKey(r []byte) []byte {
-	kl := binary.LittleEndian.Uint32(r[32:])
+	kl := binary.LittleEndian.Uint32(r[0:])
 	return r[recHeader : recHeader+kl]
 }
 
 func recValue(r []byte) []byte {
-	kl := binary.LittleEndian.Uint32(r[32:])
-	vl := binary.LittleEndian.Uint32(r[36:])
+	kl := binary.LittleEndian.Uint32(r[0:])
+	vl := binary.LittleEndian.Uint32(r[4:])
 	return r[recHeader+kl : recHeader+kl+vl]
 }
 
-func recSize(r []byte) int {
-	return recHeader + int(binary.LittleEndian.Uint32(r[32:])) + int(binary.LittleEndian.Uint32(r[40:]))
+func recValueCap(r []byte) int { return int(binary.LittleEndian.Uint32(r[8:])) }
+
+// recHash is the pair hash of the record at ref; only a store with a digest has one.
+func (s *Store) recHash(ref uint64) []byte {
+	c := s.chunks[(ref>>32)-1]
+	off := int(uint32(ref))
+	return c[off-recHashSize : off]
+}
+
+// hashBytes is the size of the hash in front of each record: 0 with NoDigest.
+func (s *Store) hashBytes() int {
+	if s.cfg.NoDigest {
+		return 0
+	}
+	return recHashSize
+}
+
+func (s *Store) recSize(r []byte) int {
+	return s.hashBytes() + recHeader + int(binary.LittleEndian.Uint32(r[0:])) + recValueCap(r)
 }
 
 // alloc reserves n bytes and returns their ref. Records never straddle chunks; a record
@@ -321,15 +365,18 @@ func (s *Store) pairHash(key, value []byte, out *[32]byte) {
 }
 
 func (s *Store) newRecord(key, value []byte, h *[32]byte) uint64 {
-	n := recHeader + len(key) + len(value)
-	ref := s.alloc(n)
-	r := s.rec(ref)[:n]
-	copy(r, h[:])
-	binary.LittleEndian.PutUint32(r[32:], uint32(len(key)))
-	binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
-	binary.LittleEndian.PutUint32(r[40:], uint32(len(value)))
+	hb := s.hashBytes()
+	n := hb + recHeader + len(key) + len(value)
+	ref := s.alloc(n) + uint64(hb)
+	r := s.rec(ref)[:n-hb]
+	binary.LittleEndian.PutUint32(r[0:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
+	binary.LittleEndian.PutUint32(r[8:], uint32(len(value)))
 	copy(r[recHeader:], key)
 	copy(r[recHeader+len(key):], value)
+	if hb != 0 {
+		copy(s.recHash(ref), h[:])
+	}
 	s.live += n
 	return ref
 }
@@ -416,33 +463,53 @@ func (s *Store) removeSlot(i uint64) {
 // Get returns the value of key (StatusNotFound when missing) without touching sessions
 // or the applied index: for reads the protocol has already made safe (ReadIndex, leases).
 func (s *Store) Get(key []byte) Result {
-	i := s.find(key, s.hashKey(key))
+	return s.get(key, s.hashKey(key))
+}
+
+// get is Get with the key's table hash kh.
+func (s *Store) get(key []byte, kh uint64) Result {
+	i := s.find(key, kh)
 	if i < 0 {
 		return Result{Status: StatusNotFound}
 	}
 	return Result{Status: StatusOK, Value: recValue(s.rec(s.slots[i].ref))}
 }
 
-func (s *Store) put(key, value []byte) {
+// pinned reports whether a result of the ApplyBatch in progress aliases the value that
+// starts at v.
+func (s *Store) pinned(v *byte) bool {
+	for _, p := range s.pins {
+		if p == v {
+			return true
+		}
+	}
+	return false
+}
+
+// put stores value under key, whose table hash is kh.
+func (s *Store) put(key, value []byte, kh uint64) {
 	var h [32]byte
 	if !s.cfg.NoDigest {
 		s.pairHash(key, value, &h)
 	}
-	kh := s.hashKey(key)
 	if i := s.find(key, kh); i >= 0 {
 		ref := s.slots[i].ref
 		r := s.rec(ref)
-		var old [32]byte
-		copy(old[:], r[:32])
-		s.digestSub(&old)
-		s.digestAdd(&h)
-		if len(value) <= int(binary.LittleEndian.Uint32(r[40:])) {
-			copy(r[:32], h[:])
-			binary.LittleEndian.PutUint32(r[36:], uint32(len(value)))
+		if !s.cfg.NoDigest {
+			var old [32]byte
+			copy(old[:], s.recHash(ref))
+			s.digestSub(&old)
+			s.digestAdd(&h)
+		}
+		if len(value) <= recValueCap(r) && (len(s.pins) == 0 || len(value) == 0 || !s.pinned(&r[recHeader+len(key)])) {
+			binary.LittleEndian.PutUint32(r[4:], uint32(len(value)))
 			copy(r[recHeader+len(key):], value)
+			if !s.cfg.NoDigest {
+				copy(s.recHash(ref), h[:])
+			}
 			return
 		}
-		size := recSize(r)
+		size := s.recSize(r)
 		s.dead += size
 		s.live -= size
 		s.slots[i].ref = s.newRecord(key, value, &h)
@@ -452,21 +519,26 @@ func (s *Store) put(key, value []byte) {
 	if (s.count+1)*4 > len(s.slots)*3 {
 		s.grow()
 	}
-	s.digestAdd(&h)
+	if !s.cfg.NoDigest {
+		s.digestAdd(&h)
+	}
 	s.insertSlot(kh, s.newRecord(key, value, &h))
 	s.count++
 }
 
-func (s *Store) del(key []byte) bool {
-	i := s.find(key, s.hashKey(key))
+func (s *Store) del(key []byte, kh uint64) bool {
+	i := s.find(key, kh)
 	if i < 0 {
 		return false
 	}
-	r := s.rec(s.slots[i].ref)
-	var old [32]byte
-	copy(old[:], r[:32])
-	s.digestSub(&old)
-	size := recSize(r)
+	ref := s.slots[i].ref
+	r := s.rec(ref)
+	if !s.cfg.NoDigest {
+		var old [32]byte
+		copy(old[:], s.recHash(ref))
+		s.digestSub(&old)
+	}
+	size := s.recSize(r)
 	s.dead += size
 	s.live -= size
 	s.removeSlot(uint64(i))
@@ -489,13 +561,18 @@ func (s *Store) maybeCompactArena() {
 		if sl.ref == 0 {
 			continue
 		}
+		hb := s.hashBytes()
 		c := old[(sl.ref>>32)-1]
-		r := c[uint32(sl.ref):]
-		n := recHeader + int(binary.LittleEndian.Uint32(r[32:])) + int(binary.LittleEndian.Uint32(r[36:]))
-		ref := s.alloc(n)
-		dst := s.rec(ref)[:n]
-		copy(dst, r[:n])
-		binary.LittleEndian.PutUint32(dst[40:], binary.LittleEndian.Uint32(r[36:])) // cap = len
+		off := int(uint32(sl.ref))
+		r := c[off:]
+		n := hb + recHeader + int(binary.LittleEndian.Uint32(r[0:])) + int(binary.LittleEndian.Uint32(r[4:]))
+		ref := s.alloc(n) + uint64(hb)
+		dst := s.rec(ref)
+		copy(dst[:n-hb], r[:n-hb])
+		if hb != 0 {
+			copy(s.recHash(ref), c[off-hb:off])
+		}
+		binary.LittleEndian.PutUint32(dst[8:], binary.LittleEndian.Uint32(r[4:])) // cap = len
 		sl.ref = ref
 		s.live += n
 	}
@@ -509,46 +586,175 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
 	}
 	s.advance(index)
+	var res Result
+	s.apply(index, op, 0, &res, nil)
+	// Field by field: copying res whole reads it with wide loads that cannot be forwarded
+	// from apply's narrower stores, and stalls.
+	return Result{Status: res.Status, Value: res.Value, Duplicate: res.Duplicate}
+}
+
+// ApplyBatch applies ops in order at log index and writes each one's result to results
+// (at least len(ops) long). The store ends as Apply one by one would leave it (an empty
+// batch changes nothing), and results[i] is what Apply(index, &ops[i]) would return,
+// except that a CAS mismatch, a retried one included, also carries the value the key has
+// at that op (nil when it is missing): what a server replies. Result values alias the
+// store until the next call that changes it, as with Apply; ops later in the same batch
+// do not overwrite them.
+//
+// It hashes the keys of BatchPrefetch ops at a time and loads their table slots and
+// records before applying any of them, so their cache misses overlap.
+func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
+	if len(ops) == 0 {
+		return
+	}
+	if index < s.applied {
+		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
+	}
+	if len(results) < len(ops) {
+		assert.Failf("kv: %d results for %d ops", len(results), len(ops))
+	}
+	s.advance(index)
+	var hs [BatchPrefetch]uint64
+	var sc sessionCache
+	for base := 0; base < len(ops); base += BatchPrefetch {
+		part := ops[base:min(base+BatchPrefetch, len(ops))]
+		s.prefetch(part, &hs)
+		for j := range part {
+			res := &results[base+j]
+			s.apply(index, &part[j], hs[j], res, &sc)
+			if res.Status == StatusMismatch {
+				res.Value = s.get(part[j].Key, hs[j]).Value
+			}
+			if len(res.Value) > 0 {
+				s.pins = append(s.pins, &res.Value[0])
+			}
+		}
+	}
+	clear(s.pins) // so that the pins keep no compacted chunk alive
+	s.pins = s.pins[:0]
+}
+
+// prefetch hashes the keys of ops (at most BatchPrefetch) into hs, 0 for an op that will
+// not reach the table, and prefetches each op's home slot as soon as it has its hash; then
+// it reads the slots and prefetches the record lines each op will compare, read or write.
+// Nothing waits on a prefetch, so the misses of all ops overlap with each other and with
+// the work before their data is used.
+func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
+	var addrs [BatchPrefetch * prefetchMaxLines]unsafe.Pointer
+	mask := uint64(len(s.slots) - 1)
+	for j := range ops {
+		op := &ops[j]
+		hs[j] = 0
+		if op.Kind >= OpGet && op.Kind <= OpCAS && len(op.Key) <= s.cfg.MaxKeyBytes {
+			h := s.hashKey(op.Key)
+			hs[j] = h
+			addrs[0] = unsafe.Pointer(&s.slots[h&mask])
+			prefetchLines(&addrs[0], 1)
+		}
+	}
+	n := 0
+	for j := range ops {
+		h := hs[j]
+		if h == 0 {
+			continue
+		}
+		for i := h & mask; ; i = (i + 1) & mask {
+			sl := &s.slots[i]
+			if sl.ref == 0 {
+				break
+			}
+			if sl.hash != h {
+				continue
+			}
+			// The lines of bytes off, off+64, ... and end cover the hash, header, key and
+			// (for a put) the value's place.
+			c := s.chunks[(sl.ref>>32)-1]
+			off := int(uint32(sl.ref)) - s.hashBytes()
+			end := min(off+recHeader+len(ops[j].Key)+len(ops[j].Value), len(c)) - 1
+			for k := 0; off < end && k < prefetchMaxLines-1; k++ {
+				addrs[n] = unsafe.Pointer(&c[off])
+				n++
+				off += cacheLine
+			}
+			addrs[n] = unsafe.Pointer(&c[end])
+			n++
+			break
+		}
+	}
+	prefetchLines(&addrs[0], n)
+}
+
+// apply is Apply after the index checks, with the key's table hash kh (0: not computed
+// yet). It writes the result to res: a Result is too large to pass in registers, and
+// returning it through two calls copied it twice through the stack.
+//
+// sc, when not nil, remembers the session of the previous op: the ops of a client batch
+// share one, so one map lookup serves them all. A session is only removed by a sweep (on
+// the first op at a new index, before sc is set) or to make room for another client's
+// session (on an op of a client other than sc's, which then replaces sc), so sc stays
+// valid while its client's ops follow one another.
+func (s *Store) apply(index uint64, op *Op, kh uint64, res *Result, sc *sessionCache) {
 	if len(op.Key) > s.cfg.MaxKeyBytes || len(op.Value) > s.cfg.MaxValueBytes || len(op.Expected) > s.cfg.MaxValueBytes {
-		return Result{Status: StatusInvalid}
+		*res = Result{Status: StatusInvalid}
+		return
 	}
 	switch op.Kind {
-	case OpGet:
-		return s.Get(op.Key)
-	case OpPut, OpDelete, OpCAS:
+	case OpGet, OpPut, OpDelete, OpCAS:
 	default:
-		return Result{Status: StatusInvalid}
+		*res = Result{Status: StatusInvalid}
+		return
+	}
+	if kh == 0 {
+		kh = s.hashKey(op.Key)
+	}
+	if op.Kind == OpGet {
+		*res = Result{Status: StatusNotFound}
+		if i := s.find(op.Key, kh); i >= 0 {
+			res.Status, res.Value = StatusOK, recValue(s.rec(s.slots[i].ref))
+		}
+		return
 	}
 	if op.ClientID == 0 {
-		return Result{Status: s.write(op)}
+		*res = Result{Status: s.write(op, kh)}
+		return
 	}
 	if op.Seq == 0 {
-		return Result{Status: StatusInvalid}
+		*res = Result{Status: StatusInvalid}
+		return
 	}
-	sess := s.sessions[op.ClientID]
-	if sess == nil {
-		if op.Seq > SessionWindow {
-			return Result{Status: StatusSessionExpired}
+	var sess *session
+	if sc != nil && sc.id == op.ClientID {
+		sess = sc.sess
+	} else {
+		sess = s.sessions[op.ClientID]
+		if sess == nil {
+			if op.Seq > SessionWindow {
+				*res = Result{Status: StatusSessionExpired}
+				return
+			}
+			if len(s.sessions) >= s.cfg.MaxSessions {
+				s.evictSession(index)
+			}
+			sess = new(session)
+			s.sessions[op.ClientID] = sess
 		}
-		if len(s.sessions) >= s.cfg.MaxSessions {
-			s.evictSession(index)
+		if sc != nil {
+			*sc = sessionCache{id: op.ClientID, sess: sess}
 		}
-		sess = new(session)
-		s.sessions[op.ClientID] = sess
 	}
-	var res Result
 	switch {
 	case op.Seq > sess.maxSeq:
 		sess.advanceTo(op.Seq)
 		sess.setApplied(op.Seq)
-		res.Status = s.write(op)
+		*res = Result{Status: s.write(op, kh)}
 	case sess.maxSeq-op.Seq >= SessionWindow:
-		return Result{Status: StatusSessionExpired}
+		*res = Result{Status: StatusSessionExpired}
+		return
 	case sess.isApplied(op.Seq):
-		res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
+		*res = Result{Status: sess.status[op.Seq%SessionWindow], Duplicate: true}
 	default:
 		sess.setApplied(op.Seq)
-		res.Status = s.write(op)
+		*res = Result{Status: s.write(op, kh)}
 	}
 	if !res.Duplicate {
 		sess.status[op.Seq%SessionWindow] = res.Status
@@ -558,28 +764,28 @@ func (s *Store) Apply(index uint64, op *Op) Result {
 		sess.dirty = true
 		s.dirtySessions = append(s.dirtySessions, op.ClientID)
 	}
-	return res
 }
 
-func (s *Store) write(op *Op) Status {
+// write applies a put, delete or CAS whose key hashes to kh.
+func (s *Store) write(op *Op, kh uint64) Status {
 	switch op.Kind {
 	case OpPut:
-		s.put(op.Key, op.Value)
+		s.put(op.Key, op.Value, kh)
 		return StatusOK
 	case OpDelete:
-		if s.del(op.Key) {
+		if s.del(op.Key, kh) {
 			return StatusOK
 		}
 		return StatusNotFound
 	default: // OpCAS
-		i := s.find(op.Key, s.hashKey(op.Key))
+		i := s.find(op.Key, kh)
 		if i < 0 {
 			return StatusNotFound
 		}
 		if !bytes.Equal(recValue(s.rec(s.slots[i].ref)), op.Expected) {
 			return StatusMismatch
 		}
-		s.put(op.Key, op.Value)
+		s.put(op.Key, op.Value, kh)
 		return StatusOK
 	}
 }
@@ -681,5 +887,6 @@ func (s *Store) Clone() *Store {
 	}
 	c.dirtySessions = slices.Clone(s.dirtySessions)
 	c.scratch = nil
+	c.pins = nil
 	return &c
 }

@@ -61,7 +61,8 @@ type kvApp struct {
 	reply wire.ClientReply
 	vals  []byte
 	offs  []int
-	op    kv.Op
+	ops   [kv.BatchPrefetch]kv.Op
+	res   [kv.BatchPrefetch]kv.Result
 }
 
 // appSnapshot is the store serialized at one checkpoint, with the store's digest.
@@ -80,15 +81,22 @@ func (a *kvApp) Execute(seq uint64, req *pbftcore.Request, dst []byte) []byte {
 		return a.errorResult(req, dst)
 	}
 	a.begin(req)
-	for i := range a.req.Ops {
-		o := &a.req.Ops[i]
-		a.op = kv.Op{Kind: kvKind(o.Kind), Key: o.Key, Value: o.Value, Expected: o.Expected}
-		res := a.kv.Apply(seq, &a.op)
-		if res.Status == kv.StatusMismatch {
-			res.Value = a.kv.Get(o.Key).Value // the wire contract: a mismatch returns the current value
+	// Apply kv.BatchPrefetch ops per call, so the store overlaps their cache misses. A CAS
+	// mismatch result carries the current value, as the wire contract replies; results
+	// alias the store until the next call, so they are copied after each.
+	for base := 0; base < len(a.req.Ops); base += len(a.ops) {
+		n := min(len(a.ops), len(a.req.Ops)-base)
+		for i := range n {
+			o := &a.req.Ops[base+i]
+			a.ops[i] = kv.Op{Kind: kvKind(o.Kind), Key: o.Key, Value: o.Value, Expected: o.Expected}
 		}
-		a.add(wireStatus(res.Status), res.Value)
+		a.kv.ApplyBatch(seq, a.ops[:n], a.res[:n])
+		for i := range n {
+			a.add(wireStatus(a.res[i].Status), a.res[i].Value)
+		}
 	}
+	clear(a.ops[:]) // drop the references into the request
+	clear(a.res[:]) // and into the store
 	return a.finish(req, dst)
 }
 

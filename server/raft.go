@@ -138,7 +138,6 @@ type RaftReplica struct {
 	reply    wire.ClientReply
 	valBuf   []byte
 	valOff   []int
-	kvop     kv.Op
 	applied  uint64
 	// maxBatchEntries and maxBatchBytes are the core's per-Propose limits.
 	maxBatchEntries int
@@ -820,16 +819,23 @@ func (r *RaftReplica) apply(e *raftcore.Entry) {
 		r.reply = wire.ClientReply{ClientID: r.req.ClientID, FirstSeq: r.req.FirstSeq, LeaderHint: r.cfg.ID, Results: r.reply.Results[:0]}
 		r.valBuf, r.valOff = r.valBuf[:0], r.valOff[:0]
 	}
-	for i := range r.req.Ops {
-		op := &r.req.Ops[i]
-		r.kvop = kv.Op{Kind: kvKind(op.Kind), ClientID: r.req.ClientID, Seq: r.req.FirstSeq + uint64(i),
-			Key: op.Key, Value: op.Value, Expected: op.Expected}
-		res := r.kv.Apply(e.Index, &r.kvop)
+	// Apply kv.BatchPrefetch ops per call, so the store overlaps their cache misses. A CAS
+	// mismatch result carries the current value, as the wire contract replies; results
+	// alias the store until the next call, so they are copied after each.
+	var ops [kv.BatchPrefetch]kv.Op
+	var res [kv.BatchPrefetch]kv.Result
+	for base := 0; base < len(r.req.Ops); base += len(ops) {
+		n := min(len(ops), len(r.req.Ops)-base)
+		for i := range n {
+			op := &r.req.Ops[base+i]
+			ops[i] = kv.Op{Kind: kvKind(op.Kind), ClientID: r.req.ClientID, Seq: r.req.FirstSeq + uint64(base+i),
+				Key: op.Key, Value: op.Value, Expected: op.Expected}
+		}
+		r.kv.ApplyBatch(e.Index, ops[:n], res[:n])
 		if mine {
-			if res.Status == kv.StatusMismatch {
-				res.Value = r.kv.Get(op.Key).Value // the wire contract: a mismatch returns the current value
+			for i := range n {
+				r.addResult(res[i])
 			}
-			r.addResult(res)
 		}
 	}
 	if mine {
