@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -116,6 +115,6 @@ func TestRaftElectionsUnderLongReplyDelays(t *testing.T) {
 			t.Errorf("seed %d: %d ticks without a leader (bound %d)", seed, g, slowReplyLongestMax)
 		}
 	}
-	t.Log(fmt.Sprintf("%d seeds, %d elections won: leaderless %.1f%% of the time, longest stretch %d ticks (%.2f s at 10 ms per tick)",
-		seeds, elections, 100*float64(sum)/float64(seeds*slowReplyTicks), worst, float64(worst)/100))
+	t.Logf("%d seeds, %d elections won: leaderless %.1f%% of the time, longest stretch %d ticks (%.2f s at 10 ms per tick)",
+		seeds, elections, 100*float64(sum)/float64(seeds*slowReplyTicks), worst, float64(worst)/100)
 }
