@@ -136,11 +136,18 @@ type Config struct {
 	MaxUncommittedBytes uint64
 
 	// SnapshotThreshold: the core asks for a snapshot (Ready.SnapshotRequest) once this many
-	// entries have been applied since the last snapshot. Zero disables requests.
+	// entries have been applied since the last request. Zero disables the count bound.
 	SnapshotThreshold uint64
+	// SnapshotThresholdBytes: it also asks once this many payload bytes have been applied
+	// since the last request, whichever bound comes first. The log between snapshots, which
+	// the core holds in memory, is bounded by it. Zero disables the byte bound.
+	SnapshotThresholdBytes uint64
 	// SnapshotRetainEntries: entries kept below a reported snapshot so that slightly lagging
 	// followers catch up from the log instead of a snapshot.
 	SnapshotRetainEntries uint64
+	// SnapshotRetainBytes bounds, in payload bytes, the entries kept below a reported
+	// snapshot (the smaller of the two bounds wins). Zero: only the entry count bounds it.
+	SnapshotRetainBytes uint64
 	// SnapshotChunkBytes is the data size of one InstallSnapshot chunk.
 	SnapshotChunkBytes uint64
 	// MaxSnapshotBytes bounds a snapshot a follower accepts from chunks.
@@ -167,8 +174,10 @@ func DefaultConfig(id uint64, m Membership, rng *rand.Rand) Config {
 		MaxBatchBytes:         4 << 20,
 		MaxApplyBytes:         16 << 20,
 		MaxUncommittedBytes:   64 << 20,
-		SnapshotThreshold:     100000,
-		SnapshotRetainEntries: 5000,
+		SnapshotThreshold:      100000,
+		SnapshotThresholdBytes: 64 << 20,
+		SnapshotRetainEntries:  5000,
+		SnapshotRetainBytes:    8 << 20,
 		SnapshotChunkBytes:    1 << 20,
 		MaxSnapshotBytes:      1 << 30,
 	}
@@ -684,6 +693,11 @@ func (n *Node) Committed() uint64 { return n.commit }
 // LastIndex returns the index of the last entry in the node's log (durable or not). It does
 // not allocate.
 func (n *Node) LastIndex() uint64 { return n.log.lastIndex() }
+
+// FirstIndex returns the index of the first entry the node's log still holds (compaction
+// removed everything before it): a driver compacts its own stored log up to FirstIndex()-1
+// after ReportSnapshot. It does not allocate.
+func (n *Node) FirstIndex() uint64 { return n.log.firstIndex() }
 
 // Status returns a copy of the node's state. It allocates; not for hot paths.
 func (n *Node) Status() Status { return n.status() }

@@ -366,3 +366,50 @@ func TestLateVoteGrantStillWins(t *testing.T) {
 		t.Fatalf("the late grant did not win term 1: %v term %d", n.Role(), n.Term())
 	}
 }
+
+// The log between snapshots and the entries kept below one are bounded in bytes as well as
+// in entries: a snapshot is asked for once SnapshotThresholdBytes of payload were applied,
+// and compaction keeps at most SnapshotRetainBytes below it.
+func TestSnapshotBoundsInBytes(t *testing.T) {
+	cfg := DefaultConfig(1, Membership{Voters: []uint64{1}}, rand.New(rand.NewPCG(7, 1)))
+	cfg.PreVote = false
+	cfg.SnapshotThreshold, cfg.SnapshotThresholdBytes = 1<<30, 1000
+	cfg.SnapshotRetainEntries, cfg.SnapshotRetainBytes = 100, 250
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Campaign()
+	var asked uint64
+	drain := func() {
+		for n.HasReady() {
+			rd := n.Ready()
+			if rd.MustPersist() {
+				n.AckPersisted(rd.Mark)
+			}
+			if rd.SnapshotRequest > 0 {
+				asked = rd.SnapshotRequest
+			}
+			n.Advance()
+		}
+	}
+	drain()
+	payload := make([]byte, 100)
+	for i := 0; i < 30 && asked == 0; i++ {
+		if _, err := n.Propose([][]byte{payload}); err != nil {
+			t.Fatal(err)
+		}
+		drain()
+	}
+	// Index 1 is the leader's empty entry; ten 100-byte entries reach 1000 bytes at index 11.
+	if asked != 11 {
+		t.Fatalf("snapshot asked at index %d, want 11 (1000 bytes applied)", asked)
+	}
+	if _, err := n.ReportSnapshot(asked, []byte("state")); err != nil {
+		t.Fatal(err)
+	}
+	// 250 bytes keep two 100-byte entries below the snapshot: 10 and 11.
+	if n.FirstIndex() != 10 {
+		t.Fatalf("after the snapshot the log starts at %d, want 10 (SnapshotRetainBytes 250)", n.FirstIndex())
+	}
+}

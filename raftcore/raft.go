@@ -94,6 +94,7 @@ type Node struct {
 	snapInReady   bool     // outstanding Ready carries a snapshot
 	recvSnap      snapAssembly
 	snapRequested uint64 // index last asked for through Ready.SnapshotRequest
+	appliedBytes  uint64 // payload bytes handed out to apply since the last snapshot request
 
 	// Output buffers, double-buffered so a Ready stays valid until Advance.
 	msgs      []Message
@@ -1264,7 +1265,8 @@ func (n *Node) hasReady() bool {
 }
 
 func (n *Node) snapshotWanted() bool {
-	return n.cfg.SnapshotThreshold > 0 && n.applied >= n.snapRequested+n.cfg.SnapshotThreshold
+	return (n.cfg.SnapshotThreshold > 0 && n.applied >= n.snapRequested+n.cfg.SnapshotThreshold) ||
+		(n.cfg.SnapshotThresholdBytes > 0 && n.appliedBytes >= n.cfg.SnapshotThresholdBytes && n.applied > n.snapRequested)
 }
 
 func (n *Node) ready() Ready {
@@ -1313,7 +1315,9 @@ func (n *Node) ready() Ready {
 	first := max(n.applied, n.log.snapIndex) + 1
 	if hi := min(n.commit, n.persisted); hi >= first && rd.Snapshot.IsEmpty() {
 		start := len(n.entSlab)
-		n.entSlab, _ = n.log.appendTo(n.entSlab, first, hi, n.cfg.MaxApplyBytes, int(^uint(0)>>1))
+		var b uint64
+		n.entSlab, b = n.log.appendTo(n.entSlab, first, hi, n.cfg.MaxApplyBytes, int(^uint(0)>>1))
+		n.appliedBytes += b
 		rd.CommittedEntries = n.entSlab[start:]
 		n.applying = rd.CommittedEntries[len(rd.CommittedEntries)-1].Index
 	}
@@ -1324,9 +1328,11 @@ func (n *Node) ready() Ready {
 		rd.ReadStates = n.readStates
 		n.readStates, n.readStatesSpare = n.readStatesSpare[:0], n.readStates
 	}
-	if n.cfg.SnapshotThreshold > 0 && n.applying >= n.snapRequested+n.cfg.SnapshotThreshold {
+	if n.applying > n.snapRequested && ((n.cfg.SnapshotThreshold > 0 && n.applying >= n.snapRequested+n.cfg.SnapshotThreshold) ||
+		(n.cfg.SnapshotThresholdBytes > 0 && n.appliedBytes >= n.cfg.SnapshotThresholdBytes)) {
 		rd.SnapshotRequest = n.applying
 		n.snapRequested = n.applying
+		n.appliedBytes = 0
 	}
 	if n.lead != n.lastLead || n.role != n.lastRole {
 		rd.Lead, rd.Role, rd.HasSoftState = n.lead, n.role, true

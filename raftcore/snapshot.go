@@ -23,6 +23,31 @@ func (n *Node) snapshotMetaAt(index uint64) (SnapshotMeta, error) {
 	return SnapshotMeta{Index: index, Term: t, Membership: n.membershipAt(index)}, nil
 }
 
+// compactionPoint is the highest index compaction after a snapshot at index may drop: it
+// keeps SnapshotRetainEntries entries below index, or fewer when they would hold more than
+// SnapshotRetainBytes of payload.
+func (n *Node) compactionPoint(index uint64) uint64 {
+	c := uint64(0)
+	if index > n.cfg.SnapshotRetainEntries {
+		c = index - n.cfg.SnapshotRetainEntries
+	}
+	if limit := n.cfg.SnapshotRetainBytes; limit > 0 {
+		// Walk down from index while the kept entries fit the byte bound.
+		var kept uint64
+		i := index
+		for i > max(c, n.log.snapIndex) {
+			b := uint64(n.log.hdr(i).n)
+			if kept+b > limit {
+				break
+			}
+			kept += b
+			i--
+		}
+		c = max(c, i)
+	}
+	return min(c, index)
+}
+
 func (n *Node) reportSnapshot(index uint64, data []byte) (SnapshotMeta, error) {
 	meta, err := n.snapshotMetaAt(index)
 	if err != nil {
@@ -30,11 +55,9 @@ func (n *Node) reportSnapshot(index uint64, data []byte) (SnapshotMeta, error) {
 	}
 	n.snapshot = Snapshot{Meta: meta, Data: data}
 	n.snapRequested = max(n.snapRequested, index)
-	if index > n.cfg.SnapshotRetainEntries {
-		if c := index - n.cfg.SnapshotRetainEntries; c > n.log.snapIndex {
-			n.log.compactTo(c)
-			n.pruneConfs(c)
-		}
+	if c := n.compactionPoint(index); c > n.log.snapIndex {
+		n.log.compactTo(c)
+		n.pruneConfs(c)
 	}
 	return meta, nil
 }
@@ -96,4 +119,5 @@ func (n *Node) restore(meta SnapshotMeta, data []byte) {
 	n.snapshot = Snapshot{Meta: meta, Data: data}
 	n.readySnapshot = n.snapshot
 	n.snapRequested = meta.Index
+	n.appliedBytes = 0
 }

@@ -115,7 +115,6 @@ type RaftReplica struct {
 	m    raftMetrics
 
 	snapDir string
-	retain  uint64 // entries kept below a snapshot
 	// snapshotting: a background snapshot is in flight; snapDone delivers it to the driver.
 	snapshotting bool
 	snapDone     chan snapResult
@@ -270,6 +269,21 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 	if rs.SnapshotThreshold != 0 {
 		c.SnapshotThreshold = rs.SnapshotThreshold
 	}
+	if rs.SnapshotThresholdBytes != 0 {
+		c.SnapshotThresholdBytes = rs.SnapshotThresholdBytes
+	}
+	if rs.SnapshotRetainBytes != 0 {
+		c.SnapshotRetainBytes = rs.SnapshotRetainBytes
+	}
+	// Stagger the replicas' snapshots: serializing and writing the whole store is a burst of
+	// CPU, and replicas that applied the same entries would all take it at once, stalling
+	// the cluster together. Node k of n waits (1 + k/n) times the thresholds, so their
+	// snapshots fall at different moments.
+	if n := uint64(len(cfg.Spec.Nodes)); n > 1 {
+		k := (cfg.ID - 1) % n
+		c.SnapshotThreshold += c.SnapshotThreshold * k / n
+		c.SnapshotThresholdBytes += c.SnapshotThresholdBytes * k / n
+	}
 	c.PreVote = !rs.DisablePreVote
 	c.CheckQuorum = !rs.DisableCheckQuorum
 	if rs.Reads == "lease" {
@@ -279,7 +293,6 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 	if rs.SnapshotRetainEntries != 0 {
 		c.SnapshotRetainEntries = rs.SnapshotRetainEntries
 	}
-	r.retain = c.SnapshotRetainEntries
 
 	// Snapshot first: the state machine starts from it and the log continues after it.
 	snap, skipped, err := storage.OpenLatestSnapshot(nil, r.snapDir)
@@ -998,11 +1011,10 @@ func (r *RaftReplica) finishSnapshot(res snapResult) error {
 		return fmt.Errorf("report snapshot: %w", err)
 	}
 	r.m.snapshots.Inc()
-	if index > r.retain {
-		if c := index - r.retain; c >= r.wal.FirstIndex() {
-			if _, err := r.wal.Compact(c); err != nil {
-				return fmt.Errorf("wal compact: %w", err)
-			}
+	// The WAL keeps what the core keeps (SnapshotRetainEntries and SnapshotRetainBytes).
+	if c := r.node.FirstIndex() - 1; c >= r.wal.FirstIndex() && c <= index {
+		if _, err := r.wal.Compact(c); err != nil {
+			return fmt.Errorf("wal compact: %w", err)
 		}
 	}
 	return nil

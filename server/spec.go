@@ -59,8 +59,14 @@ type RaftSpec struct {
 	MaxInflightBytes   uint64 `json:"max_inflight_bytes,omitempty"`
 	MaxSizePerMsg      uint64 `json:"max_size_per_msg,omitempty"`
 	SnapshotThreshold  uint64 `json:"snapshot_threshold,omitempty"`
+	// SnapshotThresholdBytes: also snapshot once this many payload bytes were applied since
+	// the last one (default 64 MiB; it bounds the log a replica holds in memory).
+	SnapshotThresholdBytes uint64 `json:"snapshot_threshold_bytes,omitempty"`
 	// SnapshotRetainEntries: entries kept below a snapshot (default 5000).
 	SnapshotRetainEntries uint64 `json:"snapshot_retain_entries,omitempty"`
+	// SnapshotRetainBytes: at most this many payload bytes kept below a snapshot (default
+	// 8 MiB).
+	SnapshotRetainBytes uint64 `json:"snapshot_retain_bytes,omitempty"`
 }
 
 // PBFTSpec holds the PBFT settings. Zero fields take pbftcore's defaults.

@@ -75,6 +75,9 @@ type RaftOptions struct {
 	Read           raftReadMode
 	SnapThreshold  uint64 // 0: no snapshots
 	SnapRetain     uint64
+	// SnapBytes and SnapRetainBytes are raftcore's byte bounds (0: off), drawn small so that
+	// they, not the entry counts, decide in some runs.
+	SnapBytes, SnapRetainBytes uint64
 	SnapChunk      uint64
 	MaxInflight    int
 	MaxSizePerMsg  uint64
@@ -131,6 +134,10 @@ func drawRaftOptions(r *rand.Rand) RaftOptions {
 	}
 	if r.IntN(4) != 0 {
 		o.SnapThreshold = 5 + uint64(r.IntN(raftSnapThresholdMax))
+		if r.IntN(2) == 0 {
+			o.SnapBytes = OpEncodedSize * (3 + uint64(r.IntN(raftSnapThresholdMax)))
+			o.SnapRetainBytes = OpEncodedSize * uint64(r.IntN(20))
+		}
 	}
 	o.SpreadReads = r.IntN(2) == 0
 	if o.Read == raftReadLease && !o.CheckQuorum {
@@ -224,9 +231,9 @@ func (p *raftProtocol) Counters() []Counter {
 
 func (p *raftProtocol) Describe() string {
 	o := p.opts
-	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v election=%dt heartbeat=%dt uncommitted=%d spreadreads=%v broken=%d",
+	return fmt.Sprintf("raft voters=%d spares=%d prevote=%v checkquorum=%v reads=%s snap=%d/retain=%d/chunk=%d snapbytes=%d/retain=%d inflight=%d msgbytes=%d msgentries=%d retry=%dt lazycommit=%v election=%dt heartbeat=%dt uncommitted=%d spreadreads=%v broken=%d",
 		o.Voters, o.Spares, o.PreVote, o.CheckQuorum, raftReadModeNames[o.Read], o.SnapThreshold, o.SnapRetain,
-		o.SnapChunk, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.ElectionTick, o.HeartbeatTick, o.MaxUncommitted, o.SpreadReads, o.Broken)
+		o.SnapChunk, o.SnapBytes, o.SnapRetainBytes, o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg, o.RetryTicks, o.LazyCommit, o.ElectionTick, o.HeartbeatTick, o.MaxUncommitted, o.SpreadReads, o.Broken)
 }
 
 func (p *raftProtocol) Hosts() int   { return p.opts.Voters + p.opts.Spares }
@@ -382,6 +389,7 @@ func (p *raftProtocol) StartReplica(h *Host, restart bool) Replica {
 		cfg.ReadOnly = raftcore.ReadSafe
 	}
 	cfg.SnapshotThreshold, cfg.SnapshotRetainEntries, cfg.SnapshotChunkBytes = o.SnapThreshold, o.SnapRetain, o.SnapChunk
+	cfg.SnapshotThresholdBytes, cfg.SnapshotRetainBytes = o.SnapBytes, o.SnapRetainBytes
 	cfg.MaxInflightMsgs, cfg.MaxSizePerMsg, cfg.MaxEntriesPerMsg = o.MaxInflight, o.MaxSizePerMsg, o.MaxEntriesMsg
 	cfg.ElectionTick, cfg.HeartbeatTick = o.ElectionTick, o.HeartbeatTick
 	// The lease margin covers the sim's clock drift (ClockDriftPctMax over an election
