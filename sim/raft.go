@@ -78,13 +78,13 @@ type RaftOptions struct {
 	// SnapBytes and SnapRetainBytes are raftcore's byte bounds (0: off), drawn small so that
 	// they, not the entry counts, decide in some runs.
 	SnapBytes, SnapRetainBytes uint64
-	SnapChunk      uint64
-	MaxInflight    int
-	MaxSizePerMsg  uint64
-	MaxEntriesMsg  int
-	RetryTicks     int
-	ElectionTick   int
-	HeartbeatTick  int
+	SnapChunk                  uint64
+	MaxInflight                int
+	MaxSizePerMsg              uint64
+	MaxEntriesMsg              int
+	RetryTicks                 int
+	ElectionTick               int
+	HeartbeatTick              int
 
 	// MaxUncommitted, when nonzero, replaces the default MaxUncommittedBytes so that a slow
 	// quorum makes the leader refuse proposals (ErrProposalDropped).
