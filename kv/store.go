@@ -869,6 +869,49 @@ func (s *Store) evictSession(index uint64) {
 	delete(s.sessions, victim)
 }
 
+// CloneInto makes dst an independent copy of s, as Clone does, reusing dst's memory (table,
+// arena chunks, session table) where it is large enough, and returns dst; with a nil dst it
+// is Clone. A driver that snapshots a copy of its store on another goroutine keeps one
+// spare store this way instead of allocating a whole store per snapshot. dst must not be
+// in use by anyone else.
+func (s *Store) CloneInto(dst *Store) *Store {
+	if dst == nil {
+		return s.Clone()
+	}
+	slots, chunks, sessions, dirty := dst.slots, dst.chunks, dst.sessions, dst.dirtySessions
+	*dst = *s
+	dst.slots = append(slots[:0], s.slots...)
+	dst.chunks = chunks[:0]
+	for i, ch := range s.chunks {
+		var buf []byte
+		if i < len(chunks) {
+			buf = chunks[i][:0]
+		}
+		dst.chunks = append(dst.chunks, append(buf, ch...))
+	}
+	clear(chunks[min(len(chunks), len(s.chunks)):]) // chunks beyond s's are dropped
+	if sessions == nil {
+		sessions = make(map[uint64]*session, len(s.sessions))
+	}
+	for id := range sessions {
+		if _, ok := s.sessions[id]; !ok {
+			delete(sessions, id)
+		}
+	}
+	for id, sess := range s.sessions {
+		if cp := sessions[id]; cp != nil {
+			*cp = *sess
+			continue
+		}
+		cp := *sess
+		sessions[id] = &cp
+	}
+	dst.sessions = sessions
+	dst.dirtySessions = append(dirty[:0], s.dirtySessions...)
+	dst.scratch, dst.pins = nil, nil
+	return dst
+}
+
 // Clone returns an independent deep copy of the store: what a snapshot taken on another
 // goroutine reads while this store keeps applying. It copies the arena and the table (a
 // memory copy, tens of milliseconds for a million keys) so that the slow part of a snapshot

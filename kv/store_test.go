@@ -550,3 +550,41 @@ func TestSnapshotOrdersKeysBytewise(t *testing.T) {
 		}
 	}
 }
+
+// CloneInto reuses a spare store's memory and gives exactly what Clone gives, whatever the
+// spare held before (a larger store, other sessions), and stays independent of the original.
+func TestCloneIntoReusesASpareStore(t *testing.T) {
+	s := newStore(t, Config{})
+	spare := newStore(t, Config{})
+	for i := uint64(1); i <= 3000; i++ { // the spare holds a bigger, different store
+		spare.Apply(i, sess(put(fmt.Sprint("other", i), fmt.Sprint("x", i)), 9, i))
+	}
+	for round := uint64(0); round < 3; round++ {
+		for i := uint64(1); i <= 500; i++ {
+			idx := round*1000 + i
+			s.Apply(idx, sess(put(fmt.Sprint("k", i%97), fmt.Sprint("v", idx)), 7+round, round*500+i))
+		}
+		var want bytes.Buffer
+		if _, err := s.Clone().Snapshot(&want); err != nil {
+			t.Fatal(err)
+		}
+		c := s.CloneInto(spare)
+		if c != spare {
+			t.Fatal("CloneInto did not return its destination")
+		}
+		var got bytes.Buffer
+		if _, err := c.Snapshot(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("round %d: CloneInto's snapshot differs from Clone's", round)
+		}
+		s.Apply(round*1000+999, sess(put("k1", "changed"), 7+round, round*500+499+1))
+		if r := c.Get([]byte("k1")); r.Status != StatusOK || string(r.Value) == "changed" {
+			t.Fatalf("round %d: a write to the original reached the copy", round)
+		}
+	}
+	if a := testing.AllocsPerRun(10, func() { s.CloneInto(spare) }); a > 3 {
+		t.Errorf("CloneInto into a large enough spare allocates %.0f times", a)
+	}
+}

@@ -117,6 +117,9 @@ type RaftReplica struct {
 	snapDir string
 	// snapshotting: a background snapshot is in flight; snapDone delivers it to the driver.
 	snapshotting bool
+	snapSpare    *kv.Store        // the store copy the next snapshot reuses (nil while in use)
+	snapBufs     [2]*bytes.Buffer // serialized snapshots, alternating (see takeSnapshot)
+	snapNext     int
 	snapDone     chan snapResult
 	snapMu       sync.Mutex // serializes writes and removals in snapDir
 	hs           storage.HardState
@@ -956,9 +959,10 @@ func (r *RaftReplica) lostLeadership() {
 
 // snapResult is a snapshot taken in the background, ready to hand to the core.
 type snapResult struct {
-	meta raftcore.SnapshotMeta
-	data []byte
-	err  error
+	meta  raftcore.SnapshotMeta
+	data  []byte
+	err   error
+	store *kv.Store // the copy that was serialized, for the next snapshot to reuse
 }
 
 // takeSnapshot snapshots the KV store at the applied index. Only a copy of the store is made
@@ -978,14 +982,25 @@ func (r *RaftReplica) takeSnapshot(index uint64) error {
 	if err != nil {
 		return fmt.Errorf("snapshot metadata at %d: %w", index, err)
 	}
-	clone := r.kv.Clone()
+	// The copy and the serialized bytes reuse memory from two snapshots ago: a whole store
+	// and its bytes allocated per snapshot would drive the collector (and its pauses) at
+	// the snapshot rate. The core keeps the previous snapshot's bytes to send to followers,
+	// so the buffers alternate.
+	clone := r.kv.CloneInto(r.snapSpare)
+	r.snapSpare = nil
+	buf := r.snapBufs[r.snapNext]
+	if buf == nil {
+		buf = new(bytes.Buffer)
+		r.snapBufs[r.snapNext] = buf
+	}
+	buf.Reset()
+	r.snapNext = 1 - r.snapNext
 	r.snapshotting = true
 	r.background.Add(1) // Stop waits: the file must not be written after the directory is released
 	go func() {
 		defer r.background.Done()
-		var buf bytes.Buffer
-		res := snapResult{meta: meta}
-		if _, err := clone.Snapshot(&buf); err != nil {
+		res := snapResult{meta: meta, store: clone}
+		if _, err := clone.Snapshot(buf); err != nil {
 			res.err = fmt.Errorf("snapshot: %w", err)
 		} else {
 			res.data = buf.Bytes()
@@ -1000,6 +1015,7 @@ func (r *RaftReplica) takeSnapshot(index uint64) error {
 // core keeps. A snapshot overtaken meanwhile (one installed from the leader) is dropped.
 func (r *RaftReplica) finishSnapshot(res snapResult) error {
 	r.snapshotting = false
+	r.snapSpare = res.store
 	if res.err != nil {
 		return res.err
 	}
@@ -1030,8 +1046,8 @@ func (r *RaftReplica) saveSnapshot(meta raftcore.SnapshotMeta, data []byte) erro
 	if err != nil {
 		return err
 	}
-	_, err = storage.WriteSnapshot(nil, r.snapDir, storage.SnapshotMeta{Index: meta.Index, Term: meta.Term, Meta: mb},
-		func(w io.Writer) error { _, err := w.Write(data); return err })
+	_, err = storage.WriteSnapshotSynced(nil, r.snapDir, storage.SnapshotMeta{Index: meta.Index, Term: meta.Term, Meta: mb},
+		r.cfg.Sync == storage.SyncAlways, func(w io.Writer) error { _, err := w.Write(data); return err })
 	if err != nil {
 		return fmt.Errorf("write snapshot %d: %w", meta.Index, err)
 	}

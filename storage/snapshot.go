@@ -61,6 +61,14 @@ func (o *offsetWriter) Write(p []byte) (int, error) {
 // WriteSnapshot streams a snapshot into dir: write receives a buffered writer for the body.
 // It returns the final path once the file and its directory entry are durable.
 func WriteSnapshot(fs FS, dir string, m SnapshotMeta, write func(io.Writer) error) (string, error) {
+	return WriteSnapshotSynced(fs, dir, m, true, write)
+}
+
+// WriteSnapshotSynced is WriteSnapshot, with the fdatasyncs only when durable is set. Without
+// them the file is still complete and atomically renamed, so it survives a crash of the
+// process (the kernel holds its pages), but not of the machine: what a WAL without fsync
+// promises (SyncNone), at no disk flush per snapshot.
+func WriteSnapshotSynced(fs FS, dir string, m SnapshotMeta, durable bool, write func(io.Writer) error) (string, error) {
 	if fs == nil {
 		fs = OSFS{}
 	}
@@ -107,8 +115,10 @@ func WriteSnapshot(fs FS, dir string, m SnapshotMeta, write func(io.Writer) erro
 	if _, err := f.WriteAt(tr[:], ow.off); err != nil {
 		return fail(fmt.Errorf("storage: write %s: %w", tmp, err))
 	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("storage: fdatasync %s: %w", tmp, err))
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("storage: fdatasync %s: %w", tmp, err))
+		}
 	}
 	if err := f.Close(); err != nil {
 		_ = fs.Remove(tmp)
@@ -118,8 +128,10 @@ func WriteSnapshot(fs FS, dir string, m SnapshotMeta, write func(io.Writer) erro
 		_ = fs.Remove(tmp)
 		return "", err
 	}
-	if err := fs.SyncDir(dir); err != nil {
-		return "", fmt.Errorf("storage: fsync dir %s: %w", dir, err)
+	if durable {
+		if err := fs.SyncDir(dir); err != nil {
+			return "", fmt.Errorf("storage: fsync dir %s: %w", dir, err)
+		}
 	}
 	return path, nil
 }
