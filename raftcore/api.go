@@ -22,6 +22,12 @@ const (
 	MaxPendingReads = 4096
 	// MaxEntryBytes bounds one entry's payload (the log stores sizes in 32 bits).
 	MaxEntryBytes = 1 << 30
+	// MaxTerm bounds every term a message may carry: far beyond what elections reach
+	// (one per election timeout for millions of years), far enough below 2^64 that no
+	// increment wraps.
+	MaxTerm = 1 << 62
+	// MaxIndex bounds every log index a message may carry, for the same reason.
+	MaxIndex = 1 << 62
 )
 
 // Errors returned at the API boundary. Invariant violations panic instead.
@@ -41,6 +47,11 @@ var (
 	ErrTooManyReads = errors.New("raftcore: too many pending reads")
 	// ErrStepLocal: Step was given a message type the core only generates internally.
 	ErrStepLocal = errors.New("raftcore: message type not accepted by Step")
+	// ErrMalformed: Step was given a message no correct peer sends (a term beyond MaxTerm,
+	// entries out of order or from a future term, an append that contradicts a committed
+	// entry, an acknowledgement of entries the leader never had). It is rejected and
+	// counted (RejectedMessages); the core's state is unchanged.
+	ErrMalformed = errors.New("raftcore: malformed message from a peer")
 	// ErrSnapshotTooOld: ReportSnapshot named an index at or below the current snapshot.
 	ErrSnapshotTooOld = errors.New("raftcore: snapshot older than the current one")
 	// ErrUnavailable: ReportSnapshot named an index not yet applied.
@@ -707,6 +718,10 @@ func (n *Node) ID() uint64 { return n.id }
 
 // Lead returns the current leader as this node knows it, or None.
 func (n *Node) Lead() uint64 { return n.lead }
+
+// RejectedMessages counts the messages Step refused as malformed (ErrMalformed) since the
+// node started. It does not allocate.
+func (n *Node) RejectedMessages() uint64 { return n.malformedIn }
 
 // Role returns the node's current role.
 func (n *Node) Role() Role { return n.role }

@@ -94,6 +94,7 @@ type Node struct {
 	snapInReady   bool     // outstanding Ready carries a snapshot
 	recvSnap      snapAssembly
 	snapRequested uint64 // index last asked for through Ready.SnapshotRequest
+	malformedIn   uint64 // malformed messages refused (RejectedMessages)
 	appliedBytes  uint64 // payload bytes handed out to apply since the last snapshot request
 
 	// Output buffers, double-buffered so a Ready stays valid until Advance.
@@ -609,6 +610,10 @@ func (n *Node) step(m *Message) error {
 	}
 	if m.Term == 0 {
 		return fmt.Errorf("raftcore: %v from %d without a term", m.Type, m.From)
+	}
+	if err := n.checkMessage(m); err != nil {
+		n.malformedIn++
+		return err
 	}
 	switch {
 	case m.Term > n.term:

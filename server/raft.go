@@ -170,6 +170,7 @@ type raftMetrics struct {
 	snapshots      *Counter
 	installed      *Counter
 	repliesDropped *Counter
+	malformed      *Counter
 	pending        atomic.Int64
 }
 
@@ -391,6 +392,7 @@ func (r *RaftReplica) registerMetrics() {
 	r.m.snapshots = m.Counter("cb_snapshots_total", "Snapshots this replica took of its state.")
 	r.m.repliesDropped = m.Counter("cb_client_replies_dropped_total", "Client replies dropped because the connection's reply queue stayed full.")
 	r.m.installed = m.Counter("cb_snapshots_installed_total", "Snapshots received from the leader and installed (InstallSnapshot).")
+	r.m.malformed = m.Counter("cb_peer_malformed_total", "Peer messages the core refused as malformed (no correct peer sends them).")
 	m.GaugeFunc("cb_pending_requests", "Client batches waiting for commit or read confirmation.", r.m.pending.Load)
 	m.GaugeFunc("cb_raft_leader", "The leader this replica knows (0: none).", func() int64 { return int64(r.lead.Load()) })
 	m.GaugeFunc("cb_raft_is_leader", "1 when this replica is the leader.", func() int64 {
@@ -532,7 +534,13 @@ func (r *RaftReplica) handleBatch(b *transport.Batch) {
 			continue
 		}
 		if err := r.node.Step(&r.msg); err != nil {
-			r.log.Debug("step", "err", err)
+			if errors.Is(err, raftcore.ErrMalformed) {
+				// A peer sent what no correct peer sends: refused by the core, counted here.
+				r.m.malformed.Inc()
+				r.log.Warn("refused a malformed peer message", "from", f.From, "err", err)
+			} else {
+				r.log.Debug("step", "err", err)
+			}
 		}
 	}
 	// Proposals alias the batch until flushProposals hands them to the core (which copies).
