@@ -33,6 +33,9 @@ type Proc struct {
 type Procs struct {
 	Procs  []Proc
 	Client *http.Client // nil: http.DefaultClient
+	// AdminToken is sent as "Authorization: Bearer TOKEN" (the nodes' --admin-token-file);
+	// empty for nodes on loopback, which need none.
+	AdminToken string
 }
 
 func (p *Procs) proc(id uint64) (*Proc, error) {
@@ -87,6 +90,9 @@ func (p *Procs) call(ctx context.Context, method, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if p.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+p.AdminToken)
 	}
 	resp, err := p.http().Do(req)
 	if err != nil {

@@ -2,6 +2,8 @@ package netns
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -69,6 +71,17 @@ func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *se
 		return nil, err
 	}
 	ns := &Nodes{prefix: prefix}
+	// The nodes' admin endpoints listen on namespace addresses, not loopback, so they need a
+	// token (cmd/node refuses otherwise); the nemesis sends it.
+	token := make([]byte, 16)
+	if _, err := rand.Read(token); err != nil {
+		return nil, err
+	}
+	ns.Procs.AdminToken = hex.EncodeToString(token)
+	tokenPath := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenPath, []byte(ns.Procs.AdminToken), 0o600); err != nil {
+		return nil, err
+	}
 	for i := range spec.Nodes {
 		id := int(spec.Nodes[i].ID)
 		data := filepath.Join(dir, fmt.Sprintf("node-%d", id))
@@ -77,7 +90,8 @@ func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *se
 		}
 		p := &proc{id: id, log: filepath.Join(dir, fmt.Sprintf("node-%d.log", id)),
 			args: []string{"netns", "exec", nodeNS(prefix, id), nodeBin, "--cluster", specPath, "--id", strconv.Itoa(id),
-				"--data-dir", data, "--sync", sync, "--metrics-addr", fmt.Sprintf("%s:%d", nodeAddr(id), MetricsPort)}}
+				"--data-dir", data, "--sync", sync, "--metrics-addr", fmt.Sprintf("%s:%d", nodeAddr(id), MetricsPort),
+				"--admin-token-file", tokenPath}}
 		p.args = append(p.args, extra[id]...)
 		ns.procs = append(ns.procs, p)
 		ns.Procs.Procs = append(ns.Procs.Procs, nemesis.Proc{ID: uint64(id),

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/subtle"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,8 +19,15 @@ import (
 //	POST /admin/partition?peers=2,3      drop all traffic to and from those peers (empty heals)
 //	POST /admin/transfer-leader?to=N     Raft: hand leadership to node N (this node must lead)
 //
-// They share --metrics-addr, which must therefore only be reachable by the operator.
-func addAdmin(mux *http.ServeMux, r server.Replica) {
+// GET /admin/ lists them. They share --metrics-addr; guardAdmin protects the mutating ones.
+func addAdmin(mux *http.ServeMux, r server.Replica, pprof bool) {
+	mux.HandleFunc("GET /admin/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, adminIndex)
+		if pprof {
+			fmt.Fprint(w, "GET  /debug/pprof/                    Go profiles (--pprof)\n")
+		}
+	})
 	adm, ok := r.(server.Admin)
 	if !ok {
 		return
@@ -56,5 +67,88 @@ func addAdmin(mux *http.ServeMux, r server.Replica) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+const adminIndex = `GET  /metrics                         Prometheus metrics
+GET  /admin/status                    role, leader, term, applied index, sync, read mode (JSON)
+POST /admin/partition?peers=2,3       drop all traffic to and from those peers (empty heals)
+POST /admin/transfer-leader?to=N      Raft: hand leadership to node N (this node must lead)
+`
+
+// adminOptions are the admin server's flags.
+type adminOptions struct {
+	addr      string
+	tokenFile string
+	pprof     bool
+}
+
+// adminTokenMin bounds a token's length from below: a short one can be guessed.
+const adminTokenMin = 16
+
+// resolve returns the address to listen on and the token. A bare :PORT binds loopback; a
+// non-loopback address needs a token, since the mutating endpoints can partition the node.
+func (o adminOptions) resolve() (addr, token string, err error) {
+	host, port, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return "", "", fmt.Errorf("--metrics-addr %q: %v", o.addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return "", "", fmt.Errorf("--admin-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+		if len(token) < adminTokenMin {
+			return "", "", fmt.Errorf("--admin-token-file %s: the token must be at least %d characters", o.tokenFile, adminTokenMin)
+		}
+	}
+	if token == "" && !isLoopbackHost(host) {
+		return "", "", fmt.Errorf("--metrics-addr %s is not loopback: give --admin-token-file, since /admin/ can partition this node", o.addr)
+	}
+	return net.JoinHostPort(host, port), token, nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// guardAdmin protects the mutating endpoints (every method but GET and HEAD). With a token,
+// they need "Authorization: Bearer TOKEN". Without one (loopback only), a request that
+// carries an Origin header is refused, and so is one whose Host is not a loopback name or
+// address: a web page an operator visits can make the browser POST to loopback without a
+// preflight (a request without a body), and DNS rebinding can make that page same-origin,
+// but neither can leave out Origin or forge Host. Reads stay open to what can reach the port.
+func guardAdmin(next http.Handler, token string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodGet || req.Method == http.MethodHead {
+			next.ServeHTTP(w, req)
+			return
+		}
+		if token != "" {
+			got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				http.Error(w, "this endpoint needs Authorization: Bearer <the --admin-token-file token>", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, req)
+			return
+		}
+		host, _, err := net.SplitHostPort(req.Host)
+		if err != nil {
+			host = req.Host
+		}
+		if req.Header.Get("Origin") != "" || !isLoopbackHost(host) {
+			http.Error(w, "refused: a request from a web page (Origin or a non-loopback Host); give the node --admin-token-file to use this endpoint remotely", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, req)
 	})
 }

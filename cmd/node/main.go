@@ -46,6 +46,8 @@ type options struct {
 	dataDir     string
 	sync        string
 	metricsAddr string
+	adminToken  string // --admin-token-file
+	pprof       bool
 	logLevel    string
 	tick        time.Duration
 	byzantine   string
@@ -76,7 +78,9 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 
 	obs := pflag.NewFlagSet("observability", pflag.ContinueOnError)
 	obs.SortFlags = false
-	obs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /debug/pprof and the /admin/ endpoints (status, fault injection) on this address (empty: off)")
+	obs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics and the /admin/ endpoints (status, fault injection) on this address (empty: off; a bare :PORT binds loopback; another host needs --admin-token-file)")
+	obs.StringVar(&o.adminToken, "admin-token-file", "", "file holding the bearer token the mutating /admin/ endpoints require (Authorization: Bearer TOKEN); without one they answer only on loopback, to requests without an Origin header")
+	obs.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof on --metrics-addr (it exposes the command line and memory)")
 	obs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
 	groups := []struct {
@@ -211,7 +215,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.metricsAddr != "" {
-		srv, err := serveMetrics(o.metricsAddr, metrics, r, log)
+		srv, err := serveMetrics(adminOptions{addr: o.metricsAddr, tokenFile: o.adminToken, pprof: o.pprof}, metrics, r, log)
 		if err != nil {
 			_ = r.Stop()
 			return err
@@ -233,7 +237,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func serveMetrics(addr string, m *server.Metrics, r server.Replica, log *slog.Logger) (*http.Server, error) {
+func serveMetrics(o adminOptions, m *server.Metrics, r server.Replica, log *slog.Logger) (*http.Server, error) {
+	addr, token, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr: %w", err)
@@ -245,13 +253,15 @@ func serveMetrics(addr string, m *server.Metrics, r server.Replica, log *slog.Lo
 			log.Debug("metrics write", "err", err)
 		}
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	addAdmin(mux, r)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if o.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	addAdmin(mux, r, o.pprof)
+	srv := &http.Server{Handler: guardAdmin(mux, token), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
