@@ -59,7 +59,7 @@ func StartLocalCluster(cfg LocalClusterConfig) (*LocalCluster, error) {
 	c := &LocalCluster{Spec: spec, Replicas: make([]Replica, cfg.Nodes), dir: cfg.Dir, sync: cfg.Sync,
 		log: cfg.Logger, tune: cfg.TuneTransport, unsafe: cfg.UnsafeAckBeforeCommit}
 	for i := range spec.Nodes {
-		if err := c.start(i); err != nil {
+		if err := c.start(i, true); err != nil {
 			c.Stop()
 			return nil, err
 		}
@@ -68,7 +68,8 @@ func StartLocalCluster(cfg LocalClusterConfig) (*LocalCluster, error) {
 	return c, nil
 }
 
-func (c *LocalCluster) start(i int) error {
+// start starts replica i; init says its data directory is new (the first start).
+func (c *LocalCluster) start(i int, init bool) error {
 	id := c.Spec.Nodes[i].ID
 	dir := filepath.Join(c.dir, fmt.Sprintf("node-%d", id))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -80,7 +81,7 @@ func (c *LocalCluster) start(i int) error {
 	}
 	r, err := NewReplica(ReplicaConfig{Spec: c.Spec, ID: id, DataDir: dir, Sync: c.sync,
 		PeerListen: "127.0.0.1:0", ClientListen: "127.0.0.1:0", Logger: log.With("node", id),
-		TuneTransport: c.tune, UnsafeAckBeforeCommit: c.unsafe, Seed: uint64(i + 1)})
+		TuneTransport: c.tune, UnsafeAckBeforeCommit: c.unsafe, Seed: uint64(i + 1), Init: init})
 	if err != nil {
 		return err
 	}
@@ -129,7 +130,7 @@ func (c *LocalCluster) RestartNode(i int) error {
 	if c.Replicas[i] != nil {
 		return fmt.Errorf("server: node %d is running", i+1)
 	}
-	if err := c.start(i); err != nil {
+	if err := c.start(i, false); err != nil {
 		return err
 	}
 	c.wire()

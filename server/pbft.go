@@ -208,6 +208,9 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 			r.releaseDataDir()
 		}
 	}()
+	if err := checkDataDirIdentity(cfg.DataDir, cfg.Spec, cfg.ID, cfg.Init, r.log); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

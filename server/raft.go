@@ -44,6 +44,9 @@ type ReplicaConfig struct {
 	ID   uint64
 	// DataDir holds the WAL (wal/) and snapshots (snap/). Required.
 	DataDir string
+	// Init allows an empty DataDir: the node is new, and the directory is stamped with its
+	// identity. Without it, an empty directory is refused (see checkDataDirIdentity).
+	Init bool
 	// Sync is the WAL policy: storage.SyncAlways acknowledges writes only after fdatasync.
 	Sync storage.SyncPolicy
 	// PeerListen and ClientListen override the spec's addresses (tests listen on port 0).
@@ -200,6 +203,9 @@ func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 			r.releaseDataDir()
 		}
 	}()
+	if err := checkDataDirIdentity(cfg.DataDir, cfg.Spec, cfg.ID, cfg.Init, r.log); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(r.snapDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}

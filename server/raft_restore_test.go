@@ -98,7 +98,7 @@ func TestRaftStopAfterFailedStart(t *testing.T) {
 	}
 	defer ln.Close()
 	spec := LocalClusterSpec("raft", 3, 7100)
-	r, err := NewRaftReplica(ReplicaConfig{Spec: spec, ID: 1, DataDir: t.TempDir(), PeerListen: ln.Addr().String(), ClientListen: "127.0.0.1:0"})
+	r, err := NewRaftReplica(ReplicaConfig{Spec: spec, ID: 1, DataDir: t.TempDir(), Init: true, PeerListen: ln.Addr().String(), ClientListen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRaftStopAfterFailedStart(t *testing.T) {
 func TestDataDirectoryIsLocked(t *testing.T) {
 	dir := t.TempDir()
 	spec := LocalClusterSpec("raft", 3, 7100)
-	cfg := ReplicaConfig{Spec: spec, ID: 1, DataDir: dir, PeerListen: "127.0.0.1:0", ClientListen: "127.0.0.1:0"}
+	cfg := ReplicaConfig{Spec: spec, ID: 1, DataDir: dir, Init: true, PeerListen: "127.0.0.1:0", ClientListen: "127.0.0.1:0"}
 	r, err := NewRaftReplica(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -135,4 +135,45 @@ func TestDataDirectoryIsLocked(t *testing.T) {
 		t.Fatalf("reopen after Stop: %v", err)
 	}
 	_ = r2.Stop()
+}
+
+// A data directory knows whose it is: a node refuses another node's copied directory, one
+// of another cluster or protocol, and an empty directory unless it is new (--init): a voter
+// whose data was wiped has forgotten its votes and could vote twice in one term.
+func TestDataDirectoryIdentity(t *testing.T) {
+	for _, protocol := range []string{"raft", "pbft"} {
+		dir := t.TempDir()
+		spec := LocalClusterSpec(protocol, 4, 7100)
+		cfg := ReplicaConfig{Spec: spec, ID: 1, DataDir: dir, PeerListen: "127.0.0.1:0", ClientListen: "127.0.0.1:0"}
+		if _, err := NewReplica(cfg); err == nil || !strings.Contains(err.Error(), "holds no state") {
+			t.Fatalf("%s: an empty directory without Init: %v", protocol, err)
+		}
+		cfg.Init = true
+		r, err := NewReplica(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Init = false // a restart
+		r, err = NewReplica(cfg)
+		if err != nil {
+			t.Fatalf("%s: restart on its own directory: %v", protocol, err)
+		}
+		_ = r.Stop()
+
+		other := cfg
+		other.ID = 2 // node 2 started on node 1's copied directory
+		if _, err := NewReplica(other); err == nil || !strings.Contains(err.Error(), "belongs to node 1") {
+			t.Fatalf("%s: another node's directory: %v", protocol, err)
+		}
+		foreign := *spec
+		foreign.ClusterID = spec.ClusterID + 1
+		other = cfg
+		other.Spec = &foreign
+		if _, err := NewReplica(other); err == nil || !strings.Contains(err.Error(), "belongs to node 1") {
+			t.Fatalf("%s: another cluster's directory: %v", protocol, err)
+		}
+	}
 }

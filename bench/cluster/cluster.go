@@ -304,7 +304,9 @@ func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*No
 	if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	n.args = []string{"--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID),
+	// --init: the directory is new (checked above). Restarts reuse these arguments; on a
+	// stamped directory --init changes nothing.
+	n.args = []string{"--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID), "--init",
 		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel, "--metrics-addr", metricsAddr}
 	if c.cfg.NodeArgs != nil {
 		n.args = append(n.args, c.cfg.NodeArgs(ns.ID)...)

@@ -89,7 +89,7 @@ func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *se
 			return nil, err
 		}
 		p := &proc{id: id, log: filepath.Join(dir, fmt.Sprintf("node-%d.log", id)),
-			args: []string{"netns", "exec", nodeNS(prefix, id), nodeBin, "--cluster", specPath, "--id", strconv.Itoa(id),
+			args: []string{"netns", "exec", nodeNS(prefix, id), nodeBin, "--cluster", specPath, "--id", strconv.Itoa(id), "--init",
 				"--data-dir", data, "--sync", sync, "--metrics-addr", fmt.Sprintf("%s:%d", nodeAddr(id), MetricsPort),
 				"--admin-token-file", tokenPath}}
 		p.args = append(p.args, extra[id]...)

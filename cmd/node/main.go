@@ -44,6 +44,7 @@ type options struct {
 	peers       string
 	clusterID   uint64
 	dataDir     string
+	init        bool
 	sync        string
 	metricsAddr string
 	adminToken  string // --admin-token-file
@@ -69,7 +70,8 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 
 	store := pflag.NewFlagSet("storage", pflag.ContinueOnError)
 	store.SortFlags = false
-	store.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (required)")
+	store.StringVar(&o.dataDir, "data-dir", "", "directory for the WAL and snapshots (required); stamped with the cluster, node and protocol, and refused at start when stamped for another")
+	store.BoolVar(&o.init, "init", false, "this is a new node: accept an empty --data-dir and stamp it (only for a node's first start: a node whose data was lost must not rejoin as the same member)")
 	store.StringVar(&o.sync, "sync", "always", "WAL sync policy: always (fdatasync before acknowledging) or none (memory speed; results must say so)")
 
 	faults := pflag.NewFlagSet("faults", pflag.ContinueOnError)
@@ -201,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--byzantine: only PBFT replicas have Byzantine modes (this cluster runs %s)", spec.Protocol)
 	}
 	metrics := server.NewMetrics()
-	r, err := server.NewReplica(server.ReplicaConfig{Spec: spec, ID: o.id, DataDir: o.dataDir, Sync: policy,
+	r, err := server.NewReplica(server.ReplicaConfig{Spec: spec, ID: o.id, DataDir: o.dataDir, Init: o.init, Sync: policy,
 		Logger: log.With("node", o.id), Metrics: metrics})
 	if err != nil {
 		return err

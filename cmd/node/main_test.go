@@ -81,7 +81,7 @@ func TestRunStartsAndStopsCleanly(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--id", "1", "--protocol", "raft", "--peers", "1=" + peer + "/" + cli,
-			"--data-dir", t.TempDir(), "--sync", "none", "--metrics-addr", "127.0.0.1:0"}, &out, &errOut)
+			"--data-dir", t.TempDir(), "--init", "--sync", "none", "--metrics-addr", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	time.Sleep(300 * time.Millisecond)
 	cancel()
