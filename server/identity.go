@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/consensusbench/consensusbench/storage"
 )
 
 // identityFileName is the file that says whose a data directory is.
@@ -88,4 +90,15 @@ func checkDataDirIdentity(dir string, spec *ClusterSpec, id uint64, init bool, l
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// walDamageWhy explains a WAL tail recovery dropped, for the log line an operator reads.
+func walDamageWhy(policy storage.SyncPolicy, st storage.State) string {
+	if st.DroppedSegments > 0 {
+		return "a record failed its checksum in a segment written without fdatasync (--sync none): nothing after it can be trusted, so the later segments went too; a crash of the machine, or a damaged disk, does this"
+	}
+	if policy == storage.SyncNone {
+		return "the last batch was written without fdatasync (--sync none) and did not fully reach the disk"
+	}
+	return "the last batch never completed its fdatasync, so it was never acknowledged"
 }

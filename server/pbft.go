@@ -223,7 +223,9 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	}
 	r.wal = w
 	if st.TornTailBytes > 0 {
-		r.log.Warn("wal: discarded torn tail", "bytes", st.TornTailBytes, "file", st.TornTailFile, "offset", st.TornTailOffset)
+		r.log.Warn("wal: discarded a damaged tail and everything after it", "bytes", st.TornTailBytes, "file", st.TornTailFile,
+			"offset", st.TornTailOffset, "later_segments_dropped", st.DroppedSegments, "later_bytes_dropped", st.DroppedBytes,
+			"why", walDamageWhy(r.cfg.Sync, st))
 	}
 	if ccfg.Log, r.marks, err = readLog(w); err != nil {
 		w.Close()

@@ -219,7 +219,9 @@ func NewRaftReplica(cfg ReplicaConfig) (_ *RaftReplica, err error) {
 	}
 	r.wal = w
 	if st.TornTailBytes > 0 {
-		r.log.Warn("wal: discarded torn tail", "bytes", st.TornTailBytes, "file", st.TornTailFile, "offset", st.TornTailOffset)
+		r.log.Warn("wal: discarded a damaged tail and everything after it", "bytes", st.TornTailBytes, "file", st.TornTailFile,
+			"offset", st.TornTailOffset, "later_segments_dropped", st.DroppedSegments, "later_bytes_dropped", st.DroppedBytes,
+			"why", walDamageWhy(r.cfg.Sync, st))
 	}
 	ccfg, err := r.restore(st)
 	if err != nil {

@@ -42,7 +42,18 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 		}
 		seqs = append(seqs, seq)
 	}
-	// Compaction removes old segments oldest first without a directory fsync, so after a
+	// The newest segment must be there: without it the log and the hard state roll back to
+	// an older segment's, silently.
+	if newest, ok, err := readNewest(fs, dir); err != nil {
+		return nil, State{}, err
+	} else if ok && (len(seqs) == 0 || seqs[len(seqs)-1] < newest) {
+		have := "none"
+		if len(seqs) > 0 {
+			have = fmt.Sprintf("%016x", seqs[len(seqs)-1])
+		}
+		return nil, State{}, fmt.Errorf("storage: WAL segment %016x, the newest this WAL created, is missing from %s (newest present: %s): the log was cut outside the WAL and would roll back; refusing to start", newest, dir, have)
+	}
+		// Compaction removes old segments oldest first without a directory fsync, so after a
 	// machine crash some removed files may reappear before a gap. Recovery starts after
 	// the last gap; if those segments held entries still needed, the contiguity check in
 	// finish refuses to start.
@@ -73,7 +84,20 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 		if stop {
 			// SyncNone damage: everything after the damage point goes.
 			for _, later := range seqs[i+1:] {
+				if f, err := fs.Open(segPath(dir, later)); err == nil {
+					if n, err := f.Size(); err == nil {
+						st.DroppedBytes += n
+					}
+					_ = f.Close()
+				}
 				if err := fs.Remove(segPath(dir, later)); err != nil {
+					closeAll()
+					return nil, State{}, err
+				}
+				st.DroppedSegments++
+			}
+			if st.DroppedSegments > 0 {
+				if err := writeNewest(fs, dir, seq, false); err != nil {
 					closeAll()
 					return nil, State{}, err
 				}

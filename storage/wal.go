@@ -3,7 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"slices"
 	"sync"
 )
@@ -131,6 +133,10 @@ type State struct {
 	// StaleSegmentsRemoved counts segments before a gap in the sequence (left by an
 	// interrupted compaction) that recovery found unnecessary and removed.
 	StaleSegmentsRemoved int
+	// DroppedSegments and DroppedBytes count the segments after a damaged one that recovery
+	// removed (SyncNone only: nothing after unsynced damage can be trusted), and their size.
+	DroppedSegments int
+	DroppedBytes    int64
 }
 
 // Errors returned at the API boundary.
@@ -770,5 +776,66 @@ func (w *WAL) roll() error {
 	w.mu.Unlock()
 	w.cur, w.curOff, w.curSynced = s, int64(len(w.hdrScratch)), synced
 	w.nextSeg++
+	if err := writeNewest(w.fs, w.dir, seq, synced); err != nil {
+		return fmt.Errorf("record newest segment: %w", err)
+	}
 	return nil
+}
+
+// newestFileName records the sequence number of the newest segment the WAL created, so
+// that recovery notices when the newest segment is gone (deleted or lost outside the WAL:
+// the log and hard state would silently roll back). It is written after the segment exists,
+// so it never names a segment that was not created.
+const newestFileName = "NEWEST"
+
+func writeNewest(fs FS, dir string, seq uint64, sync bool) error {
+	path := filepath.Join(dir, newestFileName)
+	tmp := path + ".tmp"
+	_ = fs.Remove(tmp)
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	b := []byte(fmt.Sprintf("%016x\n", seq))
+	if _, err := f.WriteAt(b, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		return err
+	}
+	if sync {
+		return fs.SyncDir(dir)
+	}
+	return nil
+}
+
+// readNewest returns the recorded newest segment (ok false when none is recorded).
+func readNewest(fs FS, dir string) (uint64, bool, error) {
+	f, err := fs.Open(filepath.Join(dir, newestFileName))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	defer f.Close()
+	var b [16]byte
+	if n, err := f.ReadAt(b[:], 0); n < len(b) && err != nil {
+		return 0, false, fmt.Errorf("storage: read %s: %w", newestFileName, err)
+	}
+	seq, err := strconv.ParseUint(string(b[:]), 16, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("storage: %s holds %q: %w", newestFileName, b, err)
+	}
+	return seq, true, nil
 }

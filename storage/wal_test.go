@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -336,5 +338,62 @@ func TestStaleSegmentsBeforeGap(t *testing.T) {
 		t.Fatalf("recovered %+v", st)
 	}
 	checkLog(t, w, 251, 300, ones, 100)
+	w.Close()
+}
+
+// A WAL whose newest segment was deleted outside it refuses to open: otherwise the log and
+// the hard state would roll back to the previous segment's, silently.
+func TestMissingNewestSegmentIsDetected(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := mustOpen(t, dir, Options{SegmentBytes: 8 << 10})
+	var seq uint64
+	for lo := uint64(1); lo < 400; lo += 10 {
+		seq = mustAppend(t, w, mkEnts(lo, lo+10, 1, 50), HardState{Term: 1, Commit: lo})
+		if err := w.WaitDurable(seq); err != nil { // one batch each: several segments
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if len(segs) < 2 {
+		t.Fatalf("want several segments, got %d", len(segs))
+	}
+	if err := os.Remove(segs[len(segs)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(dir, Options{SegmentBytes: 8 << 10}); err == nil || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("Open with the newest segment gone: %v, want a refusal", err)
+	}
+}
+
+// Under SyncNone, damage in one segment drops every later one; recovery says how many
+// segments and bytes went, not only the torn tail, and the WAL opens again afterwards.
+func TestSyncNoneDamageReportsDroppedSegments(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := mustOpen(t, dir, Options{Sync: SyncNone, SegmentBytes: 8 << 10})
+	var seq uint64
+	for lo := uint64(1); lo < 400; lo += 10 {
+		seq = mustAppend(t, w, mkEnts(lo, lo+10, 1, 50), HardState{})
+		_ = w.WaitDurable(seq) // one batch each: several segments
+	}
+	w.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if len(segs) < 3 {
+		t.Fatalf("want at least 3 segments, got %d", len(segs))
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/4] ^= 0xff // one flipped byte early in the first segment
+	if err := os.WriteFile(segs[0], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, st := mustOpen(t, dir, Options{Sync: SyncNone, SegmentBytes: 8 << 10})
+	w.Close()
+	if st.DroppedSegments != len(segs)-1 || st.DroppedBytes == 0 || st.TornTailBytes == 0 {
+		t.Fatalf("recovery state %+v: want %d dropped segments with their bytes and a torn tail", st, len(segs)-1)
+	}
+	w, _ = mustOpen(t, dir, Options{Sync: SyncNone, SegmentBytes: 8 << 10})
 	w.Close()
 }
