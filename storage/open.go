@@ -53,7 +53,7 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 		}
 		return nil, State{}, fmt.Errorf("storage: WAL segment %016x, the newest this WAL created, is missing from %s (newest present: %s): the log was cut outside the WAL and would roll back; refusing to start", newest, dir, have)
 	}
-		// Compaction removes old segments oldest first without a directory fsync, so after a
+	// Compaction removes old segments oldest first without a directory fsync, so after a
 	// machine crash some removed files may reappear before a gap. Recovery starts after
 	// the last gap; if those segments held entries still needed, the contiguity check in
 	// finish refuses to start.
