@@ -202,8 +202,9 @@ func electedPair(t *testing.T) *hostileCluster {
 
 // Each attack an authenticated-but-faulty peer made against running nodes is refused and
 // counted, and changes nothing: an append that contradicts a committed entry (it took the
-// follower down), terms at the top of the range (they wrapped and took nodes down), and a
-// vote with the transfer flag from far ahead (it deposed a healthy leader).
+// follower down), terms at the top of the range (they wrapped and took nodes down). A vote
+// with the transfer flag from far ahead (it deposed a healthy leader) is no transfer: it is
+// ignored like any vote while the leader is heard, and deposes no one.
 func TestHostilePeerMessagesAreRefused(t *testing.T) {
 	c := electedPair(t)
 	f := c.nodes[2]
@@ -227,17 +228,60 @@ func TestHostilePeerMessagesAreRefused(t *testing.T) {
 			// could tell, and Raft does not keep one. The follower treats it as a match.
 			continue
 		}
+		if m.Type == MsgVote {
+			if err != nil {
+				t.Errorf("attack %d (far-ahead transfer vote): Step = %v, want it ignored", i, err)
+			}
+			continue
+		}
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("attack %d (%v term %d): Step = %v, want ErrMalformed", i, m.Type, m.Term, err)
 		}
 	}
-	if got := f.RejectedMessages() + c.nodes[1].RejectedMessages(); got < uint64(len(attacks)-1) {
-		t.Errorf("%d malformed messages counted, want %d", got, len(attacks)-1)
+	if got := f.RejectedMessages() + c.nodes[1].RejectedMessages(); got < uint64(len(attacks)-2) {
+		t.Errorf("%d malformed messages counted, want %d", got, len(attacks)-2)
 	}
 	if f.Committed() < commit || f.Term() != term || f.LastIndex() < last {
 		t.Errorf("follower changed: commit %d->%d term %d->%d last %d->%d", commit, f.Committed(), term, f.Term(), last, f.LastIndex())
 	}
 	if c.nodes[1].Role() != Leader || c.nodes[1].Term() != term {
 		t.Errorf("the leader was deposed: %v term %d", c.nodes[1].Role(), c.nodes[1].Term())
+	}
+}
+
+// A leader of an older term may have held an entry other than the one committed later at
+// that index: its append arriving late is stale, not malformed (the simulator found the
+// check refusing it), and the follower answers it with its term.
+func TestStaleLeaderAppendIsNotMalformed(t *testing.T) {
+	c := electedPair(t)
+	f := c.nodes[2]
+	last, term := f.LastIndex(), f.Term()
+	// A leader of term+1 appends and commits last+1.
+	newer := Message{Type: MsgApp, From: 3, To: 2, Term: term + 1, Index: last, LogTerm: term,
+		Entries: []Entry{{Index: last + 1, Term: term + 1, Data: []byte("new")}}, Commit: last + 1}
+	if err := f.Step(&newer); err != nil {
+		t.Fatalf("append of the newer leader: %v", err)
+	}
+	c.drive()
+	if f.Committed() != last+1 {
+		t.Fatalf("setup: committed %d, want %d", f.Committed(), last+1)
+	}
+	c.queue = c.queue[:0]
+	// The old leader's append of another entry at last+1, delayed until now.
+	stale := Message{Type: MsgApp, From: 1, To: 2, Term: term, Index: last, LogTerm: term,
+		Entries: []Entry{{Index: last + 1, Term: term, Data: []byte("old")}}, Commit: last}
+	if err := f.Step(&stale); err != nil {
+		t.Fatalf("stale append: Step = %v, want it answered as stale", err)
+	}
+	c.drive()
+	if f.RejectedMessages() != 0 || f.Committed() != last+1 || f.Term() != term+1 {
+		t.Errorf("rejected %d, commit %d, term %d", f.RejectedMessages(), f.Committed(), f.Term())
+	}
+	answered := false
+	for _, m := range c.queue {
+		answered = answered || (m.To == 1 && m.Type == MsgAppResp && m.Term == term+1)
+	}
+	if !answered {
+		t.Errorf("the stale leader was not told the newer term: %v", c.queue)
 	}
 }

@@ -627,7 +627,11 @@ func (n *Node) step(m *Message) error {
 			// Thesis §4.2.3 makes this rule unconditional: it is what keeps removed servers
 			// (which never learn of their removal) from deposing leaders when PreVote and
 			// CheckQuorum are off.
-			if (heard || recentStart) && !m.Transfer {
+			// A transfer campaign is one term above the leader's (its target got
+			// MsgTimeoutNow from the leader of our term): a
+			// "transfer" vote from further ahead is treated as an ordinary one.
+			transfer := m.Transfer && m.Term == n.term+1
+			if (heard || recentStart) && !transfer {
 				return nil
 			}
 		}

@@ -41,13 +41,6 @@ func (n *Node) checkMessage(m *Message) error {
 		if m.Snapshot.Index > MaxIndex || m.SnapOffset > n.cfg.MaxSnapshotBytes {
 			return malformed("snapshot response from %d for %d at offset %d", m.From, m.Snapshot.Index, m.SnapOffset)
 		}
-	case MsgVote, MsgPreVote:
-		// A transfer campaign is one term above the leader's (its target got MsgTimeoutNow
-		// from the leader of our term): a transfer vote from further ahead is not one, and
-		// must not skip the rule that keeps a heard leader in place.
-		if m.Transfer && m.Term > n.term+1 {
-			return malformed("transfer %v from %d for term %d, ours is %d", m.Type, m.From, m.Term, n.term)
-		}
 	}
 	return nil
 }
@@ -77,8 +70,11 @@ func (n *Node) checkAppend(m *Message) error {
 			return malformed("append from %d: entry %d of %d bytes", m.From, e.Index, len(e.Data))
 		}
 		prevTerm = e.Term
-		// An entry at or below our commit index must be the one we committed.
-		if e.Index <= n.commit && e.Index > n.log.snapIndex && !n.log.matchTerm(e.Index, e.Term) {
+		// An entry at or below our commit index must be the one we committed, if the
+		// leader is of our term or a later one (Leader Completeness). A leader of an older
+		// term may well have held another: its delayed append is stale, not malformed, and
+		// is answered with our term.
+		if m.Term >= n.term && e.Index <= n.commit && e.Index > n.log.snapIndex && !n.log.matchTerm(e.Index, e.Term) {
 			return malformed("append from %d: entry %d of term %d contradicts the committed one", m.From, e.Index, e.Term)
 		}
 	}
