@@ -42,6 +42,15 @@
 //     write, so reads stay linearizable without tentative execution. Otherwise the replica
 //     sends an authenticated refused reply, and the client orders the read as soon as f+1
 //     replicas refused (2f+1 matching answers can no longer come) instead of on its timeout.
+//   - A client's authenticator vector can be right for some replicas and wrong for others (a
+//     faulty client spoils one MAC). A backup that cannot authenticate a request in a
+//     PRE-PREPARE whose batch matches its digest still accepts it, but sends its PREPARE
+//     only after f other backups prepared it: the primary and those f are f+1 replicas, one
+//     of them correct, that authenticated the request. Refusing the PRE-PREPARE instead
+//     leaves that backup behind and, with f other replicas faulty, stops the cluster. A
+//     request the primary forged gathers no correct PREPARE, so it cannot prepare. After a
+//     restart the request is checked again (the log does not say whether the PREPARE went
+//     out). UnverifiedBatches counts these PRE-PREPAREs.
 //   - The client table (per-client last timestamp and result) is part of the checkpointed
 //     state (chunk 0 of a state transfer), so exactly-once survives state transfer.
 package pbftcore

@@ -64,6 +64,10 @@ type harness struct {
 	// began is, per replica, the checkpoints an async App (cluster async=true) began and
 	// whose digests the digests command hands in.
 	began [][]begunCheckpoint
+	// spoiled is, per client, the replicas whose MAC in that client's authenticator vectors
+	// the harness corrupts (spoil command): a faulty client whose request authenticates at
+	// some replicas only.
+	spoiled map[int][]int
 }
 
 type begunCheckpoint struct {
@@ -301,7 +305,15 @@ func (h *harness) collect() {
 	for ci, c := range h.clients {
 		rd := c.Ready()
 		for k := range rd.Messages {
-			h.enqueue(pbftcore.FromClient, pbftcore.CloneMessage(&rd.Messages[k]))
+			m := pbftcore.CloneMessage(&rd.Messages[k])
+			for _, r := range h.spoiled[ci] {
+				for q := range m.Requests {
+					if a := m.Requests[q].Auth; len(a) == h.n*pbftcore.MACSize {
+						a[r*pbftcore.MACSize] ^= 0xff
+					}
+				}
+			}
+			h.enqueue(pbftcore.FromClient, m)
 		}
 		if rd.Done {
 			fmt.Fprintf(h.out, "c%d done ts=%d result=%q ordered-read=%v\n", ci, c.Timestamp(), rd.Result, rd.Ordered)
@@ -474,6 +486,17 @@ func (h *harness) run(cmd string, args map[string]string) error {
 				}
 				h.byz[r].Targets = append(h.byz[r].Targets, i)
 			}
+		}
+	case "spoil":
+		// spoil c=0 r=2: client 0's requests carry a wrong MAC for replica 2.
+		if h.spoiled == nil {
+			h.spoiled = map[int][]int{}
+		}
+		c := intArg(args, "c", 0)
+		h.spoiled[c] = append(h.spoiled[c], intArg(args, "r", 0))
+	case "unverified":
+		for i, nd := range h.nodes {
+			fmt.Fprintf(h.out, "r%d: %d\n", i, unverifiedBatches(nd))
 		}
 	case "down":
 		h.down[intArg(args, "r", 0)] = true
@@ -649,3 +672,5 @@ func runTranscript(t *testing.T, file string) {
 		}
 	}
 }
+
+func unverifiedBatches(nd *pbftcore.Node) uint64 { return nd.UnverifiedBatches() }

@@ -1,6 +1,8 @@
 package pbftcore
 
 import (
+	"errors"
+	"fmt"
 	"math/bits"
 
 	"github.com/consensusbench/consensusbench/internal/assert"
@@ -56,7 +58,11 @@ type slot struct {
 	prepared   bool
 	committed  bool
 	sentCommit bool
-	helped     uint64 // senders helped in this retransmission period (no help ping-pong)
+	// unvouched: the current pre-prepare was accepted although a request in it did not
+	// authenticate here; this backup sends its PREPARE only once f other backups have
+	// prepared it (checkPrepared).
+	unvouched bool
+	helped    uint64 // senders helped in this retransmission period (no help ping-pong)
 	// History for the view change (TOCS 2002 §4.5): P and Q.
 	hasP    bool
 	pView   uint64
@@ -83,6 +89,7 @@ func (s *slot) resetFor(seq uint64) {
 	s.hasPP = false
 	s.prepMask, s.commitMask = 0, 0
 	s.prepared, s.committed, s.sentCommit = false, false, false
+	s.unvouched = false
 	s.helped = 0
 	s.hasP = false
 	s.pBuf = -1
@@ -100,6 +107,7 @@ func (s *slot) resetView() {
 	s.hasPP = false
 	s.prepMask, s.commitMask = 0, 0
 	s.prepared, s.committed, s.sentCommit = false, false, false
+	s.unvouched = false
 }
 
 func (s *slot) batch() *batchBuf { return &s.bufs[s.cur] }
@@ -297,10 +305,13 @@ type Node struct {
 	reqDigests []Digest
 
 	// request timer (OSDI '99 §4.4)
-	waiting    int
-	reqTimer   int
-	doublings  int
-	retransmit int
+	waiting  int
+	reqTimer int
+	// unverifiedBatches counts PRE-PREPAREs accepted although a request in them did not
+	// authenticate here (UnverifiedBatches).
+	unverifiedBatches uint64
+	doublings         int
+	retransmit        int
 
 	vc viewChangeState
 	st stateTransfer
@@ -390,6 +401,12 @@ func (nd *Node) Status() Status {
 	return Status{ID: nd.id, View: nd.view, ViewActive: nd.viewActive, Primary: nd.primaryOf(nd.view),
 		LowWatermark: nd.h, LastExecuted: nd.lastExec, Fetching: nd.st.active, Assigned: nd.nextSeq}
 }
+
+// UnverifiedBatches counts the PRE-PREPAREs this replica accepted although a request in the
+// batch did not authenticate here (a client's MAC for this replica was wrong); it prepared
+// each only after f other backups had. A growing count names a faulty client, or keys that
+// disagree.
+func (nd *Node) UnverifiedBatches() uint64 { return nd.unverifiedBatches }
 
 // HoldsBatch reports whether this replica holds the batch with digest d for sequence number
 // seq, so that it could answer a FETCH-BATCH for it (for checkers and the simulator).
@@ -813,11 +830,26 @@ func (nd *Node) stepPrePrepare(m *Message) error {
 		}
 		return nil // retransmission
 	}
-	if err := nd.checkBatch(m.Requests, m.Digest); err != nil {
+	err := nd.checkBatch(m.Requests, m.Digest)
+	if err != nil && !errors.Is(err, errUnverifiedRequest) {
 		return err
 	}
 	s := nd.slotFor(m.Seq)
 	nd.acceptPrePrepare(s, m.View, m.Digest, m.Requests, nd.reqDigests)
+	if err != nil {
+		// A client's authenticator vector can be right for the primary and wrong for this
+		// backup alone (a faulty client spoils one MAC). Refusing the whole PRE-PREPARE
+		// would leave this backup behind, alone on its way to a view change, and the cluster
+		// running without it. Instead it accepts the batch but does not vouch for it yet:
+		// its PREPARE waits until f other backups prepared the batch (checkPrepared). The
+		// primary and those f backups are f+1 replicas, so at least one correct replica
+		// authenticated every request. A request the primary forged cannot get there: its
+		// MACs fail at every correct backup, and at most f-1 faulty backups prepare it.
+		s.unvouched = true
+		nd.unverifiedBatches++
+		nd.checkPrepared(s)
+		return nil
+	}
 	nd.sendOwnPrepare(s)
 	nd.checkPrepared(s)
 	return nil
@@ -828,16 +860,20 @@ func (nd *Node) checkBatch(reqs []Request, want Digest) error {
 	if err := nd.checkBatchShape(reqs); err != nil {
 		return err
 	}
-	for i := range reqs {
-		if !nd.auth.verifyRequest(&reqs[i], &nd.reqDigests[i]) {
-			return ErrBadAuthenticator
-		}
-	}
 	if nd.bh.batch(nd.reqDigests) != want {
 		return ErrBadDigest
 	}
+	for i := range reqs {
+		if !nd.auth.verifyRequest(&reqs[i], &nd.reqDigests[i]) {
+			return errUnverifiedRequest
+		}
+	}
 	return nil
 }
+
+// errUnverifiedRequest: a PRE-PREPARE whose batch matches its digest, but one of whose
+// requests does not authenticate at this replica (its MAC for this replica is wrong).
+var errUnverifiedRequest = fmt.Errorf("%w: a request in the batch does not authenticate here", ErrBadAuthenticator)
 
 // checkBatchShape checks a batch's size limits, client numbers and timestamps and leaves its
 // request digests in nd.reqDigests. It checks no authenticator: checkBatch adds the
@@ -959,7 +995,12 @@ func (nd *Node) checkPrepared(s *slot) {
 	if !s.hasPP || s.prepared || s.missing {
 		return
 	}
-	mask := s.prepMask &^ (1 << nd.primaryOf(s.view))
+	primary := uint64(1) << nd.primaryOf(s.view)
+	if s.unvouched && countMatching(s.prepMask&^primary, s.prepDig, &s.digest) >= nd.f {
+		s.unvouched = false
+		nd.sendOwnPrepare(s)
+	}
+	mask := s.prepMask &^ primary
 	if countMatching(mask, s.prepDig, &s.digest) < 2*nd.f {
 		return
 	}

@@ -163,6 +163,11 @@ func (nd *Node) restore(log []Record) error {
 			if !s.hasPP || s.view != r.View || s.digest != r.Digest {
 				return fmt.Errorf("%w: Log: record %d: prepared %d in view %d without its pre-prepare", ErrInvalidConfig, i, r.Seq, r.View)
 			}
+			if s.unvouched {
+				// Prepared here, so it had vouched: its PREPARE went out first (checkPrepared).
+				s.unvouched = false
+				s.vote(false, nd.id, s.digest)
+			}
 			s.prepared, s.sentCommit = true, true
 			s.hasP, s.pView, s.pDigest, s.pBuf = true, s.view, s.digest, s.cur
 			s.vote(true, nd.id, s.digest)
@@ -243,7 +248,24 @@ func (nd *Node) restorePrePrepared(s *slot, r *Record) error {
 		if err := nd.checkHeldBatch(r.Requests, r.Digest); err != nil {
 			return fmt.Errorf("batch for %d: %w", r.Seq, err)
 		}
+		// A backup that could not authenticate a request held its PREPARE back until f
+		// other backups prepared (stepPrePrepare): the log does not say whether that
+		// happened, so the request is checked again and, if it still fails here, the slot
+		// waits for those prepares again rather than vouching for the batch blind.
+		unvouched := false
+		if nd.id != nd.primaryOf(r.View) {
+			for i := range r.Requests {
+				if !nd.auth.verifyRequest(&r.Requests[i], &nd.reqDigests[i]) {
+					unvouched = true
+					break
+				}
+			}
+		}
 		nd.acceptPrePrepare(s, r.View, r.Digest, r.Requests, nd.reqDigests)
+		if unvouched {
+			s.unvouched = true
+			return nil
+		}
 	}
 	if nd.id != nd.primaryOf(r.View) && !s.missing {
 		s.vote(false, nd.id, s.digest) // its PREPARE went out after this record (held batches only)

@@ -122,3 +122,6 @@ func TestTranscriptRestartLostViewChanges(t *testing.T) {
 func TestTranscriptLostViewChangeShared(t *testing.T) {
 	runTranscript(t, "lost_view_change_shared.txt")
 }
+
+// A client's MAC wrong for one backup only does not leave that backup behind.
+func TestTranscriptSpoiledMAC(t *testing.T) { runTranscript(t, "spoiled_mac.txt") }

@@ -87,6 +87,11 @@ type pbftProtocol struct {
 	// unheldChosen: NEW-VIEW choices of a batch no running correct replica held (nor had a
 	// stable checkpoint at or above) when the NEW-VIEW was sent.
 	hiddenChosen, unheldChosen int
+	// spoilClient, when not -1, is a faulty client whose requests carry a wrong MAC for
+	// replica spoilReplica only: the request authenticates at the others. unverifiedGone
+	// counts the PRE-PREPAREs crashed replicas accepted without preparing them.
+	spoilClient, spoilReplica int
+	unverifiedGone            uint64
 }
 
 // Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
@@ -97,7 +102,19 @@ func (p *pbftProtocol) Counters() []Counter {
 		{"batches-served", k[pbftcore.MsgBatch]}, {"state-chunks", k[pbftcore.MsgStateChunk]},
 		{"log-restarts", p.logRestarts}, {"power-cuts", p.powerCuts}, {"snapshot-behind-log", p.snapshotBehind},
 		{"async-digests", p.asyncDigests}, {"hidden-claims", p.hiddenClaims()}, {"hidden-chosen", p.hiddenChosen},
-		{"unheld-chosen", p.unheldChosen}}
+		{"unheld-chosen", p.unheldChosen}, {"unverified-batches", p.unverifiedBatches()}}
+}
+
+// unverifiedBatches counts the PRE-PREPAREs replicas accepted without their own PREPARE
+// because a request's MAC for them was wrong.
+func (p *pbftProtocol) unverifiedBatches() int {
+	n := p.unverifiedGone
+	for _, r := range p.replicas {
+		if r != nil {
+			n += r.nd.UnverifiedBatches()
+		}
+	}
+	return int(n)
 }
 
 // hiddenClaims counts the VIEW-CHANGEs that claimed a hidden batch prepared.
@@ -137,6 +154,11 @@ func newPBFTWith(c *Cluster, force byz.Behaviour) *pbftProtocol {
 	for _, i := range r.Perm(p.n)[:nByz] {
 		p.byzB[i] = all[r.IntN(len(all))]
 	}
+	// A faulty client (one run in four) spoils one replica's MAC in its authenticators.
+	p.spoilClient = -1
+	if !p.signAll && r.IntN(4) == 0 {
+		p.spoilClient, p.spoilReplica = r.IntN(c.Params().Clients), r.IntN(p.n)
+	}
 	p.pinned = make([]bool, p.n)
 	if force != byz.Honest {
 		for i := range p.byzB {
@@ -170,8 +192,12 @@ func (p *pbftProtocol) Describe() string {
 			bs = append(bs, fmt.Sprintf("n%d=%s", i+1, b))
 		}
 	}
-	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v asyncCkpt=%v/%d byzantine=[%s]",
-		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, p.asyncCkpt, p.digestDelay, strings.Join(bs, " "))
+	spoiled := ""
+	if p.spoilClient >= 0 {
+		spoiled = fmt.Sprintf(" spoiledMAC=c%d@n%d", p.spoilClient, p.spoilReplica+1)
+	}
+	return fmt.Sprintf("pbft n=%d f=%d K=%d L=%d batch=%d timeout=%d signAll=%v logged=%v asyncCkpt=%v/%d byzantine=[%s]%s",
+		p.n, p.f, p.k, 2*p.k, p.batch, p.timeout, p.signAll, p.logged, p.asyncCkpt, p.digestDelay, strings.Join(bs, " "), spoiled)
 }
 
 func (p *pbftProtocol) Hosts() int { return p.n }
@@ -255,8 +281,11 @@ func (p *pbftProtocol) newByz(i int) *byz.Replica {
 }
 
 func (p *pbftProtocol) Crashed(id NodeID) {
-	if r := p.replicas[id-1]; r != nil && r.byz != nil {
-		p.claimsGone += r.byz.Claims
+	if r := p.replicas[id-1]; r != nil {
+		p.unverifiedGone += r.nd.UnverifiedBatches()
+		if r.byz != nil {
+			p.claimsGone += r.byz.Claims
+		}
 	}
 	p.replicas[id-1] = nil
 	p.crashedAt[id-1] = true
@@ -732,6 +761,9 @@ func (c *pbftClient) flush() {
 	for k := range rd.Messages {
 		m := pbftcore.CloneMessage(&rd.Messages[k])
 		c.h.Logf("pbft request ts=%d ro=%v to=%d", m.Requests[0].Timestamp, m.Requests[0].ReadOnly, m.To)
+		if a := m.Requests[0].Auth; m.Requests[0].Client == uint64(c.p.spoilClient) && len(a) == c.p.n*pbftcore.MACSize {
+			a[c.p.spoilReplica*pbftcore.MACSize] ^= 0xff
+		}
 		if m.To == pbftcore.ToAll {
 			for j := range c.p.n {
 				c.h.Send(NodeID(j+1), m)

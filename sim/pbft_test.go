@@ -65,3 +65,31 @@ func TestPBFTPartialPrePrepareSeeds(t *testing.T) {
 
 // pbftPartialSeeds is TestPBFTPartialPrePrepareSeeds' default campaign.
 const pbftPartialSeeds = 100
+
+// TestPBFTForgeRequestSeeds is a PBFT campaign in which replica 0 (and 1 when f=2) is
+// forge-request for the whole run: as primary it alters a client's operation under a batch
+// digest recomputed to match. Backups accept such a PRE-PREPARE (the batch matches its
+// digest) but must not prepare it, since no correct backup can authenticate the request:
+// the validity checker fails any seed that executes an operation no client sent, and the
+// campaign must reach the path (unverified-batches > 0).
+func TestPBFTForgeRequestSeeds(t *testing.T) {
+	var last *pbftProtocol
+	unverified := 0
+	runSeeds(t, "TestPBFTForgeRequestSeeds", func(c *Cluster) Protocol {
+		if last != nil {
+			unverified += last.unverifiedBatches()
+		}
+		last = newPBFTWith(c, byz.ForgeRequest)
+		return last
+	}, pbftForgeSeeds)
+	if last != nil {
+		unverified += last.unverifiedBatches()
+	}
+	t.Logf("unverified-batches=%d", unverified)
+	if *seedFlag == 0 && !t.Failed() && unverified == 0 {
+		t.Errorf("the campaign never reached the path: unverified-batches=0")
+	}
+}
+
+// pbftForgeSeeds is TestPBFTForgeRequestSeeds' default campaign.
+const pbftForgeSeeds = 100

@@ -33,11 +33,16 @@ const (
 	// view at least two above a hidden pre-prepare's claims that batch prepared (in P and Q)
 	// at its sequence number.
 	PartialPrePrepare
+	// ForgeRequest: as primary, alters a client request in each pre-prepare (its operation's
+	// last byte) under a batch digest recomputed to match. The client's MACs no longer hold at
+	// any backup: backups may accept such a pre-prepare, but none may prepare it.
+	ForgeRequest
 	numBehaviours
 )
 
 var names = [...]string{"honest", "silent", "equivocate", "wrong-digest", "forge-mac", "missing-mac",
-	"replay", "slow-primary", "lying-view-change", "bad-new-view", "bad-state", "partial-pre-prepare"}
+	"replay", "slow-primary", "lying-view-change", "bad-new-view", "bad-state", "partial-pre-prepare",
+	"forge-request"}
 
 func (b Behaviour) String() string {
 	if b >= 0 && b < numBehaviours {
@@ -172,6 +177,17 @@ func (r *Replica) Transform(m *pbftcore.Message) []pbftcore.Message {
 			if len(c.Requests) > 0 {
 				c.Requests[0].Op = append(c.Requests[0].Op, "forged"...)
 			}
+			r.seal(&c)
+			return []pbftcore.Message{c}
+		}
+	case ForgeRequest:
+		if m.Type == pbftcore.MsgPrePrepare && len(m.Requests) > 0 {
+			c := pbftcore.CloneMessage(m)
+			last := &c.Requests[len(c.Requests)-1]
+			if len(last.Op) > 0 {
+				last.Op[len(last.Op)-1] ^= 1
+			}
+			c.Digest = pbftcore.BatchDigest(c.Requests)
 			r.seal(&c)
 			return []pbftcore.Message{c}
 		}
