@@ -133,6 +133,8 @@ type PBFTReplica struct {
 	view     atomic.Uint64
 	lastExec atomic.Uint64
 	stableH  atomic.Uint64
+	// unverified mirrors the core's UnverifiedBatches for the metrics reader.
+	unverified atomic.Uint64
 
 	lifecycle
 }
@@ -337,6 +339,8 @@ func (r *PBFTReplica) registerMetrics() {
 	r.m.paused = m.Counter("cb_peer_paused_drops_total", "Messages dropped because the peer's outbound queue was full.")
 	r.m.noConn = m.Counter("cb_pbft_reply_no_conn_total", "Replies dropped because the client has no live connection here.")
 	r.m.snapshots = m.Counter("cb_snapshots_total", "Stable checkpoints written to disk.")
+	m.CounterFunc("cb_pbft_unverified_batches_total", "PRE-PREPAREs accepted although a client's MAC for this replica was wrong (prepared once f others had): a faulty client, or keys that disagree.",
+		func() uint64 { return r.unverified.Load() })
 	m.GaugeFunc("cb_pbft_view", "The replica's current view.", func() int64 { return int64(r.view.Load()) })
 	m.GaugeFunc("cb_pbft_last_executed", "Highest sequence number executed.", func() int64 { return int64(r.lastExec.Load()) })
 	m.GaugeFunc("cb_pbft_stable_checkpoint", "Sequence number of the stable checkpoint (low watermark).", func() int64 { return int64(r.stableH.Load()) })
@@ -567,6 +571,7 @@ func (r *PBFTReplica) processReady() {
 	r.view.Store(st.View)
 	r.lastExec.Store(st.LastExecuted)
 	r.stableH.Store(st.LowWatermark)
+	r.unverified.Store(r.node.UnverifiedBatches())
 }
 
 func (r *PBFTReplica) observeReply(m *pbftcore.Message) {
