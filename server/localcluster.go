@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,8 @@ type LocalCluster struct {
 	log      *slog.Logger
 	tune     func(*transport.Config)
 	unsafe   bool
+	// secret is the cluster secret the replicas authenticate each other with (random).
+	secret []byte
 }
 
 // LocalClusterConfig configures StartLocalCluster.
@@ -37,6 +40,9 @@ type LocalClusterConfig struct {
 	TuneTransport func(*transport.Config)
 	// UnsafeAckBeforeCommit breaks the replicas on purpose (see ReplicaConfig).
 	UnsafeAckBeforeCommit bool
+	// UnauthenticatedPeers turns the peer authentication off (the replicas otherwise share a
+	// random cluster secret): for measuring what the authentication costs.
+	UnauthenticatedPeers bool
 }
 
 // StartLocalCluster starts every replica, then tells each the others' bound addresses.
@@ -58,6 +64,12 @@ func StartLocalCluster(cfg LocalClusterConfig) (*LocalCluster, error) {
 	}
 	c := &LocalCluster{Spec: spec, Replicas: make([]Replica, cfg.Nodes), dir: cfg.Dir, sync: cfg.Sync,
 		log: cfg.Logger, tune: cfg.TuneTransport, unsafe: cfg.UnsafeAckBeforeCommit}
+	if !cfg.UnauthenticatedPeers {
+		c.secret = make([]byte, 32)
+		if _, err := rand.Read(c.secret); err != nil {
+			return nil, err
+		}
+	}
 	for i := range spec.Nodes {
 		if err := c.start(i, true); err != nil {
 			c.Stop()
@@ -81,7 +93,7 @@ func (c *LocalCluster) start(i int, init bool) error {
 	}
 	r, err := NewReplica(ReplicaConfig{Spec: c.Spec, ID: id, DataDir: dir, Sync: c.sync,
 		PeerListen: "127.0.0.1:0", ClientListen: "127.0.0.1:0", Logger: log.With("node", id),
-		TuneTransport: c.tune, UnsafeAckBeforeCommit: c.unsafe, Seed: uint64(i + 1), Init: init})
+		TuneTransport: c.tune, UnsafeAckBeforeCommit: c.unsafe, Seed: uint64(i + 1), Init: init, PeerSecret: c.secret})
 	if err != nil {
 		return err
 	}

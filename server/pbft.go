@@ -372,7 +372,7 @@ func (r *PBFTReplica) Status() ReplicaStatus {
 	}
 	return ReplicaStatus{ID: r.cfg.ID, Protocol: "pbft", Role: role, Leader: primary, Term: v,
 		Applied: r.lastExec.Load(), Partitioned: r.tr.Partitioned(), Sync: r.cfg.Sync.String(),
-		Byzantine: ByzantineMode(r.byz.Load()).String()}
+		Byzantine: ByzantineMode(r.byz.Load()).String(), PeerAuth: peerAuthName(r.cfg.PeerSecret)}
 }
 
 func (r *PBFTReplica) run() {

@@ -53,6 +53,9 @@ type ReplicaConfig struct {
 	PeerListen, ClientListen string
 	// EventLoops is the transport's number of gnet event loops (0: one per CPU).
 	EventLoops int
+	// PeerSecret is the cluster secret peers prove at the hello (transport.Config.PeerSecret);
+	// nil leaves peers unauthenticated.
+	PeerSecret []byte
 	// Seed seeds the core's RNG (election timeouts). 0 derives one from the ID and the clock.
 	Seed uint64
 	// Logger receives replica events; nil discards them.
@@ -432,7 +435,8 @@ func (r *RaftReplica) Status() ReplicaStatus {
 		reads = "safe"
 	}
 	return ReplicaStatus{ID: r.cfg.ID, Protocol: "raft", Role: role, Leader: r.lead.Load(), Term: r.term.Load(),
-		Applied: r.appliedA.Load(), Partitioned: r.tr.Partitioned(), Sync: r.cfg.Sync.String(), Reads: reads}
+		Applied: r.appliedA.Load(), Partitioned: r.tr.Partitioned(), Sync: r.cfg.Sync.String(), Reads: reads,
+		PeerAuth: peerAuthName(r.cfg.PeerSecret)}
 }
 
 // TransferLeader asks this replica, which must be the leader, to hand leadership to `to`

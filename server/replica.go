@@ -58,6 +58,15 @@ type ReplicaStatus struct {
 	Sync      string `json:"sync"`
 	Reads     string `json:"reads,omitempty"`
 	Byzantine string `json:"byzantine,omitempty"`
+	// PeerAuth is "secret" when peers prove a cluster secret at the hello, else "none".
+	PeerAuth string `json:"peer_auth"`
+}
+
+func peerAuthName(secret []byte) string {
+	if secret != nil {
+		return "secret"
+	}
+	return "none"
 }
 
 // Admin is implemented by replicas that support the operator endpoints and fault injection
@@ -89,6 +98,7 @@ func newTransport(cfg *ReplicaConfig, proto wire.Protocol, log *slog.Logger, tun
 		PeerListen:   self.PeerAddr,
 		ClientListen: self.ClientAddr,
 		EventLoops:   cfg.EventLoops,
+		PeerSecret:   cfg.PeerSecret,
 		Logger:       log,
 	}
 	if cfg.PeerListen != "" {

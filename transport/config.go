@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,10 @@ type Config struct {
 	// Peers are the other members this node dials (entries with ID == NodeID are ignored).
 	// Only these IDs are accepted in inbound hellos.
 	Peers []Peer
+	// PeerSecret, when set (at least PeerSecretMinBytes), is the cluster secret every peer
+	// must prove it holds at the hello (auth.go); nil accepts any peer that names a
+	// configured ID, which is safe only on a network nobody else reaches.
+	PeerSecret []byte
 
 	// EventLoops is the number of gnet event loops; 0 lets gnet use one per CPU.
 	EventLoops int
@@ -121,6 +126,7 @@ type Config struct {
 
 func (c *Config) withDefaults() Config {
 	d := *c
+	d.PeerSecret = bytes.Clone(c.PeerSecret)
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
@@ -175,6 +181,9 @@ func (c *Config) validate() error {
 			bad("peer ID %d listed twice", p.ID)
 		}
 		seen[p.ID] = true
+	}
+	if c.PeerSecret != nil && len(c.PeerSecret) < PeerSecretMinBytes {
+		bad("PeerSecret has %d bytes, want at least %d", len(c.PeerSecret), PeerSecretMinBytes)
 	}
 	if err := wire.CheckMaxFrameBytes(c.MaxFrameBytes); err != nil {
 		errs = append(errs, err)

@@ -5,7 +5,8 @@
 // a partial frame left in gnet's buffer, nothing used after Discard, bodies copied into
 // pooled batches); a bounded inbound queue of batches for the server's driver goroutine;
 // one writer goroutine per peer that dials, exchanges hellos (cluster ID, node ID, consensus
-// protocol, protocol version), reconnects with backoff, and sends everything queued for the
+// protocol, protocol version) and, with a cluster secret, proves both ends hold it (auth.go),
+// reconnects with backoff, and sends everything queued for the
 // peer in one writev; per-peer outbound queues bounded in bytes that report "peer paused"
 // instead of growing; batched replies to client connections through gnet's AsyncWritev; and
 // counters (Metrics) for frames, bytes, queue depths, pauses and closed connections.

@@ -41,7 +41,10 @@ type inConn struct {
 
 	scanner   wire.Scanner
 	peerID    uint64 // kindPeer, after the hello
-	needBytes int    // bytes the buffered partial frame needs in all; 0 when none is pending
+	stage     uint8  // kindPeer: handshake stage until ready (auth.go)
+	nonceD    [wire.PeerAuthNonceSize]byte
+	nonceA    [wire.PeerAuthNonceSize]byte
+	needBytes int // bytes the buffered partial frame needs in all; 0 when none is pending
 
 	ready        atomic.Bool  // peer: hello accepted; client: always
 	partialSince atomic.Int64 // transport time when the pending partial frame began; 0 when none
@@ -194,18 +197,23 @@ func (h *handler) scan(ic *inConn, buf []byte, w io.Writer) (consumed, frames in
 		}
 		frames++
 		if !ic.ready.Load() {
-			if err := h.acceptHello(ic, f); err != nil {
-				if ic.markClosing() {
-					t.metrics.ClosedHandshake.Add(1)
-					t.log.Warn("refusing peer connection", "remote", ic.remote, "reason", err)
-				}
+			// Answer with our own hello (and authentication) so the dialer can check it
+			// reached the node it meant.
+			answer, err := h.acceptHandshake(ic, f)
+			if err != nil {
+				h.refuse(ic, err)
 				return fail()
 			}
-			// Answer with our own hello so the dialer can check it reached the node it meant.
-			if _, err := w.Write(t.helloFrame); err != nil {
-				return fail()
+			if answer != nil {
+				if _, err := w.Write(answer); err != nil {
+					return fail()
+				}
 			}
 			continue
+		}
+		if f.Type == wire.TypePeerAuth && ic.kind == kindPeer {
+			h.refuse(ic, errAuthOffered)
+			return fail()
 		}
 		if !h.accepts(ic, f.Type) {
 			h.badFrame(ic, errUnexpectedType, f.Type)
@@ -263,7 +271,7 @@ func (h *handler) accepts(ic *inConn, ty wire.Type) bool {
 	if ic.kind == kindClient {
 		return h.t.clientTypes[ty]
 	}
-	return ty != wire.TypePeerHello && ty != wire.TypeClientRequest && ty != wire.TypeClientReply
+	return ty != wire.TypePeerHello && ty != wire.TypePeerAuth && ty != wire.TypeClientRequest && ty != wire.TypeClientReply
 }
 
 // acceptHello checks the first frame of an inbound peer connection.
@@ -280,9 +288,15 @@ func (h *handler) acceptHello(ic *inConn, f wire.Frame) error {
 		return err
 	}
 	ic.peerID = hello.NodeID
-	ic.ready.Store(true)
-	t.log.Info("inbound peer connection accepted", "peer", hello.NodeID, "remote", ic.remote)
 	return nil
+}
+
+// refuse counts and logs (once per connection) a peer connection refused at its handshake.
+func (h *handler) refuse(ic *inConn, err error) {
+	if ic.markClosing() {
+		h.t.metrics.ClosedHandshake.Add(1)
+		h.t.log.Warn("refusing peer connection", "remote", ic.remote, "peer", ic.peerID, "reason", err)
+	}
 }
 
 // checkHello validates a peer's hello; want is the node ID expected (0: any configured peer).

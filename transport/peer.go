@@ -273,7 +273,13 @@ func (p *peer) connect(addr string) (net.Conn, error) {
 	if err := conn.SetDeadline(time.Now().Add(p.t.cfg.DialTimeout)); err != nil {
 		return fail(err)
 	}
-	if _, err := conn.Write(p.t.helloFrame); err != nil {
+	var nd [wire.PeerAuthNonceSize]byte
+	opening := p.t.helloFrame
+	if p.t.peerKey != nil {
+		nd = newNonce()
+		opening = wire.AppendMessageFrame(append([]byte(nil), opening...), 0, &wire.PeerAuth{Nonce: nd})
+	}
+	if _, err := conn.Write(opening); err != nil {
 		return fail(err)
 	}
 	r := wire.NewReader(conn, helloMaxFrameBytes)
@@ -291,6 +297,15 @@ func (p *peer) connect(addr string) (net.Conn, error) {
 	}
 	if err := p.t.checkHello(h, p.id); err != nil {
 		return fail(&refusedError{err})
+	}
+	if p.t.peerKey != nil {
+		proof, err := p.dialAuthenticate(r, &nd)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := conn.Write(proof); err != nil {
+			return fail(err)
+		}
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return fail(err)

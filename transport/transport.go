@@ -65,7 +65,8 @@ type Transport struct {
 	closing     chan struct{}
 	closeOnce   sync.Once
 	clientTypes [256]bool
-	helloFrame  []byte // our hello, sent by dialers and answered by acceptors
+	helloFrame  []byte   // our hello, sent by dialers and answered by acceptors
+	peerKey     *peerKey // derived from Config.PeerSecret; nil: peers are not authenticated
 
 	peers    map[uint64]*peer // immutable after New
 	peerList []*peer
@@ -115,6 +116,7 @@ func New(cfg Config) (*Transport, error) {
 		t.clientTypes[ty] = true
 	}
 	t.helloFrame = appendHello(nil, &t.cfg)
+	t.peerKey = derivePeerKey(t.cfg.PeerSecret, t.cfg.ClusterID, t.cfg.Protocol)
 	for _, p := range c.Peers {
 		if p.ID == c.NodeID {
 			continue

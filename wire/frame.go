@@ -74,6 +74,7 @@ const (
 
 	// Connection set-up.
 	TypePeerHello Type = 1
+	TypePeerAuth  Type = 2
 
 	// Raft.
 	TypeAppendEntries        Type = 0x10
@@ -109,6 +110,7 @@ const (
 
 var typeNames = [256]string{
 	TypePeerHello:            "PeerHello",
+	TypePeerAuth:             "PeerAuth",
 	TypeAppendEntries:        "AppendEntries",
 	TypeAppendEntriesReply:   "AppendEntriesReply",
 	TypeRequestVote:          "RequestVote",

@@ -141,8 +141,8 @@ func TestTypeNames(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if len(seen) != 26 {
-		t.Fatalf("%d message types, want 26", len(seen))
+	if len(seen) != 27 {
+		t.Fatalf("%d message types, want 27", len(seen))
 	}
 	if TypeInvalid.Valid() || Type(0xEE).String() != "Type(238)" {
 		t.Fatalf("unknown type naming: %q", Type(0xEE).String())

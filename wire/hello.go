@@ -67,3 +67,47 @@ func DecodePeerHello(body []byte, m *PeerHello) error {
 	m.ProtocolVersion = d.u16()
 	return d.finish()
 }
+
+// PeerAuthNonceSize and PeerAuthProofSize are the sizes of a PeerAuth's fields.
+const (
+	PeerAuthNonceSize = 16
+	PeerAuthProofSize = 32
+)
+
+// PeerAuth carries the challenge-response that proves a peer holds the cluster secret
+// (transport's peer authentication). Each side sends a fresh Nonce; Proof is an HMAC, under
+// a key derived from the secret, over both node IDs and both nonces: the dialer's first
+// PeerAuth has a zero Proof (it has not seen the acceptor's nonce yet), the acceptor's
+// answer proves the acceptor, and the dialer's second proves the dialer.
+type PeerAuth struct {
+	Nonce [PeerAuthNonceSize]byte
+	Proof [PeerAuthProofSize]byte
+}
+
+const peerAuthSize = PeerAuthNonceSize + PeerAuthProofSize
+
+// Type implements Message.
+func (*PeerAuth) Type() Type { return TypePeerAuth }
+
+// Size implements Message.
+func (*PeerAuth) Size() int { return peerAuthSize }
+
+// AppendBody implements Message.
+func (m *PeerAuth) AppendBody(dst []byte) []byte { return AppendPeerAuth(dst, m) }
+
+// Decode implements Message.
+func (m *PeerAuth) Decode(body []byte) error { return DecodePeerAuth(body, m) }
+
+// AppendPeerAuth appends the encoded body of m to dst.
+func AppendPeerAuth(dst []byte, m *PeerAuth) []byte {
+	dst = append(dst, m.Nonce[:]...)
+	return append(dst, m.Proof[:]...)
+}
+
+// DecodePeerAuth fills m from body.
+func DecodePeerAuth(body []byte, m *PeerAuth) error {
+	d := decoder{b: body}
+	copy(m.Nonce[:], d.fixed(PeerAuthNonceSize))
+	copy(m.Proof[:], d.fixed(PeerAuthProofSize))
+	return d.finish()
+}

@@ -3,6 +3,7 @@ package wire
 // Every message type implements Message.
 var (
 	_ Message = (*PeerHello)(nil)
+	_ Message = (*PeerAuth)(nil)
 	_ Message = (*AppendEntries)(nil)
 	_ Message = (*AppendEntriesReply)(nil)
 	_ Message = (*RequestVote)(nil)
@@ -34,6 +35,8 @@ func NewMessage(t Type) Message {
 	switch t {
 	case TypePeerHello:
 		return new(PeerHello)
+	case TypePeerAuth:
+		return new(PeerAuth)
 	case TypeAppendEntries:
 		return new(AppendEntries)
 	case TypeAppendEntriesReply:

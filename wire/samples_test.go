@@ -122,5 +122,6 @@ func goldenSamples() []Message {
 			ClientID: 9, FirstSeq: 300, LeaderHint: 1, View: 0, Replica: 0,
 			Results: []OpResult{{Status: StatusOK}, {Status: StatusOK, Value: []byte("v1")}, {Status: StatusNotFound}, {Status: StatusCASMismatch, Value: []byte("cur")}},
 		},
+		&PeerAuth{Nonce: [PeerAuthNonceSize]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, Proof: [PeerAuthProofSize]byte(sig(0x50)[:PeerAuthProofSize])},
 	}
 }

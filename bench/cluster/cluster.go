@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +56,10 @@ type Config struct {
 	LogLevel string
 	// NodeArgs, when set, returns extra flags for node id (e.g. --byzantine MODE).
 	NodeArgs func(id uint64) []string
+	// UnauthenticatedPeers runs the nodes without a cluster secret (on loopback they need no
+	// --insecure-peers); by default they share a random one (--peer-secret-file), as a real
+	// deployment should.
+	UnauthenticatedPeers bool
 	// StartTimeout and StopTimeout bound Start and Stop (0: the defaults).
 	StartTimeout, StopTimeout time.Duration
 	// Ready, when set, runs after every client port accepts, with Start's deadline in ctx;
@@ -167,6 +173,8 @@ type Cluster struct {
 	stopErr  error
 	kept     string
 	stopping chan struct{}
+	// secretPath is the cluster secret file the nodes share ("" without one).
+	secretPath string
 }
 
 // Start writes the spec, starts every node and waits until the cluster serves. On error
@@ -214,6 +222,16 @@ func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) 
 		stopping: make(chan struct{})}
 	if err := os.WriteFile(c.SpecPath, b, 0o644); err != nil {
 		return nil, false, fmt.Errorf("cluster: %w", err)
+	}
+	if !cfg.UnauthenticatedPeers {
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, false, fmt.Errorf("cluster: %w", err)
+		}
+		c.secretPath = filepath.Join(dir, "peer.secret")
+		if err := os.WriteFile(c.secretPath, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+			return nil, false, fmt.Errorf("cluster: %w", err)
+		}
 	}
 	for i, ns := range spec.Nodes {
 		n, err := c.spawn(ns, metrics[i], attempt > 1)
@@ -308,6 +326,9 @@ func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*No
 	// stamped directory --init changes nothing.
 	n.args = []string{"--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID), "--init",
 		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel, "--metrics-addr", metricsAddr}
+	if c.secretPath != "" {
+		n.args = append(n.args, "--peer-secret-file", c.secretPath)
+	}
 	if c.cfg.NodeArgs != nil {
 		n.args = append(n.args, c.cfg.NodeArgs(ns.ID)...)
 	}

@@ -82,6 +82,16 @@ func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *se
 	if err := os.WriteFile(tokenPath, []byte(ns.Procs.AdminToken), 0o600); err != nil {
 		return nil, err
 	}
+	// The peers talk over namespace addresses, not loopback: they authenticate each other
+	// with a cluster secret (cmd/node refuses to start without one).
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	secretPath := filepath.Join(dir, "peer.secret")
+	if err := os.WriteFile(secretPath, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+		return nil, err
+	}
 	for i := range spec.Nodes {
 		id := int(spec.Nodes[i].ID)
 		data := filepath.Join(dir, fmt.Sprintf("node-%d", id))
@@ -91,7 +101,7 @@ func StartNodes(ctx context.Context, prefix, nodeBin, dir, sync string, spec *se
 		p := &proc{id: id, log: filepath.Join(dir, fmt.Sprintf("node-%d.log", id)),
 			args: []string{"netns", "exec", nodeNS(prefix, id), nodeBin, "--cluster", specPath, "--id", strconv.Itoa(id), "--init",
 				"--data-dir", data, "--sync", sync, "--metrics-addr", fmt.Sprintf("%s:%d", nodeAddr(id), MetricsPort),
-				"--admin-token-file", tokenPath}}
+				"--admin-token-file", tokenPath, "--peer-secret-file", secretPath}}
 		p.args = append(p.args, extra[id]...)
 		ns.procs = append(ns.procs, p)
 		ns.Procs.Procs = append(ns.Procs.Procs, nemesis.Proc{ID: uint64(id),

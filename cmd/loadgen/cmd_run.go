@@ -317,15 +317,16 @@ func verdictError(r *report.Result) error {
 	return fmt.Errorf("run: verdict failed: %s", strings.Join(msgs, "; "))
 }
 
-// opener is the app's Opener, or for --byzantine and --raft-reads a local cluster with
-// Byzantine nodes or the chosen read mode.
+// opener is the app's Opener, or for --byzantine, --raft-reads and --insecure-peers a local
+// cluster with Byzantine nodes, the chosen read mode or unauthenticated peers.
 func (a *app) opener(cf *clusterFlags) bench.Opener {
-	if cf.byz == "" && cf.raftReads == "" {
+	if cf.byz == "" && cf.raftReads == "" && !cf.insecure {
 		return a.open
 	}
-	var x localExtras
+	x := localExtras{insecure: cf.insecure}
 	if cf.byz != "" {
 		x = byzantineExtras(cf.byz, cf.byzNodes)
+		x.insecure = cf.insecure
 	}
 	if cf.raftReads != "" {
 		x = raftReadsExtras(x, cf.local, cf.raftReads)

@@ -29,6 +29,7 @@ type clusterFlags struct {
 	byzNodes  []uint
 	raftReads string
 	attempt   time.Duration
+	insecure  bool // --insecure-peers
 }
 
 func (c *clusterFlags) group() group {
@@ -42,6 +43,7 @@ func (c *clusterFlags) group() group {
 	g.fs.StringVar(&c.byz, "byzantine", "", "local PBFT clusters: start --byzantine-nodes with node --byzantine MODE (silent, equivocate, bad-digest, bad-mac)")
 	g.fs.UintSliceVar(&c.byzNodes, "byzantine-nodes", []uint{1}, "local PBFT clusters: the node IDs that misbehave (at most f; node 1 is the first primary)")
 	g.fs.DurationVar(&c.attempt, "attempt-timeout", 0, "how long a client waits for one replica's reply before it tries another (default the client's, 2s)")
+	g.fs.BoolVar(&c.insecure, "insecure-peers", false, "local clusters: run the nodes without a cluster secret (by default their peers authenticate with a random one); to measure what peer authentication costs")
 	g.fs.StringVar(&c.raftReads, "raft-reads", "", "local Raft clusters: how the leader confirms reads, safe (a ReadIndex heartbeat round) or lease (thesis §6.4.1; trusts bounded clock drift) (default safe)")
 	return g
 }
@@ -60,6 +62,9 @@ func (c *clusterFlags) spec() (bench.Spec, error) {
 		return s, usagef("--raft-reads %q: want safe or lease", c.raftReads)
 	case c.raftReads != "" && (c.local == 0 || c.protocol != "raft"):
 		return s, usagef("--raft-reads applies to local Raft clusters (--local N --protocol raft); on other clusters set raft.reads in the cluster spec")
+	}
+	if c.insecure && c.local == 0 {
+		return s, usagef("--insecure-peers applies to local clusters (--local N); other clusters' nodes take --peer-secret-file or --insecure-peers themselves")
 	}
 	if c.byz != "" && (c.local == 0 || c.protocol != "pbft") {
 		return s, usagef("--byzantine applies to local PBFT clusters (--local N --protocol pbft); on other clusters start node with --byzantine")

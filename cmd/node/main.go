@@ -48,6 +48,8 @@ type options struct {
 	sync        string
 	metricsAddr string
 	adminToken  string // --admin-token-file
+	peerSecret  string // --peer-secret-file
+	insecure    bool   // --insecure-peers
 	pprof       bool
 	logLevel    string
 	tick        time.Duration
@@ -67,6 +69,8 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	cluster.StringVar(&o.protocol, "protocol", "", "raft or pbft (required with --peers; must match the spec with --cluster)")
 	cluster.Uint64Var(&o.clusterID, "cluster-id", 1, "cluster ID checked in every peer hello (with --peers)")
 	cluster.DurationVar(&o.tick, "tick", 0, "logical tick with --peers (0: 10ms)")
+	cluster.StringVar(&o.peerSecret, "peer-secret-file", "", "file holding the cluster secret (at least 16 bytes, the same on every node): peers prove they hold it at the hello, and a peer that does not is refused")
+	cluster.BoolVar(&o.insecure, "insecure-peers", false, "accept unauthenticated peers on a cluster whose peer addresses are not all loopback (only where nobody else can reach the peer ports)")
 
 	store := pflag.NewFlagSet("storage", pflag.ContinueOnError)
 	store.SortFlags = false
@@ -202,9 +206,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if byz != server.ByzantineNone && spec.Protocol != "pbft" {
 		return fmt.Errorf("--byzantine: only PBFT replicas have Byzantine modes (this cluster runs %s)", spec.Protocol)
 	}
+	secret, err := loadPeerSecret(o.peerSecret, o.insecure, spec)
+	if err != nil {
+		return err
+	}
+	if secret == nil {
+		log.Warn("peers are not authenticated: anyone who reaches the peer port can speak as a member (give --peer-secret-file)")
+	}
 	metrics := server.NewMetrics()
 	r, err := server.NewReplica(server.ReplicaConfig{Spec: spec, ID: o.id, DataDir: o.dataDir, Init: o.init, Sync: policy,
-		Logger: log.With("node", o.id), Metrics: metrics})
+		Logger: log.With("node", o.id), Metrics: metrics, PeerSecret: secret})
 	if err != nil {
 		return err
 	}

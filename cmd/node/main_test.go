@@ -26,11 +26,23 @@ func TestRunRejectsBadInput(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"protocol":"raft","nodes":[{"id":1,"peer_addr":"x","client_addr":"127.0.0.1:2"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	remote := filepath.Join(dir, "remote.json")
+	if err := os.WriteFile(remote, []byte(`{"protocol":"raft","nodes":[{"id":1,"peer_addr":"10.0.0.1:7000","client_addr":"10.0.0.1:7001"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.secret")
+	if err := os.WriteFile(short, []byte("tooshort\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"remote peers without secret", []string{"--id", "1", "--data-dir", dir, "--cluster", remote}, "give --peer-secret-file"},
+		{"short secret", []string{"--id", "1", "--data-dir", dir, "--cluster", spec, "--peer-secret-file", short}, "at least 16 bytes"},
+		{"missing secret", []string{"--id", "1", "--data-dir", dir, "--cluster", spec, "--peer-secret-file", filepath.Join(dir, "none")}, "--peer-secret-file: open"},
+		{"secret and insecure", []string{"--id", "1", "--data-dir", dir, "--cluster", spec, "--peer-secret-file", short, "--insecure-peers"}, "contradict"},
 		{"unknown flag", []string{"--bogus"}, "unknown flag: --bogus"},
 		{"no id", []string{"--cluster", spec, "--data-dir", dir}, "--id is required"},
 		{"no data dir", []string{"--id", "1", "--cluster", spec}, "--data-dir is required"},
