@@ -377,3 +377,34 @@ func BenchmarkPeerRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPeerHandshake is one outbound peer connection to a live transport: dial, hello
+// exchange and, with auth=secret, the challenge-response (two HMACs a side, one more frame
+// each way), then close. Authentication costs this once per connection; frames after the
+// handshake take the same path either way (BenchmarkPeerToPeer).
+func BenchmarkPeerHandshake(b *testing.B) {
+	for _, auth := range []string{"none", "secret"} {
+		b.Run("auth="+auth, func(b *testing.B) {
+			tweak := func(c *Config) { c.ClientListen = "" }
+			if auth == "secret" {
+				tweak = func(c *Config) { c.ClientListen, c.PeerSecret = "", testSecret }
+			}
+			c1 := testConfig(1, 2)
+			c2 := testConfig(2, 1)
+			tweak(&c1)
+			tweak(&c2)
+			a, _ := startTransport(b, c1)
+			acc, _ := startTransport(b, c2)
+			p := a.peers[2]
+			b.ReportAllocs()
+			for b.Loop() {
+				conn, err := p.connect(acc.PeerAddr())
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.closeConn()
+				_ = conn
+			}
+		})
+	}
+}
