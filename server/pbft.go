@@ -39,6 +39,11 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // L = 256 (TestPBFTLargestNewViewFitsAFrame builds the largest one).
 const PBFTMaxFrameBytes = 64 << 20
 
+// PBFTMaxClientFrameBytes bounds a frame on a PBFT replica's client port: one request of
+// PBFTMaxOpBytes with a signature or an authenticator of pbftcore.MaxReplicas MACs, and room
+// for its fixed fields.
+const PBFTMaxClientFrameBytes = PBFTMaxOpBytes + 16<<10
+
 // pbftWALFS, when set by a test, is the filesystem of every PBFT replica's WAL (nil: the
 // OS). Tests substitute one whose fsync they can hold to prove that replies wait for it.
 var pbftWALFS storage.FS
@@ -323,6 +328,9 @@ func (r *PBFTReplica) newTransport() error {
 		// frame (see PBFTMaxFrameBytes).
 		tc.MaxFrameBytes = PBFTMaxFrameBytes
 		tc.PeerQueueBytes = 2 * PBFTMaxFrameBytes
+		// Clients send one request (an operation of at most PBFTMaxOpBytes and its
+		// authenticator) or a registration per frame.
+		tc.MaxClientFrameBytes = PBFTMaxClientFrameBytes
 	})
 	r.tr = tr
 	return err

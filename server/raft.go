@@ -87,6 +87,10 @@ func (c *ReplicaConfig) validate() error {
 	return nil
 }
 
+// raftClientFrameSlack is room above the batch bytes for a client frame's header and per-op
+// encoding.
+const raftClientFrameSlack = 64 << 10
+
 // pendingMark pairs a WAL call's sequence with the core's persistence mark it completes.
 type pendingMark struct {
 	walSeq uint64
@@ -383,7 +387,12 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 }
 
 func (r *RaftReplica) newTransport() error {
-	tr, err := newTransport(&r.cfg, wire.ProtocolRaft, r.log, nil)
+	tr, err := newTransport(&r.cfg, wire.ProtocolRaft, r.log, func(tc *transport.Config) {
+		// A client batch larger than the core's proposal limit is answered with an error
+		// (errBatchTooLarge); one beyond twice that closes the connection instead, so a
+		// client cannot make the event loops buffer peer-sized frames.
+		tc.MaxClientFrameBytes = min(2*r.maxBatchBytes+raftClientFrameSlack, wire.DefaultMaxFrameBytes)
+	})
 	r.tr = tr
 	return err
 }

@@ -23,7 +23,10 @@ func registerTransportMetrics(m *Metrics, tr *transport.Transport) {
 		{"cb_transport_closed_handshake_total", "Peer connections refused at the hello.", &tm.ClosedHandshake},
 		{"cb_transport_closed_timeout_total", "Connections closed by the handshake or partial-frame timeout.", &tm.ClosedTimeout},
 		{"cb_transport_closed_slow_client_total", "Client connections closed for not reading replies.", &tm.ClosedSlowClient},
-		{"cb_transport_closed_over_limit_total", "Inbound connections refused at MaxInboundConns.", &tm.ClosedOverLimit},
+		{"cb_transport_closed_over_limit_total", "Inbound connections refused at a connection cap (MaxClientConns, MaxClientConnsPerHost, MaxPeerConns) or evicted as the oldest pending peer handshake (MaxPendingPeerConns).", &tm.ClosedOverLimit},
+		{"cb_transport_closed_idle_total", "Connections closed by ClientIdleTimeout or PeerIdleTimeout.", &tm.ClosedIdle},
+		{"cb_transport_closed_over_budget_total", "Client connections closed because their unfinished frame exceeded PartialFrameBudget.", &tm.ClosedOverBudget},
+		{"cb_transport_buffer_reclaims_total", "Times closed connections' large buffers were returned to the OS.", &tm.Reclaims},
 		{"cb_transport_client_busy_total", "Client replies refused because the connection's reply queue was full.", &tm.ClientBusy},
 		{"cb_transport_peer_paused_total", "Times a peer's outbound queue filled up.", &tm.PeerPaused},
 		{"cb_transport_peer_resumed_total", "Times a paused peer queue drained and accepted frames again.", &tm.PeerResumed},
@@ -40,4 +43,8 @@ func registerTransportMetrics(m *Metrics, tr *transport.Transport) {
 		return int64(tr.InboundQueueDepth())
 	})
 	m.GaugeFunc("cb_transport_open_connections", "Inbound connections open.", tm.InboundOpen.Load)
+	m.GaugeFunc("cb_transport_client_connections", "Client connections open (MaxClientConns).", tm.ClientConns.Load)
+	m.GaugeFunc("cb_transport_peer_connections", "Established inbound peer connections open (MaxPeerConns).", tm.PeerConns.Load)
+	m.GaugeFunc("cb_transport_pending_peer_connections", "Peer-port connections still in their handshake (MaxPendingPeerConns).", tm.PendingPeers.Load)
+	m.GaugeFunc("cb_transport_partial_frame_bytes", "Bytes of unfinished client frames held, at their announced size (PartialFrameBudget).", tm.PartialBytes.Load)
 }

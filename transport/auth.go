@@ -108,7 +108,9 @@ func (h *handler) acceptHandshake(ic *inConn, f wire.Frame) ([]byte, error) {
 			return nil, err
 		}
 		if t.peerKey == nil {
-			h.accepted(ic, false)
+			if err := h.accepted(ic, false); err != nil {
+				return nil, err
+			}
 		} else {
 			ic.stage = stageChallenge
 		}
@@ -141,16 +143,22 @@ func (h *handler) acceptHandshake(ic *inConn, f wire.Frame) ([]byte, error) {
 		if !t.peerKey.check("dial", ic.peerID, t.cfg.NodeID, &ic.nonceD, &ic.nonceA, &a.Proof) {
 			return nil, errAuthProof
 		}
-		h.accepted(ic, true)
-		return nil, nil
+		return nil, h.accepted(ic, true)
 	}
 }
 
-// accepted marks an inbound peer connection ready for protocol frames.
-func (h *handler) accepted(ic *inConn, authenticated bool) {
+// accepted marks an inbound peer connection ready for protocol frames, unless MaxPeerConns
+// established connections are open already.
+func (h *handler) accepted(ic *inConn, authenticated bool) error {
+	if !h.t.established(ic) {
+		return errPeerConnCap
+	}
 	ic.ready.Store(true)
 	h.t.log.Info("inbound peer connection accepted", "peer", ic.peerID, "remote", ic.remote, "authenticated", authenticated)
+	return nil
 }
+
+var errPeerConnCap = errors.New("MaxPeerConns established peer connections are open")
 
 // dialAuthenticate runs the dialer's side after its hello was answered: it reads the
 // acceptor's PeerAuth from r, checks its proof, and returns the dialer's proof frame.

@@ -32,10 +32,31 @@ const (
 	// DefaultReadBufferBytes is gnet's per-event-loop read buffer: the most one OnTraffic sees
 	// from the socket at a time.
 	DefaultReadBufferBytes = 64 << 10
-	// DefaultMaxInboundConns bounds open inbound connections (peers and clients together);
-	// beyond it new connections are closed at once, so a connection flood cannot exhaust file
-	// descriptors or memory.
-	DefaultMaxInboundConns = 4096
+	// DefaultMaxClientConns bounds open client connections; beyond it new ones are closed at
+	// once, so a connection flood cannot exhaust file descriptors or memory. Peers have their
+	// own caps, so a client flood never keeps a peer out.
+	DefaultMaxClientConns = 4096
+	// DefaultMaxClientConnsPerHost bounds the client connections from one remote address, so
+	// one host cannot take every client slot.
+	DefaultMaxClientConnsPerHost = 1024
+	// DefaultMaxPendingPeerConns bounds peer-port connections still in their handshake. When
+	// it is full, the oldest is closed to admit the new one: a flood of connections that never
+	// finish a hello cannot keep a real peer (whose handshake takes a round trip) out.
+	DefaultMaxPendingPeerConns = 64
+	// DefaultPeerConnsPerPeer sets the default MaxPeerConns: this many established inbound
+	// connections per configured peer (a reconnect can briefly overlap the old connection).
+	DefaultPeerConnsPerPeer = 4
+	// DefaultClientIdleTimeout and DefaultPeerIdleTimeout close an inbound connection that sent
+	// nothing for that long, so idle connections cannot hold slots forever. A client or peer
+	// reconnects when it has something to send.
+	DefaultClientIdleTimeout = 2 * time.Minute
+	DefaultPeerIdleTimeout   = 2 * time.Minute
+	// DefaultPartialFrameBudget bounds the bytes of unfinished frames that client connections
+	// hold together (each frame counted at its announced size while it is incomplete); a
+	// connection whose frame would exceed it is closed. The event loops buffer a partial
+	// frame whole, so without a budget many connections each announcing a large frame could
+	// take memory without bound.
+	DefaultPartialFrameBudget = 128 << 20
 	// DefaultHandshakeTimeout bounds how long an inbound peer connection may take to present
 	// a valid hello before it is closed.
 	DefaultHandshakeTimeout = 5 * time.Second
@@ -109,12 +130,26 @@ type Config struct {
 	ChunkBytes int
 	// ClientFrameTypes are the types accepted from clients (nil: DefaultClientFrameTypes).
 	ClientFrameTypes []wire.Type
-	// MaxInboundConns bounds open inbound connections (see DefaultMaxInboundConns). Event
-	// loops check it independently, so it may be overshot by at most EventLoops-1.
-	MaxInboundConns int
+	// MaxClientFrameBytes bounds frames on client connections (0: MaxFrameBytes); the server
+	// sizes it to its largest client request, far below what peers may send.
+	MaxClientFrameBytes int
+	// MaxClientConns and MaxClientConnsPerHost bound client connections in all and per
+	// remote address; MaxPeerConns bounds established inbound peer connections (0:
+	// DefaultPeerConnsPerPeer per configured peer) and MaxPendingPeerConns those still in
+	// their handshake (see the defaults). Event loops check the totals independently, so
+	// they may be overshot by at most EventLoops-1.
+	MaxClientConns        int
+	MaxClientConnsPerHost int
+	MaxPeerConns          int
+	MaxPendingPeerConns   int
+	// PartialFrameBudget bounds the unfinished frames of client connections, in bytes (see
+	// DefaultPartialFrameBudget); at least MaxClientFrameBytes.
+	PartialFrameBudget int
 
 	HandshakeTimeout    time.Duration
 	PartialFrameTimeout time.Duration
+	ClientIdleTimeout   time.Duration
+	PeerIdleTimeout     time.Duration
 	DialTimeout         time.Duration
 	ReconnectMin        time.Duration
 	ReconnectMax        time.Duration
@@ -145,7 +180,14 @@ func (c *Config) withDefaults() Config {
 	setInt(&d.PeerQueueBytes, DefaultPeerQueueBytes)
 	setInt(&d.ClientQueueBytes, DefaultClientQueueBytes)
 	setInt(&d.ChunkBytes, DefaultChunkBytes)
-	setInt(&d.MaxInboundConns, DefaultMaxInboundConns)
+	setInt(&d.MaxClientFrameBytes, d.MaxFrameBytes)
+	setInt(&d.MaxClientConns, DefaultMaxClientConns)
+	setInt(&d.MaxClientConnsPerHost, DefaultMaxClientConnsPerHost)
+	setInt(&d.MaxPeerConns, DefaultPeerConnsPerPeer*max(1, len(d.Peers)))
+	setInt(&d.MaxPendingPeerConns, DefaultMaxPendingPeerConns)
+	setInt(&d.PartialFrameBudget, max(DefaultPartialFrameBudget, d.MaxClientFrameBytes))
+	setDur(&d.ClientIdleTimeout, DefaultClientIdleTimeout)
+	setDur(&d.PeerIdleTimeout, DefaultPeerIdleTimeout)
 	if d.ClientFrameTypes == nil {
 		d.ClientFrameTypes = DefaultClientFrameTypes
 	}
@@ -188,8 +230,17 @@ func (c *Config) validate() error {
 	if err := wire.CheckMaxFrameBytes(c.MaxFrameBytes); err != nil {
 		errs = append(errs, err)
 	}
-	if c.EventLoops < 0 || c.ReadBufferBytes < wire.HeaderSize || c.InboundQueueBatches < 1 || c.ChunkBytes < 1 || c.MaxInboundConns < 1 {
-		bad("EventLoops, ReadBufferBytes, InboundQueueBatches, ChunkBytes and MaxInboundConns must be positive")
+	if c.EventLoops < 0 || c.ReadBufferBytes < wire.HeaderSize || c.InboundQueueBatches < 1 || c.ChunkBytes < 1 {
+		bad("EventLoops, ReadBufferBytes, InboundQueueBatches and ChunkBytes must be positive")
+	}
+	if c.MaxClientConns < 1 || c.MaxClientConnsPerHost < 1 || c.MaxPeerConns < 1 || c.MaxPendingPeerConns < 1 {
+		bad("MaxClientConns, MaxClientConnsPerHost, MaxPeerConns and MaxPendingPeerConns must be positive")
+	}
+	if c.MaxClientFrameBytes < wire.HeaderSize || c.MaxClientFrameBytes > c.MaxFrameBytes {
+		bad("MaxClientFrameBytes (%d) must hold a frame header and be at most MaxFrameBytes (%d)", c.MaxClientFrameBytes, c.MaxFrameBytes)
+	}
+	if c.PartialFrameBudget < c.MaxClientFrameBytes {
+		bad("PartialFrameBudget (%d) must hold one client frame of MaxClientFrameBytes (%d)", c.PartialFrameBudget, c.MaxClientFrameBytes)
 	}
 	// A queue must hold at least one maximal frame, or a legal frame could never be sent.
 	if c.PeerQueueBytes < c.MaxFrameBytes {
@@ -198,7 +249,7 @@ func (c *Config) validate() error {
 	if c.ClientQueueBytes < wire.HeaderSize {
 		bad("ClientQueueBytes (%d) must hold at least a frame header", c.ClientQueueBytes)
 	}
-	if c.HandshakeTimeout < 0 || c.PartialFrameTimeout < 0 || c.DialTimeout < 0 {
+	if c.HandshakeTimeout < 0 || c.PartialFrameTimeout < 0 || c.DialTimeout < 0 || c.ClientIdleTimeout < 0 || c.PeerIdleTimeout < 0 {
 		bad("timeouts must be positive")
 	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
-	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -46,23 +45,36 @@ type inConn struct {
 	nonceA    [wire.PeerAuthNonceSize]byte
 	needBytes int // bytes the buffered partial frame needs in all; 0 when none is pending
 
-	ready        atomic.Bool  // peer: hello accepted; client: always
+	host     string // kindClient: the remote host, for MaxClientConnsPerHost
+	reserved int    // bytes of PartialFrameBudget this connection holds (kindClient)
+	evicted  bool   // a pending peer connection closed to admit a newer one (connsMu)
+
+	ready        atomic.Bool  // peer: handshake complete; client: always
 	partialSince atomic.Int64 // transport time when the pending partial frame began; 0 when none
+	lastRead     atomic.Int64 // transport time of the last bytes read, for the idle timeouts
 	closing      atomic.Bool  // a close has been decided (count and log it once)
 }
 
 // markClosing reports whether this call is the first to decide to close the connection.
 func (ic *inConn) markClosing() bool { return ic.closing.CompareAndSwap(false, true) }
 
-// overdue names the timeout a connection has exceeded at time now, or returns "".
-func (ic *inConn) overdue(now int64, handshake, partial time.Duration) string {
-	if !ic.ready.Load() && now-ic.openedAt > int64(handshake) {
-		return "no valid hello within HandshakeTimeout"
+// overdue names the timeout a connection has exceeded at time now, or returns ""; idle says
+// it is an idle timeout.
+func (ic *inConn) overdue(now int64, cfg *Config) (reason string, idle bool) {
+	if !ic.ready.Load() && now-ic.openedAt > int64(cfg.HandshakeTimeout) {
+		return "no valid hello within HandshakeTimeout", false
 	}
-	if ps := ic.partialSince.Load(); ps != 0 && now-ps > int64(partial) {
-		return "partial frame not completed within PartialFrameTimeout"
+	if ps := ic.partialSince.Load(); ps != 0 && now-ps > int64(cfg.PartialFrameTimeout) {
+		return "partial frame not completed within PartialFrameTimeout", false
 	}
-	return ""
+	idleFor := now - max(ic.lastRead.Load(), ic.openedAt)
+	switch {
+	case ic.kind == kindClient && idleFor > int64(cfg.ClientIdleTimeout):
+		return "nothing received within ClientIdleTimeout", true
+	case ic.kind == kindPeer && ic.ready.Load() && idleFor > int64(cfg.PeerIdleTimeout):
+		return "nothing received within PeerIdleTimeout", true
+	}
+	return "", false
 }
 
 // handler is the gnet event handler. Its callbacks run on the event loops; each connection
@@ -84,20 +96,21 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	t := h.t
-	if t.metrics.InboundOpen.Load() >= int64(t.cfg.MaxInboundConns) {
-		// No context is set, so OnClose ignores this connection.
-		if t.metrics.ClosedOverLimit.Add(1) == 1 {
-			t.log.Warn("refusing inbound connections over MaxInboundConns", "limit", t.cfg.MaxInboundConns)
-		}
-		return nil, gnet.Close
-	}
 	ic := &inConn{conn: c, kind: kindPeer, openedAt: t.now()}
-	ic.scanner.MaxFrameBytes = t.cfg.MaxFrameBytes
+	// Until its handshake completes, a peer connection may send only hello-sized frames.
+	ic.scanner.MaxFrameBytes = helloMaxFrameBytes
 	if ra := c.RemoteAddr(); ra != nil {
 		ic.remote = ra.String()
 	}
 	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && t.clientAddr != nil && la.Port == t.clientAddr.Port {
 		ic.kind = kindClient
+		ic.scanner.MaxFrameBytes = t.cfg.MaxClientFrameBytes
+	}
+	if !t.admit(ic) {
+		// No context is set, so OnClose ignores this connection.
+		return nil, gnet.Close
+	}
+	if ic.kind == kindClient {
 		ic.ready.Store(true)
 		ic.client = t.addClient(c)
 	}
@@ -119,6 +132,7 @@ func (h *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 	delete(t.conns, ic)
 	t.connsMu.Unlock()
 	t.metrics.InboundOpen.Add(-1)
+	t.release(ic)
 	if ic.client != nil {
 		t.removeClient(ic.client)
 	}
@@ -140,6 +154,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		// frame out of gnet's ring buffer on every read: quadratic in the frame's size.
 		return gnet.None
 	}
+	ic.lastRead.Store(t.now())
 	buf, err := c.Peek(-1)
 	if err != nil || len(buf) == 0 {
 		return gnet.None
@@ -164,6 +179,17 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		ic.needBytes = len(buf) - consumed + ic.scanner.Need()
 	}
 	ic.scanner.Reset(nil) // drop the scanner's reference to gnet's buffer
+	if !t.reserve(ic, ic.needBytes) {
+		if ic.markClosing() {
+			t.metrics.ClosedOverBudget.Add(1)
+			t.log.Warn("closing client connection: its unfinished frame does not fit PartialFrameBudget", "remote", ic.remote,
+				"frame_bytes", ic.needBytes, "held_bytes", t.metrics.PartialBytes.Load(), "budget", t.cfg.PartialFrameBudget)
+		}
+		if b != nil {
+			b.Release()
+		}
+		return gnet.Close
+	}
 	if b == nil {
 		return gnet.None
 	}

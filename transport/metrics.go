@@ -17,7 +17,9 @@ type Metrics struct {
 	ClosedHandshake  atomic.Uint64 // inbound peer connections refused at the hello
 	ClosedTimeout    atomic.Uint64 // connections closed by HandshakeTimeout or PartialFrameTimeout
 	ClosedSlowClient atomic.Uint64 // client connections closed for not reading their replies
-	ClosedOverLimit  atomic.Uint64 // inbound connections refused at MaxInboundConns
+	ClosedOverLimit  atomic.Uint64 // inbound connections refused at a connection cap, or evicted as the oldest pending handshake
+	ClosedIdle       atomic.Uint64 // connections closed by ClientIdleTimeout or PeerIdleTimeout
+	ClosedOverBudget atomic.Uint64 // client connections closed because their unfinished frame exceeded PartialFrameBudget
 
 	ClientBusy      atomic.Uint64 // replies refused with ErrClientBusy
 	PeerPaused      atomic.Uint64 // times a peer queue filled up and Send started returning ErrPeerPaused
@@ -28,6 +30,11 @@ type Metrics struct {
 
 	InboundStalls atomic.Uint64 // times an event loop found the inbound queue full and waited
 	InboundOpen   atomic.Int64  // inbound connections currently open (peers and clients)
+	ClientConns   atomic.Int64  // client connections open
+	PeerConns     atomic.Int64  // established inbound peer connections open
+	PendingPeers  atomic.Int64  // peer-port connections still in their handshake
+	PartialBytes  atomic.Int64  // bytes of unfinished client frames held (counted at their announced size)
+	Reclaims      atomic.Uint64 // times closed connections' large buffers were returned to the OS
 }
 
 // Gauges that are not counters are read through Transport: InboundQueueDepth,

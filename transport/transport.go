@@ -81,6 +81,12 @@ type Transport struct {
 
 	connsMu sync.Mutex
 	conns   map[*inConn]struct{} // open inbound connections, for the timeout sweeper
+	// Connection limits (limits.go), under connsMu: client connections per remote host, peer
+	// connections in their handshake, and whether each cap's first refusal was logged.
+	hostConns                                        map[string]int
+	pending                                          map[*inConn]struct{}
+	warnedClientCap, warnedHostCap, warnedPendingCap bool
+	reclaim                                          chan struct{} // wakes the buffer reclaimer
 
 	clientsMu    sync.RWMutex
 	clients      map[ClientID]*clientConn
@@ -109,6 +115,9 @@ func New(cfg Config) (*Transport, error) {
 		booted:     make(chan struct{}),
 		engineDone: make(chan error, 1),
 		conns:      make(map[*inConn]struct{}),
+		hostConns:  make(map[string]int),
+		pending:    make(map[*inConn]struct{}),
+		reclaim:    make(chan struct{}, 1),
 		clients:    make(map[ClientID]*clientConn),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
@@ -178,8 +187,9 @@ func (t *Transport) Start() error {
 		t.wg.Add(1)
 		go p.run()
 	}
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go t.sweep()
+	go t.reclaimer()
 	return nil
 }
 
@@ -344,17 +354,21 @@ func (t *Transport) sweep() {
 		late = late[:0]
 		t.connsMu.Lock()
 		for ic := range t.conns {
-			if ic.overdue(now, t.cfg.HandshakeTimeout, t.cfg.PartialFrameTimeout) != "" {
+			if r, _ := ic.overdue(now, &t.cfg); r != "" {
 				late = append(late, ic)
 			}
 		}
 		t.connsMu.Unlock()
 		for _, ic := range late {
-			reason := ic.overdue(now, t.cfg.HandshakeTimeout, t.cfg.PartialFrameTimeout)
+			reason, idle := ic.overdue(now, &t.cfg)
 			if reason == "" || !ic.markClosing() {
 				continue
 			}
-			t.metrics.ClosedTimeout.Add(1)
+			if idle {
+				t.metrics.ClosedIdle.Add(1)
+			} else {
+				t.metrics.ClosedTimeout.Add(1)
+			}
 			t.log.Warn("closing inbound connection", "remote", ic.remote, "kind", ic.kind, "reason", reason)
 			_ = ic.conn.Close()
 		}

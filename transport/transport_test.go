@@ -489,11 +489,11 @@ func TestRandomlySplitStream(t *testing.T) {
 	}
 }
 
-// Connections beyond MaxInboundConns are closed at once; the others are unaffected, and a
+// Client connections beyond MaxClientConns are closed at once; the others are unaffected, and a
 // slot freed by a close is usable again.
-func TestMaxInboundConns(t *testing.T) {
+func TestMaxClientConns(t *testing.T) {
 	cfg := testConfig(1)
-	cfg.MaxInboundConns = 2
+	cfg.MaxClientConns = 2
 	tr, _ := startTransport(t, cfg)
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", tr.ClientAddr())
