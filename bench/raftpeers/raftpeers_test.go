@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
@@ -213,6 +214,84 @@ func TestRingFIFO(t *testing.T) {
 		}
 		if r.len() != pushed-popped {
 			t.Fatalf("len = %d, want %d", r.len(), pushed-popped)
+		}
+	}
+}
+
+// BenchmarkHashicorpWriters checks that the hashicorp driver's pipelining (one goroutine
+// keeping depth batches of futures, writers=futures, which is what BenchmarkCommit runs)
+// does not handicap the library against the other way its users keep Applys in flight:
+// depth goroutines, each calling Apply and waiting on its future (writers=goroutines). Both
+// commit 16-byte entries one per Apply on one cluster per depth, which the b.N rounds share.
+func BenchmarkHashicorpWriters(b *testing.B) {
+	payload := bytes.Repeat([]byte{0xa5}, 16)
+	batch := [][]byte{payload}
+	for _, depth := range []int{8, 32} {
+		var c *hashicorpCluster
+		for _, writers := range []string{"futures", "goroutines"} {
+			b.Run(fmt.Sprintf("writers=%s/depth=%d", writers, depth), func(b *testing.B) {
+				if c == nil {
+					cl, err := NewHashicorp(Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					c = cl.(*hashicorpCluster)
+					for range benchWarmupEntries {
+						if err := c.Propose(batch, depth); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if err := c.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				leader := c.rafts[c.leader]
+				b.ReportAllocs()
+				cpuBefore, cpuKnown := processCPU()
+				b.ResetTimer()
+				switch writers {
+				case "futures":
+					for range b.N {
+						if err := c.Propose(batch, depth); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := c.Flush(); err != nil {
+						b.Fatal(err)
+					}
+				case "goroutines":
+					var left atomic.Int64
+					left.Store(int64(b.N))
+					errs := make(chan error, depth)
+					for range depth {
+						go func() {
+							var err error
+							for left.Add(-1) >= 0 {
+								if e := leader.Apply(payload, 0).Error(); e != nil && err == nil {
+									err = e
+								}
+							}
+							errs <- err
+						}()
+					}
+					for range depth {
+						if err := <-errs; err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.StopTimer()
+				cpuAfter, _ := processCPU()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+				if cpu := (cpuAfter - cpuBefore).Seconds(); cpuKnown && cpu > 0 {
+					b.ReportMetric(float64(b.N)/cpu, "entries/cpu-s")
+				}
+			})
+		}
+		if c != nil {
+			if err := c.Close(); err != nil {
+				b.Error(err)
+			}
 		}
 	}
 }
