@@ -43,6 +43,10 @@ type etcdCluster struct {
 	// delivered. They swap each round so that steady state does not allocate queues.
 	outbox, inbox []raftpb.Message
 	compactedTo   uint64
+	// inflight holds, oldest first, the leader's applied count at which each batch given to
+	// Propose is applied; proposedEnd is that of the newest.
+	inflight    ring[uint64]
+	proposedEnd uint64
 }
 
 // NewEtcd starts a 3-node go.etcd.io/raft/v3 v3.6.0 cluster of RawNodes over MemoryStorage
@@ -54,6 +58,12 @@ type etcdCluster struct {
 // hard state to MemoryStorage, queue the messages, apply the committed entries, Advance} and
 // {deliver every queued message with Step} until no node has a Ready and no message is
 // queued. Time does not advance while measuring (no Tick), so no heartbeats are sent.
+//
+// Pipelined (Propose), each batch is its own MsgProp stepped into the leader between rounds,
+// as etcd server's raft loop hands the leader every proposal that arrived since its last
+// Ready: the driver runs one round at a time while depth batches are in flight and proposes
+// as soon as the leader applied the oldest, without waiting for the cluster to settle.
+// Proposals stepped between two rounds leave in the leader's next Ready together.
 func NewEtcd(opts Options) (Cluster, error) {
 	c := &etcdCluster{}
 	voters := make([]uint64, ClusterSize)
@@ -102,15 +112,12 @@ func NewEtcd(opts Options) (Cluster, error) {
 }
 
 func (c *etcdCluster) Commit(batch [][]byte) error {
-	want := c.leader.appliedCount + uint64(len(batch))
-	c.props = c.props[:0]
-	for _, p := range batch {
-		c.props = append(c.props, raftpb.Entry{Type: raftpb.EntryNormal, Data: p})
+	if c.inflight.len() > 0 {
+		return fmt.Errorf("raftpeers: etcd Commit with %d batches in flight", c.inflight.len())
 	}
-	err := c.leader.rn.Step(raftpb.Message{Type: raftpb.MsgProp, From: c.leader.id, Entries: c.props})
-	clear(c.props) // drop the payload references; raft holds its own copies of the structs
-	if err != nil {
-		return fmt.Errorf("raftpeers: etcd propose: %w", err)
+	want := c.leader.appliedCount + uint64(len(batch))
+	if err := c.propose(batch); err != nil {
+		return err
 	}
 	if err := c.drive(); err != nil {
 		return err
@@ -122,38 +129,110 @@ func (c *etcdCluster) Commit(batch [][]byte) error {
 	return nil
 }
 
+// propose steps batch into the leader as one MsgProp.
+func (c *etcdCluster) propose(batch [][]byte) error {
+	c.props = c.props[:0]
+	for _, p := range batch {
+		c.props = append(c.props, raftpb.Entry{Type: raftpb.EntryNormal, Data: p})
+	}
+	err := c.leader.rn.Step(raftpb.Message{Type: raftpb.MsgProp, From: c.leader.id, Entries: c.props})
+	clear(c.props) // drop the payload references; raft holds its own copies of the structs
+	if err != nil {
+		return fmt.Errorf("raftpeers: etcd propose: %w", err)
+	}
+	return nil
+}
+
+func (c *etcdCluster) Propose(batch [][]byte, depth int) error {
+	if err := checkDepth(depth); err != nil {
+		return err
+	}
+	for rounds := 0; c.inflight.len() >= depth; rounds++ {
+		if rounds == etcdDriveRoundsMax {
+			return fmt.Errorf("raftpeers: etcd applied no batch in %d rounds", etcdDriveRoundsMax)
+		}
+		progressed, err := c.round()
+		if err != nil {
+			return err
+		}
+		retired := false
+		for c.inflight.len() > 0 && c.inflight.peek() <= c.leader.appliedCount {
+			c.inflight.pop()
+			retired = true
+		}
+		if retired {
+			c.maybeCompact()
+		}
+		if !progressed && c.inflight.len() > 0 {
+			return fmt.Errorf("%w: etcd, %d batches", errStalled, c.inflight.len())
+		}
+	}
+	if c.inflight.len() == 0 {
+		c.proposedEnd = c.leader.appliedCount
+	}
+	if err := c.propose(batch); err != nil {
+		return err
+	}
+	c.proposedEnd += uint64(len(batch))
+	c.inflight.push(c.proposedEnd)
+	return nil
+}
+
+func (c *etcdCluster) Flush() error {
+	if c.inflight.len() == 0 {
+		return nil
+	}
+	if err := c.drive(); err != nil {
+		return err
+	}
+	if c.leader.appliedCount != c.proposedEnd {
+		return fmt.Errorf("%w: etcd applied %d, want %d", errNotApplied, c.leader.appliedCount, c.proposedEnd)
+	}
+	for c.inflight.len() > 0 {
+		c.inflight.pop()
+	}
+	c.maybeCompact()
+	return nil
+}
+
 // drive runs Ready/deliver rounds until the cluster is quiescent.
 func (c *etcdCluster) drive() error {
 	for range etcdDriveRoundsMax {
-		progressed := false
-		for _, n := range c.nodes {
-			if !n.rn.HasReady() {
-				continue
-			}
-			progressed = true
-			if err := c.handleReady(n); err != nil {
-				return err
-			}
+		progressed, err := c.round()
+		if err != nil || !progressed {
+			return err
 		}
-		if len(c.outbox) == 0 {
-			if !progressed {
-				return nil
-			}
-			continue
-		}
-		c.inbox, c.outbox = c.outbox, c.inbox[:0]
-		for i := range c.inbox {
-			m := &c.inbox[i]
-			if m.To < 1 || m.To > ClusterSize {
-				return fmt.Errorf("raftpeers: etcd message to unknown node %d", m.To)
-			}
-			// Errors here are benign protocol outcomes (for example a stale response) that
-			// etcd server also ignores when stepping peer messages.
-			_ = c.nodes[m.To-1].rn.Step(*m)
-		}
-		clear(c.inbox) // drop references to entries so compacted logs can be collected
 	}
 	return fmt.Errorf("raftpeers: etcd cluster still busy after %d rounds", etcdDriveRoundsMax)
+}
+
+// round handles the Ready of every node that has one, then delivers every message queued,
+// and reports whether there was anything to do.
+func (c *etcdCluster) round() (progressed bool, err error) {
+	for _, n := range c.nodes {
+		if !n.rn.HasReady() {
+			continue
+		}
+		progressed = true
+		if err := c.handleReady(n); err != nil {
+			return true, err
+		}
+	}
+	if len(c.outbox) == 0 {
+		return progressed, nil
+	}
+	c.inbox, c.outbox = c.outbox, c.inbox[:0]
+	for i := range c.inbox {
+		m := &c.inbox[i]
+		if m.To < 1 || m.To > ClusterSize {
+			return true, fmt.Errorf("raftpeers: etcd message to unknown node %d", m.To)
+		}
+		// Errors here are benign protocol outcomes (for example a stale response) that
+		// etcd server also ignores when stepping peer messages.
+		_ = c.nodes[m.To-1].rn.Step(*m)
+	}
+	clear(c.inbox) // drop references to entries so compacted logs can be collected
+	return true, nil
 }
 
 // handleReady does what the Ready contract asks of a synchronous (non-async-storage) user:
@@ -216,6 +295,9 @@ func (c *etcdCluster) maybeCompact() {
 }
 
 func (c *etcdCluster) Converge() ([][][]byte, error) {
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
 	// The drive loop runs to quiescence, so followers have applied everything already.
 	out := make([][][]byte, ClusterSize)
 	for i, n := range c.nodes {

@@ -48,6 +48,12 @@ type hashicorpCluster struct {
 	leader     int
 	// futures is reused for every batch; it holds one Apply future per entry in flight.
 	futures []hraft.ApplyFuture
+	// pending holds the futures of the entries given to Propose, oldest first, and
+	// pendingBatches the length of each batch among them; proposedEnd is the leader FSM's
+	// count once all of them are applied.
+	pending        ring[hraft.ApplyFuture]
+	pendingBatches ring[int]
+	proposedEnd    uint64
 }
 
 // NewHashicorp starts a 3-node github.com/hashicorp/raft v1.8.0 cluster over connected
@@ -63,6 +69,13 @@ type hashicorpCluster struct {
 // Apply gets no enqueue timeout, which would cost a timer per entry. The timeouts are longer
 // than the defaults (see hashicorpLeaderLeaseTimeout) so that a loaded machine does not
 // depose the leader mid-run.
+//
+// Pipelined (Propose), the caller keeps the futures of up to depth batches: a new batch's
+// entries go to Raft.Apply once the oldest batch's futures all resolved, the way a user with
+// many concurrent writers keeps that many Applys outstanding (the library serializes them
+// through one channel either way), but without a goroutine per writer, which would charge
+// the baseline for scheduling that is not the library's. BatchApplyCh then group-commits
+// whatever Applys queued up while the leader loop was busy.
 func NewHashicorp(opts Options) (Cluster, error) {
 	c := &hashicorpCluster{leader: -1}
 	var servers []hraft.Server
@@ -136,6 +149,9 @@ func NewHashicorp(opts Options) (Cluster, error) {
 }
 
 func (c *hashicorpCluster) Commit(batch [][]byte) error {
+	if c.pendingBatches.len() > 0 {
+		return fmt.Errorf("raftpeers: hashicorp Commit with %d batches in flight", c.pendingBatches.len())
+	}
 	leader, fsm := c.rafts[c.leader], c.fsms[c.leader]
 	want := fsm.count.Load() + uint64(len(batch))
 	for _, p := range batch {
@@ -159,7 +175,62 @@ func (c *hashicorpCluster) Commit(batch [][]byte) error {
 	return nil
 }
 
+func (c *hashicorpCluster) Propose(batch [][]byte, depth int) error {
+	if err := checkDepth(depth); err != nil {
+		return err
+	}
+	for c.pendingBatches.len() >= depth {
+		if err := c.retireOldest(); err != nil {
+			return err
+		}
+	}
+	leader := c.rafts[c.leader]
+	if c.pendingBatches.len() == 0 {
+		// Only this goroutine proposes, so with nothing in flight the count is exact.
+		c.proposedEnd = c.fsms[c.leader].count.Load()
+	}
+	for _, p := range batch {
+		c.pending.push(leader.Apply(p, 0))
+	}
+	c.pendingBatches.push(len(batch))
+	c.proposedEnd += uint64(len(batch))
+	return nil
+}
+
+// retireOldest waits until the leader applied every entry of the oldest batch in flight.
+func (c *hashicorpCluster) retireOldest() error {
+	var err error
+	for range c.pendingBatches.pop() {
+		if e := c.pending.pop().Error(); e != nil && err == nil {
+			err = fmt.Errorf("raftpeers: hashicorp apply: %w", e)
+		}
+	}
+	return err
+}
+
+func (c *hashicorpCluster) Flush() error {
+	if c.pendingBatches.len() == 0 {
+		return nil
+	}
+	var err error
+	for c.pendingBatches.len() > 0 {
+		if e := c.retireOldest(); e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if got := c.fsms[c.leader].count.Load(); got != c.proposedEnd {
+		return fmt.Errorf("%w: hashicorp applied %d, want %d", errNotApplied, got, c.proposedEnd)
+	}
+	return nil
+}
+
 func (c *hashicorpCluster) Converge() ([][][]byte, error) {
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
 	want := c.fsms[c.leader].count.Load()
 	deadline := time.Now().Add(hashicorpConvergeWaitMax)
 	for {

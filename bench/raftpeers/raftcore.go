@@ -41,6 +41,10 @@ type raftcoreNode struct {
 type raftcoreCluster struct {
 	nodes  [ClusterSize]*raftcoreNode
 	leader *raftcoreNode
+	// inflight holds, oldest first, the leader's applied count at which each batch given to
+	// Propose is applied; proposedEnd is that of the newest.
+	inflight    ring[uint64]
+	proposedEnd uint64
 }
 
 // NewRaftcore starts a 3-node cluster of this project's raftcore.Nodes with DefaultConfig
@@ -54,6 +58,12 @@ type raftcoreCluster struct {
 // into the node's in-memory WAL, AckPersisted, apply the committed entries, Advance} until no
 // node has a Ready. Snapshot requests are answered with the applied count, so the core
 // compacts its log in long runs. Time does not advance while measuring (no Tick).
+//
+// Pipelined (Propose), each batch is one Propose call made between rounds, as the
+// project's server proposes the client batches that arrived while it handled Readies: the
+// driver runs one round at a time while depth batches are in flight and proposes as soon
+// as the leader applied the oldest, without waiting for the cluster to settle. Proposals
+// made between two rounds leave in the leader's next Ready together.
 func NewRaftcore(opts Options) (Cluster, error) {
 	c := &raftcoreCluster{}
 	voters := make([]uint64, ClusterSize)
@@ -83,6 +93,9 @@ func NewRaftcore(opts Options) (Cluster, error) {
 }
 
 func (c *raftcoreCluster) Commit(batch [][]byte) error {
+	if c.inflight.len() > 0 {
+		return fmt.Errorf("raftpeers: raftcore Commit with %d batches in flight", c.inflight.len())
+	}
 	want := c.leader.appliedCount + uint64(len(batch))
 	if _, err := c.leader.node.Propose(batch); err != nil {
 		return fmt.Errorf("raftpeers: raftcore propose: %w", err)
@@ -96,24 +109,76 @@ func (c *raftcoreCluster) Commit(batch [][]byte) error {
 	return nil
 }
 
+func (c *raftcoreCluster) Propose(batch [][]byte, depth int) error {
+	if err := checkDepth(depth); err != nil {
+		return err
+	}
+	for rounds := 0; c.inflight.len() >= depth; rounds++ {
+		if rounds == raftcoreDriveRoundsMax {
+			return fmt.Errorf("raftpeers: raftcore applied no batch in %d rounds", raftcoreDriveRoundsMax)
+		}
+		progressed, err := c.round()
+		if err != nil {
+			return err
+		}
+		for c.inflight.len() > 0 && c.inflight.peek() <= c.leader.appliedCount {
+			c.inflight.pop()
+		}
+		if !progressed && c.inflight.len() > 0 {
+			return fmt.Errorf("%w: raftcore, %d batches", errStalled, c.inflight.len())
+		}
+	}
+	if c.inflight.len() == 0 {
+		c.proposedEnd = c.leader.appliedCount
+	}
+	if _, err := c.leader.node.Propose(batch); err != nil {
+		return fmt.Errorf("raftpeers: raftcore propose: %w", err)
+	}
+	c.proposedEnd += uint64(len(batch))
+	c.inflight.push(c.proposedEnd)
+	return nil
+}
+
+func (c *raftcoreCluster) Flush() error {
+	if c.inflight.len() == 0 {
+		return nil
+	}
+	if err := c.drive(); err != nil {
+		return err
+	}
+	if c.leader.appliedCount != c.proposedEnd {
+		return fmt.Errorf("%w: raftcore applied %d, want %d", errNotApplied, c.leader.appliedCount, c.proposedEnd)
+	}
+	for c.inflight.len() > 0 {
+		c.inflight.pop()
+	}
+	return nil
+}
+
 // drive handles Readies until the cluster is quiescent.
 func (c *raftcoreCluster) drive() error {
 	for range raftcoreDriveRoundsMax {
-		progressed := false
-		for _, n := range c.nodes {
-			if !n.node.HasReady() {
-				continue
-			}
-			progressed = true
-			if err := c.handleReady(n); err != nil {
-				return err
-			}
-		}
-		if !progressed {
-			return nil
+		progressed, err := c.round()
+		if err != nil || !progressed {
+			return err
 		}
 	}
 	return fmt.Errorf("raftpeers: raftcore cluster still busy after %d rounds", raftcoreDriveRoundsMax)
+}
+
+// round handles the Ready of every node that has one, in node order, and reports whether
+// any had.
+func (c *raftcoreCluster) round() (progressed bool, err error) {
+	for _, n := range c.nodes {
+		if !n.node.HasReady() {
+			continue
+		}
+		progressed = true
+		if err := c.handleReady(n); err != nil {
+			return true, err
+		}
+	}
+	return progressed, nil
 }
 
 func (c *raftcoreCluster) handleReady(n *raftcoreNode) error {
@@ -175,6 +240,9 @@ func (c *raftcoreCluster) handleReady(n *raftcoreNode) error {
 }
 
 func (c *raftcoreCluster) Converge() ([][][]byte, error) {
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
 	// Followers learn the commit index from the next append or heartbeat; with no further
 	// proposals that is a heartbeat, so tick the leader (only the leader: ticking followers
 	// could start elections) until they have applied what it applied.
