@@ -142,7 +142,7 @@ func (t *Transport) reserve(ic *inConn, want int) bool {
 // connection that held at least reclaimAfterBytes closes, the reclaimer frees the memory
 // back to the OS, at most once per reclaimEvery.
 const (
-	reclaimAfterBytes = 1 << 20
+	reclaimAfterBytes = 256 << 10
 	reclaimEvery      = 5 * time.Second
 )
 
