@@ -15,7 +15,9 @@
 // counted: an oversized, corrupt or unknown frame (Metrics.ClosedBadFrame), a refused hello
 // (ClosedHandshake), and a connection that does not present a hello within
 // HandshakeTimeout or leaves a frame unfinished for PartialFrameTimeout (ClosedTimeout; this
-// is the slowloris defence, since gnet has no read deadlines).
+// is the slowloris defence, since gnet has no read deadlines). Clients and peers have
+// separate connection caps, idle timeouts and frame limits, and unfinished client frames
+// share a memory budget (limits.go).
 //
 // It must not: decide protocol logic (it never decodes a message body other than the
 // hello; which peer to send what is the core's business), grow any queue or buffer without
