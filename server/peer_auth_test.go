@@ -173,5 +173,6 @@ func TestConnectionAndMemoryFloodsAreBounded(t *testing.T) {
 	if held := tm.PartialBytes.Load(); held > budget {
 		t.Fatalf("partial frames hold %d bytes, over the budget %d", held, budget)
 	}
-	do(t, cl, put("c", "3"))
+	// The restarted node listens on new ports: a new client finds them.
+	do(t, raftClient(t, c), put("c", "3"))
 }
