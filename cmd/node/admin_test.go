@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The mutating admin endpoints cannot be reached from a web page in an operator's browser
@@ -73,4 +78,104 @@ func TestAdminAddressNeedsTokenOffLoopback(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q", c.addr, addr, err, c.wantAddr)
 		}
 	}
+}
+
+// The attacks from a web page, performed against a running node: a body-less POST that a
+// browser sends without preflight (Origin set), a DNS-rebound request (foreign Host), and a
+// read of the command line through pprof. None of them changes the node or reveals anything;
+// the operator's own tool (no Origin, loopback Host) still works.
+func TestAdminAttacksOnARunningNode(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	peer, cli, admin := freePort(t), freePort(t), freePort(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--id", "1", "--protocol", "raft", "--peers", "1=" + peer + "/" + cli,
+			"--data-dir", t.TempDir(), "--init", "--sync", "none", "--metrics-addr", admin}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	base := "http://" + admin
+	status := func() map[string]any {
+		t.Helper()
+		resp, err := http.Get(base + "/admin/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var s map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err := http.Get(base + "/admin/status"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin never came up:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	post := func(host, origin string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/admin/partition?peers=2,3", nil)
+		req.Host = host
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(admin, "http://evil.example"); code != http.StatusForbidden {
+		t.Errorf("POST from a web page: status %d, want 403", code)
+	}
+	if code := post("evil.example:80", ""); code != http.StatusForbidden {
+		t.Errorf("DNS-rebound POST: status %d, want 403", code)
+	}
+	if p, _ := status()["partitioned"].([]any); len(p) != 0 {
+		t.Fatalf("refused requests partitioned the node: %v", p)
+	}
+	resp, err := http.Get(base + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("pprof without --pprof: status %d, want 404", resp.StatusCode)
+	}
+	if code := post(admin, ""); code != http.StatusNoContent {
+		t.Fatalf("the operator's POST: status %d, want 204", code)
+	}
+	if p, _ := status()["partitioned"].([]any); len(p) != 2 {
+		t.Fatalf("the operator's partition did not take: %v", p)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the node's logger and the test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
