@@ -61,6 +61,9 @@ type Config struct {
 	DialTimeout    time.Duration
 	MaxInflight    int
 	MaxFrameBytes  int
+	// Shared, when set, carries this client's calls on connections it shares with other
+	// clients (Raft only). The client does not close them; their owner closes the set.
+	Shared *SharedConns
 }
 
 // RandomClientID returns a random nonzero client ID.
@@ -200,6 +203,13 @@ func (c *RaftClient) connTo(ctx context.Context) (*conn, error) {
 	id := c.leader
 	cn := c.conns[id]
 	c.mu.Unlock()
+	if c.cfg.Shared != nil {
+		cn, err := c.cfg.Shared.get(ctx, id, c.addr(id), c.cfg.MaxFrameBytes, c.cfg.DialTimeout, c.cfg.AttemptTimeout)
+		if err != nil {
+			c.nextNode(id)
+		}
+		return cn, err
+	}
 	if cn != nil && !cn.isClosed() {
 		return cn, nil
 	}
@@ -352,7 +362,7 @@ func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequ
 	return wire.StatusOK, nil
 }
 
-// Close closes every connection; calls in flight fail.
+// Close closes every connection it owns (not the shared ones); calls in flight fail.
 func (c *RaftClient) Close() error {
 	c.closed.Store(true)
 	c.mu.Lock()

@@ -18,15 +18,19 @@ var errConnClosed = errors.New("client: connection closed")
 // signals done; the caller owns the call again after done fires (or after it removed the
 // call itself on timeout).
 type call struct {
-	firstSeq uint64
-	done     chan struct{}
-	reply    wire.ClientReply // Results' Values alias vals
-	vals     []byte
-	err      error
-	replica  uint64 // PBFT: the replica that answered (for f+1 matching)
+	key     callKey
+	done    chan struct{}
+	reply   wire.ClientReply // Results' Values alias vals
+	vals    []byte
+	err     error
+	replica uint64 // PBFT: the replica that answered (for f+1 matching)
 	// timer bounds one attempt; kept with the pooled call so attempts do not allocate one.
 	timer *time.Timer
 }
+
+// callKey names a call on its connection: clients that share a connection (SharedConns)
+// number their batches independently, and every reply carries the client ID it answers.
+type callKey struct{ client, seq uint64 }
 
 var callPool = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
@@ -36,7 +40,7 @@ var callPool = sync.Pool{New: func() any {
 
 func getCall(seq uint64) *call {
 	c := callPool.Get().(*call)
-	c.firstSeq, c.err, c.vals = seq, nil, c.vals[:0]
+	c.key, c.err, c.vals = callKey{seq: seq}, nil, c.vals[:0]
 	c.reply.Results = c.reply.Results[:0]
 	return c
 }
@@ -65,7 +69,7 @@ type conn struct {
 	werr    error
 
 	mu     sync.Mutex
-	calls  map[uint64]*call
+	calls  map[callKey]*call
 	closed bool
 	err    error
 	done   chan struct{}
@@ -84,7 +88,7 @@ func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, dialT
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	c := &conn{node: node, nc: nc, writeTimeout: writeTimeout, calls: make(map[uint64]*call), done: make(chan struct{})}
+	c := &conn{node: node, nc: nc, writeTimeout: writeTimeout, calls: make(map[callKey]*call), done: make(chan struct{})}
 	go c.readLoop(maxFrame)
 	return c, nil
 }
@@ -99,14 +103,14 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 	}
 	c.wbuf = wire.AppendMessageFrame(c.wbuf, 0, req)
 	if cl != nil {
-		cl.firstSeq = req.FirstSeq
+		cl.key = callKey{req.ClientID, req.FirstSeq}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
 			c.wmu.Unlock()
 			return c.err
 		}
-		c.calls[req.FirstSeq] = cl
+		c.calls[cl.key] = cl
 		c.mu.Unlock()
 	}
 	if c.writing {
@@ -142,8 +146,8 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 func (c *conn) forget(cl *call) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.calls[cl.firstSeq] == cl {
-		delete(c.calls, cl.firstSeq)
+	if c.calls[cl.key] == cl {
+		delete(c.calls, cl.key)
 		return true
 	}
 	return false
@@ -171,8 +175,9 @@ func (c *conn) readLoop(maxFrame int) {
 			continue
 		}
 		c.mu.Lock()
-		cl := c.calls[rep.FirstSeq]
-		delete(c.calls, rep.FirstSeq)
+		k := callKey{rep.ClientID, rep.FirstSeq}
+		cl := c.calls[k]
+		delete(c.calls, k)
 		c.mu.Unlock()
 		if cl == nil {
 			continue // the caller timed out and went elsewhere

@@ -52,6 +52,7 @@ const DefaultPBFTPipeline = 1
 type Target struct {
 	cfg      Config
 	pipeline int
+	shared   []*client.SharedConns // Raft: connection sets the sessions share (SetConns)
 	nextID   uint64 // PBFT: the next free client identity
 	failures failures
 }
@@ -117,6 +118,24 @@ func (t *Target) SetPipeline(n int) {
 	}
 }
 
+// SetConns makes the Raft sessions share n sets of connections (one connection per replica
+// each): session i uses set i mod n. 0 (the default) gives every session its own. PBFT
+// sessions cannot share yet: its replies are matched per client identity on each
+// connection's reader, so it refuses n > 0. Call it before the first Open.
+func (t *Target) SetConns(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if t.cfg.Protocol != "raft" {
+		return fmt.Errorf("adapter: shared connections (conns %d) are implemented for raft only", n)
+	}
+	t.shared = make([]*client.SharedConns, n)
+	for i := range t.shared {
+		t.shared[i] = client.NewSharedConns()
+	}
+	return nil
+}
+
 // Open implements bench.Target: a new client per worker (Raft: its own random client ID;
 // PBFT: its own range of client identities). Before returning it writes one key alone
 // through the new client, so that the client has found the leader and the replicated
@@ -127,7 +146,11 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 	var cl doer
 	switch t.cfg.Protocol {
 	case "raft":
-		rc, err := client.NewRaft(client.Config{Nodes: t.cfg.Nodes, AttemptTimeout: t.cfg.AttemptTimeout})
+		cfg := client.Config{Nodes: t.cfg.Nodes, AttemptTimeout: t.cfg.AttemptTimeout}
+		if len(t.shared) > 0 {
+			cfg.Shared = t.shared[worker%len(t.shared)]
+		}
+		rc, err := client.NewRaft(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -161,8 +184,14 @@ func newPBFT(ctx context.Context, cfg Config, first uint64, inflight int) (*clie
 		AttemptTimeout: cfg.AttemptTimeout})
 }
 
-// Close implements bench.Target. Sessions own their connections, so there is nothing left.
-func (t *Target) Close() error { return nil }
+// Close implements bench.Target: sessions own their connections, except the shared sets,
+// closed here (after the sessions).
+func (t *Target) Close() error {
+	for _, s := range t.shared {
+		_ = s.Close()
+	}
+	return nil
+}
 
 // Describe implements bench.Describer: protocol, nodes, f and the caller's Info.
 func (t *Target) Describe() map[string]string {

@@ -57,14 +57,18 @@ const (
 
 // Config is a run's full driver configuration; it is recorded in the result file.
 type Config struct {
-	Mode     Mode          `json:"mode"`
-	Rate     float64       `json:"rate,omitempty"` // open loop: ops/s offered, over all clients
-	Clients  int           `json:"clients"`        // sessions; each records into its own histograms
-	Pipeline int           `json:"pipeline"`       // requests in flight per session
-	Batch    int           `json:"batch"`          // ops per Session.Do
-	Duration time.Duration `json:"duration_ns"`    // measured window
-	Warmup   time.Duration `json:"warmup_ns"`      // run before the window, not recorded
-	Drain    time.Duration `json:"drain_ns"`       // after the window, in-flight requests get this long
+	Mode     Mode    `json:"mode"`
+	Rate     float64 `json:"rate,omitempty"` // open loop: ops/s offered, over all clients
+	Clients  int     `json:"clients"`        // sessions; each records into its own histograms
+	Pipeline int     `json:"pipeline"`       // requests in flight per session
+	Batch    int     `json:"batch"`          // ops per Session.Do
+	// Conns is how many connections per replica the clients share (client i uses set
+	// i mod Conns); 0 gives every client its own. Recorded because it changes what a
+	// request costs: a shared connection carries many clients' requests per system call.
+	Conns    int           `json:"conns,omitempty"`
+	Duration time.Duration `json:"duration_ns"` // measured window
+	Warmup   time.Duration `json:"warmup_ns"`   // run before the window, not recorded
+	Drain    time.Duration `json:"drain_ns"`    // after the window, in-flight requests get this long
 	Workload Workload      `json:"workload"`
 }
 
@@ -88,6 +92,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pipeline %d outside [1, %d]", c.Pipeline, PipelineMax)
 	case c.Batch < 1 || c.Batch > BatchMax:
 		return fmt.Errorf("batch %d outside [1, %d]", c.Batch, BatchMax)
+	case c.Conns < 0 || c.Conns > c.Clients:
+		return fmt.Errorf("conns %d outside [0, clients %d]", c.Conns, c.Clients)
 	case c.Duration <= 0 || c.Duration > DurationMax:
 		return fmt.Errorf("duration %v outside (0, %v]", c.Duration, DurationMax)
 	case c.Warmup < 0 || c.Warmup > DurationMax:

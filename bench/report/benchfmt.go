@@ -87,6 +87,9 @@ func Identity(r *Result) [][2]string {
 	}
 	id = append(id, [2]string{"clients", strconv.Itoa(l.Clients)}, [2]string{"pipeline", strconv.Itoa(l.Pipeline)},
 		[2]string{"batch", strconv.Itoa(l.Batch)})
+	if l.Conns > 0 { // absent before shared connections existed: one per client
+		id = append(id, [2]string{"conns", strconv.Itoa(l.Conns)})
+	}
 	return id
 }
 

@@ -123,10 +123,14 @@ func WriteSummary(w io.Writer, r *Result) error {
 		keys += fmt.Sprintf(" s=%g", wl.ZipfS)
 	}
 	row("workload", "%s: read ratio %g, %d %s keys, %d B values, batch %d", wl.Name, wl.ReadRatio, wl.Keys, keys, wl.ValueSize, c.Batch)
+	conns := ""
+	if c.Conns > 0 {
+		conns = fmt.Sprintf(", sharing %d connection(s) per node", c.Conns)
+	}
 	if c.Mode == load.OpenLoop {
-		row("load", "%g ops/s offered over %d clients x pipeline %d", c.Rate, c.Clients, c.Pipeline)
+		row("load", "%g ops/s offered over %d clients x pipeline %d%s", c.Rate, c.Clients, c.Pipeline, conns)
 	} else {
-		row("load", "%d client(s) x pipeline %d", c.Clients, c.Pipeline)
+		row("load", "%d client(s) x pipeline %d%s", c.Clients, c.Pipeline, conns)
 	}
 	row("window", "%v measured after %v warmup", time.Duration(r.Summary.DurationNs), c.Warmup)
 	s := r.Summary

@@ -113,6 +113,9 @@ func (a *app) runOnce(ctx context.Context, cf *clusterFlags, spec bench.Spec, cf
 	if p, ok := target.(pipeliner); ok {
 		p.SetPipeline(cfg.Pipeline)
 	}
+	if err := setConns(target, cfg.Conns); err != nil {
+		return nil, err
+	}
 	warnSessionWindow(a.stderr, spec, cfg)
 	cpu := newCPUWindow(a, target)
 	var hostFrom, hostTo report.HostSample

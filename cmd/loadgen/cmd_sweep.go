@@ -62,6 +62,9 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 		}
 		p.SetPipeline(depth)
 	}
+	if err := setConns(target, d.Run.Conns); err != nil {
+		return err
+	}
 	env := a.env()
 	started := a.now()
 	fmt.Fprintf(a.stdout, "loadgen sweep: %s cluster, %s workload, %v per step after %v warmup, from %g ops/s\n",

@@ -79,6 +79,7 @@ type loadFlags struct {
 	clients  int
 	pipeline int
 	batch    int
+	conns    int
 	duration time.Duration
 	warmup   time.Duration
 	drain    time.Duration
@@ -94,6 +95,7 @@ func (l *loadFlags) group(sweep bool) group {
 	g.fs.IntVar(&l.clients, "clients", d.Clients, "client sessions")
 	g.fs.IntVar(&l.pipeline, "pipeline", d.Pipeline, "requests in flight per client (open loop: sized by default to keep --rate x 100ms of ops in flight, as wrk2 sizes its connections)")
 	g.fs.IntVar(&l.batch, "batch", d.Batch, "ops per client request (client-side batch)")
+	g.fs.IntVar(&l.conns, "conns", 0, "Raft: connections per node that the clients share, as etcd's benchmark --conns (0: one per client); concurrent clients' requests then share system calls")
 	g.fs.DurationVar(&l.duration, "duration", d.Duration, "measured window")
 	g.fs.DurationVar(&l.warmup, "warmup", 2*time.Second, "load before the window, not recorded")
 	g.fs.DurationVar(&l.drain, "drain", d.Drain, "after the window, wait this long for requests in flight")
@@ -169,7 +171,7 @@ func (o *outputFlags) group(sweep bool) group {
 }
 
 func (l *loadFlags) config(fs *pflag.FlagSet, wl load.Workload) (load.Config, error) {
-	c := load.Config{Rate: l.rate, Clients: l.clients, Pipeline: l.pipeline, Batch: l.batch,
+	c := load.Config{Rate: l.rate, Clients: l.clients, Pipeline: l.pipeline, Batch: l.batch, Conns: l.conns,
 		Duration: l.duration, Warmup: l.warmup, Drain: l.drain, Workload: wl}
 	switch l.mode {
 	case "open", string(load.OpenLoop):

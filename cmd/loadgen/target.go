@@ -210,6 +210,22 @@ func warnSessionWindow(w io.Writer, spec bench.Spec, cfg load.Config) {
 // sessions take one client identity per request in flight).
 type pipeliner interface{ SetPipeline(int) }
 
+// setConns makes the target's sessions share n connection sets (--conns); a target that
+// cannot share refuses a nonzero n.
+func setConns(t bench.Target, n int) error {
+	if n == 0 {
+		return nil
+	}
+	c, ok := t.(interface{ SetConns(int) error })
+	if !ok {
+		return usagef("--conns: this target cannot share connections")
+	}
+	if err := c.SetConns(n); err != nil {
+		return usagef("--conns: %v", err)
+	}
+	return nil
+}
+
 // closeTarget closes the target at the end of a command, telling it first whether the run
 // failed (a local cluster then keeps its logs), and says where kept logs are. It returns
 // the close error joined to runErr.
