@@ -160,7 +160,10 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 	for ci := range batchConfigs {
 		for seed := range uint64(4) {
 			t.Run(fmt.Sprintf("cfg=%d/seed=%d", ci, seed), func(t *testing.T) {
-				checkBatchesMatch(t, batchConfigs[ci], seed*31+uint64(ci), []int{40, 3000}[seed%2], 1500)
+				checkBatchesMatch(t, batchConfigs[ci], seed*31+uint64(ci), []int{40, 3000}[seed%2], 1500, false)
+			})
+			t.Run(fmt.Sprintf("indexed/cfg=%d/seed=%d", ci, seed), func(t *testing.T) {
+				checkBatchesMatch(t, batchConfigs[ci], seed*37+uint64(ci), []int{40, 3000}[seed%2], 1500, true)
 			})
 		}
 	}
@@ -173,7 +176,7 @@ func FuzzApplyBatch(f *testing.F) {
 	f.Add(uint64(2), uint8(1), uint16(3000), uint8(200))
 	f.Add(uint64(3), uint8(2), uint16(7), uint8(100))
 	f.Fuzz(func(t *testing.T, seed uint64, cfg uint8, keys uint16, batches uint8) {
-		checkBatchesMatch(t, batchConfigs[int(cfg)%len(batchConfigs)], seed, 1+int(keys), int(batches))
+		checkBatchesMatch(t, batchConfigs[int(cfg)%len(batchConfigs)], seed, 1+int(keys), int(batches), seed%2 == 1)
 	})
 }
 
@@ -185,11 +188,14 @@ var batchConfigs = []Config{
 }
 
 // checkBatchesMatch applies n random batches over keys keys to two stores configured by
-// cfg, with ApplyBatch and with Apply, and fails at the first difference.
-func checkBatchesMatch(t *testing.T, cfg Config, seed uint64, keys, n int) {
+// cfg, with ApplyBatch and with Apply, and fails at the first difference. indexed spreads
+// each batch over several log indexes (ApplyIndexed, as a replica applying many one-op
+// entries at once), crossing session sweeps inside a batch.
+func checkBatchesMatch(t *testing.T, cfg Config, seed uint64, keys, n int, indexed bool) {
 	g := newBatchGen(seed, keys, cfg.MaxKeyBytes, cfg.MaxValueBytes)
 	a, b := newStore(t, cfg), newStore(t, cfg)
 	results := make([]Result, 64)
+	indexes := make([]uint64, 64)
 	index := uint64(0)
 	for bn := range n {
 		if g.rng.IntN(3) != 0 {
@@ -200,9 +206,19 @@ func checkBatchesMatch(t *testing.T, cfg Config, seed uint64, keys, n int) {
 			size = 0
 		}
 		ops := g.batch(size)
-		a.ApplyBatch(index, ops, results)
 		for i := range ops {
-			want := b.Apply(index, &ops[i])
+			if indexed && i > 0 && g.rng.IntN(3) == 0 {
+				index += 1 + uint64(g.rng.IntN(3))
+			}
+			indexes[i] = index
+		}
+		if indexed {
+			a.ApplyIndexed(indexes[:len(ops)], ops, results)
+		} else {
+			a.ApplyBatch(index, ops, results)
+		}
+		for i := range ops {
+			want := b.Apply(indexes[i], &ops[i])
 			if want.Status == StatusMismatch {
 				want.Value = b.Get(ops[i].Key).Value
 			}

@@ -607,19 +607,51 @@ func (s *Store) ApplyBatch(index uint64, ops []Op, results []Result) {
 	if len(ops) == 0 {
 		return
 	}
-	if index < s.applied {
-		assert.Failf("kv: apply index %d below applied index %d", index, s.applied)
+	s.applyRun(index, nil, ops, results)
+}
+
+// ApplyIndexed is ApplyBatch for ops of several log entries: ops[i] is applied at log
+// index indexes[i] (non-decreasing, none below the applied index). The store ends as
+// Apply(indexes[i], &ops[i]) one by one would leave it, including the sessions swept as
+// the index advances, so a replica may group consecutive entries however it likes: one
+// op per entry (one op per client request) then still has its cache misses overlapped
+// with its neighbours'. Results are as ApplyBatch's.
+func (s *Store) ApplyIndexed(indexes []uint64, ops []Op, results []Result) {
+	if len(ops) == 0 {
+		return
+	}
+	if len(indexes) < len(ops) {
+		assert.Failf("kv: %d indexes for %d ops", len(indexes), len(ops))
+	}
+	s.applyRun(indexes[0], indexes, ops, results)
+}
+
+// applyRun applies ops at index, or at indexes[i] when indexes is not nil (first is
+// indexes[0] then).
+func (s *Store) applyRun(first uint64, indexes []uint64, ops []Op, results []Result) {
+	if first < s.applied {
+		assert.Failf("kv: apply index %d below applied index %d", first, s.applied)
 	}
 	if len(results) < len(ops) {
 		assert.Failf("kv: %d results for %d ops", len(results), len(ops))
 	}
-	s.advance(index)
+	s.advance(first)
+	index := first
 	var hs [BatchPrefetch]uint64
 	var sc sessionCache
 	for base := 0; base < len(ops); base += BatchPrefetch {
 		part := ops[base:min(base+BatchPrefetch, len(ops))]
 		s.prefetch(part, &hs)
 		for j := range part {
+			if indexes != nil && indexes[base+j] != index {
+				if indexes[base+j] < index {
+					assert.Failf("kv: apply index %d below applied index %d", indexes[base+j], index)
+				}
+				index = indexes[base+j]
+				// A sweep at the new index may remove the cached session.
+				s.advance(index)
+				sc = sessionCache{}
+			}
 			res := &results[base+j]
 			s.apply(index, &part[j], hs[j], res, &sc)
 			if res.Status == StatusMismatch {
