@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -118,6 +119,12 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 		return nil
 	}
 	c.writing = true
+	// Let the goroutines already runnable go first: callers woken by the same read of
+	// replies append their frames while this one waits, and one write carries them all
+	// (one system call per request was most of a one-op client's CPU).
+	c.wmu.Unlock()
+	runtime.Gosched()
+	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil

@@ -142,6 +142,8 @@ func TestClusterFileAndTargets(t *testing.T) {
 	for name, args := range map[string][]string{
 		"cluster": {"--cluster", c.SpecPath},
 		"targets": {"--targets", strings.Join(addrs, ",")},
+		// Two clients on one shared connection per node: replies matched by client ID.
+		"shared": {"--targets", strings.Join(addrs, ","), "--conns", "1"},
 	} {
 		prefix := filepath.Join(t.TempDir(), "r")
 		var out bytes.Buffer
@@ -156,6 +158,9 @@ func TestClusterFileAndTargets(t *testing.T) {
 		}
 		if r.Summary.Ops == 0 || r.Summary.Errors != 0 || r.ClusterInfo["nodes"] != "3" {
 			t.Errorf("%s: ops %d errors %d info %v", name, r.Summary.Ops, r.Summary.Errors, r.ClusterInfo)
+		}
+		if want := map[bool]int{true: 1}[name == "shared"]; r.Load.Conns != want {
+			t.Errorf("%s: load.conns %d in the result, want %d", name, r.Load.Conns, want)
 		}
 	}
 	// A spec for another protocol is refused by name.
