@@ -21,6 +21,7 @@ import (
 // CB_CRASH_SEED replays a run.
 const (
 	crashChildEnv      = "CB_STORAGE_CRASH_CHILD"
+	crashSyncEnv       = "CB_STORAGE_CRASH_SYNC" // "none": the child runs SyncNone
 	crashKillsDefault  = 20
 	crashSegmentBytes  = 64 << 10
 	crashMaxAcksBefore = 150 // the parent kills after a random number of acks up to this
@@ -40,7 +41,11 @@ func crashData(i uint64) []byte { return entryData(i, 1, 16+int(i%200)) }
 
 func crashChild(dir string) int {
 	out := os.Stdout
-	w, st, err := Open(dir, Options{SegmentBytes: crashSegmentBytes, OnDurable: func(d Durable) {
+	sync := SyncAlways
+	if os.Getenv(crashSyncEnv) == "none" {
+		sync = SyncNone
+	}
+	w, st, err := Open(dir, Options{SegmentBytes: crashSegmentBytes, Sync: sync, OnDurable: func(d Durable) {
 		if d.Err == nil {
 			fmt.Fprintf(out, "ack %d\n", d.LastIndex)
 		}
@@ -101,7 +106,13 @@ func envInt(t *testing.T, name string, def uint64) uint64 {
 	return n
 }
 
-func TestCrashRecovery(t *testing.T) {
+func TestCrashRecovery(t *testing.T) { crashRecovery(t, "always") }
+
+// Under SyncNone an acknowledged batch is in the page cache, written with pwrite or copied
+// into the segment's shared mapping; either way a killed process loses none of it.
+func TestCrashRecoverySyncNone(t *testing.T) { crashRecovery(t, "none") }
+
+func crashRecovery(t *testing.T, sync string) {
 	if testing.Short() {
 		t.Skip("process-level crash test")
 	}
@@ -114,7 +125,7 @@ func TestCrashRecovery(t *testing.T) {
 	torn := 0
 	for k := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashSyncEnv+"="+sync)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

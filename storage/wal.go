@@ -745,8 +745,9 @@ func (w *WAL) roll() error {
 		_ = w.fs.Remove(tmp)
 		return err
 	}
-	if err := f.Allocate(w.opts.SegmentBytes); err != nil && !errors.Is(err, ErrAllocateUnsupported) {
-		return fail(fmt.Errorf("preallocate %s: %w", tmp, err))
+	allocErr := f.Allocate(w.opts.SegmentBytes)
+	if allocErr != nil && !errors.Is(allocErr, ErrAllocateUnsupported) {
+		return fail(fmt.Errorf("preallocate %s: %w", tmp, allocErr))
 	}
 	h := segmentHeader{seq: seq, nextBatch: w.nextBatch, snapIndex: w.diskSnapI, snapTerm: w.diskSnapT, hs: w.diskHS}
 	if synced {
@@ -768,6 +769,17 @@ func (w *WAL) roll() error {
 		if err := w.fs.SyncDir(w.dir); err != nil {
 			_ = f.Close()
 			return fmt.Errorf("fsync dir %s: %w", w.dir, err)
+		}
+	}
+	if m, ok := f.(writeMapper); ok && !synced && allocErr == nil {
+		// SyncNone: batches are copied into a shared mapping of the preallocated segment,
+		// no pwrite each (the data is in the page cache either way, which is what SyncNone
+		// promises: it survives the process, not the machine). On failure, pwrite.
+		_ = m.MapWrites(w.opts.SegmentBytes)
+	}
+	if w.cur != nil {
+		if m, ok := w.cur.f.(writeMapper); ok {
+			_ = m.UnmapWrites() // only the segment being written is mapped
 		}
 	}
 	s := &segment{seq: seq, path: path, f: f}
