@@ -122,7 +122,7 @@ func (OSFS) SyncDir(dir string) error {
 	return err
 }
 
-func (o *osFile) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, off) }
+func (o *osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
 
 func (o *osFile) WriteAt(p []byte, off int64) (int, error) {
 	if o.mem != nil && off >= 0 && off+int64(len(p)) <= int64(len(o.mem)) {
