@@ -53,8 +53,13 @@ type Target struct {
 	cfg      Config
 	pipeline int
 	shared   []*client.SharedConns // Raft: connection sets the sessions share (SetConns)
-	nextID   uint64 // PBFT: the next free client identity
-	failures failures
+	// PBFT with SetConns: sessions share PBFTClients (each with one connection per replica
+	// and a pool of client identities); pbftShared[g] is created by the first session of
+	// group g and holds pbftPerGroup identities.
+	pbftShared   []*client.PBFTClient
+	pbftPerGroup int
+	nextID       uint64 // PBFT: the next free client identity
+	failures     failures
 }
 
 // failures remembers the first failed batch's error, so a run with errors can say why.
@@ -118,16 +123,23 @@ func (t *Target) SetPipeline(n int) {
 	}
 }
 
-// SetConns makes the Raft sessions share n sets of connections (one connection per replica
-// each): session i uses set i mod n. 0 (the default) gives every session its own. PBFT
-// sessions cannot share yet: its replies are matched per client identity on each
-// connection's reader, so it refuses n > 0. Call it before the first Open.
-func (t *Target) SetConns(n int) error {
+// SetConns makes the sessions share n sets of connections (one connection per replica
+// each): session i uses set i mod n, of the clients sessions the run opens. 0 (the
+// default) gives every session its own. Raft sessions keep their own client (ID, sequence
+// numbers) on shared connections; PBFT sessions of a set share one PBFTClient, whose pool
+// holds every one of their client identities (pipeline per session), so each request
+// still has an identity of its own. Call it after SetPipeline, before the first Open.
+func (t *Target) SetConns(n, clients int) error {
 	if n <= 0 {
 		return nil
 	}
-	if t.cfg.Protocol != "raft" {
-		return fmt.Errorf("adapter: shared connections (conns %d) are implemented for raft only", n)
+	if n > clients {
+		return fmt.Errorf("adapter: %d connection sets for %d clients", n, clients)
+	}
+	if t.cfg.Protocol == "pbft" {
+		t.pbftShared = make([]*client.PBFTClient, n)
+		t.pbftPerGroup = (clients + n - 1) / n * t.pipeline
+		return nil
 	}
 	t.shared = make([]*client.SharedConns, n)
 	for i := range t.shared {
@@ -156,6 +168,24 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 		}
 		cl = rc
 	case "pbft":
+		if len(t.pbftShared) > 0 {
+			g := worker % len(t.pbftShared)
+			if t.pbftShared[g] == nil {
+				first := t.nextID
+				if first+uint64(t.pbftPerGroup) > uint64(t.cfg.PBFT.MaxClients-1) {
+					return nil, fmt.Errorf("adapter: pbft connection set %d needs client identities [%d, %d), beyond the cluster's max_clients %d (less one for the probe): lower clients x pipeline or raise pbft.max_clients",
+						g, first, first+uint64(t.pbftPerGroup), t.cfg.PBFT.MaxClients)
+				}
+				pc, err := newPBFT(ctx, t.cfg, first, t.pbftPerGroup)
+				if err != nil {
+					return nil, err
+				}
+				t.nextID += uint64(t.pbftPerGroup)
+				t.pbftShared[g] = pc
+			}
+			cl = sharedDoer{t.pbftShared[g]}
+			break
+		}
 		// The last identity is Probe's; sessions take consecutive ranges below it.
 		first := t.nextID
 		if first+uint64(t.pipeline) > uint64(t.cfg.PBFT.MaxClients-1) {
@@ -190,8 +220,19 @@ func (t *Target) Close() error {
 	for _, s := range t.shared {
 		_ = s.Close()
 	}
+	for _, pc := range t.pbftShared {
+		if pc != nil {
+			_ = pc.Close()
+		}
+	}
 	return nil
 }
+
+// sharedDoer is a session's handle on a client other sessions use too: closing the
+// session leaves it to them (Target.Close closes it).
+type sharedDoer struct{ doer }
+
+func (sharedDoer) Close() error { return nil }
 
 // Describe implements bench.Describer: protocol, nodes, f and the caller's Info.
 func (t *Target) Describe() map[string]string {

@@ -113,7 +113,7 @@ func (a *app) runOnce(ctx context.Context, cf *clusterFlags, spec bench.Spec, cf
 	if p, ok := target.(pipeliner); ok {
 		p.SetPipeline(cfg.Pipeline)
 	}
-	if err := setConns(target, cfg.Conns); err != nil {
+	if err := setConns(target, cfg.Conns, cfg.Clients); err != nil {
 		return nil, err
 	}
 	warnSessionWindow(a.stderr, spec, cfg)

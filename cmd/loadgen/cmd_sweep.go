@@ -62,7 +62,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 		}
 		p.SetPipeline(depth)
 	}
-	if err := setConns(target, d.Run.Conns); err != nil {
+	if err := setConns(target, d.Run.Conns, d.Run.Clients); err != nil {
 		return err
 	}
 	env := a.env()

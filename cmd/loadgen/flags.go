@@ -95,7 +95,7 @@ func (l *loadFlags) group(sweep bool) group {
 	g.fs.IntVar(&l.clients, "clients", d.Clients, "client sessions")
 	g.fs.IntVar(&l.pipeline, "pipeline", d.Pipeline, "requests in flight per client (open loop: sized by default to keep --rate x 100ms of ops in flight, as wrk2 sizes its connections)")
 	g.fs.IntVar(&l.batch, "batch", d.Batch, "ops per client request (client-side batch)")
-	g.fs.IntVar(&l.conns, "conns", 0, "Raft: connections per node that the clients share, as etcd's benchmark --conns (0: one per client); concurrent clients' requests then share system calls")
+	g.fs.IntVar(&l.conns, "conns", 0, "connections per node that the clients share, as etcd's benchmark --conns (0: each client its own); concurrent clients' requests then share system calls")
 	g.fs.DurationVar(&l.duration, "duration", d.Duration, "measured window")
 	g.fs.DurationVar(&l.warmup, "warmup", 2*time.Second, "load before the window, not recorded")
 	g.fs.DurationVar(&l.drain, "drain", d.Drain, "after the window, wait this long for requests in flight")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func processesUsing(t *testing.T, dir string) []string {
 
 // localRun drives a real local cluster through the command's entry point for a couple of
 // seconds and checks the result file and that no node process outlives the run.
-func localRun(t *testing.T, protocol string, nodes string, sync string) {
+func localRun(t *testing.T, protocol string, nodes string, sync string, extra ...string) {
 	if testing.Short() {
 		t.Skip("starts real node processes")
 	}
@@ -72,15 +73,18 @@ func localRun(t *testing.T, protocol string, nodes string, sync string) {
 	data := filepath.Join(dir, "cluster")
 	prefix := filepath.Join(dir, "result")
 	var out bytes.Buffer
-	err := run([]string{"--local", nodes, "--protocol", protocol, "--sync", sync, "--data-dir", data,
+	err := run(append([]string{"--local", nodes, "--protocol", protocol, "--sync", sync, "--data-dir", data,
 		"--mode", "closed", "--clients", "2", "--pipeline", "4", "--batch", "8", "--value-size", "16",
-		"--duration", "2s", "--warmup", "500ms", "--fsync-samples", "20", "--out", prefix}, &out, &out)
+		"--duration", "2s", "--warmup", "500ms", "--fsync-samples", "20", "--out", prefix}, extra...), &out, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	r, err := report.ReadFile(prefix + ".json")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(extra) == 2 && extra[0] == "--conns" && fmt.Sprint(r.Load.Conns) != extra[1] {
+		t.Errorf("load.conns %d in the result, want %s", r.Load.Conns, extra[1])
 	}
 	if r.Summary.Throughput <= 0 || r.Summary.Ops == 0 {
 		t.Errorf("throughput %v, ops %d: want > 0\n%s", r.Summary.Throughput, r.Summary.Ops, out.String())
@@ -115,6 +119,9 @@ func TestLocalRaftRun(t *testing.T) { localRun(t, "raft", "3", "none") }
 func TestLocalRaftDurableRun(t *testing.T) { localRun(t, "raft", "3", "always") }
 
 func TestLocalPBFTRun(t *testing.T) { localRun(t, "pbft", "4", "none") }
+
+// Both PBFT sessions share one client (one connection per replica, a pool of identities).
+func TestLocalPBFTSharedRun(t *testing.T) { localRun(t, "pbft", "4", "none", "--conns", "1") }
 
 // --cluster and --targets reach a cluster started elsewhere (here by the harness): the
 // spec file's client addresses and IDs, or the addresses in ID order.

@@ -210,17 +210,17 @@ func warnSessionWindow(w io.Writer, spec bench.Spec, cfg load.Config) {
 // sessions take one client identity per request in flight).
 type pipeliner interface{ SetPipeline(int) }
 
-// setConns makes the target's sessions share n connection sets (--conns); a target that
-// cannot share refuses a nonzero n.
-func setConns(t bench.Target, n int) error {
+// setConns makes the target's clients sessions share n connection sets (--conns); a
+// target that cannot share refuses a nonzero n. Call it after SetPipeline.
+func setConns(t bench.Target, n, clients int) error {
 	if n == 0 {
 		return nil
 	}
-	c, ok := t.(interface{ SetConns(int) error })
+	c, ok := t.(interface{ SetConns(n, clients int) error })
 	if !ok {
 		return usagef("--conns: this target cannot share connections")
 	}
-	if err := c.SetConns(n); err != nil {
+	if err := c.SetConns(n, clients); err != nil {
 		return usagef("--conns: %v", err)
 	}
 	return nil
