@@ -3,13 +3,14 @@
 # 64 clients x pipeline 1 x batch 1, 128 B writes, 3 local Raft nodes) for each SIDE in
 # every round, the sides' order rotating by round. A SIDE is NAME=BINDIR[:EXTRA LOADGEN FLAGS],
 # e.g. old=/tmp/bin-old new=bin new-conns8=bin:--conns=8. SYNC (none), DURATION (10s),
-# CLIENTS (64) and PROTOCOL (raft; pbft starts 4 nodes) override the shape. Prints, per run,
+# CLIENTS (64), PIPELINE (1), BATCH (1) and PROTOCOL (raft; pbft starts 4 nodes) override the shape. Prints, per run,
 # ops/s and CPU microseconds per op (all nodes, the leader, loadgen) with the load average,
 # and the medians per side at the end.
 set -euo pipefail
 rounds=$1; out=$2; shift 2
 sides=("$@")
 sync=${SYNC:-none}; dur=${DURATION:-10s}; clients=${CLIENTS:-64}; proto=${PROTOCOL:-raft}
+pipeline=${PIPELINE:-1}; batch=${BATCH:-1}
 nodes=3; [ "$proto" = pbft ] && nodes=4
 mkdir -p "$out"
 for r in $(seq 1 "$rounds"); do
@@ -22,7 +23,7 @@ for r in $(seq 1 "$rounds"); do
     echo "# $(date -u +%FT%TZ) round $r $name load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/log.txt"
     # shellcheck disable=SC2086
     "$bin/loadgen" --local $nodes --protocol "$proto" --sync "$sync" --mode closed --clients "$clients" \
-      --pipeline 1 --batch 1 --duration "$dur" --warmup 2s --quiet $extra --out "$f" > "$f.log" 2>&1 || { echo "run $f failed"; tail -5 "$f.log"; }
+      --pipeline "$pipeline" --batch "$batch" --duration "$dur" --warmup 2s --quiet $extra --out "$f" > "$f.log" 2>&1 || { echo "run $f failed"; tail -5 "$f.log"; }
   done
 done
 python3 - "$out" "${sides[@]}" <<'PY'

@@ -60,6 +60,11 @@ type Config struct {
 	// --insecure-peers); by default they share a random one (--peer-secret-file), as a real
 	// deployment should.
 	UnauthenticatedPeers bool
+	// NodeProcs, when positive, is every node process's GOMAXPROCS. By default each node
+	// sizes its scheduler to every core of the host, which the other nodes and the load
+	// generator share: on a small host their runtimes then hand goroutines between threads
+	// (a futex wake and a context switch each) for parallelism nobody has.
+	NodeProcs int
 	// StartTimeout and StopTimeout bound Start and Stop (0: the defaults).
 	StartTimeout, StopTimeout time.Duration
 	// Ready, when set, runs after every client port accepts, with Start's deadline in ctx;
@@ -118,6 +123,7 @@ type Node struct {
 	MetricsAddr string
 
 	args []string // the node's command line, for restarts
+	env  []string // the node's environment (nil: loadgen's own)
 	// mu guards the process fields, which Kill and Restart replace while others read them.
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -332,6 +338,9 @@ func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*No
 	if c.cfg.NodeArgs != nil {
 		n.args = append(n.args, c.cfg.NodeArgs(ns.ID)...)
 	}
+	if c.cfg.NodeProcs > 0 {
+		n.env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", c.cfg.NodeProcs))
+	}
 	if err := n.launch(c.cfg.NodeBin, os.O_TRUNC); err != nil {
 		return nil, err
 	}
@@ -346,6 +355,7 @@ func (n *Node) launch(bin string, flag int) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	cmd := exec.Command(bin, n.args...)
+	cmd.Env = n.env
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {

@@ -68,6 +68,9 @@ func Identity(r *Result) [][2]string {
 		nodes = max(c.Local, len(c.Targets))
 	}
 	id := [][2]string{{"protocol", nonEmpty(c.Protocol)}, {"nodes", strconv.Itoa(nodes)}, {"sync", orUnknown(c.Sync, "none")}}
+	if p := r.ClusterInfo["node_procs"]; p != "" { // absent: each node's default GOMAXPROCS
+		id = append(id, [2]string{"node_procs", p})
+	}
 	switch c.Protocol {
 	case "raft":
 		id = append(id, [2]string{"reads", orUnknown(c.Reads, "safe")})

@@ -320,16 +320,17 @@ func verdictError(r *report.Result) error {
 	return fmt.Errorf("run: verdict failed: %s", strings.Join(msgs, "; "))
 }
 
-// opener is the app's Opener, or for --byzantine, --raft-reads and --insecure-peers a local
-// cluster with Byzantine nodes, the chosen read mode or unauthenticated peers.
+// opener is the app's Opener, or for --byzantine, --raft-reads, --insecure-peers and
+// --node-procs a local cluster with Byzantine nodes, the chosen read mode, unauthenticated
+// peers or the nodes' GOMAXPROCS.
 func (a *app) opener(cf *clusterFlags) bench.Opener {
-	if cf.byz == "" && cf.raftReads == "" && !cf.insecure {
+	if cf.byz == "" && cf.raftReads == "" && !cf.insecure && cf.nodeProcs == 0 {
 		return a.open
 	}
-	x := localExtras{insecure: cf.insecure}
+	x := localExtras{insecure: cf.insecure, nodeProcs: cf.nodeProcs}
 	if cf.byz != "" {
 		x = byzantineExtras(cf.byz, cf.byzNodes)
-		x.insecure = cf.insecure
+		x.insecure, x.nodeProcs = cf.insecure, cf.nodeProcs
 	}
 	if cf.raftReads != "" {
 		x = raftReadsExtras(x, cf.local, cf.raftReads)

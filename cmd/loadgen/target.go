@@ -75,10 +75,11 @@ func openLocal(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 // localExtras are local-cluster settings beyond bench.Spec: extra node flags (--byzantine)
 // and what to record about them in the result's cluster info.
 type localExtras struct {
-	nodeArgs func(id uint64) []string
-	template *server.ClusterSpec
-	info     map[string]string
-	insecure bool // peers without a cluster secret
+	nodeArgs  func(id uint64) []string
+	template  *server.ClusterSpec
+	info      map[string]string
+	insecure  bool // peers without a cluster secret
+	nodeProcs int  // every node's GOMAXPROCS (0: its default)
 }
 
 // raftReadsExtras sets the spec's raft.reads.
@@ -122,7 +123,7 @@ func openLocalWith(ctx context.Context, spec bench.Spec, x localExtras) (bench.T
 	}
 	c, err := cluster.Start(ctx, cluster.Config{Protocol: spec.Protocol, Nodes: spec.Local, Sync: spec.Sync,
 		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel, NodeArgs: x.nodeArgs, Template: x.template,
-		UnauthenticatedPeers: x.insecure,
+		UnauthenticatedPeers: x.insecure, NodeProcs: x.nodeProcs,
 		Ready: func(ctx context.Context, c *cluster.Cluster) error {
 			return adapter.Probe(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec)})
 		}})
@@ -142,6 +143,9 @@ func openLocalWith(ctx context.Context, spec bench.Spec, x localExtras) (bench.T
 		peerAuth = "none"
 	}
 	info := map[string]string{"sync": sync, "local": strconv.Itoa(spec.Local), "peer_auth": peerAuth}
+	if x.nodeProcs > 0 {
+		info["node_procs"] = strconv.Itoa(x.nodeProcs) // in the identity: it changes the figures
+	}
 	for k, v := range x.info {
 		info[k] = v
 	}
