@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -520,6 +521,10 @@ func (pc *pbftConn) send(frame []byte) {
 		return
 	}
 	pc.writing = true
+	// As conn.send: callers already runnable append before this one writes.
+	pc.mu.Unlock()
+	runtime.Gosched()
+	pc.mu.Lock()
 	for len(pc.wbuf) > 0 && pc.nc != nil {
 		buf, nc := pc.wbuf, pc.nc
 		pc.wbuf, pc.spare = pc.spare[:0], nil

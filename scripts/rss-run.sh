@@ -2,7 +2,8 @@
 # scripts/rss-run.sh BIN_DIR OUT_PREFIX LOADGEN_FLAGS...: one local run with the given flags,
 # sampling every node's RSS every 5 s from /proc; prints throughput and, per node, the RSS
 # first, at the middle, last and highest, and how much it moved over the last half of the
-# run (max - min): flat means a small spread there.
+# run (max - min): flat means a small spread there. Send its output somewhere other than
+# OUT_PREFIX.txt, which loadgen writes (benchstat lines).
 # Example (the make-run shape for 10 minutes):
 #   scripts/rss-run.sh bin /tmp/rss-raft --local 3 --protocol raft --sync none --mode closed \
 #     --clients 32 --pipeline 2 --batch 16 --duration 10m
