@@ -145,6 +145,15 @@ type CPUReporter interface {
 	NodeCPUSeconds() (map[string]float64, error)
 }
 
+// EventReporter reports each node's counters of events that disturb a run ("elections",
+// "leader_changes", "view_changes"), cumulative since the node started, for clusters whose
+// nodes' metrics the Target can reach. loadgen samples it at the start and end of the
+// measured window and records the difference (report.ClusterEvents), so a run says how
+// many leader changes its figures include.
+type EventReporter interface {
+	NodeEvents() (map[string]map[string]int64, error)
+}
+
 // DataDirReporter reports where the cluster's nodes keep their data, so a durable run can
 // measure that disk's fdatasync latency just before it starts.
 type DataDirReporter interface {

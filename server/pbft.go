@@ -165,6 +165,7 @@ type heldFrame struct {
 }
 
 type pbftMetrics struct {
+	viewChanges   *Counter
 	commitLatency *Histogram
 	persistTime   *Histogram
 	batchRequests *Histogram
@@ -347,6 +348,7 @@ func (r *PBFTReplica) registerMetrics() {
 	r.m.paused = m.Counter("cb_peer_paused_drops_total", "Messages dropped because the peer's outbound queue was full.")
 	r.m.noConn = m.Counter("cb_pbft_reply_no_conn_total", "Replies dropped because the client has no live connection here.")
 	r.m.snapshots = m.Counter("cb_snapshots_total", "Stable checkpoints written to disk.")
+	r.m.viewChanges = m.Counter("cb_pbft_view_changes_total", "Views this replica moved to (each is a view change it took part in or caught up with).")
 	m.CounterFunc("cb_pbft_unverified_batches_total", "PRE-PREPAREs accepted although a client's MAC for this replica was wrong (prepared once f others had): a faulty client, or keys that disagree.",
 		func() uint64 { return r.unverified.Load() })
 	m.GaugeFunc("cb_pbft_view", "The replica's current view.", func() int64 { return int64(r.view.Load()) })
@@ -576,7 +578,11 @@ func (r *PBFTReplica) processReady() {
 		r.node.Advance()
 	}
 	st := r.node.Status()
-	r.view.Store(st.View)
+	if old := r.view.Swap(st.View); st.View != old {
+		// A run with view changes must say so: each costs a view-change timeout or more.
+		r.m.viewChanges.Inc()
+		r.log.Info("view changed", "from", old, "to", st.View, "primary", st.View%uint64(r.n)+1)
+	}
 	r.lastExec.Store(st.LastExecuted)
 	r.stableH.Store(st.LowWatermark)
 	r.unverified.Store(r.node.UnverifiedBatches())

@@ -198,6 +198,9 @@ func TestPBFTClusterPrimaryFailover(t *testing.T) {
 		if v := pbftReplica(c, i).View(); v == 0 {
 			t.Fatalf("replica %d still in view 0", i)
 		}
+		if v := metricValue(t, pbftReplica(c, i).Metrics(), "cb_pbft_view_changes_total"); v == "0" {
+			t.Errorf("replica %d left view 0, cb_pbft_view_changes_total = %s", i, v)
+		}
 	}
 	if cl.Primary() == 1 {
 		t.Fatalf("client still targets the stopped primary")

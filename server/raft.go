@@ -182,6 +182,8 @@ type raftMetrics struct {
 	paused         *Counter
 	readsServed    *Counter
 	snapshots      *Counter
+	leaderChanges  *Counter   // the leader this replica knows changed (to another or to none)
+	elections      *Counter   // terms this replica campaigned in (voted for itself)
 	snapCopy       *Histogram // the driver's part of a snapshot: copying the store
 	snapWrite      *Histogram // the background part: serializing and saving the copy
 	installed      *Counter
@@ -416,6 +418,8 @@ func (r *RaftReplica) registerMetrics() {
 	r.m.paused = m.Counter("cb_peer_paused_drops_total", "Messages dropped because the peer's outbound queue was full.")
 	r.m.readsServed = m.Counter("cb_reads_served_total", "Read-only client batches served through ReadIndex.")
 	r.m.snapshots = m.Counter("cb_snapshots_total", "Snapshots this replica took of its state.")
+	r.m.leaderChanges = m.Counter("cb_raft_leader_changes_total", "Times the leader this replica knows changed (to another node or to none).")
+	r.m.elections = m.Counter("cb_raft_elections_total", "Elections this replica started: terms it entered voting for itself (pre-votes that went no further are not counted).")
 	r.m.snapCopy = m.Histogram("cb_snapshot_copy_seconds", "Time the driver spent copying the store for a snapshot (nothing else runs meanwhile).", lat)
 	r.m.snapWrite = m.Histogram("cb_snapshot_write_seconds", "Time a snapshot took to serialize and save, on a background goroutine.", lat)
 	r.m.repliesDropped = m.Counter("cb_client_replies_dropped_total", "Client replies dropped because the connection's reply queue stayed full.")
@@ -753,12 +757,17 @@ func (r *RaftReplica) processReady() {
 	for r.fatal.Load() == nil && r.node.HasReady() {
 		rd := r.node.Ready()
 		if rd.HasHardState {
-			r.term.Store(rd.HardState.Term)
+			if old := r.term.Swap(rd.HardState.Term); rd.HardState.Term > old && rd.HardState.Vote == r.cfg.ID {
+				r.m.elections.Inc()
+				r.log.Info("campaigning", "term", rd.HardState.Term)
+			}
 		}
 		if rd.HasSoftState {
 			wasLeader := r.IsLeader()
+			oldLead, oldRole := r.lead.Load(), raftcore.Role(r.role.Load())
 			r.lead.Store(rd.Lead)
 			r.role.Store(uint32(rd.Role))
+			r.noteSoftState(oldLead, oldRole, rd.Lead, rd.Role)
 			if wasLeader && rd.Role != raftcore.Leader {
 				r.lostLeadership()
 			}
@@ -806,6 +815,16 @@ func (r *RaftReplica) processReady() {
 			}
 		}
 		r.node.Advance()
+	}
+}
+
+// noteSoftState logs and counts leader changes: a run with spurious elections must say so
+// (each costs up to an election timeout of unavailability).
+func (r *RaftReplica) noteSoftState(oldLead uint64, oldRole raftcore.Role, lead uint64, role raftcore.Role) {
+	if lead != oldLead {
+		term := r.term.Load()
+		r.m.leaderChanges.Inc()
+		r.log.Info("leader changed", "from", oldLead, "to", lead, "term", term, "role", role.String(), "was", oldRole.String())
 	}
 }
 

@@ -238,6 +238,14 @@ func TestRaftTransferAndPartition(t *testing.T) {
 	if got := waitLeader(t, c, lead); got != to {
 		t.Fatalf("leadership went to %d, want %d", got, to)
 	}
+	// The transfer is an election the new leader started and a leader change it saw (a
+	// run's result reports these counters; spurious elections must not go unnoticed).
+	if v := metricValue(t, c.Replicas[to-1].Metrics(), "cb_raft_elections_total"); v == "0" {
+		t.Errorf("node %d won a transfer election, cb_raft_elections_total = %s", to, v)
+	}
+	if v := metricValue(t, c.Replicas[to-1].Metrics(), "cb_raft_leader_changes_total"); v == "0" {
+		t.Errorf("node %d saw the leader change, cb_raft_leader_changes_total = %s", to, v)
+	}
 	if err := c.Replicas[lead-1].(LeaderTransferer).TransferLeader(lead); err == nil {
 		t.Fatal("a follower accepted TransferLeader")
 	}

@@ -46,6 +46,11 @@ type Result struct {
 	Nodes             []NodeCPU `json:"nodes,omitempty"`
 	LoadgenCPUSeconds float64   `json:"loadgen_cpu_seconds,omitempty"`
 	OpsPerCoreSecond  float64   `json:"ops_per_core_second,omitempty"`
+	// ClusterEvents counts, over the measured window, what disturbs a run's figures:
+	// "elections" (started by any node), "leader_changes" (Raft) or "view_changes" (PBFT),
+	// the most any one node saw. Present when loadgen could read the nodes' metrics (local
+	// clusters).
+	ClusterEvents map[string]int64 `json:"cluster_events,omitempty"`
 
 	Events   []Event   `json:"events,omitempty"`
 	Verdicts *Verdicts `json:"verdicts,omitempty"`

@@ -264,6 +264,10 @@ func (a *app) probeFsync(spec bench.Spec, target bench.Target, of outputFlags) (
 type cpuWindow struct {
 	a        *app
 	nodes    bench.CPUReporter
+	events   bench.EventReporter
+	evFrom   map[string]map[string]int64
+	evTo     map[string]map[string]int64
+	evErr    error
 	selfFrom float64
 	selfTo   float64
 	from, to map[string]float64
@@ -273,6 +277,7 @@ type cpuWindow struct {
 func newCPUWindow(a *app, t bench.Target) *cpuWindow {
 	w := &cpuWindow{a: a}
 	w.nodes, _ = t.(bench.CPUReporter)
+	w.events, _ = t.(bench.EventReporter)
 	return w
 }
 
@@ -284,15 +289,24 @@ func (w *cpuWindow) sample(start bool) {
 		nodes, err = w.nodes.NodeCPUSeconds()
 		w.err = errors.Join(w.err, err)
 	}
+	var ev map[string]map[string]int64
+	if w.events != nil {
+		var err error
+		ev, err = w.events.NodeEvents()
+		w.evErr = errors.Join(w.evErr, err)
+	}
 	if start {
-		w.selfFrom, w.from = self, nodes
+		w.selfFrom, w.from, w.evFrom = self, nodes, ev
 	} else {
-		w.selfTo, w.to = self, nodes
+		w.selfTo, w.to, w.evTo = self, nodes, ev
 	}
 }
 
 func (w *cpuWindow) apply(r *report.Result) {
 	r.LoadgenCPUSeconds = max(w.selfTo-w.selfFrom, 0)
+	if w.events != nil && w.evErr == nil && w.evFrom != nil && w.evTo != nil {
+		r.ClusterEvents = report.AggregateClusterEvents(w.evFrom, w.evTo)
+	}
 	if w.nodes == nil || w.err != nil || w.from == nil || w.to == nil {
 		return
 	}

@@ -98,6 +98,9 @@ func localRun(t *testing.T, protocol string, nodes string, sync string, extra ..
 	if len(r.Nodes) == 0 {
 		t.Errorf("no per-node CPU seconds in the result")
 	}
+	if r.ClusterEvents == nil {
+		t.Errorf("no cluster events (elections, leader or view changes) in a local run's result")
+	}
 	if sync == "always" && r.Fsync == nil {
 		t.Errorf("a durable local run recorded no fdatasync probe")
 	}
@@ -210,6 +213,13 @@ func TestLocalFaultRunVerdicts(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "fault kill-leader@") {
 		t.Errorf("the summary has no fault line:\n%s", out.String())
+	}
+	// Killing the leader forces an election and a leader change, and the run says so.
+	if e := r.ClusterEvents; e["elections"] < 1 || e["leader_changes"] < 1 {
+		t.Errorf("cluster events %v after kill-leader: want an election and a leader change", e)
+	}
+	if !strings.Contains(out.String(), "leader change") {
+		t.Errorf("the summary does not mention the leader change:\n%s", out.String())
 	}
 }
 

@@ -179,6 +179,9 @@ type localTarget struct {
 
 func (l *localTarget) NodeCPUSeconds() (map[string]float64, error) { return l.c.NodeCPUSeconds() }
 
+// NodeEvents is the local nodes' election, leader-change and view-change counters.
+func (l *localTarget) NodeEvents() (map[string]map[string]int64, error) { return l.c.NodeEvents() }
+
 // DataDir is the run directory that holds every node's data directory, so the fdatasync
 // probe measures the disk the WALs are on.
 func (l *localTarget) DataDir() string { return l.c.Dir }
