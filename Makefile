@@ -21,7 +21,7 @@ help: ## print this menu
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
 
 build: ## build bin/node and bin/loadgen
-	go build -o bin/ ./cmd/node ./cmd/loadgen
+	go build -buildvcs=auto -o bin/ ./cmd/node ./cmd/loadgen
 
 run: build ## local 3-node Raft cluster + loadgen for DURATION (default 20s); result under results/runs/
 	bin/loadgen --local 3 --protocol raft --sync $(SYNC) --duration $(DURATION) $(RUN_LOAD)

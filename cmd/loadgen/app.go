@@ -14,6 +14,7 @@ import (
 
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/report"
+	"github.com/consensusbench/consensusbench/internal/version"
 	"github.com/consensusbench/consensusbench/server"
 )
 
@@ -55,6 +56,7 @@ const commands = `Commands:
   loadgen ab [flags] OLD NEW -- RUN_FLAGS   build two revisions and run them alternately (A/B)
   loadgen merge --out PREFIX FILE...        add up results from several load hosts
   loadgen plot [flags] FILE...              percentile spectrum, time series, sweep curve
+  loadgen version                           the build: module version and commit (also --version)
 
 Run "loadgen COMMAND --help" for a command's flags.
 `
@@ -65,6 +67,8 @@ func (a *app) main(ctx context.Context, args []string) error {
 	cmd := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	} else if len(args) == 1 && args[0] == "--version" {
+		cmd = "version"
 	}
 	switch cmd {
 	case "run":
@@ -81,6 +85,9 @@ func (a *app) main(ctx context.Context, args []string) error {
 		return a.plotCmd(args)
 	case "help":
 		fmt.Fprint(a.stdout, topUsage)
+		return nil
+	case "version":
+		fmt.Fprintln(a.stdout, version.String("loadgen"))
 		return nil
 	}
 	return usagef("unknown command %q\n%s", cmd, topUsage)

@@ -335,16 +335,16 @@ func verdictError(r *report.Result) error {
 }
 
 // opener is the app's Opener, or for --byzantine, --raft-reads, --insecure-peers and
-// --node-procs a local cluster with Byzantine nodes, the chosen read mode, unauthenticated
-// peers or the nodes' GOMAXPROCS.
+// --node-procs and --node-log-level a local cluster with Byzantine nodes, the chosen read
+// mode, unauthenticated peers, the nodes' GOMAXPROCS or their log level.
 func (a *app) opener(cf *clusterFlags) bench.Opener {
-	if cf.byz == "" && cf.raftReads == "" && !cf.insecure && cf.nodeProcs == 0 {
+	if cf.byz == "" && cf.raftReads == "" && !cf.insecure && cf.nodeProcs == 0 && cf.nodeLog == localLogLevel {
 		return a.open
 	}
-	x := localExtras{insecure: cf.insecure, nodeProcs: cf.nodeProcs}
+	x := localExtras{insecure: cf.insecure, nodeProcs: cf.nodeProcs, logLevel: cf.nodeLog}
 	if cf.byz != "" {
 		x = byzantineExtras(cf.byz, cf.byzNodes)
-		x.insecure, x.nodeProcs = cf.insecure, cf.nodeProcs
+		x.insecure, x.nodeProcs, x.logLevel = cf.insecure, cf.nodeProcs, cf.nodeLog
 	}
 	if cf.raftReads != "" {
 		x = raftReadsExtras(x, cf.local, cf.raftReads)

@@ -29,8 +29,9 @@ type clusterFlags struct {
 	byzNodes  []uint
 	raftReads string
 	attempt   time.Duration
-	insecure  bool // --insecure-peers
-	nodeProcs int  // --node-procs
+	insecure  bool   // --insecure-peers
+	nodeProcs int    // --node-procs
+	nodeLog   string // --node-log-level
 }
 
 func (c *clusterFlags) group() group {
@@ -45,6 +46,7 @@ func (c *clusterFlags) group() group {
 	g.fs.UintSliceVar(&c.byzNodes, "byzantine-nodes", []uint{1}, "local PBFT clusters: the node IDs that misbehave (at most f; node 1 is the first primary)")
 	g.fs.DurationVar(&c.attempt, "attempt-timeout", 0, "how long a client waits for one replica's reply before it tries another (default the client's, 2s)")
 	g.fs.BoolVar(&c.insecure, "insecure-peers", false, "local clusters: run the nodes without a cluster secret (by default their peers authenticate with a random one); to measure what peer authentication costs")
+	g.fs.StringVar(&c.nodeLog, "node-log-level", "info", "local clusters: every node's --log-level (debug, info, warn or error); the logs are kept after a failed run or with --data-dir")
 	g.fs.IntVar(&c.nodeProcs, "node-procs", 0, "local clusters: GOMAXPROCS of every node process (default: each node's own, every core); on a host smaller than its nodes plus loadgen, 1 spares their runtimes handing goroutines between threads")
 	g.fs.StringVar(&c.raftReads, "raft-reads", "", "local Raft clusters: how the leader confirms reads, safe (a ReadIndex heartbeat round) or lease (thesis §6.4.1; trusts bounded clock drift) (default safe)")
 	return g
@@ -67,6 +69,12 @@ func (c *clusterFlags) spec() (bench.Spec, error) {
 	}
 	if c.nodeProcs < 0 || c.nodeProcs > 0 && c.local == 0 {
 		return s, usagef("--node-procs %d applies to local clusters (--local N) and must be positive; other clusters' nodes take GOMAXPROCS from their environment", c.nodeProcs)
+	}
+	switch {
+	case c.nodeLog != "debug" && c.nodeLog != "info" && c.nodeLog != "warn" && c.nodeLog != "error":
+		return s, usagef("--node-log-level %q: want debug, info, warn or error", c.nodeLog)
+	case c.nodeLog != "info" && c.local == 0:
+		return s, usagef("--node-log-level applies to local clusters (--local N); other clusters' nodes take --log-level themselves")
 	}
 	if c.insecure && c.local == 0 {
 		return s, usagef("--insecure-peers applies to local clusters (--local N); other clusters' nodes take --peer-secret-file or --insecure-peers themselves")

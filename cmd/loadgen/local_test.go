@@ -235,3 +235,32 @@ func TestNemesisNeedsLocal(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// --node-log-level reaches every local node: at warn, a clean run logs no INFO line.
+func TestNodeLogLevel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real node processes")
+	}
+	nodeOnPath(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "cluster")
+	var out bytes.Buffer
+	err := run([]string{"--local", "3", "--data-dir", data, "--node-log-level", "warn", "--mode", "closed",
+		"--clients", "1", "--duration", "500ms", "--warmup", "0s", "--quiet", "--out", filepath.Join(dir, "r")}, &out, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	logs, _ := filepath.Glob(filepath.Join(data, "node-*.log"))
+	if len(logs) != 3 {
+		t.Fatalf("node logs %v, want 3", logs)
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "level=INFO") {
+			t.Errorf("%s has INFO lines at --node-log-level warn:\n%s", l, b)
+		}
+	}
+}

@@ -267,3 +267,13 @@ func (s *fakeSide) Run(ctx context.Context, runArgs []string, prefix string) (*r
 	}
 	return r, err
 }
+
+// --version and the version command name the tool and the build, on stdout.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out, errOut bytes.Buffer
+		if err := run(args, &out, &errOut); err != nil || !strings.HasPrefix(out.String(), "loadgen ") || !strings.Contains(out.String(), "commit") {
+			t.Errorf("%v: %v, %q %q", args, err, out.String(), errOut.String())
+		}
+	}
+}

@@ -78,8 +78,9 @@ type localExtras struct {
 	nodeArgs  func(id uint64) []string
 	template  *server.ClusterSpec
 	info      map[string]string
-	insecure  bool // peers without a cluster secret
-	nodeProcs int  // every node's GOMAXPROCS (0: its default)
+	insecure  bool   // peers without a cluster secret
+	nodeProcs int    // every node's GOMAXPROCS (0: its default)
+	logLevel  string // every node's --log-level ("": localLogLevel)
 }
 
 // raftReadsExtras sets the spec's raft.reads.
@@ -121,8 +122,12 @@ func openLocalWith(ctx context.Context, spec bench.Spec, x localExtras) (bench.T
 		os.RemoveAll(binDir)
 		return nil, err
 	}
+	logLevel := x.logLevel
+	if logLevel == "" {
+		logLevel = localLogLevel
+	}
 	c, err := cluster.Start(ctx, cluster.Config{Protocol: spec.Protocol, Nodes: spec.Local, Sync: spec.Sync,
-		Dir: spec.DataDir, NodeBin: bin, LogLevel: localLogLevel, NodeArgs: x.nodeArgs, Template: x.template,
+		Dir: spec.DataDir, NodeBin: bin, LogLevel: logLevel, NodeArgs: x.nodeArgs, Template: x.template,
 		UnauthenticatedPeers: x.insecure, NodeProcs: x.nodeProcs,
 		Ready: func(ctx context.Context, c *cluster.Cluster) error {
 			return adapter.Probe(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: clientNodes(c), PBFT: pbftOf(c.Spec)})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/consensusbench/consensusbench/internal/version"
 	"github.com/consensusbench/consensusbench/server"
 	"github.com/consensusbench/consensusbench/storage"
 )
@@ -38,28 +39,31 @@ func main() {
 }
 
 type options struct {
-	protocol    string
-	id          uint64
-	clusterFile string
-	peers       string
-	clusterID   uint64
-	dataDir     string
-	init        bool
-	sync        string
-	metricsAddr string
-	adminToken  string // --admin-token-file
-	peerSecret  string // --peer-secret-file
-	insecure    bool   // --insecure-peers
-	pprof       bool
-	logLevel    string
-	tick        time.Duration
-	byzantine   string
+	help, version bool
+	groups        []flagGroup // for --help
+	protocol      string
+	id            uint64
+	clusterFile   string
+	peers         string
+	clusterID     uint64
+	dataDir       string
+	init          bool
+	sync          string
+	metricsAddr   string
+	adminToken    string // --admin-token-file
+	peerSecret    string // --peer-secret-file
+	insecure      bool   // --insecure-peers
+	pprof         bool
+	logLevel      string
+	tick          time.Duration
+	byzantine     string
 	// tickSet and clusterIDSet: the flag was given (they only apply with --peers).
 	tickSet, clusterIDSet bool
 }
 
 // newFlags builds the flag set in groups, so --help prints each group under its heading
 // from the flags themselves (it cannot drift from what is parsed).
+// After a bad flag the usage goes to stderr; --help prints it to stdout (run).
 func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	cluster := pflag.NewFlagSet("cluster", pflag.ContinueOnError)
 	cluster.SortFlags = false
@@ -88,29 +92,44 @@ func newFlags(o *options, stderr io.Writer) *pflag.FlagSet {
 	obs.StringVar(&o.adminToken, "admin-token-file", "", "file holding the bearer token the mutating /admin/ endpoints require (Authorization: Bearer TOKEN); without one they answer only on loopback, to requests without an Origin header")
 	obs.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof on --metrics-addr (it exposes the command line and memory)")
 	obs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	obs.BoolVar(&o.version, "version", false, "print the build (module version and commit) and exit")
+	obs.BoolVarP(&o.help, "help", "h", false, "print this help and exit")
 
-	groups := []struct {
-		title string
-		fs    *pflag.FlagSet
-	}{{"Cluster", cluster}, {"Storage", store}, {"Faults", faults}, {"Observability", obs}}
+	groups := []flagGroup{{"Cluster", cluster}, {"Storage", store}, {"Faults", faults}, {"Observability", obs}}
+	o.groups = groups
 	fs := pflag.NewFlagSet("node", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
 	for _, g := range groups {
 		fs.AddFlagSet(g.fs)
 	}
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: node --id N (--cluster FILE | --peers LIST) --data-dir DIR [flags]
+	fs.Usage = func() { printUsage(stderr, groups) }
+	return fs
+}
+
+func printUsage(w io.Writer, groups []flagGroup) {
+	fmt.Fprint(w, `Usage: node --id N (--cluster FILE | --peers LIST) --data-dir DIR [flags]
 
 Runs one replica of a consensusbench cluster. SIGTERM or SIGINT stops it cleanly after
 flushing the WAL. Bad flags or a bad cluster spec exit with status 1 and a message.
 `)
-		for _, g := range groups {
-			fmt.Fprintf(stderr, "\n%s:\n%s", g.title, g.fs.FlagUsages())
-		}
+	fmt.Fprint(w, usageExample)
+	for _, g := range groups {
+		fmt.Fprintf(w, "\n%s:\n%s", g.title, g.fs.FlagUsages())
 	}
-	return fs
 }
+
+// flagGroup is a titled set of flags, printed together in --help.
+type flagGroup struct {
+	title string
+	fs    *pflag.FlagSet
+}
+
+const usageExample = `
+Example (three nodes on one host; start each with its own --id):
+  node --id 1 --peers 1=127.0.0.1:7001/127.0.0.1:8001,2=127.0.0.1:7002/127.0.0.1:8002,3=127.0.0.1:7003/127.0.0.1:8003 \
+       --protocol raft --data-dir /var/lib/cb/n1 --init --metrics-addr :9101
+`
 
 // parsePeers reads "1=host:port/host:port,2=..." into a spec.
 func parsePeers(s string) ([]server.NodeSpec, error) {
@@ -172,6 +191,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(&o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch {
+	case o.help:
+		printUsage(stdout, o.groups)
+		return pflag.ErrHelp
+	case o.version:
+		fmt.Fprintln(stdout, version.String("node"))
+		return pflag.ErrHelp // nothing else to do; main exits 0
 	}
 	o.tickSet, o.clusterIDSet = fs.Changed("tick"), fs.Changed("cluster-id")
 	if fs.NArg() > 0 {

@@ -76,11 +76,23 @@ func TestHelpIsGrouped(t *testing.T) {
 	if !errors.Is(err, pflag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	help := errOut.String()
-	for _, want := range []string{"Cluster:", "Storage:", "Observability:", "--cluster", "--peers", "--data-dir", "--sync", "--metrics-addr", "--log-level", "--id"} {
+	help := out.String() // asked for: stdout
+	if errOut.Len() != 0 {
+		t.Errorf("--help wrote to stderr: %q", errOut.String())
+	}
+	for _, want := range []string{"Example", "--version", "Cluster:", "Storage:", "Observability:", "--cluster", "--peers", "--data-dir", "--sync", "--metrics-addr", "--log-level", "--id"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q:\n%s", want, help)
 		}
+	}
+}
+
+// --version names the tool and the build, on stdout, and starts nothing.
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--version"}, &out, &errOut)
+	if !errors.Is(err, pflag.ErrHelp) || !strings.HasPrefix(out.String(), "node ") || !strings.Contains(out.String(), "commit") {
+		t.Fatalf("--version: %v, %q", err, out.String())
 	}
 }
 
