@@ -137,6 +137,21 @@ func TestAdminAttacksOnARunningNode(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// A single node elects itself: /ready turns 200.
+	for {
+		resp, err := http.Get(base + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("/ready: status %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if code := post(admin, "http://evil.example"); code != http.StatusForbidden {
 		t.Errorf("POST from a web page: status %d, want 403", code)
 	}
@@ -178,4 +193,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A Raft node whose peers are all down knows no leader: /ready says 503 and why.
+func TestReadyWithoutLeader(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	admin := freePort(t)
+	peers := "1=" + freePort(t) + "/" + freePort(t) + ",2=" + freePort(t) + "/" + freePort(t) + ",3=" + freePort(t) + "/" + freePort(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--id", "1", "--protocol", "raft", "--peers", peers,
+			"--data-dir", t.TempDir(), "--init", "--sync", "none", "--metrics-addr", admin}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("/ready with no peer up: status %d, want 503", resp.StatusCode)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin never came up:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
