@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/consensusbench/consensusbench/bench/adapter"
 	"github.com/consensusbench/consensusbench/bench/cluster"
@@ -173,6 +175,24 @@ func TestClusterFileAndTargets(t *testing.T) {
 			t.Errorf("%s: load.conns %d in the result, want %d", name, r.Load.Conns, want)
 		}
 	}
+	// A cluster that cannot commit is refused before anything is measured, with the reason:
+	// an address nobody listens on is named; with every address answering, the protocol.
+	defer func(d time.Duration) { remoteReadyTimeout = d }(remoteReadyTimeout)
+	remoteReadyTimeout = 2 * time.Second
+	for name, tc := range map[string]struct {
+		targets []string
+		want    string
+	}{
+		"closed port":    {append(append([]string(nil), addrs...), freeAddr(t)), "not reachable: node 4"},
+		"wrong protocol": {append(append([]string(nil), addrs...), c.Spec.Nodes[0].PeerAddr), "run pbft (--protocol)"},
+	} {
+		var out bytes.Buffer
+		err := run([]string{"--protocol", "pbft", "--targets", strings.Join(tc.targets, ","), "--duration", "1s",
+			"--quiet", "--out", filepath.Join(t.TempDir(), "x")}, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "did not commit a probe write") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want one saying %q", name, err, tc.want)
+		}
+	}
 	// A spec for another protocol is refused by name.
 	var out bytes.Buffer
 	err = run([]string{"--protocol", "pbft", "--cluster", c.SpecPath, "--duration", "1s", "--out", filepath.Join(t.TempDir(), "x")}, &out, &out)
@@ -263,4 +283,15 @@ func TestNodeLogLevel(t *testing.T) {
 			t.Errorf("%s has INFO lines at --node-log-level warn:\n%s", l, b)
 		}
 	}
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/adapter"
@@ -42,13 +45,50 @@ func openTarget(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 		for _, n := range cs.Nodes {
 			nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
 		}
-		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout})
+		return openRemote(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout})
 	default:
 		for i, a := range spec.Targets {
 			nodes = append(nodes, client.Node{ID: uint64(i + 1), Addr: a})
 		}
-		return adapter.Open(adapter.Config{Protocol: spec.Protocol, Nodes: nodes, AttemptTimeout: spec.AttemptTimeout})
+		return openRemote(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: nodes, AttemptTimeout: spec.AttemptTimeout})
 	}
+}
+
+// remoteReadyTimeout bounds the check that a cluster loadgen did not start can commit (a
+// variable so that tests of the failure wait less).
+var remoteReadyTimeout = 10 * time.Second
+
+// openRemote opens a cluster started elsewhere, after checking that it commits a write, so
+// a run never measures a cluster that cannot serve (seconds of 0 ops/s, then latencies of
+// the client's retries). On failure the error names every address that refused or did
+// not answer a connection, and otherwise says what else to check.
+func openRemote(ctx context.Context, cfg adapter.Config) (bench.Target, error) {
+	t, err := adapter.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, remoteReadyTimeout)
+	defer cancel()
+	if perr := adapter.Probe(pctx, cfg); perr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var down []string
+		for _, n := range cfg.Nodes {
+			c, err := net.DialTimeout("tcp", n.Addr, time.Second)
+			if err != nil {
+				down = append(down, fmt.Sprintf("node %d (%s): %v", n.ID, n.Addr, err))
+				continue
+			}
+			c.Close()
+		}
+		hint := fmt.Sprintf("every address accepts connections: check that the nodes run %s (--protocol) and that a majority of them is up and connected", cfg.Protocol)
+		if len(down) > 0 {
+			hint = "not reachable: " + strings.Join(down, "; ")
+		}
+		return nil, fmt.Errorf("the cluster did not commit a probe write within %v (%v); %s", remoteReadyTimeout, perr, hint)
+	}
+	return t, nil
 }
 
 // pbftOf is what a PBFT client must share with the replicas of cs.
