@@ -45,6 +45,9 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if err := ck.validate(fs, &ff, cfg); err != nil {
 		return err
 	}
+	if err := ff.validate(spec); err != nil { // before any node starts
+		return err
+	}
 	if ck.count == 1 {
 		_, err := a.runOnce(ctx, &cf, spec, cfg, &of, &ff, &ck, of.out)
 		return err

@@ -59,6 +59,24 @@ type faultRun struct {
 	start  time.Time
 }
 
+// validate checks the fault flags against the cluster description before anything starts:
+// a schedule that does not parse, faults on a cluster loadgen does not start, or a
+// durability check without durable writes would otherwise be found only after the nodes
+// were up (or, remotely, after waiting for the cluster).
+func (f *faultFlags) validate(spec bench.Spec) error {
+	sched, err := nemesis.Parse(f.nemesis)
+	if err != nil {
+		return usageError{err}
+	}
+	if (len(sched) > 0 || f.durable) && spec.Local == 0 {
+		return usagef("--nemesis and --check-durability need a cluster loadgen controls (--local; for namespaces use make netns-bench)")
+	}
+	if f.durable && spec.Sync != "always" {
+		return usagef("--check-durability needs --sync always (acknowledged writes must be on disk)")
+	}
+	return nil
+}
+
 // newFaultRun validates the flags against the target; nil when nothing was asked.
 func newFaultRun(ctx context.Context, f *faultFlags, spec bench.Spec, target bench.Target) (*faultRun, error) {
 	sched, err := nemesis.Parse(f.nemesis)
