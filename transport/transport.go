@@ -225,22 +225,29 @@ func pickPorts(addrs ...string) (picked []string, release func(), err error) {
 			ln.Close()
 		}
 	}
-	for _, addr := range addrs {
+	for i, addr := range addrs {
 		if addr == "" {
 			picked = append(picked, "")
 			continue
 		}
+		what := "listen address"
+		if i < 2 {
+			what = []string{"peer listen address", "client listen address"}[i]
+		}
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return nil, release, fmt.Errorf("transport: listen address %q: %w", addr, err)
+			return nil, release, fmt.Errorf("transport: %s %q: %w", what, addr, err)
 		}
-		if port != "0" {
-			picked = append(picked, addr)
-			continue
-		}
+		// A fixed port is probed too: the event loops' own bind failure names neither the
+		// address nor the cause ("setsockopt: bad file descriptor" for a port in use).
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, release, fmt.Errorf("transport: listen address %q: %w", addr, err)
+			return nil, release, fmt.Errorf("transport: %s %s: %w", what, addr, err)
+		}
+		if port != "0" {
+			ln.Close()
+			picked = append(picked, addr)
+			continue
 		}
 		probes = append(probes, ln)
 		picked = append(picked, net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)))

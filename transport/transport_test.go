@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -605,5 +606,34 @@ func TestInboundQueueFullStallsReading(t *testing.T) {
 	waitFor(t, "inbound queue full again", func() bool { return r.InboundQueueDepth() == 4 })
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A listen port already taken fails Start with the address and the cause, for either port.
+func TestStartNamesATakenPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	for _, c := range []struct{ which, peer, client string }{
+		{"peer", taken, "127.0.0.1:0"},
+		{"client", "127.0.0.1:0", taken},
+	} {
+		cfg := testConfig(1)
+		cfg.PeerListen, cfg.ClientListen = c.peer, c.client
+		tr, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tr.Start()
+		if err == nil {
+			tr.Close()
+			t.Fatalf("%s port %s in use: Start succeeded", c.which, taken)
+		}
+		if want := c.which + " listen address " + taken; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "in use") {
+			t.Errorf("%s port in use: %v, want it to name %q and the cause", c.which, err, want)
+		}
 	}
 }
