@@ -45,7 +45,7 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if err := ck.validate(fs, &ff, cfg); err != nil {
 		return err
 	}
-	if err := ff.validate(spec); err != nil { // before any node starts
+	if err := ff.validate(spec, cfg.Duration); err != nil { // before any node starts
 		return err
 	}
 	if ck.count == 1 {

@@ -60,10 +60,11 @@ type faultRun struct {
 }
 
 // validate checks the fault flags against the cluster description before anything starts:
-// a schedule that does not parse, faults on a cluster loadgen does not start, or a
+// a schedule that does not parse or has a step after the window, faults on a cluster
+// loadgen does not start, or a
 // durability check without durable writes would otherwise be found only after the nodes
 // were up (or, remotely, after waiting for the cluster).
-func (f *faultFlags) validate(spec bench.Spec) error {
+func (f *faultFlags) validate(spec bench.Spec, window time.Duration) error {
 	sched, err := nemesis.Parse(f.nemesis)
 	if err != nil {
 		return usageError{err}
@@ -73,6 +74,11 @@ func (f *faultFlags) validate(spec bench.Spec) error {
 	}
 	if f.durable && spec.Sync != "always" {
 		return usagef("--check-durability needs --sync always (acknowledged writes must be on disk)")
+	}
+	for _, st := range sched {
+		if st.At >= window {
+			return usagef("--nemesis step %s starts at or after the end of the %v measured window: it would never run (times count from the window's start)", st, window)
+		}
 	}
 	return nil
 }
