@@ -155,7 +155,8 @@ type Config struct {
 	ReconnectMax        time.Duration
 
 	// Logger receives connection events (refused hellos, bad frames, reconnects);
-	// nil discards them.
+	// nil discards them. The transport adds no node attribute: the caller's logger names
+	// the node (with one, every line would carry it twice).
 	Logger *slog.Logger
 }
 

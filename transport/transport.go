@@ -106,7 +106,7 @@ func New(cfg Config) (*Transport, error) {
 	}
 	t := &Transport{
 		cfg:        c,
-		log:        c.Logger.With("node", c.NodeID),
+		log:        c.Logger, // the caller names the node (server and cmd/node add node=ID)
 		epoch:      time.Now(),
 		inbound:    make(chan *Batch, c.InboundQueueBatches),
 		batches:    newBatchPool(c.InboundQueueBatches + freeBatchSlack),
