@@ -512,7 +512,7 @@ func (c *Cluster) Stop(failed bool) (kept string, err error) {
 		}
 		c.kept = c.Dir
 		if c.tempDir {
-			releasePreallocation(c.Dir) // keep the logs and data, not 64 MiB of zeros per node
+			ReleasePreallocation(c.Dir) // keep the logs and data, not 64 MiB of zeros per node
 		}
 	})
 	return c.kept, c.stopErr

@@ -12,12 +12,12 @@ import (
 // trimBlock is the granularity at which releasePreallocation looks for the unwritten tail.
 const trimBlock = 1 << 20
 
-// releasePreallocation frees the disk blocks of the zero tail of every WAL segment under
+// ReleasePreallocation frees the disk blocks of the zero tail of every WAL segment under
 // dir (each is preallocated to its full size, 64 MiB by default, and mostly unwritten in a
 // short run), so a kept run directory costs its logs and its data, not the preallocation.
 // The files keep their size and read the same (a punched hole reads as zeros), so the
 // nodes can still be restarted on the directory. Errors are ignored: this only saves space.
-func releasePreallocation(dir string) {
+func ReleasePreallocation(dir string) {
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(d.Name(), ".wal") {
 			return nil

@@ -41,7 +41,7 @@ func TestReleasePreallocation(t *testing.T) {
 		return st.Blocks * 512
 	}
 	before := blocks(wal)
-	releasePreallocation(dir)
+	ReleasePreallocation(dir)
 	after := blocks(wal)
 	if after >= before/2 || after < int64(len(data)) {
 		t.Errorf("segment allocation %d -> %d bytes: want the zero tail freed and the data kept", before, after)
