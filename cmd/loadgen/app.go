@@ -61,6 +61,21 @@ const commands = `Commands:
 Run "loadgen COMMAND --help" for a command's flags.
 `
 
+// examples end each command's --help.
+var examples = map[string]string{
+	"run": `  loadgen --local 3 --sync none --mode closed --clients 32 --pipeline 2 --batch 16 --duration 20s
+  loadgen --local 3 --mode open --rate 50000 --duration 60s          # latency free of coordinated omission
+  loadgen --local 3 --sync always --nemesis kill-leader@10s,restart@15s --check-linearizability --check-durability
+  loadgen --protocol raft --cluster cluster.json --mode closed --clients 64 --conns 8   # a cluster started elsewhere
+`,
+	"sweep": `  loadgen sweep --local 3 --start-rate 10000 --factor 1.5 --duration 10s
+`,
+	"compare": `  loadgen compare results/runs/old-*.json -- results/runs/new-*.json
+`,
+	"ab": `  loadgen ab --rounds 6 HEAD~1 . -- --local 3 --mode closed --clients 32 --pipeline 2 --batch 16 --duration 10s
+`,
+}
+
 const topUsage = "usage: loadgen COMMAND [flags]\n\n" + commands
 
 func (a *app) main(ctx context.Context, args []string) error {
@@ -121,6 +136,9 @@ func (a *app) parse(cmd, synopsis string, groups []group, args []string) (fs *pf
 		fmt.Fprintf(a.stdout, "usage: %s\n", synopsis)
 		for _, g := range groups {
 			fmt.Fprintf(a.stdout, "\n%s:\n%s", g.title, g.fs.FlagUsages())
+		}
+		if ex := examples[cmd]; ex != "" {
+			fmt.Fprintf(a.stdout, "\nExamples:\n%s", ex)
 		}
 		if cmd == "run" {
 			fmt.Fprintf(a.stdout, "\n%s", commands)

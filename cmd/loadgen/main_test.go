@@ -277,3 +277,27 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// Every example in the help parses: its flags exist and take the values shown.
+func TestHelpExamplesParse(t *testing.T) {
+	for cmd, ex := range examples {
+		for _, line := range strings.Split(strings.TrimSpace(ex), "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			args := strings.Fields(line)[1:] // drop "loadgen"
+			if args[0] == "ab" {
+				_, rest, _ := strings.Cut(line, " -- ")
+				args = append([]string{"run"}, strings.Fields(rest)...) // what ab runs
+			}
+			// --help before any "--" (flags stop there); after the command word, if any.
+			at := 0
+			if !strings.HasPrefix(args[0], "-") {
+				at = 1
+			}
+			args = append(args[:at], append([]string{"--help"}, args[at:]...)...)
+			var out bytes.Buffer
+			if err := run(args, &out, &out); err != nil {
+				t.Errorf("%s example %q: %v", cmd, line, err)
+			}
+		}
+	}
+}
