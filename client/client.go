@@ -39,6 +39,12 @@ var (
 	ErrNoNodes = errors.New("client: no nodes configured")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client: closed")
+	// ErrMaybeApplied: Do gave up (its context ended, or the client closed) on a batch with
+	// writes after an attempt reached a replica and got no answer: the writes may or may not
+	// have been applied. A retry with the same client continues the batch's sequence numbers
+	// only within the session window; read the keys back to learn the outcome. Do's error
+	// wraps it together with the cause (errors.Is works for both).
+	ErrMaybeApplied = errors.New("client: outcome unknown, the writes may have been applied")
 )
 
 // Node is one replica's ID and client address.
@@ -262,11 +268,17 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 	}
 	backoff := retryBackoffMin
 	var lastErr error
+	unanswered := false // an attempt reached a replica and its outcome is unknown
+	writes := !readOnly(ops)
 	for try := 1; ; try++ {
+		err := ctx.Err()
 		if c.closed.Load() {
-			return ErrClosed
+			err = ErrClosed
 		}
-		if err := ctx.Err(); err != nil {
+		if err != nil {
+			if unanswered && writes {
+				err = fmt.Errorf("%w: %w", ErrMaybeApplied, err)
+			}
 			if lastErr != nil {
 				return fmt.Errorf("%w (last attempt: %v)", err, lastErr)
 			}
@@ -275,7 +287,7 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 		cn, err := c.connTo(ctx)
 		if err == nil {
 			var st wire.Status
-			st, err = c.attempt(ctx, cn, &req, res)
+			st, err = c.attempt(ctx, cn, &req, res, &unanswered)
 			if err == nil {
 				res.Tries = try
 				switch st {
@@ -324,10 +336,12 @@ func hintOf(res *Results) uint64 { return res.Node }
 // attempt sends req once to cn and waits for its reply or the attempt timeout. It returns
 // the batch's status when every op shares a redirect status (not-leader, busy), and
 // StatusOK otherwise.
-func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequest, res *Results) (wire.Status, error) {
+func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequest, res *Results, unanswered *bool) (wire.Status, error) {
 	cl := getCall(req.FirstSeq)
 	defer putCall(cl)
 	if err := cn.send(cl, req); err != nil {
+		// Part of the frame may have left: the replica may still see a complete request.
+		*unanswered = true
 		return 0, err
 	}
 	cl.timer.Reset(c.cfg.AttemptTimeout)
@@ -336,16 +350,19 @@ func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequ
 	case <-cl.done:
 	case <-cl.timer.C:
 		if cn.forget(cl) {
+			*unanswered = true
 			return 0, fmt.Errorf("node %d: no reply within %v", cn.node, c.cfg.AttemptTimeout)
 		}
 		<-cl.done
 	case <-ctx.Done():
 		if cn.forget(cl) {
+			*unanswered = true
 			return 0, ctx.Err()
 		}
 		<-cl.done
 	}
 	if cl.err != nil {
+		*unanswered = true // sent, then the connection broke
 		return 0, cl.err
 	}
 	// A redirect (not the leader, busy) answers the whole batch, with one result or one per op.

@@ -2,8 +2,12 @@ package client
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/consensusbench/consensusbench/wire"
 )
@@ -42,5 +46,58 @@ func TestRandomClientIDsDiffer(t *testing.T) {
 			t.Fatalf("client ID %d repeated or zero", id)
 		}
 		seen[id] = true
+	}
+}
+
+// A write whose attempts reached a replica that never answered ends with ErrMaybeApplied
+// (and the context's error); a read, or a write that never left the client, does not.
+func TestMaybeApplied(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a replica that reads everything and answers nothing
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, nc) }()
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := closed.Addr().String()
+	closed.Close()
+	write := []wire.Op{{Kind: wire.OpPut, Key: []byte("k"), Value: []byte("v")}}
+	read := []wire.Op{{Kind: wire.OpGet, Key: []byte("k")}}
+	for _, c := range []struct {
+		name  string
+		addr  string
+		ops   []wire.Op
+		maybe bool
+	}{
+		{"write, silent replica", ln.Addr().String(), write, true},
+		{"read, silent replica", ln.Addr().String(), read, false},
+		{"write, nobody listening", deadAddr, write, false},
+	} {
+		cl, err := NewRaft(Config{Nodes: []Node{{ID: 1, Addr: c.addr}}, AttemptTimeout: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 350*time.Millisecond)
+		var res Results
+		err = cl.Do(ctx, c.ops, &res)
+		cancel()
+		cl.Close()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: %v, want the deadline", c.name, err)
+		}
+		if errors.Is(err, ErrMaybeApplied) != c.maybe {
+			t.Errorf("%s: %v; want ErrMaybeApplied %v", c.name, err, c.maybe)
+		}
 	}
 }
