@@ -40,7 +40,8 @@ var (
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client: closed")
 	// ErrMaybeApplied: Do gave up (its context ended, or the client closed) on a batch with
-	// writes after an attempt reached a replica and got no answer: the writes may or may not
+	// writes after an attempt reached a replica and got no answer (Raft), or after sending
+	// the request (PBFT): the writes may or may not
 	// have been applied. A retry with the same client continues the batch's sequence numbers
 	// only within the session window; read the keys back to learn the outcome. Do's error
 	// wraps it together with the cause (errors.Is works for both).

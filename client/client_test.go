@@ -101,3 +101,45 @@ func TestMaybeApplied(t *testing.T) {
 		}
 	}
 }
+
+// PBFT: a write sent to silent replicas ends with ErrMaybeApplied; a read does not.
+func TestPBFTMaybeApplied(t *testing.T) {
+	var nodes []Node
+	for i := range 4 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() { _, _ = io.Copy(io.Discard, nc) }()
+			}
+		}()
+		nodes = append(nodes, Node{ID: uint64(i + 1), Addr: ln.Addr().String()})
+	}
+	cl, err := NewPBFT(context.Background(), PBFTConfig{Nodes: nodes, AttemptTimeout: 100 * time.Millisecond, MaxInflight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, c := range []struct {
+		ops   []wire.Op
+		maybe bool
+	}{
+		{[]wire.Op{{Kind: wire.OpPut, Key: []byte("k"), Value: []byte("v")}}, true},
+		{[]wire.Op{{Kind: wire.OpGet, Key: []byte("k")}}, false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		var res Results
+		err := cl.Do(ctx, c.ops, &res)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrMaybeApplied) != c.maybe {
+			t.Errorf("%v: %v; want the deadline, ErrMaybeApplied %v", c.ops[0].Kind, err, c.maybe)
+		}
+	}
+}

@@ -13,7 +13,7 @@
 //     (2f+1 for read-only requests answered from replica state); on timeout retransmit to
 //     every replica, which lets backups detect a faulty primary.
 //
-// A Raft write batch that Do gives up on after an attempt reached a replica unanswered
+// A write batch that Do gives up on after an attempt reached a replica unanswered
 // returns an error wrapping ErrMaybeApplied: its writes may or may not have been applied.
 //
 // It must not: block one caller on another caller's slow reply (replies are matched by

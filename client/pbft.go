@@ -301,12 +301,12 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 			s.mu.Lock()
 			s.core.Abandon()
 			s.mu.Unlock()
-			return ctx.Err()
+			return maybeApplied(ops, ctx.Err())
 		case <-c.closedC:
 			s.mu.Lock()
 			s.core.Abandon()
 			s.mu.Unlock()
-			return ErrClosed
+			return maybeApplied(ops, ErrClosed)
 		}
 	}
 }
@@ -582,4 +582,13 @@ func (pc *pbftConn) close() {
 	if pc.nc != nil {
 		pc.broken(pc.nc)
 	}
+}
+
+// maybeApplied wraps err, the reason Do gave up on a request already sent, with
+// ErrMaybeApplied when the request writes: a replica may have executed it.
+func maybeApplied(ops []wire.Op, err error) error {
+	if readOnly(ops) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrMaybeApplied, err)
 }
