@@ -56,6 +56,7 @@ const commands = `Commands:
   loadgen ab [flags] OLD NEW -- RUN_FLAGS   build two revisions and run them alternately (A/B)
   loadgen merge --out PREFIX FILE...        add up results from several load hosts
   loadgen plot [flags] FILE...              percentile spectrum, time series, sweep curve
+  loadgen clean [--yes]                     list (remove) the run directories failed local runs kept
   loadgen version                           the build: module version and commit (also --version)
 
 Run "loadgen COMMAND --help" for a command's flags.
@@ -101,6 +102,8 @@ func (a *app) main(ctx context.Context, args []string) error {
 	case "help":
 		fmt.Fprint(a.stdout, topUsage)
 		return nil
+	case "clean":
+		return a.cleanCmd(args)
 	case "version":
 		fmt.Fprintln(a.stdout, version.String("loadgen"))
 		return nil

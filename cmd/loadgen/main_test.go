@@ -14,6 +14,8 @@ import (
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/benchtest"
 	"github.com/consensusbench/consensusbench/bench/report"
+
+	"golang.org/x/sys/unix"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden transcripts in testdata/")
@@ -298,6 +300,51 @@ func TestHelpExamplesParse(t *testing.T) {
 			if err := run(args, &out, &out); err != nil {
 				t.Errorf("%s example %q: %v", cmd, line, err)
 			}
+		}
+	}
+}
+
+// clean lists kept run directories, removes them with --yes, and never touches one whose
+// node still holds its data directory's lock.
+func TestClean(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	mk := func(name string) string {
+		d := filepath.Join(tmp, name, "node-1")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "LOCK"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Dir(d)
+	}
+	idle, busy, other := mk("consensusbench-local-1"), mk("consensusbench-local-2"), mk("unrelated")
+	lock, err := os.Open(filepath.Join(busy, "node-1", "LOCK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"clean"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), idle) || !strings.Contains(out.String(), "in use, kept: "+busy) {
+		t.Errorf("clean listed:\n%s", out.String())
+	}
+	if _, err := os.Stat(idle); err != nil {
+		t.Fatal("clean without --yes removed a directory")
+	}
+	out.Reset()
+	if err := run([]string{"clean", "--yes"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]bool{idle: false, busy: true, other: true} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("after clean --yes, %s exists %v, want %v\n%s", dir, err == nil, want, out.String())
 		}
 	}
 }
