@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -30,6 +31,8 @@ func (a *app) plotCmd(args []string) error {
 	dir := *out
 	if dir == "" {
 		dir = filepath.Dir(fs.Arg(0))
+	} else if err := os.MkdirAll(dir, 0o755); err != nil { // a new directory is made
+		return fmt.Errorf("plot: --out: %w", err)
 	}
 	var spectrum []plot.Named
 	var firstRun string
