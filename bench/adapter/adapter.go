@@ -171,32 +171,19 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 		if len(t.pbftShared) > 0 {
 			g := worker % len(t.pbftShared)
 			if t.pbftShared[g] == nil {
-				first := t.nextID
-				if first+uint64(t.pbftPerGroup) > uint64(t.cfg.PBFT.MaxClients-1) {
-					return nil, fmt.Errorf("adapter: pbft connection set %d needs client identities [%d, %d), beyond the cluster's max_clients %d (less one for the probe): lower clients x pipeline or raise pbft.max_clients",
-						g, first, first+uint64(t.pbftPerGroup), t.cfg.PBFT.MaxClients)
-				}
-				pc, err := newPBFT(ctx, t.cfg, first, t.pbftPerGroup)
+				pc, err := t.newPBFTIdentities(ctx, fmt.Sprintf("connection set %d", g), t.pbftPerGroup)
 				if err != nil {
 					return nil, err
 				}
-				t.nextID += uint64(t.pbftPerGroup)
 				t.pbftShared[g] = pc
 			}
 			cl = sharedDoer{t.pbftShared[g]}
 			break
 		}
-		// The last identity is Probe's; sessions take consecutive ranges below it.
-		first := t.nextID
-		if first+uint64(t.pipeline) > uint64(t.cfg.PBFT.MaxClients-1) {
-			return nil, fmt.Errorf("adapter: pbft session %d needs client identities [%d, %d), beyond the cluster's max_clients %d (less one for the probe): lower clients x pipeline or raise pbft.max_clients",
-				worker, first, first+uint64(t.pipeline), t.cfg.PBFT.MaxClients)
-		}
-		pc, err := newPBFT(ctx, t.cfg, first, t.pipeline)
+		pc, err := t.newPBFTIdentities(ctx, fmt.Sprintf("session %d", worker), t.pipeline)
 		if err != nil {
 			return nil, err
 		}
-		t.nextID += uint64(t.pipeline)
 		cl = pc
 	}
 	s := &session{cl: cl, timeout: t.cfg.RequestTimeout}
@@ -206,6 +193,22 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 	}
 	s.failures = &t.failures
 	return s, nil
+}
+
+// newPBFTIdentities returns a PBFT client holding the next n client identities. The last
+// identity is Probe's; sessions take consecutive ranges below it.
+func (t *Target) newPBFTIdentities(ctx context.Context, who string, n int) (*client.PBFTClient, error) {
+	first := t.nextID
+	if first+uint64(n) > uint64(t.cfg.PBFT.MaxClients-1) {
+		return nil, fmt.Errorf("adapter: pbft %s needs client identities [%d, %d), beyond the cluster's max_clients %d (less one for the probe): lower clients x pipeline or raise pbft.max_clients",
+			who, first, first+uint64(n), t.cfg.PBFT.MaxClients)
+	}
+	pc, err := newPBFT(ctx, t.cfg, first, n)
+	if err != nil {
+		return nil, err
+	}
+	t.nextID += uint64(n)
+	return pc, nil
 }
 
 func newPBFT(ctx context.Context, cfg Config, first uint64, inflight int) (*client.PBFTClient, error) {
