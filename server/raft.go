@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -872,23 +873,23 @@ func (r *RaftReplica) persist(rd *raftcore.Ready) error {
 	return nil
 }
 
-// applyGroup gathers the ops of consecutive small committed entries (one client request
-// each) so the store applies up to kv.BatchPrefetch of them in one call and overlaps their
-// cache misses: with one op per request, applying entry by entry paid each miss alone.
+// applyGroup gathers the ops of consecutive committed entries (one client request each)
+// so the store applies at least kv.BatchPrefetch of them in one call and overlaps their
+// cache misses: with one op per request, applying entry by entry paid each miss alone. Its
+// slices grow to the largest group seen and are reused.
 type applyGroup struct {
-	reqs [kv.BatchPrefetch]wire.ClientRequest // decoded requests; ops alias the entries
-	n    int                                  // requests gathered
-	ops  [kv.BatchPrefetch]kv.Op
-	idx  [kv.BatchPrefetch]uint64 // each op's log index
-	res  [kv.BatchPrefetch]kv.Result
-	nops int
+	reqs []wire.ClientRequest // decoded requests, reqs[:n]; ops alias the entries
+	n    int
+	ops  []kv.Op
+	idx  []uint64 // each op's log index
+	res  []kv.Result
 }
 
-// applyCommitted applies committed entries in order. Entries whose requests fit together in
-// kv.BatchPrefetch ops are applied in one kv.ApplyIndexed call, each op at its own entry's
-// index, so the store ends exactly as entry-by-entry application leaves it whatever the
-// grouping (which differs between replicas); larger requests and configuration entries
-// are applied alone, after the group before them.
+// applyCommitted applies committed entries in order. The ops of consecutive normal entries
+// go to the store in kv.ApplyIndexed calls of kv.BatchPrefetch ops or more, each op at its
+// own entry's index, so the store ends exactly as entry-by-entry application leaves it
+// whatever the grouping (which differs between replicas). A configuration entry ends a
+// group.
 func (r *RaftReplica) applyCommitted(ents []raftcore.Entry) {
 	g := &r.group
 	if len(r.pending) > 0 {
@@ -896,51 +897,44 @@ func (r *RaftReplica) applyCommitted(ents []raftcore.Entry) {
 	}
 	for i := range ents {
 		e := &ents[i]
+		r.applied = e.Index
 		if e.Type != raftcore.EntryNormal {
 			r.flushGroup()
-			r.applied = e.Index
 			continue
+		}
+		if g.n == len(g.reqs) {
+			g.reqs = append(g.reqs, wire.ClientRequest{})
 		}
 		req := &g.reqs[g.n]
 		if err := wire.DecodeClientRequest(e.Data, req); err != nil {
+			// Every replica decodes the same bytes, so every replica skips the same entry.
 			r.log.Error("skipping undecodable committed entry", "index", e.Index, "err", err)
-			r.applied = e.Index
 			continue
 		}
-		if len(req.Ops) > len(g.ops)-g.nops {
-			// It does not fit: apply the group first, then start a new one with it.
-			k := g.n
-			r.flushGroup()
-			g.reqs[0], g.reqs[k] = g.reqs[k], g.reqs[0]
-			req = &g.reqs[0]
-			if len(req.Ops) > len(g.ops) {
-				r.apply(e) // applies in parts of kv.BatchPrefetch ops
-				continue
-			}
-		}
+		g.n++
 		for j := range req.Ops {
 			op := &req.Ops[j]
-			g.ops[g.nops] = kv.Op{Kind: kvKind(op.Kind), ClientID: req.ClientID, Seq: req.FirstSeq + uint64(j),
-				Key: op.Key, Value: op.Value, Expected: op.Expected}
-			g.idx[g.nops] = e.Index
-			g.nops++
+			g.ops = append(g.ops, kv.Op{Kind: kvKind(op.Kind), ClientID: req.ClientID, Seq: req.FirstSeq + uint64(j),
+				Key: op.Key, Value: op.Value, Expected: op.Expected})
+			g.idx = append(g.idx, e.Index)
 		}
-		g.n++
-		r.applied = e.Index
-		if g.nops == len(g.ops) || g.n == len(g.reqs) {
+		if len(g.ops) >= kv.BatchPrefetch {
 			r.flushGroup()
 		}
 	}
 	r.flushGroup()
 }
 
-// flushGroup applies the gathered ops and answers the requests this replica proposed.
+// flushGroup applies the gathered ops and answers the requests this replica proposed. A
+// CAS mismatch result carries the current value, as the wire contract replies; results
+// alias the store until its next change, so each reply copies them at once.
 func (r *RaftReplica) flushGroup() {
 	g := &r.group
 	if g.n == 0 {
 		return
 	}
-	r.kv.ApplyIndexed(g.idx[:g.nops], g.ops[:g.nops], g.res[:g.nops])
+	g.res = slices.Grow(g.res[:0], len(g.ops))[:len(g.ops)]
+	r.kv.ApplyIndexed(g.idx, g.ops, g.res)
 	off := 0
 	for k := range g.n {
 		req := &g.reqs[k]
@@ -962,54 +956,9 @@ func (r *RaftReplica) flushGroup() {
 		r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
 		r.m.commitLatency.Observe(r.now.Sub(p.start).Seconds())
 	}
-	clear(g.ops[:g.nops]) // drop references to the entries' bytes
-	g.n, g.nops = 0, 0
-}
-
-// apply executes one committed entry against the KV store and answers the client if this
-// replica proposed it.
-func (r *RaftReplica) apply(e *raftcore.Entry) {
-	r.applied = e.Index
-	if e.Type != raftcore.EntryNormal {
-		return
-	}
-	if err := wire.DecodeClientRequest(e.Data, &r.req); err != nil {
-		// Every replica decodes the same bytes, so every replica skips the same entry.
-		r.log.Error("skipping undecodable committed entry", "index", e.Index, "err", err)
-		return
-	}
-	key := reqKey{r.req.ClientID, r.req.FirstSeq}
-	p, mine := r.pending[key]
-	if mine {
-		r.reply = wire.ClientReply{ClientID: r.req.ClientID, FirstSeq: r.req.FirstSeq, LeaderHint: r.cfg.ID, Results: r.reply.Results[:0]}
-		r.valBuf, r.valOff = r.valBuf[:0], r.valOff[:0]
-	}
-	// Apply kv.BatchPrefetch ops per call, so the store overlaps their cache misses. A CAS
-	// mismatch result carries the current value, as the wire contract replies; results
-	// alias the store until the next call, so they are copied after each.
-	var ops [kv.BatchPrefetch]kv.Op
-	var res [kv.BatchPrefetch]kv.Result
-	for base := 0; base < len(r.req.Ops); base += len(ops) {
-		n := min(len(ops), len(r.req.Ops)-base)
-		for i := range n {
-			op := &r.req.Ops[base+i]
-			ops[i] = kv.Op{Kind: kvKind(op.Kind), ClientID: r.req.ClientID, Seq: r.req.FirstSeq + uint64(base+i),
-				Key: op.Key, Value: op.Value, Expected: op.Expected}
-		}
-		r.kv.ApplyBatch(e.Index, ops[:n], res[:n])
-		if mine {
-			for i := range n {
-				r.addResult(res[i])
-			}
-		}
-	}
-	if mine {
-		r.finishResults()
-		r.sendReply(p.conn)
-		delete(r.pending, key)
-		r.m.pending.Store(int64(len(r.pending) + len(r.reads)))
-		r.m.commitLatency.Observe(time.Since(p.start).Seconds())
-	}
+	clear(g.ops) // drop references to the entries' bytes
+	clear(g.res)
+	g.n, g.ops, g.idx = 0, g.ops[:0], g.idx[:0]
 }
 
 // addResult records one op's result; values are copied into valBuf at once because they
