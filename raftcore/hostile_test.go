@@ -69,6 +69,17 @@ func copyMsg(m *Message) Message {
 var hostileTerms = []uint64{0, 1, 2, 3, 5, 1 << 32, math.MaxUint64 - 1, math.MaxUint64}
 
 // run interprets the fuzz input as a script of ticks, deliveries and injected messages.
+// settle delivers every queued message (and what it causes) until the cluster is quiet.
+func (c *hostileCluster) settle() {
+	c.drive()
+	for len(c.queue) > 0 {
+		m := c.queue[0]
+		c.queue = c.queue[1:]
+		_ = c.nodes[m.To].Step(&m)
+		c.drive()
+	}
+}
+
 func (c *hostileCluster) run(data []byte) {
 	next := func() uint64 {
 		if len(data) == 0 {
@@ -174,25 +185,13 @@ func electedPair(t *testing.T) *hostileCluster {
 	}
 	c.nodes[1].Campaign()
 	for i := 0; i < 50 && c.nodes[1].Role() != Leader; i++ {
-		c.drive()
-		for len(c.queue) > 0 {
-			m := c.queue[0]
-			c.queue = c.queue[1:]
-			_ = c.nodes[m.To].Step(&m)
-			c.drive()
-		}
+		c.settle()
 	}
 	for i := 0; i < 3; i++ {
 		if _, err := c.nodes[1].Propose([][]byte{[]byte("x")}); err != nil {
 			t.Fatal(err)
 		}
-		c.drive()
-		for len(c.queue) > 0 {
-			m := c.queue[0]
-			c.queue = c.queue[1:]
-			_ = c.nodes[m.To].Step(&m)
-			c.drive()
-		}
+		c.settle()
 	}
 	if c.nodes[1].Role() != Leader || c.nodes[2].Committed() < 3 {
 		t.Fatalf("setup: node 1 %v, node 2 committed %d", c.nodes[1].Role(), c.nodes[2].Committed())
