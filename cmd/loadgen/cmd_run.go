@@ -263,7 +263,8 @@ func (a *app) probeFsync(spec bench.Spec, target bench.Target, of outputFlags) (
 	return f, nil
 }
 
-// cpuWindow samples this process's and the nodes' CPU time at the measured window's edges.
+// cpuWindow samples this process's and the nodes' CPU time, and the nodes' event counters
+// (elections, leader and view changes), at the measured window's edges.
 type cpuWindow struct {
 	a        *app
 	nodes    bench.CPUReporter
