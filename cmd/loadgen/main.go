@@ -3,35 +3,21 @@
 // HdrHistogram latency, per-second lines, a summary, and result files that compare across
 // commits. Subcommands sweep the rate to saturation, compare and merge results, and plot them.
 //
-// Run `loadgen --help` for the flags. The measuring code is in bench/load and bench/report;
-// this command only parses flags and wires them up.
+// Run `loadgen --help` for the flags. The command itself is package cli (so that a build
+// with peer systems registered, peers/cmd/loadgen, runs the same code); the measuring code is
+// in bench/load and bench/report.
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
+
+	"github.com/consensusbench/consensusbench/cmd/loadgen/cli"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := cli.Main(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen: "+err.Error())
-		os.Exit(exitStatus(err))
+		os.Exit(cli.ExitStatus(err))
 	}
-}
-
-// exitStatus is the process's exit status for err: 2 for a mistake on the command line, 3
-// for a comparison that cannot decide (too few or too noisy runs), 1 for anything else.
-func exitStatus(err error) int {
-	var ue usageError
-	var ie inconclusiveError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ue):
-		return 2
-	case errors.As(err, &ie):
-		return 3
-	}
-	return 1
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func nodeOnPath(t *testing.T) {
 	t.Helper()
 	nodeOnce.Do(func() {
 		if nodeDir, nodeErr = os.MkdirTemp("", "loadgen-test-bin-*"); nodeErr == nil {
-			_, nodeErr = cluster.BuildNode(context.Background(), "../..", nodeDir)
+			_, nodeErr = cluster.BuildNode(context.Background(), "../../..", nodeDir)
 		}
 	})
 	if nodeErr != nil {
