@@ -70,6 +70,12 @@ type Opener func(ctx context.Context, spec Spec) (Target, error)
 
 // Spec describes the cluster to benchmark, as given by flags. It is recorded in the result.
 type Spec struct {
+	// System is what runs the cluster: SystemOurs (consensusbench's own nodes; "" in results
+	// written before the field existed) or a registered peer System's name ("etcd"), with
+	// the peer's release in SystemVersion.
+	System        string `json:"system,omitempty"`
+	SystemVersion string `json:"system_version,omitempty"`
+
 	Protocol    string   `json:"protocol"`               // "raft" or "pbft"
 	Targets     []string `json:"targets,omitempty"`      // host:port of every replica
 	ClusterFile string   `json:"cluster_file,omitempty"` // a cluster spec file instead of Targets
@@ -85,7 +91,7 @@ type Spec struct {
 	// see them) so that a result's identity does not depend on how flags were spelled. Sync
 	// above is resolved the same way ("unknown" when nothing could tell).
 	Nodes     int    `json:"nodes,omitempty"`
-	Reads     string `json:"reads,omitempty"`     // Raft: "safe" or "lease"
+	Reads     string `json:"reads,omitempty"`     // Raft: "safe" or "lease"; etcd: "safe" (linearizable) or "serializable"
 	Byzantine string `json:"byzantine,omitempty"` // PBFT: "none" or the misbehaviour and its nodes
 }
 

@@ -44,7 +44,8 @@ func BenchmarkName(r *Result) string {
 }
 
 // Identity is the resolved configuration that names a benchmark, in a fixed order, defaults
-// spelled out. A result written before a field existed gets the value its run had: a local
+// spelled out. A result written before a field existed gets the value its run had: it
+// measured consensusbench's own nodes (system=consensusbench), a local
 // cluster synced nothing unless told to, Raft read through ReadIndex rounds, PBFT replicas
 // were honest unless the cluster info says otherwise. What a remote run could not learn is
 // "unknown".
@@ -67,7 +68,10 @@ func Identity(r *Result) [][2]string {
 	if nodes == 0 {
 		nodes = max(c.Local, len(c.Targets))
 	}
-	id := [][2]string{{"protocol", nonEmpty(c.Protocol)}, {"nodes", strconv.Itoa(nodes)}, {"sync", orUnknown(c.Sync, "none")}}
+	// The system comes first: runs of different systems (ours, a peer such as etcd) are
+	// different experiments, and `compare --col system` sets them side by side.
+	id := [][2]string{{"system", c.SystemID()}, {"protocol", nonEmpty(c.Protocol)}, {"nodes", strconv.Itoa(nodes)},
+		{"sync", orUnknown(c.Sync, "none")}}
 	if p := r.ClusterInfo["node_procs"]; p != "" { // absent: each node's default GOMAXPROCS
 		id = append(id, [2]string{"node_procs", p})
 	}

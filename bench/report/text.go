@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/load"
 )
 
@@ -100,6 +101,9 @@ func WriteSummary(w io.Writer, r *Result) error {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	row("mode", "%s", ModeNote(c.Mode))
 	cluster := r.Cluster.Protocol
+	if id := r.Cluster.SystemID(); id != bench.SystemOurs {
+		cluster = id + " " + cluster
+	}
 	var extra []string
 	if n := r.ClusterInfo["nodes"]; n != "" {
 		extra = append(extra, n+" nodes")
