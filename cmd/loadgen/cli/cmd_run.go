@@ -42,6 +42,9 @@ func (a *app) runCmd(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := checkBatch(spec, cfg.Batch); err != nil {
+		return err
+	}
 	if err := ck.validate(fs, &ff, cfg); err != nil {
 		return err
 	}
@@ -207,12 +210,29 @@ func (a *app) announce(spec bench.Spec, cfg load.Config) {
 		pace = fmt.Sprintf("%d clients x pipeline %d", cfg.Clients, cfg.Pipeline)
 	}
 	fmt.Fprintf(a.stdout, "loadgen: %s cluster, %s %s, %s workload, %v measured after %v warmup\n",
-		spec.Protocol, cfg.Mode, pace, cfg.Workload.Name, cfg.Duration, cfg.Warmup)
+		clusterName(spec), cfg.Mode, pace, cfg.Workload.Name, cfg.Duration, cfg.Warmup)
+}
+
+// clusterName is the protocol, after the system when it is a peer's ("etcd-v3.7.3 raft").
+func clusterName(spec bench.Spec) string {
+	if id := spec.SystemID(); id != bench.SystemOurs {
+		return id + " " + spec.Protocol
+	}
+	return spec.Protocol
 }
 
 func defaultPrefix(started time.Time, env report.Env, spec bench.Spec, cfg load.Config) string {
 	return filepath.Join(defaultResultsDir, fmt.Sprintf("%s-%s-%s-%s", started.UTC().Format("20060102T150405Z"),
-		env.Commit, spec.Protocol, cfg.Workload.Name))
+		env.Commit, fileSystem(spec), cfg.Workload.Name))
+}
+
+// fileSystem is what a default result file name says about the cluster: the protocol for
+// ours, the system and release for a peer (which runs one protocol).
+func fileSystem(spec bench.Spec) string {
+	if id := spec.SystemID(); id != bench.SystemOurs {
+		return id
+	}
+	return spec.Protocol
 }
 
 // writeRun writes prefix.json, prefix.txt and prefix.hgrm.
@@ -338,10 +358,13 @@ func verdictError(r *report.Result) error {
 	return fmt.Errorf("run: verdict failed: %s", strings.Join(msgs, "; "))
 }
 
-// opener is the app's Opener, or for --byzantine, --raft-reads, --insecure-peers and
+// opener is the app's Opener, a peer system's (--system), or for --byzantine, --raft-reads, --insecure-peers and
 // --node-procs and --node-log-level a local cluster with Byzantine nodes, the chosen read
 // mode, unauthenticated peers, the nodes' GOMAXPROCS or their log level.
 func (a *app) opener(cf *clusterFlags) bench.Opener {
+	if sys, ok := bench.LookupSystem(cf.system); ok {
+		return sys.Open // a peer system (spec() refused the flags of our own nodes)
+	}
 	if cf.byz == "" && cf.raftReads == "" && !cf.insecure && cf.nodeProcs == 0 && cf.nodeLog == localLogLevel {
 		return a.open
 	}

@@ -45,6 +45,9 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	if d.Run, err = lf.config(fs, wl); err != nil {
 		return err
 	}
+	if err := checkBatch(spec, d.Run.Batch); err != nil {
+		return err
+	}
 	d.AutoPipeline = !fs.Changed("pipeline")
 	if err := d.Validate(); err != nil {
 		return usageError{err}
@@ -68,7 +71,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	env := a.env()
 	started := a.now()
 	fmt.Fprintf(a.stdout, "loadgen sweep: %s cluster, %s workload, %v per step after %v warmup, from %g ops/s\n",
-		spec.Protocol, wl.Name, d.Run.Duration, d.Run.Warmup, d.StartRate)
+		clusterName(spec), wl.Name, d.Run.Duration, d.Run.Warmup, d.StartRate)
 	// Fixed-width columns: each step prints as soon as it ends.
 	const row = "%10s %10s %9s %9s %9s %8s %8s"
 	fmt.Fprintf(a.stdout, row+"\n", "offered", "ops/s", "p50", "p99", "p99.9", "errors", "unsent")
@@ -96,7 +99,7 @@ func (a *app) sweepCmd(ctx context.Context, args []string) (err error) {
 	prefix := of.out
 	if prefix == "" {
 		prefix = filepath.Join(defaultResultsDir, fmt.Sprintf("%s-%s-%s-%s-sweep",
-			started.UTC().Format("20060102T150405Z"), env.Commit, spec.Protocol, wl.Name))
+			started.UTC().Format("20060102T150405Z"), env.Commit, fileSystem(spec), wl.Name))
 	}
 	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
 		return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ const (
 
 // clusterFlags name the system under test.
 type clusterFlags struct {
+	system    string
 	protocol  string
 	targets   []string
 	cluster   string
@@ -36,6 +38,7 @@ type clusterFlags struct {
 
 func (c *clusterFlags) group() group {
 	g := newGroup("Cluster")
+	g.fs.StringVar(&c.system, "system", bench.SystemOurs, "what runs the cluster: "+systemsHelp())
 	g.fs.StringVar(&c.protocol, "protocol", "raft", "consensus protocol: raft or pbft")
 	g.fs.StringSliceVar(&c.targets, "targets", nil, "replica addresses host:port,host:port,...")
 	g.fs.StringVar(&c.cluster, "cluster", "", "cluster spec file (instead of --targets)")
@@ -53,13 +56,16 @@ func (c *clusterFlags) group() group {
 }
 
 func (c *clusterFlags) spec() (bench.Spec, error) {
-	s := bench.Spec{Protocol: c.protocol, Targets: c.targets, ClusterFile: c.cluster, Local: c.local,
+	s := bench.Spec{System: c.system, Protocol: c.protocol, Targets: c.targets, ClusterFile: c.cluster, Local: c.local,
 		Sync: c.sync, DataDir: c.dataDir, AttemptTimeout: c.attempt}
 	if c.local < 0 {
 		return s, usagef("--local %d: want a node count", c.local)
 	}
 	if err := s.Validate(); err != nil {
 		return s, usageError{err}
+	}
+	if c.system != bench.SystemOurs {
+		return c.peerSpec(s)
 	}
 	switch {
 	case c.raftReads != "" && c.raftReads != "safe" && c.raftReads != "lease":
@@ -83,6 +89,60 @@ func (c *clusterFlags) spec() (bench.Spec, error) {
 		return s, usagef("--byzantine applies to local PBFT clusters (--local N --protocol pbft); on other clusters start node with --byzantine")
 	}
 	return s, nil
+}
+
+// peersBuild is the make target that builds a loadgen with the peer systems registered.
+const peersBuild = "make build-peers (bin/loadgen-peers, built from the peers/ module)"
+
+// systemsHelp lists the systems this build can drive, for --system's help.
+func systemsHelp() string {
+	var names []string
+	for _, n := range bench.SystemNames() {
+		if sys, ok := bench.LookupSystem(n); ok && sys.About != "" {
+			n += " (" + sys.About + ")"
+		} else if n == bench.SystemOurs {
+			n += " (this repository's nodes)"
+		}
+		names = append(names, n)
+	}
+	if len(names) == 1 {
+		names = append(names, "peer systems such as etcd need the loadgen that "+peersBuild+" builds")
+	}
+	return strings.Join(names, "; ")
+}
+
+// peerSpec checks the cluster flags against a registered peer system and resolves what the
+// system decides for itself: its release, its durability and its read mode. Flags that
+// configure consensusbench's own nodes are refused rather than ignored.
+func (c *clusterFlags) peerSpec(s bench.Spec) (bench.Spec, error) {
+	sys, ok := bench.LookupSystem(c.system)
+	if !ok {
+		return s, usagef("--system %q: this loadgen does not include it (it knows %s); peer systems are built by %s",
+			c.system, strings.Join(bench.SystemNames(), ", "), peersBuild)
+	}
+	switch {
+	case c.protocol != sys.Protocol:
+		return s, usagef("--system %s runs %s, not --protocol %s", sys.Name, sys.Protocol, c.protocol)
+	case c.cluster != "":
+		return s, usagef("--system %s: name the cluster with --targets (client addresses) or --local N, not a consensusbench cluster spec", sys.Name)
+	case c.sync != "" && c.sync != sys.Sync:
+		return s, usagef("--system %s: --sync %s is not available (%s's only mode is %s)", sys.Name, c.sync, sys.Name, sys.Sync)
+	case c.raftReads != "" && !slices.Contains(sys.Reads, c.raftReads):
+		return s, usagef("--system %s: --raft-reads %q: want %s", sys.Name, c.raftReads, strings.Join(sys.Reads, " or "))
+	case c.byz != "" || c.insecure || c.nodeProcs != 0 || c.nodeLog != localLogLevel:
+		return s, usagef("--system %s: --byzantine, --insecure-peers, --node-procs and --node-log-level configure consensusbench's own nodes", sys.Name)
+	}
+	s.SystemVersion, s.Sync, s.Reads = sys.Version, sys.Sync, orDefault(c.raftReads, sys.Reads[0])
+	s.Nodes = max(s.Local, len(s.Targets))
+	return s, nil
+}
+
+// checkBatch refuses a batch larger than the system accepts in one request.
+func checkBatch(spec bench.Spec, batch int) error {
+	if sys, ok := bench.LookupSystem(spec.System); ok && sys.MaxBatch > 0 && batch > sys.MaxBatch {
+		return usagef("--batch %d: %s takes at most %d ops in one request", batch, sys.Name, sys.MaxBatch)
+	}
+	return nil
 }
 
 // loadFlags pace the requests.

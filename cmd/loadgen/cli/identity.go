@@ -21,6 +21,9 @@ const statusTimeout = 2 * time.Second
 // written. A local cluster is what loadgen started; a remote one says what it can through
 // its nodes' /admin/status (a cluster spec's metrics_addr), and the rest is "unknown".
 func (a *app) resolveSpec(ctx context.Context, spec bench.Spec, cf *clusterFlags) bench.Spec {
+	if spec.System != bench.SystemOurs {
+		return spec // a peer system's: clusterFlags.peerSpec resolved it
+	}
 	if spec.Local > 0 {
 		spec.Nodes = spec.Local
 		if spec.Sync == "" {

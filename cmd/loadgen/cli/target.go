@@ -249,7 +249,7 @@ func (l *localTarget) Close() error {
 // replicated store remembers per client (kv.SessionWindow sequence numbers): a batch retried
 // after a redirect or timeout then lands too far behind and fails as session-expired.
 func warnSessionWindow(w io.Writer, spec bench.Spec, cfg load.Config) {
-	if spec.Protocol != "raft" || cfg.Workload.ReadRatio >= 1 {
+	if spec.System != bench.SystemOurs || spec.Protocol != "raft" || cfg.Workload.ReadRatio >= 1 {
 		return
 	}
 	if n := cfg.Pipeline * cfg.Batch; n > kv.SessionWindow {
