@@ -38,6 +38,9 @@ type System struct {
 	Reads []string
 	// MaxBatch bounds ops per request (--batch) where the system has a limit (0: none).
 	MaxBatch int
+	// NoFaults lists the fault actions (bench/nemesis names: "partition-leader", ...) its
+	// local clusters cannot apply; loadgen refuses a --nemesis schedule that uses them.
+	NoFaults []string
 	// Open opens the cluster spec names: Spec.Local processes started on loopback, or the
 	// running cluster at Spec.Targets. spec.System, SystemVersion, Sync and Reads are
 	// resolved before Open is called. A local Target should implement CPUReporter,
@@ -109,4 +112,11 @@ func (s Spec) SystemID() string {
 		return s.System
 	}
 	return s.System + "-" + s.SystemVersion
+}
+
+// VersionReporter is implemented by a Target that learns the release of the cluster it
+// reached (a remote peer cluster may run another release than the binding was built
+// against); loadgen records it as Spec.SystemVersion.
+type VersionReporter interface {
+	SystemVersion() string
 }

@@ -65,6 +65,14 @@ type Config struct {
 	// generator share: on a small host their runtimes then hand goroutines between threads
 	// (a futex wake and a context switch each) for parallelism nobody has.
 	NodeProcs int
+	// Command, when set, returns node n's command line (the arguments after NodeBin) in
+	// place of cmd/node's flags: a peer system's member launcher (peers/cmd/etcd-member)
+	// takes the addresses Start picked (spec lists every node's; n has its own, its data
+	// directory and its MetricsAddr) instead of a cluster spec file. Sync, LogLevel, NodeArgs
+	// and the peer secret are then the Command's business; Protocol and Nodes still shape
+	// the node IDs and ports, and everything else (start, readiness, kill, restart, stop,
+	// CPU) is the same.
+	Command func(spec *server.ClusterSpec, n *Node) []string
 	// StartTimeout and StopTimeout bound Start and Stop (0: the defaults).
 	StartTimeout, StopTimeout time.Duration
 	// Ready, when set, runs after every client port accepts, with Start's deadline in ctx;
@@ -229,7 +237,7 @@ func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) 
 	if err := os.WriteFile(c.SpecPath, b, 0o644); err != nil {
 		return nil, false, fmt.Errorf("cluster: %w", err)
 	}
-	if !cfg.UnauthenticatedPeers {
+	if !cfg.UnauthenticatedPeers && cfg.Command == nil {
 		secret := make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, false, fmt.Errorf("cluster: %w", err)
@@ -337,6 +345,9 @@ func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*No
 	}
 	if c.cfg.NodeArgs != nil {
 		n.args = append(n.args, c.cfg.NodeArgs(ns.ID)...)
+	}
+	if c.cfg.Command != nil {
+		n.args = c.cfg.Command(c.Spec, n)
 	}
 	if c.cfg.NodeProcs > 0 {
 		n.env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", c.cfg.NodeProcs))

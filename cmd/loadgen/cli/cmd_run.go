@@ -99,6 +99,9 @@ func (a *app) runOnce(ctx context.Context, cf *clusterFlags, spec bench.Spec, cf
 	var failedOps bool
 	defer func() { err = closeTarget(target, err, failedOps, a.stderr) }()
 	spec = a.resolveSpec(ctx, spec, cf)
+	if v, ok := target.(bench.VersionReporter); ok && v.SystemVersion() != "" {
+		spec.SystemVersion = v.SystemVersion() // the release the cluster runs, not the client's
+	}
 	fsync, err := a.probeFsync(spec, target, *of)
 	if err != nil {
 		return nil, err

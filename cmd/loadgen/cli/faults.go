@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,7 +77,11 @@ func (f *faultFlags) validate(spec bench.Spec, window time.Duration) error {
 	if f.durable && spec.Sync != "always" {
 		return usagef("--check-durability needs --sync always (acknowledged writes must be on disk)")
 	}
+	sys, peer := bench.LookupSystem(spec.System)
 	for _, st := range sched {
+		if peer && slices.Contains(sys.NoFaults, string(st.Action)) {
+			return usagef("--nemesis step %s: %s clusters cannot apply %s (they support none of %s)", st, sys.Name, st.Action, strings.Join(sys.NoFaults, ", "))
+		}
 		if st.At >= window {
 			return usagef("--nemesis step %s starts at or after the end of the %v measured window: it would never run (times count from the window's start)", st, window)
 		}
