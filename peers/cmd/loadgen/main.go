@@ -1,0 +1,21 @@
+// Command loadgen is consensusbench's load generator (cmd/loadgen) with the peer systems
+// registered: --system etcd drives a real etcd cluster through the same workloads,
+// drivers, verdicts and result files as consensusbench's own nodes. `make build-peers`
+// builds it as bin/loadgen-peers, with bin/etcd-member beside it for --local clusters.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/consensusbench/consensusbench/cmd/loadgen/cli"
+
+	_ "github.com/consensusbench/consensusbench/peers/etcd" // registers --system etcd
+)
+
+func main() {
+	if err := cli.Main(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: "+err.Error())
+		os.Exit(cli.ExitStatus(err))
+	}
+}
