@@ -121,6 +121,12 @@ type PBFTReplica struct {
 	snapWriting bool
 	snapPending *pbftSnapJob
 	snapDone    chan pbftSnapJob
+	// Snapshot files are written by WAL volume, not at every stable checkpoint: each file
+	// serializes, writes and later deletes the whole store, and at K = 128 with full
+	// batches that was a quarter of a replica's CPU. walSinceSnap counts the record bytes
+	// logged since the last file was started; snapBytes is the threshold.
+	walSinceSnap uint64
+	snapBytes    uint64
 	// ckptDone delivers checkpoints serialized and digested off the driver (asyncKVApp).
 	ckptDone chan checkpointResult
 
@@ -320,6 +326,11 @@ func (r *PBFTReplica) coreConfig() (pbftcore.Config, error) {
 	c.MaxBatchBytes = max(c.MaxBatchBytes, c.MaxOpBytes)
 	c.MaxStateChunkBytes = pbftStateChunkBytes
 	r.codec.signAll = c.SignAll
+	r.snapBytes = PBFTDefaultSnapshotBytes
+	if ps.SnapshotThresholdBytes != 0 {
+		r.snapBytes = ps.SnapshotThresholdBytes
+	}
+	r.walSinceSnap = r.snapBytes // the first stable checkpoint gets a file
 	return c, nil
 }
 
@@ -414,6 +425,7 @@ func (r *PBFTReplica) run() {
 				r.setFatal(err)
 			}
 		case res := <-r.ckptDone:
+			r.app.spareStore = res.store
 			if r.app.install(res.seq, res.snap) {
 				r.node.CheckpointDigest(res.seq, res.snap.digest)
 			}
@@ -744,9 +756,18 @@ type pbftSnapJob struct {
 // snapshot at st.Seq, in one file) in the background; the WAL is compacted below it once
 // the file is durable (finishSnapWrite). Until then a restart reads the previous snapshot
 // and the records since, which the WAL still holds.
+//
+// A file is written only once snapBytes of records were logged since the last one began;
+// the first stable checkpoint, and one whose state came by state transfer (its batches are
+// in no log here), always get one. The checkpoints in between live in the WAL
+// as RecStable records with their proofs, and a restart re-executes the committed batches
+// up to each (pbftcore's replay), which is what the WAL is kept for.
 func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
 	h := st.Seq
 	r.lastStable = h
+	if transferred := r.app.takeRestored(); r.walSinceSnap < r.snapBytes && !transferred {
+		return nil
+	}
 	snap, ok := r.app.snapshot(h)
 	if !ok {
 		return nil // discarded already (a later checkpoint became stable first)
@@ -760,6 +781,7 @@ func (r *PBFTReplica) saveStable(st *pbftcore.StableCheckpoint) error {
 		return err
 	}
 	job := &pbftSnapJob{h: h, view: st.View, meta: mb, table: bytes.Clone(st.ClientTable), data: snap.data}
+	r.walSinceSnap = 0
 	r.app.writing[h] = true
 	if !r.snapWriting {
 		r.startSnapWrite(job)

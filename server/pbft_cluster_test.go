@@ -37,8 +37,13 @@ func startPBFTCluster(t *testing.T, sync storage.SyncPolicy) *LocalCluster {
 
 func startPBFTClusterMode(t *testing.T, sync storage.SyncPolicy, unsafe bool) *LocalCluster {
 	t.Helper()
+	return startPBFTClusterSpec(t, sync, unsafe, pbftTestSpec())
+}
+
+func startPBFTClusterSpec(t *testing.T, sync storage.SyncPolicy, unsafe bool, spec *ClusterSpec) *LocalCluster {
+	t.Helper()
 	c, err := StartLocalCluster(LocalClusterConfig{Protocol: "pbft", Nodes: 4, Dir: t.TempDir(), Sync: sync,
-		Spec: pbftTestSpec(), UnsafeAckBeforeCommit: unsafe,
+		Spec: spec, UnsafeAckBeforeCommit: unsafe,
 		TuneTransport: func(tc *transport.Config) {
 			tc.PartialFrameTimeout = 300 * time.Millisecond
 			tc.HandshakeTimeout = 300 * time.Millisecond
@@ -656,11 +661,14 @@ func TestPBFTSyncAlwaysRepliesWaitForFsync(t *testing.T) {
 // itself would stop at the first), checkpoints that stabilize meanwhile wait behind the held
 // write, and once the disks answer the newest stable checkpoint reaches disk. Under -race
 // this also checks that a checkpoint buffer being written is never recycled for a later one.
+// A snapshot threshold of 1 byte makes every stable checkpoint want a file.
 func TestPBFTSnapshotWritesDoNotStallTheReplica(t *testing.T) {
 	g := newGatedFS()
 	pbftSnapFS = g
 	t.Cleanup(func() { pbftSnapFS = nil }) // after the cluster's Stop, which waits for its writers
-	c := startPBFTCluster(t, storage.SyncNone)
+	spec := pbftTestSpec()
+	spec.PBFT.SnapshotThresholdBytes = 1
+	c := startPBFTClusterSpec(t, storage.SyncNone, false, spec)
 	t.Cleanup(func() { g.set(false) }) // runs before the cluster's Stop
 	g.set(true)
 	cl := pbftClient(t, c, 0, 1)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -189,4 +190,100 @@ func TestPBFTClusterAllReplicasRestartFromTheirLogs(t *testing.T) {
 	cl2 := pbftClient(t, c, 0, 2)
 	pbftReadBack(t, cl2, written)
 	pdo(t, cl2, put("after", "1"))
+}
+
+// snapshotIndexOnDisk is the checkpoint of replica i's newest snapshot file (0: none).
+func snapshotIndexOnDisk(c *LocalCluster, i int) uint64 {
+	s, _, err := storage.OpenLatestSnapshot(nil, filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1), "snap"))
+	if err != nil {
+		return 0
+	}
+	defer s.Close()
+	return s.Index
+}
+
+// Snapshot files follow the WAL's volume (pbft.snapshot_threshold_bytes), not every stable
+// checkpoint: with a threshold no run reaches, each replica writes the first stable
+// checkpoint's file only, and after every replica stops at once each one replays its WAL
+// across the later checkpoints back to where it was, with every acknowledged write intact.
+// With a threshold of a few checkpoints' records, files come every few checkpoints.
+func TestPBFTSnapshotFilesFollowWALVolume(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		threshold uint64
+	}{{"never", 1 << 40}, {"every few checkpoints", 4 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := pbftTestSpec()
+			spec.PBFT.SnapshotThresholdBytes = tc.threshold
+			c := startPBFTClusterSpec(t, storage.SyncAlways, false, spec)
+			cl := pbftClient(t, c, 0, 1)
+			k := int(spec.PBFT.CheckpointInterval)
+			written, h := pbftWriteToCheckpoint(t, c, cl, func(ops ...wire.Op) { pdo(t, cl, ops...) }, "k", 8*k)
+			_ = cl.Close()
+			checkpoints := h / uint64(k)
+			for i := range c.Replicas {
+				r := pbftReplica(c, i)
+				// The newest file may still be on its way to disk: wait for it.
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					files, newest := r.m.snapshots.Value(), snapshotIndexOnDisk(c, i)
+					var bad string
+					switch {
+					case tc.threshold == 1<<40 && (files != 1 || newest != uint64(k)):
+						bad = fmt.Sprintf("wrote %d snapshot files, newest at %d; want only the first stable checkpoint's (%d)", files, newest, k)
+					case tc.threshold != 1<<40 && (files < 2 || files >= checkpoints):
+						bad = fmt.Sprintf("wrote %d snapshot files over %d stable checkpoints; want a file every few", files, checkpoints)
+					}
+					if bad == "" {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("replica %d %s", i, bad)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			stopAll(t, c)
+			for i := range c.Replicas {
+				if err := c.RestartNode(i); err != nil {
+					t.Fatal(err)
+				}
+				if r := pbftReplica(c, i); r.LastExecuted() != h || r.StableCheckpoint() != h {
+					t.Fatalf("replica %d restarted at executed=%d stable=%d, want %d from its snapshot and WAL", i, r.LastExecuted(), r.StableCheckpoint(), h)
+				}
+			}
+			cl2 := pbftClient(t, c, 0, 2)
+			pbftReadBack(t, cl2, written)
+			pdo(t, cl2, put("after", "1"))
+		})
+	}
+}
+
+// A checkpoint reached by state transfer is written to disk at once, whatever the WAL's
+// volume: its batches are in no log of this replica, so a restart could not re-execute its
+// way there. A backup cut off long enough for the others to discard the log it misses
+// catches up by state transfer and then holds that checkpoint in a file.
+func TestPBFTTransferredCheckpointIsWrittenToDisk(t *testing.T) {
+	spec := pbftTestSpec()
+	spec.PBFT.SnapshotThresholdBytes = 1 << 40
+	c := startPBFTClusterSpec(t, storage.SyncNone, false, spec)
+	cl := pbftClient(t, c, 0, 1)
+	do := func(ops ...wire.Op) { pdo(t, cl, ops...) }
+	k := int(spec.PBFT.CheckpointInterval)
+	_, h0 := pbftWriteToCheckpoint(t, c, cl, do, "early", k)
+	lag := pbftReplica(c, 3)
+	lag.SetPartition([]uint64{1, 2, 3})
+	for i := range 6 * k { // past the window (L = 4K) beyond the laggard's checkpoint
+		do(put(fmt.Sprint("k", i), "v"))
+	}
+	lag.SetPartition(nil)
+	pbftWaitCaughtUp(t, c, 3, do)
+	deadline := time.Now().Add(5 * time.Second)
+	for snapshotIndexOnDisk(c, 3) <= h0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("newest snapshot file of the caught-up replica is at %d, its stable checkpoint %d (it was at %d before the transfer)",
+				snapshotIndexOnDisk(c, 3), lag.StableCheckpoint(), h0)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -35,6 +35,10 @@ const (
 	pbftMaxHeldCheckpoints = 64
 	// pbftSpareCheckpointBuffers bounds the discarded checkpoint buffers kept for reuse.
 	pbftSpareCheckpointBuffers = 2
+	// PBFTDefaultSnapshotBytes is pbft.snapshot_threshold_bytes when the spec names none:
+	// the protocol records logged between two snapshot files, which bounds the WAL a
+	// restart replays (the same default as Raft's snapshot_threshold_bytes).
+	PBFTDefaultSnapshotBytes = 64 << 20
 )
 
 // errTooLarge is the result value when an op's results exceed PBFTMaxResultBytes.
@@ -53,9 +57,15 @@ type kvApp struct {
 	// writing: checkpoints whose buffers the background snapshot writer is reading; once
 	// discarded they go to the garbage collector, never to spare.
 	writing map[uint64]bool
+	// spareStore is a store copy a finished checkpoint handed back, which the next one's
+	// CloneInto overwrites: a fresh copy of the whole store every K batches was tens of
+	// megabytes of new memory for the kernel to zero and the collector to sweep.
+	spareStore *kv.Store
 	// discarded: DiscardBelow's highest argument; a checkpoint below it that finishes
 	// later (asyncKVApp) is not kept.
 	discarded uint64
+	// restored: Restore installed a transferred state since takeRestored last looked.
+	restored bool
 
 	req   wire.ClientRequest
 	reply wire.ClientReply
@@ -212,14 +222,17 @@ type asyncKVApp struct {
 type checkpointResult struct {
 	seq  uint64
 	snap appSnapshot
+	// store is the copy the checkpoint was serialized from, for the next one to reuse.
+	store *kv.Store
 }
 
 func (a asyncKVApp) BeginCheckpoint(seq uint64) {
-	clone, buf := a.kv.Clone(), a.takeSpare()
+	clone, buf := a.kv.CloneInto(a.spareStore), a.takeSpare()
+	a.spareStore = nil
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		res := checkpointResult{seq: seq, snap: serializeCheckpoint(clone, buf)}
+		res := checkpointResult{seq: seq, snap: serializeCheckpoint(clone, buf), store: clone}
 		select {
 		case a.done <- res:
 		case <-a.stop: // the driver is gone
@@ -278,6 +291,14 @@ func (a *kvApp) Restore(seq uint64, chunks [][]byte) {
 		panic("server: restoring a state whose digest verified failed: " + err.Error())
 	}
 	a.snaps[seq] = appSnapshot{data: s, digest: stateDigest(s)}
+	a.restored = true
+}
+
+// takeRestored reports whether a state was restored since its last call.
+func (a *kvApp) takeRestored() bool {
+	r := a.restored
+	a.restored = false
+	return r
 }
 
 // DiscardBelow implements pbftcore.App.

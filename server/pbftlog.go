@@ -215,6 +215,7 @@ func (r *PBFTReplica) logRecords(recs []pbftcore.Record) error {
 		r.walData = appendRecord(r.walData, &recs[i])
 		r.walSpans = append(r.walSpans, [2]int{start, len(r.walData)})
 	}
+	r.walSinceSnap += uint64(len(r.walData))
 	next := r.wal.LastIndex() + 1
 	for i := range recs {
 		sp := r.walSpans[i]

@@ -73,6 +73,11 @@ type RaftSpec struct {
 type PBFTSpec struct {
 	CheckpointInterval uint64 `json:"checkpoint_interval,omitempty"`
 	WindowSize         uint64 `json:"window_size,omitempty"`
+	// SnapshotThresholdBytes: write a stable checkpoint's state to disk (and compact the WAL
+	// below it) once this many bytes of protocol records were logged since the last such
+	// file (default 64 MiB). Every checkpoint is still digested and kept in memory for
+	// state transfer; this bounds the WAL a restart replays, not the protocol's log.
+	SnapshotThresholdBytes uint64 `json:"snapshot_threshold_bytes,omitempty"`
 	MaxBatchRequests   int    `json:"max_batch_requests,omitempty"`
 	BatchFlushTicks    int    `json:"batch_flush_ticks,omitempty"`
 	Auth               string `json:"auth,omitempty"` // "mac" (default) or "sign"
