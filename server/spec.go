@@ -78,9 +78,9 @@ type PBFTSpec struct {
 	// file (default 64 MiB). Every checkpoint is still digested and kept in memory for
 	// state transfer; this bounds the WAL a restart replays, not the protocol's log.
 	SnapshotThresholdBytes uint64 `json:"snapshot_threshold_bytes,omitempty"`
-	MaxBatchRequests   int    `json:"max_batch_requests,omitempty"`
-	BatchFlushTicks    int    `json:"batch_flush_ticks,omitempty"`
-	Auth               string `json:"auth,omitempty"` // "mac" (default) or "sign"
+	MaxBatchRequests       int    `json:"max_batch_requests,omitempty"`
+	BatchFlushTicks        int    `json:"batch_flush_ticks,omitempty"`
+	Auth                   string `json:"auth,omitempty"` // "mac" (default) or "sign"
 	// KeySeed derives every replica's and client's key material deterministically, so a
 	// benchmark cluster needs no key distribution. It is a benchmarking convenience, not a
 	// way to run a cluster that must resist a real adversary.
