@@ -25,9 +25,6 @@ const (
 	RequestTimeout = 10 * time.Second
 	// dialTimeout bounds clientv3's first connection to a member.
 	dialTimeout = 5 * time.Second
-	// probeTimeout bounds the check that a cluster commits a write (remote clusters, and a
-	// local one's readiness or its restart before a read-back).
-	probeTimeout = 30 * time.Second
 	// probeRetry is the pause between probe attempts while a leader is being elected.
 	probeRetry = 100 * time.Millisecond
 	// probeKey is the key probes write; workloads use other names.
@@ -36,6 +33,10 @@ const (
 	// --conns shares fewer): each holds gRPC connections to every member.
 	maxClients = 1024
 )
+
+// probeTimeout bounds the check that a cluster commits a write (remote clusters, and a
+// restarted local one before a read-back). A variable so that tests of the failure wait less.
+var probeTimeout = 30 * time.Second
 
 // Open is the system's bench.Opener: a local cluster for spec.Local (startLocal), else the
 // running cluster whose client addresses spec.Targets lists, once it has committed a probe
