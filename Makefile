@@ -14,7 +14,7 @@ DURATION ?= 20s
 SYNC ?= none
 RUN_LOAD ?= --mode closed --clients 32 --pipeline 2 --batch 16
 
-.PHONY: help test lint bench fuzz compare sim build run run-pbft ab
+.PHONY: help test lint bench fuzz compare sim build run run-pbft ab build-peers run-etcd
 
 help: ## print this menu
 	@echo "consensusbench targets:"
@@ -29,6 +29,15 @@ run: build ## local 3-node Raft cluster + loadgen for DURATION (default 20s); re
 run-pbft: build ## the same with 4 local PBFT replicas
 	bin/loadgen --local 4 --protocol pbft --sync $(SYNC) --duration $(DURATION) $(RUN_LOAD)
 
+# Peer systems live in the nested module peers/ (etcd's server and client are large; the core
+# module never depends on them). Its loadgen is this loadgen with --system etcd registered.
+build-peers: ## build bin/loadgen-peers (loadgen + --system etcd) and bin/etcd-member from peers/ (first build: minutes)
+	cd peers && go build -buildvcs=auto -o ../bin/etcd-member ./cmd/etcd-member
+	cd peers && go build -buildvcs=auto -o ../bin/loadgen-peers ./cmd/loadgen
+
+run-etcd: build-peers ## local 3-member etcd v3.7.3 cluster + the same load as make run (etcd always fsyncs)
+	bin/loadgen-peers --system etcd --local 3 --duration $(DURATION) $(RUN_LOAD)
+
 # make ab OLD=HEAD~1 NEW=. : the two revisions run alternately (AB_ROUNDS rounds, each side on a
 # fresh local cluster) with AB_RUN as the run flags; every figure old vs new with its CI and p.
 AB_ROUNDS ?= 10
@@ -38,13 +47,14 @@ ab: build ## A/B of two revisions, interleaved: OLD=<rev> NEW=<rev or .> (AB_ROU
 	@test -n "$(OLD)" -a -n "$(NEW)" || { echo "usage: make ab OLD=<rev> NEW=<rev, or . for the working tree> [AB_ROUNDS=10] [AB_RUN='run flags']"; exit 2; }
 	bin/loadgen ab --rounds $(AB_ROUNDS) $(AB_ARGS) $(OLD) $(NEW) -- $(AB_RUN)
 
-test: ## gofmt + go vet + staticcheck + all tests (race where it fits) + fuzz seed corpora
+test: ## gofmt + go vet + staticcheck + all tests (race where it fits) + fuzz seed corpora, then peers/ the same
 	@scripts/test.sh
 
-lint: ## gofmt + go vet + staticcheck only
+lint: ## gofmt + go vet + staticcheck only (the core module, then peers/)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	go tool staticcheck ./...
+	cd peers && go vet ./... && go tool staticcheck ./...
 
 bench: ## micro-benchmarks -count $(COUNT) into results/bench/ (PKG=./wire/ BENCH=Append to narrow)
 	@COUNT=$(COUNT) scripts/bench.sh

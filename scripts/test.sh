@@ -38,4 +38,19 @@ if [ -n "$plain_pkgs" ]; then
 	# shellcheck disable=SC2086
 	go test -timeout 12m $plain_pkgs
 fi
+
+# The peers module (peers/): etcd's server and client, kept out of the core module. Its tests
+# start real 3-member etcd clusters for a few seconds each (a run, a fault run with both
+# verdicts). The first build of etcd costs minutes on a cold build cache.
+step "dependency hygiene: the core module does not require etcd's server or client"
+if grep -qE 'go\.etcd\.io/etcd/(server|client)' go.mod; then
+	echo "go.mod requires go.etcd.io/etcd/server or client: those belong in peers/go.mod"
+	exit 1
+fi
+step "peers: go vet"
+(cd peers && go vet ./...)
+step "peers: staticcheck"
+(cd peers && go tool staticcheck ./...)
+step "peers: go test -race"
+(cd peers && go test -race -timeout 10m ./...)
 step "make test: all steps passed"

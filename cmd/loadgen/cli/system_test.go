@@ -24,6 +24,7 @@ var (
 func init() {
 	bench.RegisterSystem(bench.System{Name: "fakepeer", Version: "v9.9.9", About: "a test double", Protocol: "raft",
 		Sync: "always", Reads: []string{"safe", "serializable"}, MaxBatch: 8,
+		NoFaults: []string{"partition-leader"},
 		Open: func(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 			fakePeerSpec, fakePeerClock = spec, benchtest.NewClock()
 			return &benchtest.Target{Clock: fakePeerClock, Service: 100 * time.Microsecond}, nil
@@ -73,6 +74,7 @@ func TestPeerSystemFlags(t *testing.T) {
 		{[]string{"--local", "3", "--node-procs", "1"}, "configure consensusbench's own nodes"},
 		{[]string{"--local", "4", "--protocol", "raft", "--insecure-peers"}, "configure consensusbench's own nodes"},
 		{[]string{"--local", "3", "--batch", "9"}, "--batch 9: fakepeer takes at most 8 ops in one request"},
+		{[]string{"--local", "3", "--nemesis", "partition-leader@0s:500ms"}, "fakepeer clusters cannot apply partition-leader"},
 	} {
 		var out bytes.Buffer
 		err := testApp(&out, fakeSpec{}).main(context.Background(), append([]string{"--system", "fakepeer", "--duration", "1s"}, c.args...))
