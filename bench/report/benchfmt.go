@@ -31,6 +31,10 @@ var unitBetter = map[string]int{
 	UnitP50: -1, UnitP90: -1, UnitP99: -1, UnitP999: -1, UnitMax: -1,
 }
 
+// SystemKey is the name key that says which peer system a run measured; a name without it
+// is consensusbench's own (bench.SystemOurs).
+const SystemKey = "system"
+
 // BenchmarkName names a run by its resolved configuration (Identity): the same name across
 // commits means the same experiment, however the flags were spelled. Host-specific facts go
 // in the headers and comments instead.
@@ -45,7 +49,7 @@ func BenchmarkName(r *Result) string {
 
 // Identity is the resolved configuration that names a benchmark, in a fixed order, defaults
 // spelled out. A result written before a field existed gets the value its run had: it
-// measured consensusbench's own nodes (system=consensusbench), a local
+// measured consensusbench's own nodes, a local
 // cluster synced nothing unless told to, Raft read through ReadIndex rounds, PBFT replicas
 // were honest unless the cluster info says otherwise. What a remote run could not learn is
 // "unknown".
@@ -68,10 +72,13 @@ func Identity(r *Result) [][2]string {
 	if nodes == 0 {
 		nodes = max(c.Local, len(c.Targets))
 	}
-	// The system comes first: runs of different systems (ours, a peer such as etcd) are
-	// different experiments, and `compare --col system` sets them side by side.
-	id := [][2]string{{"system", c.SystemID()}, {"protocol", nonEmpty(c.Protocol)}, {"nodes", strconv.Itoa(nodes)},
-		{"sync", orUnknown(c.Sync, "none")}}
+	id := [][2]string{{"protocol", nonEmpty(c.Protocol)}, {"nodes", strconv.Itoa(nodes)}, {"sync", orUnknown(c.Sync, "none")}}
+	// A peer system's runs (etcd) are different experiments from ours: their names lead with
+	// system=<name>-<release>, and `compare --col system` sets them beside ours. Ours carry no
+	// system key, so that their names, and every stored result's, stay what they were.
+	if sys := c.SystemID(); sys != bench.SystemOurs {
+		id = append([][2]string{{SystemKey, sys}}, id...)
+	}
 	if p := r.ClusterInfo["node_procs"]; p != "" { // absent: each node's default GOMAXPROCS
 		id = append(id, [2]string{"node_procs", p})
 	}

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/perf/benchfmt"
 	"golang.org/x/perf/benchmath"
+
+	"github.com/consensusbench/consensusbench/bench"
 )
 
 // Confidence is the level of the confidence intervals compare prints, as benchstat's.
@@ -340,6 +342,9 @@ func SplitByKey(rs []*benchfmt.Result, key string) (values []string, groups map[
 				continue
 			}
 			kept = append(kept, p)
+		}
+		if val == "" && key == SystemKey {
+			val = bench.SystemOurs // our runs' names carry no system key (see Identity)
 		}
 		if val == "" {
 			return nil, nil, fmt.Errorf("compare: benchmark %s has no %q key", r.Name, key)

@@ -11,8 +11,8 @@ import (
 )
 
 // A result from before Spec.System existed names the same benchmark as one of ours written
-// now, and an etcd run of the same shape differs only in its system, so `compare --col
-// system` pairs them row by row.
+// now (no system key), and an etcd run of the same shape differs only in its system, so
+// `compare --col system` pairs them row by row, ours as consensusbench.
 func TestIdentitySystem(t *testing.T) {
 	wl, err := load.NewWorkload("write-only")
 	if err != nil {
@@ -28,7 +28,7 @@ func TestIdentitySystem(t *testing.T) {
 	if BenchmarkName(old) != BenchmarkName(ours) {
 		t.Fatalf("an old result names %s, ours now %s", BenchmarkName(old), BenchmarkName(ours))
 	}
-	if !strings.HasPrefix(BenchmarkName(ours), "BenchmarkLoadgen/system=consensusbench/protocol=raft/") {
+	if !strings.HasPrefix(BenchmarkName(ours), "BenchmarkLoadgen/protocol=raft/") { // as before peers existed
 		t.Fatalf("ours: %s", BenchmarkName(ours))
 	}
 	if !strings.HasPrefix(BenchmarkName(etcd), "BenchmarkLoadgen/system=etcd-v3.7.3/protocol=raft/") {
@@ -38,7 +38,8 @@ func TestIdentitySystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(values) != 2 || groups[values[0]][0].Name.String() != groups[values[1]][0].Name.String() {
+	if len(values) != 2 || values[0] != bench.SystemOurs || values[1] != "etcd-v3.7.3" ||
+		groups[values[0]][0].Name.String() != groups[values[1]][0].Name.String() {
 		t.Fatalf("split by system: %v, names %v", values, groups)
 	}
 	var b strings.Builder
