@@ -1,5 +1,8 @@
 // Package bench holds the contract between the load generator and a system under test: the
-// Target and Session interfaces, the Op a worker submits, and the Clock the drivers read.
+// Target and Session interfaces, the Op a worker submits, and the Clock the drivers read. It
+// also keeps the registry of peer systems (RegisterSystem): bindings of other consensus
+// systems (etcd, in the nested module peers/) that loadgen --system drives through the same
+// Target contract.
 //
 // The measuring code lives in subpackages:
 //   - bench/load: workloads (write-only, read-only, YCSB A/B/C, uniform or zipfian keys) and
