@@ -154,6 +154,19 @@ func TestTxnBatchesAndRemote(t *testing.T) {
 	if err := m.Isolate(ctx, leader); err != nemesis.ErrUnsupported {
 		t.Fatalf("Isolate: %v, want ErrUnsupported", err)
 	}
+	// Leadership moves where transfer-leader asks (MoveLeader on the leader).
+	to := leader%3 + 1
+	if err := m.TransferLeader(ctx, leader, to); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if now, err := nemesis.FindLeader(ctx, m); err == nil && now == to {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leadership did not move from n%d to n%d", leader, to)
+		}
+	}
 }
 
 // A cluster that cannot commit is refused before the run, naming the address.

@@ -332,8 +332,9 @@ func (m *members) close() error {
 	return err
 }
 
-// nodeOf maps an etcd member ID to the node ID (member "n3" is node 3), listing the members
-// once; member IDs survive restarts (they live in the data directory).
+// nodeOf maps an etcd member ID to the node ID (member "n3" is node 3; 0 for member 0, no
+// leader). Member IDs survive restarts (they live in the data directory), so the list is
+// fetched once, and again only for an ID it lacks.
 func (m *members) nodeOf(ctx context.Context, member uint64) (uint64, error) {
 	m.mu.Lock()
 	id, ok := m.ids[member]
@@ -341,27 +342,17 @@ func (m *members) nodeOf(ctx context.Context, member uint64) (uint64, error) {
 	if ok || member == 0 {
 		return id, nil
 	}
-	c, err := m.client()
-	if err != nil {
+	if err := m.list(ctx); err != nil {
 		return 0, err
-	}
-	resp, err := c.MemberList(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("etcd: member list: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.ids = map[uint64]uint64{}
-	for _, mb := range resp.Members {
-		if n, err := strconv.ParseUint(strings.TrimPrefix(mb.Name, "n"), 10, 64); err == nil {
-			m.ids[mb.ID] = n
-		}
-	}
 	return m.ids[member], nil
 }
 
+// memberOf maps a node ID to its etcd member ID.
 func (m *members) memberOf(ctx context.Context, id uint64) (uint64, error) {
-	if _, err := m.nodeOf(ctx, ^uint64(0)); err != nil { // fills the map
+	if err := m.list(ctx); err != nil {
 		return 0, err
 	}
 	m.mu.Lock()
@@ -372,6 +363,28 @@ func (m *members) memberOf(ctx context.Context, id uint64) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("etcd: no member for node %d", id)
+}
+
+// list reads the member list into ids.
+func (m *members) list(ctx context.Context) error {
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	resp, err := c.MemberList(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd: member list: %w", err)
+	}
+	ids := map[uint64]uint64{}
+	for _, mb := range resp.Members {
+		if n, err := strconv.ParseUint(strings.TrimPrefix(mb.Name, "n"), 10, 64); err == nil {
+			ids[mb.ID] = n
+		}
+	}
+	m.mu.Lock()
+	m.ids = ids
+	m.mu.Unlock()
+	return nil
 }
 
 func (m *members) node(id uint64) (*cluster.Node, error) {
