@@ -27,6 +27,10 @@ const (
 	snapSessLen  = 8*3 + 8*SessionWindow/64
 	snapPairHdr  = 8
 	snapBufBytes = 1 << 20
+	// snapPrefetchAhead is how many records ahead a snapshot walk prefetches: enough
+	// misses in flight to cover memory latency, few enough that the lines are still
+	// cached when the walk reaches them.
+	snapPrefetchAhead = 16
 )
 
 // restoreReserveMax bounds the table pre-sizing a snapshot header can ask for.
@@ -72,8 +76,17 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 
 	// Order by key: a radix sort on a 16-byte big-endian key prefix held inline (no
 	// comparisons, and no arena access but to break ties between keys sharing the prefix).
+	// Both walks below read records in an order unrelated to where the arena holds them (a
+	// uniform workload scatters them), so each record is a cache miss: prefetching the
+	// record snapPrefetchAhead places ahead overlaps those misses instead of taking them
+	// one at a time (BenchmarkSnapshot/order=random, about 2.5x).
 	refs := make([]sortRef, 0, s.count)
-	for _, sl := range s.slots {
+	for j, sl := range s.slots {
+		if j+snapPrefetchAhead < len(s.slots) {
+			if ahead := s.slots[j+snapPrefetchAhead].ref; ahead != 0 {
+				s.prefetchRecord(ahead, 1)
+			}
+		}
 		if sl.ref != 0 {
 			var p [16]byte
 			copy(p[:], recKey(s.rec(sl.ref)))
@@ -94,7 +107,10 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 		i = j
 	}
 	var ph [snapPairHdr]byte
-	for _, sr := range refs {
+	for i, sr := range refs {
+		if i+snapPrefetchAhead < len(refs) {
+			s.prefetchRecord(refs[i+snapPrefetchAhead].ref, prefetchMaxLines)
+		}
 		r := s.rec(sr.ref)
 		k, v := recKey(r), recValue(r)
 		le.PutUint32(ph[0:], uint32(len(k)))

@@ -716,6 +716,20 @@ func (s *Store) prefetch(ops []Op, hs *[BatchPrefetch]uint64) {
 	prefetchLines(&addrs[0], n)
 }
 
+// prefetchRecord asks for up to lines cache lines of the record at ref (from its header on,
+// clipped to its chunk): a walk over records in an order of its own uses it to start the
+// next records' misses early.
+func (s *Store) prefetchRecord(ref uint64, lines int) {
+	var addrs [prefetchMaxLines]unsafe.Pointer
+	c := s.chunks[(ref>>32)-1]
+	off, n := int(uint32(ref)), 0
+	for ; n < min(lines, prefetchMaxLines) && off < len(c); n++ {
+		addrs[n] = unsafe.Pointer(&c[off])
+		off += cacheLine
+	}
+	prefetchLines(&addrs[0], n)
+}
+
 // apply is Apply after the index checks, with the key's table hash kh (0: not computed
 // yet). It writes the result to res: a Result is too large to pass in registers, and
 // returning it through two calls copied it twice through the stack.
