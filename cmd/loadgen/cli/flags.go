@@ -51,7 +51,7 @@ func (c *clusterFlags) group() group {
 	g.fs.BoolVar(&c.insecure, "insecure-peers", false, "local clusters: run the nodes without a cluster secret (by default their peers authenticate with a random one); to measure what peer authentication costs")
 	g.fs.StringVar(&c.nodeLog, "node-log-level", "info", "local clusters: every node's --log-level (debug, info, warn or error); the logs are kept after a failed run or with --data-dir")
 	g.fs.IntVar(&c.nodeProcs, "node-procs", 0, "local clusters: GOMAXPROCS of every node process (default: each node's own, every core); on a host smaller than its nodes plus loadgen, 1 spares their runtimes handing goroutines between threads")
-	g.fs.StringVar(&c.raftReads, "raft-reads", "", "local Raft clusters: how the leader confirms reads, safe (a ReadIndex heartbeat round) or lease (thesis §6.4.1; trusts bounded clock drift) (default safe)")
+	g.fs.StringVar(&c.raftReads, "raft-reads", "", "local Raft clusters: how the leader confirms reads, safe (a ReadIndex heartbeat round) or lease (thesis §6.4.1; trusts bounded clock drift) (default safe); --system etcd: safe (linearizable, also a ReadIndex round) or serializable (any member's own state), local or remote")
 	return g
 }
 
