@@ -13,6 +13,9 @@
 //     (2f+1 for read-only requests answered from replica state); on timeout retransmit to
 //     every replica, which lets backups detect a faulty primary.
 //
+// NewFromSpec and NewFromSpecFile build a client of either protocol from the cluster spec
+// the replicas start from (package clusterspec), PBFT's shared settings included.
+//
 // A write batch that Do gives up on after an attempt reached a replica unanswered
 // returns an error wrapping ErrMaybeApplied: its writes may or may not have been applied.
 //
