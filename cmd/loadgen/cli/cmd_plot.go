@@ -66,7 +66,7 @@ func (a *app) plotCmd(args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		label := fmt.Sprintf("%s %s (%s)", run.Cluster.Protocol, run.Load.Workload.Name, run.Load.Mode)
+		label := fmt.Sprintf("%s %s (%s)", clusterName(run.Cluster), run.Load.Workload.Name, run.Load.Mode)
 		if len(fs.Args()) > 1 {
 			label = base + ": " + label
 		}
@@ -74,7 +74,7 @@ func (a *app) plotCmd(args []string) error {
 		if firstRun == "" {
 			firstRun = base
 		}
-		ops, p99, err := plot.TimeSeries(run, run.Cluster.Protocol)
+		ops, p99, err := plot.TimeSeries(run, clusterName(run.Cluster))
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
