@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/load"
 )
 
 // Limits of the client side.
@@ -29,9 +30,10 @@ const (
 	probeRetry = 100 * time.Millisecond
 	// probeKey is the key probes write; workloads use other names.
 	probeKey = "consensusbench/probe"
-	// maxClients bounds the clientv3.Clients a Target creates (one per load worker unless
-	// --conns shares fewer): each holds gRPC connections to every member.
-	maxClients = 1024
+	// maxClients bounds the clientv3.Clients a Target creates: one per load worker (at most
+	// load.ClientsMax) unless --conns shares fewer, plus the probe's and the version query's.
+	// Each holds gRPC connections to every member.
+	maxClients = load.ClientsMax + 2
 )
 
 // probeTimeout bounds the check that a cluster commits a write (remote clusters, and a
