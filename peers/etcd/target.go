@@ -107,8 +107,12 @@ func newTarget(endpoints []string, reads string, info map[string]string) (*Targe
 	default:
 		return nil, fmt.Errorf("etcd: read mode %q: want %s (linearizable) or %s", reads, ReadsLinearizable, ReadsSerializable)
 	}
+	etcdReads := "linearizable" // etcd's name for the mode recorded as safe
+	if reads == ReadsSerializable {
+		etcdReads = "serializable"
+	}
 	t := &Target{endpoints: endpoints, serializable: reads == ReadsSerializable, info: map[string]string{
-		"nodes": strconv.Itoa(len(endpoints)), "etcd_client": Version, "etcd_reads": map[bool]string{false: "linearizable", true: "serializable"}[reads == ReadsSerializable],
+		"nodes": strconv.Itoa(len(endpoints)), "etcd_client": Version, "etcd_reads": etcdReads,
 		"etcd_batch": "txn"}}
 	for k, v := range info {
 		t.info[k] = v
