@@ -31,7 +31,7 @@ run-pbft: build ## the same with 4 local PBFT replicas
 
 # Peer systems live in the nested module peers/ (etcd's server and client are large; the core
 # module never depends on them). Its loadgen is this loadgen with --system etcd registered.
-build-peers: ## build bin/loadgen-peers (loadgen + --system etcd) and bin/etcd-member from peers/ (first build: minutes)
+build-peers: ## build bin/loadgen-peers (loadgen + --system etcd) and bin/etcd-member from peers/ (first build ~1 min on 2 cores)
 	cd peers && go build -buildvcs=auto -o ../bin/etcd-member ./cmd/etcd-member
 	cd peers && go build -buildvcs=auto -o ../bin/loadgen-peers ./cmd/loadgen
 
