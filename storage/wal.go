@@ -230,11 +230,8 @@ type WAL struct {
 	hasEnts     bool
 	queuedSeq   uint64
 	takenSeq    uint64
-	// writing: the writer goroutine holds a batch (between takeBatchLocked and
-	// finishBatchLocked); Append writes inline only when it does not.
-	writing   bool
-	spareBuf  []byte
-	spareEnts []pendingEnt
+	spareBuf    []byte
+	spareEnts   []pendingEnt
 
 	durable Durable
 	segs    []*segment // ordered by seq; the last one is where the writer appends
@@ -317,52 +314,29 @@ func (w *WAL) noteTruncLocked(i uint64) {
 // differs from the last queued hard state). It copies ents' data and returns the call's
 // sequence, durable once a Durable report or WaitDurable reaches it. It blocks while more
 // than MaxPendingBytes wait for the writer.
-//
-// Under SyncNone, when the writer is idle, Append writes the call itself before it returns
-// (a copy into the mapped segment, no system call) and reports it durable from the
-// caller's goroutine: handing it to the writer would cost two goroutine wake-ups per call
-// for a write that cannot block, which at one small request per round was a large part of
-// a replica's CPU. The process-crash promise of SyncNone is the same either way: the bytes
-// are in the kernel's page cache once Append returns.
 func (w *WAL) Append(ents []Entry, hs HardState) (uint64, error) {
 	w.mu.Lock()
-	seq, inline, err := w.appendLocked(ents, hs)
-	if err != nil || !inline {
-		w.mu.Unlock()
-		return seq, err
-	}
-	b := w.takeBatchLocked()
-	seg, base, werr := w.writeBatch(&b)
-	d, removed, _ := w.finishBatchLocked(&b, seg, base, werr)
-	w.mu.Unlock()
-	w.afterBatch(d, removed)
-	return seq, nil
-}
-
-// appendLocked queues the call; inline says the caller must write it (takeBatchLocked,
-// writeBatch, finishBatchLocked) because the writer was not woken: under SyncNone, with no
-// batch at the writer and nothing else queued, so batches still reach the file in order.
-func (w *WAL) appendLocked(ents []Entry, hs HardState) (seq uint64, inline bool, err error) {
+	defer w.mu.Unlock()
 	for w.usableLocked() == nil && len(w.pending) > w.opts.MaxPendingBytes {
 		w.progress.Wait()
 	}
 	if err := w.usableLocked(); err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	if len(ents) > 0 {
 		lo := ents[0].Index
 		if lo <= w.snapIndex {
-			return 0, false, fmt.Errorf("%w: append at %d, compacted through %d", ErrCompacted, lo, w.snapIndex)
+			return 0, fmt.Errorf("%w: append at %d, compacted through %d", ErrCompacted, lo, w.snapIndex)
 		}
 		if last := w.lastIndexLocked(); lo > last+1 {
-			return 0, false, fmt.Errorf("%w: append at %d after last index %d", ErrNotContig, lo, last)
+			return 0, fmt.Errorf("%w: append at %d after last index %d", ErrNotContig, lo, last)
 		}
 		for k := range ents {
 			if ents[k].Index != lo+uint64(k) {
-				return 0, false, fmt.Errorf("%w: entry %d has index %d, want %d", ErrNotContig, k, ents[k].Index, lo+uint64(k))
+				return 0, fmt.Errorf("%w: entry %d has index %d, want %d", ErrNotContig, k, ents[k].Index, lo+uint64(k))
 			}
 			if len(ents[k].Data) > w.opts.MaxEntryBytes {
-				return 0, false, fmt.Errorf("%w: %d bytes at index %d", ErrTooLarge, len(ents[k].Data), ents[k].Index)
+				return 0, fmt.Errorf("%w: %d bytes at index %d", ErrTooLarge, len(ents[k].Data), ents[k].Index)
 			}
 		}
 		if lo <= w.lastIndexLocked() {
@@ -392,14 +366,7 @@ func (w *WAL) appendLocked(ents []Entry, hs HardState) (seq uint64, inline bool,
 		w.pending = appendHardStateRecord(w.pending, hs)
 		w.hs = hs
 	}
-	// A batch that needs a new segment goes to the writer: roll creates and preallocates a
-	// file (and takes the lock itself).
-	if w.opts.Sync == SyncNone && !w.writing && w.queuedSeq == w.takenSeq &&
-		w.cur != nil && !w.curSynced && w.curOff+int64(len(w.pending)) <= w.opts.SegmentBytes {
-		w.queuedSeq++ // Append writes it inline: waking the writer would find nothing
-		return w.queuedSeq, true, nil
-	}
-	return w.enqueueLocked(), false, nil
+	return w.enqueueLocked(), nil
 }
 
 func (w *WAL) enqueueLocked() uint64 {
@@ -656,65 +623,49 @@ func (w *WAL) run() {
 			w.mu.Unlock()
 			return
 		}
-		b := w.takeBatchLocked()
-		w.writing = true
+		b := batch{
+			buf: w.pending, ents: w.pendingEnts, seq: w.queuedSeq,
+			lastIndex: w.lastIndexLocked(), lastTerm: w.lastTermLocked(), hs: w.hs,
+			snapIndex: w.snapIndex, snapTerm: w.snapTerm, truncFrom: w.truncFrom, hasEnts: w.hasEnts,
+		}
+		w.pending, w.pendingEnts = w.spareBuf[:0], w.spareEnts[:0]
+		w.spareBuf, w.spareEnts = nil, nil
+		w.truncFrom, w.hasEnts = 0, false
+		w.takenSeq = w.queuedSeq
+		w.progress.Broadcast() // room in the queue again
 		w.mu.Unlock()
 
 		seg, base, err := w.writeBatch(&b)
 
 		w.mu.Lock()
-		w.writing = false
-		d, removed, ok := w.finishBatchLocked(&b, seg, base, err)
-		w.mu.Unlock()
-		w.afterBatch(d, removed)
-		if !ok {
+		if err != nil {
+			w.err = fmt.Errorf("storage: WAL failed stop: %w", err)
+			w.progress.Broadcast()
+			w.mu.Unlock()
+			if w.opts.OnDurable != nil {
+				w.opts.OnDurable(Durable{Seq: w.durable.Seq, Err: w.err})
+			}
 			return
 		}
-	}
-}
-
-// takeBatchLocked takes every queued call as one batch for writeBatch.
-func (w *WAL) takeBatchLocked() batch {
-	b := batch{
-		buf: w.pending, ents: w.pendingEnts, seq: w.queuedSeq,
-		lastIndex: w.lastIndexLocked(), lastTerm: w.lastTermLocked(), hs: w.hs,
-		snapIndex: w.snapIndex, snapTerm: w.snapTerm, truncFrom: w.truncFrom, hasEnts: w.hasEnts,
-	}
-	w.pending, w.pendingEnts = w.spareBuf[:0], w.spareEnts[:0]
-	w.spareBuf, w.spareEnts = nil, nil
-	w.truncFrom, w.hasEnts = 0, false
-	w.takenSeq = w.queuedSeq
-	w.progress.Broadcast() // room in the queue again
-	return b
-}
-
-// finishBatchLocked records a written batch (or the error that stops the WAL) and returns
-// the durable point to report and the segments to remove; ok is false after an error.
-func (w *WAL) finishBatchLocked(b *batch, seg *segment, base int64, err error) (d Durable, removed []*segment, ok bool) {
-	if err != nil {
-		w.err = fmt.Errorf("storage: WAL failed stop: %w", err)
+		var removed []*segment
+		if len(b.buf) > 0 {
+			removed = w.afterWriteLocked(&b, seg, base)
+		}
+		w.spareBuf, w.spareEnts = b.buf[:0], b.ents[:0]
+		w.durable = Durable{Seq: b.seq, LastIndex: b.lastIndex, LastTerm: b.lastTerm, HardState: b.hs}
+		d := w.durable
 		w.progress.Broadcast()
-		return Durable{Seq: w.durable.Seq, Err: w.err}, nil, false
-	}
-	if len(b.buf) > 0 {
-		removed = w.afterWriteLocked(b, seg, base)
-	}
-	w.spareBuf, w.spareEnts = b.buf[:0], b.ents[:0]
-	w.durable = Durable{Seq: b.seq, LastIndex: b.lastIndex, LastTerm: b.lastTerm, HardState: b.hs}
-	w.progress.Broadcast()
-	return w.durable, removed, true
-}
+		w.mu.Unlock()
 
-// afterBatch, outside the lock, removes the segments a batch freed and reports d.
-func (w *WAL) afterBatch(d Durable, removed []*segment) {
-	for _, s := range removed {
-		// A segment that fails to close or unlink is harmless: recovery replays it and
-		// the next compaction removes it.
-		_ = s.f.Close()
-		_ = w.fs.Remove(s.path)
-	}
-	if w.opts.OnDurable != nil {
-		w.opts.OnDurable(d)
+		for _, s := range removed {
+			// A segment that fails to close or unlink is harmless: recovery replays it and
+			// the next compaction removes it.
+			_ = s.f.Close()
+			_ = w.fs.Remove(s.path)
+		}
+		if w.opts.OnDurable != nil {
+			w.opts.OnDurable(d)
+		}
 	}
 }
 

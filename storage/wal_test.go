@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -237,59 +236,6 @@ func TestSyncNoneRecovers(t *testing.T) {
 	if !synced {
 		t.Fatal("appending with SyncAlways kept writing into a SyncNone segment")
 	}
-}
-
-// Under SyncNone an Append the writer is not busy with is written by Append itself: when it
-// returns, the call is durable, reported on the caller's goroutine, and in the file (a
-// reopen sees it); a call that needs a new segment still goes to the writer, and under
-// SyncAlways every call does (its fdatasync must not run on the caller).
-func TestSyncNoneAppendWritesInline(t *testing.T) {
-	dir := t.TempDir()
-	var mu sync.Mutex
-	var reported []uint64
-	w, _ := mustOpen(t, dir, Options{Sync: SyncNone, SegmentBytes: 8 << 10, OnDurable: func(d Durable) {
-		mu.Lock()
-		reported = append(reported, d.Seq)
-		mu.Unlock()
-	}})
-	w.WaitDurable(mustAppend(t, w, mkEnts(1, 2, 1, 50), HardState{})) // the first segment is rolled by the writer
-	inline := 0
-	for lo := uint64(2); lo < 300; lo += 10 {
-		seq := mustAppend(t, w, mkEnts(lo, lo+10, 1, 50), HardState{Term: 1})
-		if d := w.LastDurable(); d.Seq == seq {
-			inline++
-			mu.Lock()
-			last := reported[len(reported)-1]
-			mu.Unlock()
-			if last != seq {
-				t.Fatalf("call %d durable inline but the last report is %d", seq, last)
-			}
-		} else {
-			w.WaitDurable(seq) // it rolled a segment: the writer has it
-		}
-	}
-	// 30 calls of about 700 bytes into 8 KiB segments: a few need a new one.
-	if inline < 20 {
-		t.Fatalf("%d of 30 SyncNone appends written inline, want most", inline)
-	}
-	w.Close()
-	w, st := mustOpen(t, dir, Options{Sync: SyncNone, SegmentBytes: 8 << 10})
-	defer w.Close()
-	if st.LastIndex != 301 || st.HardState.Term != 1 {
-		t.Fatalf("recovered %+v", st)
-	}
-	checkLog(t, w, 1, 301, func(uint64) uint64 { return 1 }, 50)
-
-	wa, _ := mustOpen(t, t.TempDir(), Options{Sync: SyncAlways})
-	defer wa.Close()
-	wa.WaitDurable(mustAppend(t, wa, mkEnts(1, 2, 1, 50), HardState{}))
-	wa.mu.Lock()
-	seq, inlineAlways, err := wa.appendLocked(mkEnts(2, 3, 1, 50), HardState{})
-	wa.mu.Unlock()
-	if err != nil || inlineAlways {
-		t.Fatalf("a SyncAlways append: inline %v, err %v; want it queued for the writer", inlineAlways, err)
-	}
-	wa.WaitDurable(seq)
 }
 
 // Readers run beside the writer: Entries waits for queued entries, sees overwrites, and
