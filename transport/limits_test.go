@@ -73,8 +73,14 @@ func TestPendingPeerFloodCannotKeepAPeerOut(t *testing.T) {
 	cfg.HandshakeTimeout = time.Minute // the flood is not cleared by the timeout
 	tr, _ := startTransport(t, cfg)
 	var flood []net.Conn
-	for range 10 {
+	for i := range 10 {
 		flood = append(flood, dialTB(t, tr.PeerAddr()))
+		// One at a time: with two event loops, connections dialled back to back may be
+		// accepted out of dial order, and "oldest" means the oldest accepted.
+		waitFor(t, "accepted", func() bool {
+			m := tr.Metrics()
+			return m.PendingPeers.Load()+int64(m.ClosedOverLimit.Load()) == int64(i+1)
+		})
 	}
 	waitFor(t, "oldest evicted", func() bool { return tr.Metrics().ClosedOverLimit.Load() == 6 })
 	if n := tr.Metrics().PendingPeers.Load(); n != 4 {
