@@ -45,6 +45,9 @@ type NodeSpec struct {
 	ID          uint64 `json:"id"`
 	PeerAddr    string `json:"peer_addr"`
 	ClientAddr  string `json:"client_addr"`
+	// MetricsAddr is the node's admin address (Prometheus /metrics, /ready, /admin/): the
+	// node serves there when --metrics-addr is not given, and loadgen --cluster reaches it
+	// for remote faults and leader-change counters.
 	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
@@ -207,7 +210,10 @@ func (s *ClusterSpec) Validate() error {
 			add("nodes[%d]: id %d repeated", i, n.ID)
 		}
 		ids[n.ID] = true
-		for _, a := range []struct{ name, addr string }{{"peer_addr", n.PeerAddr}, {"client_addr", n.ClientAddr}} {
+		for _, a := range []struct{ name, addr string }{{"peer_addr", n.PeerAddr}, {"client_addr", n.ClientAddr}, {"metrics_addr", n.MetricsAddr}} {
+			if a.name == "metrics_addr" && a.addr == "" {
+				continue // optional
+			}
 			if _, _, err := net.SplitHostPort(a.addr); err != nil {
 				add("nodes[%d].%s %q: %v", i, a.name, a.addr, err)
 				continue

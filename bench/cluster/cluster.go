@@ -312,6 +312,9 @@ func localSpec(cfg Config) (*server.ClusterSpec, []string, error) {
 		if metrics[i], err = addr(); err != nil {
 			return nil, nil, err
 		}
+		// In the spec file too, so that loadgen --cluster on a kept run finds the nodes'
+		// admin endpoints (remote faults, leader-change counters).
+		spec.Nodes[i].MetricsAddr = metrics[i]
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("cluster: %w", err)

@@ -25,26 +25,35 @@ const (
 // "view_changes" (the ones its protocol has). A node that is not running is left out; a
 // restarted node's counters start again from zero. It implements bench.EventReporter.
 func (c *Cluster) NodeEvents() (map[string]map[string]int64, error) {
+	addrs := map[string]string{}
+	for _, n := range c.Nodes {
+		if done, _ := n.Exited(); !done {
+			addrs[n.Name()] = n.MetricsAddr
+		}
+	}
+	return EventsAt(c.cfg.Protocol, addrs)
+}
+
+// EventsAt is NodeEvents for any nodes: it scrapes each node's /metrics at its admin
+// address (addrs: node name to host:port), for a cluster loadgen did not start too.
+func EventsAt(protocol string, addrs map[string]string) (map[string]map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), eventsTimeout)
 	defer cancel()
 	out := map[string]map[string]int64{}
 	var errs []error
-	for _, n := range c.Nodes {
-		if done, _ := n.Exited(); done {
-			continue
-		}
-		m, err := scrapeCounters(ctx, "http://"+n.MetricsAddr+"/metrics", metricElections, metricLeaderChanges, metricViewChanges)
+	for name, addr := range addrs {
+		m, err := scrapeCounters(ctx, "http://"+addr+"/metrics", metricElections, metricLeaderChanges, metricViewChanges)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("cluster: node %d: %w", n.ID, err))
+			errs = append(errs, fmt.Errorf("cluster: %s: %w", name, err))
 			continue
 		}
 		ev := map[string]int64{}
-		if c.cfg.Protocol == "pbft" {
+		if protocol == "pbft" {
 			ev["view_changes"] = m[metricViewChanges]
 		} else {
 			ev["elections"], ev["leader_changes"] = m[metricElections], m[metricLeaderChanges]
 		}
-		out[n.Name()] = ev
+		out[name] = ev
 	}
 	return out, errors.Join(errs...)
 }

@@ -27,6 +27,16 @@ type Proc struct {
 	Start func(ctx context.Context) error
 }
 
+// remote says p is a node on another host (a cluster loadgen did not start): no PID, Kill or
+// Start. Procs reaches it through its admin endpoints only, so kills, restarts and pauses
+// are refused and it counts as running.
+func (p *Proc) remote() bool { return p.PID == nil }
+
+// errRemote refuses an action that needs the node's process.
+func errRemote(id uint64, what string) error {
+	return fmt.Errorf("nemesis: node %d runs elsewhere: %s needs its process (a cluster loadgen starts, --local)", id, what)
+}
+
 // Procs adapts node processes to Cluster: kill -9, SIGSTOP/SIGCONT, and partitions through
 // each node's /admin/partition (traffic dropped in the transport). A harness with real links
 // (bench/netns) overrides Isolate and Heal to take links down instead.
@@ -66,7 +76,7 @@ func (p *Procs) Nodes() []uint64 {
 // Running implements Cluster.
 func (p *Procs) Running(id uint64) bool {
 	n, err := p.proc(id)
-	return err == nil && n.PID() != 0
+	return err == nil && (n.remote() || n.PID() != 0)
 }
 
 // Status implements Cluster: GET /admin/status.
@@ -115,6 +125,9 @@ func (p *Procs) Kill(_ context.Context, id uint64) error {
 	if err != nil {
 		return err
 	}
+	if n.remote() {
+		return errRemote(id, "kill")
+	}
 	return n.Kill()
 }
 
@@ -124,6 +137,9 @@ func (p *Procs) Restart(ctx context.Context, id uint64) error {
 	if err != nil {
 		return err
 	}
+	if n.remote() {
+		return errRemote(id, "restart")
+	}
 	return n.Start(ctx)
 }
 
@@ -131,6 +147,9 @@ func (p *Procs) signal(id uint64, sig syscall.Signal) error {
 	n, err := p.proc(id)
 	if err != nil {
 		return err
+	}
+	if n.remote() {
+		return errRemote(id, sig.String())
 	}
 	pid := n.PID()
 	if pid == 0 {

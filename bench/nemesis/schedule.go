@@ -27,6 +27,17 @@ const (
 	TransferLeader  Action = "transfer-leader"  // ask the leader to hand over to a follower
 )
 
+// NeedsProcess says whether the action acts on a node's process (kill, restart, SIGSTOP),
+// which only a cluster loadgen started can do; partitions and leadership transfers go
+// through the nodes' admin endpoints and work on any cluster whose spec names them.
+func (a Action) NeedsProcess() bool {
+	switch a {
+	case PartitionLeader, PartitionRandom, TransferLeader:
+		return false
+	}
+	return true
+}
+
 // actions lists every Action with whether it takes a duration (":5s").
 var actions = []struct {
 	a        Action

@@ -254,6 +254,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = r.Stop()
 		return err
 	}
+	if o.metricsAddr == "" {
+		ns, _ := spec.Node(o.id)
+		o.metricsAddr = ns.MetricsAddr // the spec's admin address, when it names one
+	}
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(adminOptions{addr: o.metricsAddr, tokenFile: o.adminToken, pprof: o.pprof}, metrics, r, log)
 		if err != nil {

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -11,9 +13,11 @@ import (
 
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/adapter"
+	"github.com/consensusbench/consensusbench/bench/cluster"
 	"github.com/consensusbench/consensusbench/bench/history"
 	"github.com/consensusbench/consensusbench/bench/nemesis"
 	"github.com/consensusbench/consensusbench/bench/report"
+	"github.com/consensusbench/consensusbench/server"
 )
 
 // faultFlags ask for fault injection and correctness verdicts (docs/FAULTS.md).
@@ -26,11 +30,13 @@ type faultFlags struct {
 	durable       bool
 	durableKill   int
 	readBackBatch int
+	adminToken    string
 }
 
 func (f *faultFlags) group() group {
 	g := newGroup("Faults and verdicts (see docs/FAULTS.md)")
-	g.fs.StringVar(&f.nemesis, "nemesis", "", "fault schedule, e.g. kill-leader@10s,restart@15s or partition-leader@10s:5s (times from the measured window's start; --local only): "+nemesis.Grammar)
+	g.fs.StringVar(&f.nemesis, "nemesis", "", "fault schedule, e.g. kill-leader@10s,restart@15s or partition-leader@10s:5s (times from the measured window's start; with --cluster, partitions and transfer-leader only, through each node's metrics_addr): "+nemesis.Grammar)
+	g.fs.StringVar(&f.adminToken, "admin-token-file", "", "--cluster faults: file holding the bearer token of the nodes' --admin-token-file (nodes off loopback refuse faults without it)")
 	g.fs.Uint64Var(&f.seed, "nemesis-seed", 1, "seed of the -random faults' choices")
 	g.fs.BoolVar(&f.linearizable, "check-linearizability", false, "record the history and check it with porcupine (KV model; timed-out writes possibly applied); on failure write <out>.linearizability.html and exit non-zero")
 	g.fs.IntVar(&f.maxOps, "history-max-ops", history.DefaultMaxOps, "ops kept in full; beyond, a sample of keys (halved each time the bound is hit again)")
@@ -71,8 +77,15 @@ func (f *faultFlags) validate(spec bench.Spec, window time.Duration) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if (len(sched) > 0 || f.durable) && spec.Local == 0 {
-		return usagef("--nemesis and --check-durability need a cluster loadgen controls (--local; for namespaces use make netns-bench)")
+	if spec.Local == 0 {
+		if f.durable {
+			return usagef("--check-durability kills and restarts the nodes: it needs a cluster loadgen starts (--local; for namespaces use make netns-bench)")
+		}
+		if len(sched) > 0 {
+			if err := remoteFaultsAllowed(spec, sched); err != nil {
+				return err
+			}
+		}
 	}
 	if f.durable && spec.Sync != "always" {
 		return usagef("--check-durability needs --sync always (acknowledged writes must be on disk)")
@@ -101,8 +114,15 @@ func newFaultRun(ctx context.Context, f *faultFlags, spec bench.Spec, target ben
 	fr := &faultRun{f: f, sched: sched}
 	if len(sched) > 0 || f.durable {
 		ft, ok := target.(faultTarget)
+		if at, remote := target.(*adminTarget); !ok && remote && !f.durable {
+			token, err := readAdminToken(f.adminToken)
+			if err != nil {
+				return nil, err
+			}
+			ft, ok = at.faults(token), true
+		}
 		if !ok {
-			return nil, usagef("--nemesis and --check-durability need a cluster loadgen controls (--local; for namespaces use make netns-bench)")
+			return nil, usagef("--nemesis and --check-durability need a cluster loadgen controls (--local), or for partitions and transfer-leader a --cluster spec naming every node's metrics_addr")
 		}
 		fr.ft = ft
 	}
@@ -191,4 +211,81 @@ func (l *localTarget) ReadBack(ctx context.Context) (bench.Target, error) {
 		return nil, err
 	}
 	return adapter.Open(cfg)
+}
+
+// remoteFaultsAllowed checks a schedule for a cluster loadgen did not start: only actions
+// that need no process (partitions, transfer-leader), and only with --cluster whose spec
+// names every node's admin address (metrics_addr).
+func remoteFaultsAllowed(spec bench.Spec, sched nemesis.Schedule) error {
+	if spec.ClusterFile == "" {
+		return usagef("--nemesis on a cluster loadgen does not start needs --cluster FILE naming every node's metrics_addr (its admin address; --targets names client addresses only), or --local")
+	}
+	for _, st := range sched {
+		if st.Action.NeedsProcess() {
+			return usagef("--nemesis step %s needs the node's process (kill, restart, pause): --local; against --cluster only partition-leader, partition-random and transfer-leader run, through each node's /admin/", st)
+		}
+	}
+	cs, err := server.LoadClusterSpec(spec.ClusterFile)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, n := range cs.Nodes {
+		if n.MetricsAddr == "" {
+			missing = append(missing, fmt.Sprint(n.ID))
+		}
+	}
+	if len(missing) > 0 {
+		return usagef("--nemesis with --cluster %s: nodes %s have no metrics_addr (the admin address faults go through)", spec.ClusterFile, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// readAdminToken reads --admin-token-file ("" when not given).
+func readAdminToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("--admin-token-file: %v", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// adminTarget is a cluster loadgen did not start whose spec names every node's admin
+// address (--cluster with metrics_addr): its nodes' leader-change counters are read from
+// /metrics, and the faults that need no process run through /admin/.
+type adminTarget struct {
+	*adapter.Target
+	spec *server.ClusterSpec
+}
+
+// NodeEvents implements bench.EventReporter.
+func (a *adminTarget) NodeEvents() (map[string]map[string]int64, error) {
+	addrs := map[string]string{}
+	for _, n := range a.spec.Nodes {
+		addrs[fmt.Sprintf("n%d", n.ID)] = n.MetricsAddr
+	}
+	return cluster.EventsAt(a.spec.Protocol, addrs)
+}
+
+// faults is the nemesis view of the nodes: admin endpoints only (nemesis.Procs with remote
+// nodes refuses kills, restarts and pauses).
+func (a *adminTarget) faults(token string) faultTarget {
+	p := &nemesis.Procs{AdminToken: token}
+	for _, n := range a.spec.Nodes {
+		p.Procs = append(p.Procs, nemesis.Proc{ID: n.ID, AdminURL: "http://" + n.MetricsAddr})
+	}
+	return remoteFaults{p}
+}
+
+// remoteFaults is faultTarget for an adminTarget; it has no read-back (the durability
+// check needs to kill and restart the nodes, which validate refuses remotely).
+type remoteFaults struct{ c nemesis.Cluster }
+
+func (r remoteFaults) Nemesis() nemesis.Cluster { return r.c }
+
+func (r remoteFaults) ReadBack(context.Context) (bench.Target, error) {
+	return nil, errors.New("loadgen: no durability read-back on a cluster loadgen does not start")
 }

@@ -175,6 +175,32 @@ func TestClusterFileAndTargets(t *testing.T) {
 			t.Errorf("%s: load.conns %d in the result, want %d", name, r.Load.Conns, want)
 		}
 	}
+	// The spec names every node's admin address (metrics_addr): faults that need no process
+	// run against the cluster loadgen did not start, and its leader changes are counted.
+	prefix := filepath.Join(t.TempDir(), "f")
+	var fout bytes.Buffer
+	err = run([]string{"--cluster", c.SpecPath, "--mode", "open", "--rate", "400", "--clients", "2", "--batch", "1",
+		"--duration", "2s", "--warmup", "200ms", "--quiet", "--out", prefix, "--nemesis", "transfer-leader@500ms"}, &fout, &fout)
+	if err != nil {
+		t.Fatalf("remote transfer-leader: %v\n%s", err, fout.String())
+	}
+	r, err := report.ReadFile(prefix + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Events) != 1 || r.Events[0].Kind != "transfer-leader" || strings.Contains(fout.String(), "could not be injected") {
+		t.Errorf("events %+v, want one transfer-leader that worked\n%s", r.Events, fout.String())
+	}
+	if e := r.ClusterEvents; e == nil || e["leader_changes"] < 1 {
+		t.Errorf("cluster events %v after a leadership transfer: want a leader change counted from the nodes' /metrics", e)
+	}
+	// A fault that needs the node's process is refused before the run, naming why.
+	fout.Reset()
+	err = run([]string{"--cluster", c.SpecPath, "--duration", "1s", "--nemesis", "kill-leader@500ms", "--out", filepath.Join(t.TempDir(), "x")}, &fout, &fout)
+	if err == nil || !strings.Contains(err.Error(), "needs the node's process") {
+		t.Errorf("kill-leader against --cluster: %v", err)
+	}
+
 	// A cluster that cannot commit is refused before anything is measured, with the reason:
 	// an address nobody listens on is named; with every address answering, the protocol.
 	defer func(d time.Duration) { remoteReadyTimeout = d }(remoteReadyTimeout)

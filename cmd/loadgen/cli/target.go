@@ -42,10 +42,16 @@ func openTarget(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 		if cs.Protocol != spec.Protocol {
 			return nil, usagef("--protocol %s, but the cluster spec %s says %s", spec.Protocol, spec.ClusterFile, cs.Protocol)
 		}
+		admin := true
 		for _, n := range cs.Nodes {
 			nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+			admin = admin && n.MetricsAddr != ""
 		}
-		return openRemote(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout})
+		t, err := openRemote(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout})
+		if err != nil || !admin {
+			return t, err
+		}
+		return &adminTarget{Target: t.(*adapter.Target), spec: cs}, nil
 	default:
 		for i, a := range spec.Targets {
 			nodes = append(nodes, client.Node{ID: uint64(i + 1), Addr: a})
