@@ -42,9 +42,9 @@ type ClusterSpec struct {
 // NodeSpec is one replica. IDs are 1..N for Raft; PBFT replica i is the node with ID i+1
 // (PBFT numbers replicas from 0, so the primary of view v is the node with ID v mod N + 1).
 type NodeSpec struct {
-	ID          uint64 `json:"id"`
-	PeerAddr    string `json:"peer_addr"`
-	ClientAddr  string `json:"client_addr"`
+	ID         uint64 `json:"id"`
+	PeerAddr   string `json:"peer_addr"`
+	ClientAddr string `json:"client_addr"`
 	// MetricsAddr is the node's admin address (Prometheus /metrics, /ready, /admin/): the
 	// node serves there when --metrics-addr is not given, and loadgen --cluster reaches it
 	// for remote faults and leader-change counters.
