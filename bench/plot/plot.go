@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 
+	"github.com/consensusbench/consensusbench/bench/load"
 	"github.com/consensusbench/consensusbench/bench/report"
 )
 
@@ -28,6 +29,13 @@ const (
 	spectrumPerDecade  = 24  // points per decade of 1/(1-p)
 	spectrumDecadesMax = 7   // up to p99.99999
 	nsPerMs            = 1e6 // plots show milliseconds
+	// legendHeadroom is how far above the data a panel's axis reaches, so that the legend
+	// in its top corner sits above the lines instead of over them: a factor on a linear
+	// axis, decades on a log one.
+	legendHeadroom    = 1.35
+	legendHeadroomLog = 1.0
+	// minLatencyMs floors a log latency axis (a microsecond).
+	minLatencyMs = 0.001
 )
 
 // Palette for lines, in order; fault windows are shaded in faultColor.
@@ -77,6 +85,7 @@ func Spectrum(title string, hs []Named) (*plot.Plot, error) {
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	decades := 1
+	lo, hi := math.Inf(1), 0.0
 	for i, h := range hs {
 		n := h.Hist.TotalCount()
 		if n == 0 {
@@ -94,6 +103,12 @@ func Spectrum(title string, hs []Named) (*plot.Plot, error) {
 			xys = append(xys, plotter.XY{X: x, Y: float64(h.Hist.ValueAtQuantile(q)) / nsPerMs})
 		}
 		xys = append(xys, plotter.XY{X: max(xMax, 1.0001), Y: float64(h.Hist.Max()) / nsPerMs})
+		for _, xy := range xys {
+			if xy.Y > 0 {
+				lo = min(lo, xy.Y)
+			}
+			hi = max(hi, xy.Y)
+		}
 		decades = max(decades, int(math.Ceil(math.Log10(xMax))))
 		l, err := plotter.NewLine(xys)
 		if err != nil {
@@ -106,8 +121,61 @@ func Spectrum(title string, hs []Named) (*plot.Plot, error) {
 	}
 	p.X.Tick.Marker = percentileTicks{decades: decades}
 	p.X.Min = 1
-	p.Y.Min = 0
+	logLatencyAxis(p, lo, hi)
 	return p, nil
+}
+
+// logLatencyAxis puts the latency axis on a log scale from just under lo to a decade of
+// headroom over hi (for the legend): on a linear axis one slow maximum flattens p50 and p90
+// against zero, and those are what most requests saw.
+func logLatencyAxis(p *plot.Plot, lo, hi float64) {
+	if lo <= 0 || math.IsInf(lo, 1) {
+		lo = minLatencyMs
+	}
+	hi = max(hi, lo*10)
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Min = math.Pow(10, math.Floor(math.Log10(max(lo*0.9, minLatencyMs))))
+	p.Y.Max = hi * math.Pow(10, legendHeadroomLog)
+}
+
+// rateTicks labels a rate axis with about six values at 1-2-5 steps (12k, 14k, ...): the
+// default marker gives two or three ticks on a throughput axis.
+type rateTicks struct{}
+
+func (rateTicks) Ticks(min, max float64) []plot.Tick {
+	span := max - min
+	if span <= 0 {
+		return []plot.Tick{{Value: min, Label: rateLabel(min)}}
+	}
+	step := math.Pow(10, math.Floor(math.Log10(span/6)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if span/(step*m) <= 7 {
+			step *= m
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for x := math.Ceil(min/step) * step; x <= max+step*1e-9; x += step {
+		ticks = append(ticks, plot.Tick{Value: x, Label: rateLabel(x)})
+		for k := 1; k < 5; k++ { // unlabelled minor ticks
+			if m := x + step*float64(k)/5; m <= max {
+				ticks = append(ticks, plot.Tick{Value: m})
+			}
+		}
+	}
+	return ticks
+}
+
+// rateLabel writes 1500 as 1.5k and 2000000 as 2M.
+func rateLabel(x float64) string {
+	switch a := math.Abs(x); {
+	case a >= 1e6:
+		return fmt.Sprintf("%gM", math.Round(x/1e6*1000)/1000)
+	case a >= 1e3:
+		return fmt.Sprintf("%gk", math.Round(x/1e3*1000)/1000)
+	}
+	return fmt.Sprintf("%g", x)
 }
 
 // secondTicks marks whole seconds, about ten labels per axis at 1-2-5 spacing.
@@ -129,7 +197,10 @@ func (secondTicks) Ticks(min, max float64) []plot.Tick {
 	return ticks
 }
 
-// TimeSeries plots ops/s and p99 per second, one panel each, shading fault windows.
+// TimeSeries plots ops/s and p99 per second, one panel each, shading fault windows. In open
+// loop the offered rate is a dashed line on the throughput panel, so a shortfall shows. The
+// latency panel is on a log scale (p50 and p99 of one second differ by orders of magnitude
+// in a stall).
 func TimeSeries(r *report.Result, label string) (ops, p99 *plot.Plot, err error) {
 	if len(r.Series) == 0 {
 		return nil, nil, errors.New("plot: result has no per-second series")
@@ -161,16 +232,40 @@ func TimeSeries(r *report.Result, label string) (ops, p99 *plot.Plot, err error)
 		p.X.Min = 0
 		p.X.Max = float64(r.Series[len(r.Series)-1].T+1) * step
 		p.X.Tick.Marker = secondTicks{}
-		p.Y.Min = 0
 	}
-	if err := shadeFaults(ops, r.Events, maxY(opsXY)); err != nil {
+	offered := 0.0
+	if r.Load.Mode == load.OpenLoop {
+		offered = r.Load.Rate
+	}
+	opsTop := max(maxY(opsXY), offered*1.05) * legendHeadroom
+	ops.Y.Min, ops.Y.Max = 0, opsTop
+	ops.Y.Tick.Marker = rateTicks{}
+	lo, hi := math.Inf(1), 0.0
+	for _, xy := range append(append(plotter.XYs(nil), p99XY...), p50XY...) {
+		if xy.Y > 0 {
+			lo = min(lo, xy.Y)
+		}
+		hi = max(hi, xy.Y)
+	}
+	logLatencyAxis(p99, lo, hi)
+	if err := shadeFaults(ops, r.Events, 0, opsTop); err != nil {
 		return nil, nil, err
 	}
-	if err := shadeFaults(p99, r.Events, maxY(p99XY)); err != nil {
+	if err := shadeFaults(p99, r.Events, p99.Y.Min, p99.Y.Max); err != nil {
 		return nil, nil, err
 	}
-	if err := addLine(ops, opsXY, "ops/s", 0, false); err != nil {
+	if err := addLine(ops, opsXY, "ops/s", 0, offered > 0); err != nil {
 		return nil, nil, err
+	}
+	if offered > 0 {
+		l, err := plotter.NewLine(plotter.XYs{{X: ops.X.Min, Y: offered}, {X: ops.X.Max, Y: offered}})
+		if err != nil {
+			return nil, nil, err
+		}
+		l.Color = color.Gray{0x60}
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		ops.Add(l)
+		ops.Legend.Add(fmt.Sprintf("offered %s ops/s", rateLabel(offered)), l)
 	}
 	if err := addLine(p99, p99XY, "p99", 1, true); err != nil {
 		return nil, nil, err
@@ -209,15 +304,16 @@ func addLine(p *plot.Plot, xys plotter.XYs, label string, colour int, legend boo
 	return nil
 }
 
-// shadeFaults draws each event as a shaded span (or a thin band for an instant).
-func shadeFaults(p *plot.Plot, events []report.Event, top float64) error {
+// shadeFaults draws each event as a shaded span from bottom to top (or a thin band for an
+// instant).
+func shadeFaults(p *plot.Plot, events []report.Event, bottom, top float64) error {
 	for i, e := range events {
 		from := e.At.Seconds()
 		to := e.End.Seconds()
 		if e.End <= e.At {
 			to = from + 0.1 // an instant: a thin visible band
 		}
-		poly, err := plotter.NewPolygon(plotter.XYs{{X: from, Y: 0}, {X: to, Y: 0}, {X: to, Y: top}, {X: from, Y: top}})
+		poly, err := plotter.NewPolygon(plotter.XYs{{X: from, Y: bottom}, {X: to, Y: bottom}, {X: to, Y: top}, {X: from, Y: top}})
 		if err != nil {
 			return err
 		}
@@ -236,7 +332,8 @@ func shadeFaults(p *plot.Plot, events []report.Event, top float64) error {
 	return nil
 }
 
-// Curve plots a sweep's throughput against its latency percentiles.
+// Curve plots a sweep's throughput against its latency percentiles, latency on a log scale;
+// the steps the sweep judged saturated are circled in red and named in the legend.
 func Curve(s *report.SweepResult, label string) (*plot.Plot, error) {
 	if len(s.Points) == 0 {
 		return nil, errors.New("plot: sweep has no points")
@@ -248,7 +345,8 @@ func Curve(s *report.SweepResult, label string) (*plot.Plot, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
-	p.X.Min, p.Y.Min = 0, 0
+	p.X.Min = 0
+	p.X.Tick.Marker = rateTicks{}
 	series := []struct {
 		label string
 		get   func(report.Percentiles) int64
@@ -271,6 +369,30 @@ func Curve(s *report.SweepResult, label string) (*plot.Plot, error) {
 		pts.Shape = draw.CircleGlyph{}
 		p.Add(l, pts)
 		p.Legend.Add(sr.label, l, pts)
+	}
+	lo, hi := math.Inf(1), 0.0
+	var sat plotter.XYs
+	for _, pt := range s.Points {
+		for _, v := range []int64{pt.Latency.P50, pt.Latency.P99, pt.Latency.P999} {
+			if y := float64(v) / nsPerMs; y > 0 {
+				lo, hi = min(lo, y), max(hi, y)
+			}
+		}
+		if pt.Saturated {
+			sat = append(sat, plotter.XY{X: pt.Throughput, Y: max(float64(pt.Latency.P99)/nsPerMs, minLatencyMs)})
+		}
+	}
+	logLatencyAxis(p, lo, hi)
+	if len(sat) > 0 {
+		mark, err := plotter.NewScatter(sat)
+		if err != nil {
+			return nil, err
+		}
+		mark.Shape = draw.RingGlyph{}
+		mark.Radius = vg.Points(7)
+		mark.Color = color.RGBA{0xd0, 0x00, 0x00, 0xff}
+		p.Add(mark)
+		p.Legend.Add("saturated (p99)", mark)
 	}
 	return p, nil
 }

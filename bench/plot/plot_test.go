@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,77 @@ func TestPlotsRenderPNGAndSVG(t *testing.T) {
 	}
 	if err := Save(filepath.Join(dir, "x.gif"), spec); err == nil {
 		t.Error("an unknown image format was accepted")
+	}
+}
+
+// What the figures must show, read from their SVG text and axes: latency on log axes (p50
+// is not flattened against zero by one slow maximum), the offered rate in open loop and not
+// in closed loop, the saturated sweep step named, and rate axes with enough ticks to read.
+func TestPlotsShowWhatMatters(t *testing.T) {
+	dir := t.TempDir()
+	svgOf := func(name string, plots ...*gplot.Plot) string {
+		t.Helper()
+		path := filepath.Join(dir, name+".svg")
+		if err := Save(path, plots...); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	open := stalledResult(t, load.OpenLoop)
+	if open.Load.Rate <= 0 {
+		t.Fatalf("the open-loop fixture offers no rate: %+v", open.Load)
+	}
+	ops, lat, err := TimeSeries(open, "raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lat.Y.Scale.(gplot.LogScale); !ok {
+		t.Error("the per-second latency panel is not on a log scale")
+	}
+	if s := svgOf("open", ops, lat); !strings.Contains(s, "offered "+rateLabel(open.Load.Rate)+" ops/s") {
+		t.Error("the open-loop throughput panel does not show the offered rate")
+	}
+	ops, lat, err = TimeSeries(stalledResult(t, load.ClosedLoop), "raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := svgOf("closed", ops, lat); strings.Contains(s, "offered") {
+		t.Error("a closed-loop run shows an offered rate")
+	}
+	h, _ := open.DecodeHistogram()
+	spec, err := Spectrum("latency", []Named{{"a", h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := spec.Y.Scale.(gplot.LogScale); !ok || spec.Y.Min <= 0 {
+		t.Errorf("the spectrum's latency axis is not a log axis above zero (min %v)", spec.Y.Min)
+	}
+	curve, err := Curve(&report.SweepResult{Points: []report.SweepPoint{
+		{Throughput: 1000, Latency: report.Percentiles{P50: 1e6, P99: 2e6, P999: 3e6}},
+		{Throughput: 1500, Latency: report.Percentiles{P50: 50e6, P99: 90e6, P999: 99e6}, Saturated: true},
+	}}, "raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := svgOf("curve", curve); !strings.Contains(s, "saturated") {
+		t.Error("the sweep curve does not name its saturated step")
+	}
+	labelled := 0
+	for _, tk := range (rateTicks{}).Ticks(0, 150_000) {
+		if tk.Label != "" {
+			labelled++
+		}
+	}
+	if labelled < 4 || labelled > 8 {
+		t.Errorf("%d labelled ticks on a 0-150k rate axis, want 4 to 8", labelled)
+	}
+	for x, want := range map[float64]string{1500: "1.5k", 2e6: "2M", 250: "250", 125000: "125k"} {
+		if got := rateLabel(x); got != want {
+			t.Errorf("rateLabel(%v) = %q, want %q", x, got, want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	gplot "gonum.org/v1/plot"
 
+	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/plot"
 	"github.com/consensusbench/consensusbench/bench/report"
 )
@@ -35,7 +36,7 @@ func (a *app) plotCmd(args []string) error {
 		return fmt.Errorf("plot: --out: %w", err)
 	}
 	var spectrum []plot.Named
-	var firstRun string
+	var runs []string
 	save := func(name string, plots ...*gplot.Plot) error {
 		for _, f := range *formats {
 			path := filepath.Join(dir, name+"."+f)
@@ -53,7 +54,7 @@ func (a *app) plotCmd(args []string) error {
 			return err
 		}
 		if sweep != nil {
-			p, err := plot.Curve(sweep, sweep.Cluster.Protocol)
+			p, err := plot.Curve(sweep, plotTitle(sweep.Cluster, sweep.Env))
 			if err != nil {
 				return err
 			}
@@ -71,10 +72,8 @@ func (a *app) plotCmd(args []string) error {
 			label = base + ": " + label
 		}
 		spectrum = append(spectrum, plot.Named{Label: label, Hist: h})
-		if firstRun == "" {
-			firstRun = base
-		}
-		ops, p99, err := plot.TimeSeries(run, clusterName(run.Cluster))
+		runs = append(runs, base)
+		ops, p99, err := plot.TimeSeries(run, plotTitle(run.Cluster, run.Env))
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -85,13 +84,39 @@ func (a *app) plotCmd(args []string) error {
 	if len(spectrum) == 0 {
 		return nil
 	}
-	name := firstRun + "-spectrum"
-	if len(spectrum) > 1 {
-		name = "spectrum"
-	}
 	p, err := plot.Spectrum("latency by percentile", spectrum)
 	if err != nil {
 		return err
 	}
-	return save(name, p)
+	return save(spectrumName(runs), p)
+}
+
+// plotTitle names what a plot shows: the system and protocol, the node count, the sync
+// mode and the commit measured (a figure copied out of its directory still says what it is).
+func plotTitle(spec bench.Spec, env report.Env) string {
+	t := clusterName(spec)
+	if spec.Nodes > 0 {
+		t += fmt.Sprintf(", %d nodes", spec.Nodes)
+	}
+	if spec.Sync != "" {
+		t += ", sync " + spec.Sync
+	}
+	if env.Commit != "" {
+		t += ", " + env.Commit
+		if env.Dirty {
+			t += "+dirty"
+		}
+	}
+	return t
+}
+
+// spectrumName is the spectrum file's name: the run's, or for several runs the first
+// ones' names joined (and how many more), so that two comparisons in one directory do not
+// overwrite each other.
+func spectrumName(runs []string) string {
+	const named = 3
+	if len(runs) <= named {
+		return strings.Join(runs, "-vs-") + "-spectrum"
+	}
+	return fmt.Sprintf("%s-and-%d-more-spectrum", strings.Join(runs[:named], "-vs-"), len(runs)-named)
 }
