@@ -29,6 +29,8 @@ const (
 	DefaultPBFTMaxInflight = 64
 	// DefaultPBFTReadTimeout is the read-only attempt's wait before ordering the read.
 	DefaultPBFTReadTimeout = 50 * time.Millisecond
+	// pbftViewNoticeWait bounds how long NewPBFT waits for f+1 replicas to report their view.
+	pbftViewNoticeWait = 100 * time.Millisecond
 	// pbftRedialMin bounds how often a broken replica connection is redialled.
 	pbftRedialMin = 100 * time.Millisecond
 )
@@ -82,8 +84,10 @@ type PBFTClient struct {
 	free    chan *pbftSession
 	byID    []atomic.Pointer[pbftSession]
 	view    atomic.Uint64
-	closed  atomic.Bool
-	closedC chan struct{}
+	// viewNotices counts the replicas' answers to registrations (their views).
+	viewNotices atomic.Int64
+	closed      atomic.Bool
+	closedC     chan struct{}
 	// replicaView[i] is the newest view replica i's connection reported in an ordered
 	// reply; view is the (f+1)-th highest of them, a view at least one correct replica is in.
 	replicaView []atomic.Uint64
@@ -161,6 +165,13 @@ func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
 		}(c.conns[i])
 	}
 	wg.Wait()
+	// Replicas answer the registrations with their views: wait briefly for f+1 of them, so
+	// that the first request goes to the current primary (a replica that does not answer
+	// costs this wait once, never a request's attempt timeout).
+	deadline := time.Now().Add(min(cfg.DialTimeout, pbftViewNoticeWait))
+	for c.viewNotices.Load() < int64((c.n-1)/3+1) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 	return c, nil
 }
 
@@ -351,8 +362,18 @@ func (c *PBFTClient) flush(s *pbftSession) {
 	s.core.Advance()
 }
 
-// onReply steps a reply from replica into its session.
+// onReply steps a reply from replica into its session. A reply with timestamp 0 answers a
+// registration with the replica's view (no request has timestamp 0): it only moves the
+// view, by the same (f+1)-th-highest rule as ordered replies.
 func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
+	if r.Timestamp == 0 {
+		if !r.ReadOnly && r.View > c.replicaView[replica].Load() {
+			c.replicaView[replica].Store(r.View)
+			c.updateView()
+		}
+		c.viewNotices.Add(1)
+		return
+	}
 	if r.ClientID < c.cfg.FirstClientID || r.ClientID-c.cfg.FirstClientID >= uint64(len(c.byID)) {
 		return
 	}

@@ -513,6 +513,13 @@ func (r *PBFTReplica) handleClient(f *transport.Frame) {
 				r.replyConn[c], r.replyAuthentic[c] = f.Client, false
 			}
 		}
+		// Answer with this replica's view: a reply with timestamp 0, which no request has
+		// (clients start theirs at the wall clock). A new client takes the (f+1)-th highest view its
+		// registrations report and starts at that view's primary instead of view 0's, which
+		// after a view change cost its first request a whole attempt timeout.
+		r.out = wire.AppendMessageFrame(r.out[:0], 0, &wire.PBFTReply{View: r.node.Status().View, ClientID: reg.ClientID,
+			Replica: uint64(r.self)})
+		r.sendFrame(&heldFrame{conn: f.Client}, r.out)
 	default:
 		r.log.Warn("closing client that sent a non-client frame", "type", f.Type)
 		r.tr.CloseClient(f.Client)

@@ -304,14 +304,17 @@ func TestPBFTForgedRequestsCannotStealReplies(t *testing.T) {
 				}
 			}
 		}()
-		go func() { // whatever the replica sends the forger
-			defer wg.Done()
-			var b [4096]byte
+		go func() { // whatever the replica sends the forger, but the view notices that answer
+			defer wg.Done() // its registrations (timestamp 0, no result: a replica's view is no secret)
+			r := wire.NewReader(nc, PBFTMaxClientFrameBytes)
+			var rep wire.PBFTReply
 			for {
-				k, err := nc.Read(b[:])
-				stolen.Add(int64(k))
+				f, err := r.ReadFrame()
 				if err != nil {
 					return
+				}
+				if f.Type != wire.TypePBFTReply || wire.DecodePBFTReply(f.Body, &rep) != nil || rep.Timestamp != 0 || len(rep.Result) != 0 {
+					stolen.Add(int64(len(f.Body)))
 				}
 			}
 		}()
@@ -865,5 +868,41 @@ func TestPBFTOversizedResultsAnswerAnError(t *testing.T) {
 	}
 	if got := pdo(t, cl, wire.Op{Kind: wire.OpGet, Key: []byte("k")}).Ops[0]; string(got.Value) != "v" {
 		t.Fatalf("after the oversized request k = %q", got.Value)
+	}
+}
+
+// PBFT §4.1: a client learns the view from f+1 replies. A new client learns it from the
+// replicas' answers to its registrations, so after a view change its first request goes to
+// the current primary instead of view 0's stopped one (which cost a whole attempt timeout
+// before the retransmission to every replica reached the new primary).
+func TestPBFTNewClientStartsAtTheCurrentPrimary(t *testing.T) {
+	c := startPBFTCluster(t, storage.SyncNone)
+	cl := pbftClient(t, c, 0, 1)
+	pdo(t, cl, put("a", "1"))
+	if err := c.StopNode(0); err != nil { // the primary of view 0
+		t.Fatal(err)
+	}
+	pdo(t, cl, put("b", "2")) // drives the view change
+	if cl.Primary() == 1 {
+		t.Fatal("the first client still targets the stopped primary")
+	}
+	var nodes []client.Node
+	for _, n := range c.Spec.Nodes {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	const attempt = 3 * time.Second
+	cl2, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
+		MaxClients: c.Spec.PBFT.MaxClients, FirstClientID: 8, MaxInflight: 1, AttemptTimeout: attempt, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	if p := cl2.Primary(); p != cl.Primary() {
+		t.Fatalf("a new client starts at primary %d, the cluster's is %d", p, cl.Primary())
+	}
+	start := time.Now()
+	pdo(t, cl2, put("c", "3"))
+	if d := time.Since(start); d >= attempt {
+		t.Fatalf("the new client's first write took %v, an attempt timeout or more", d)
 	}
 }
