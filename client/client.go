@@ -302,6 +302,12 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 				case wire.StatusBusy:
 					err = fmt.Errorf("node %d is busy", cn.node)
 				default:
+					for _, r := range res.Ops {
+						if r.Status == wire.StatusSessionExpired {
+							// Retrying cannot tell: the replicas forgot the session.
+							return fmt.Errorf("%w: the cluster no longer remembers session %d for this batch (idle past its TTL, or retried too late)", ErrMaybeApplied, c.cfg.ClientID)
+						}
+					}
 					return nil
 				}
 			} else {

@@ -1178,6 +1178,8 @@ func wireStatus(s kv.Status) wire.Status {
 		return wire.StatusNotFound
 	case kv.StatusMismatch:
 		return wire.StatusCASMismatch
+	case kv.StatusSessionExpired:
+		return wire.StatusSessionExpired
 	}
 	return wire.StatusError
 }

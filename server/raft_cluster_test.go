@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/consensusbench/consensusbench/client"
+	"github.com/consensusbench/consensusbench/kv"
 	"github.com/consensusbench/consensusbench/storage"
 	"github.com/consensusbench/consensusbench/transport"
 	"github.com/consensusbench/consensusbench/wire"
@@ -391,5 +392,46 @@ func stopAll(t *testing.T, c *LocalCluster) {
 		if err := c.StopNode(i); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A write retried after its session's window moved on gets its own status, not a generic
+// error: the store cannot tell whether the first attempt was applied (kv
+// StatusSessionExpired), and the client turns it into ErrMaybeApplied.
+func TestRaftExpiredSessionHasItsOwnStatus(t *testing.T) {
+	c := startCluster(t, "raft", 3, storage.SyncNone)
+	leader := waitLeader(t, c, 0)
+	ns, _ := c.Spec.Node(leader)
+	nc, err := net.Dial("tcp", ns.ClientAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rd := wire.NewReader(nc, 1<<20)
+	do := func(seq uint64) wire.Status {
+		t.Helper()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		req := wire.AppendMessageFrame(nil, 0, &wire.ClientRequest{ClientID: 77, FirstSeq: seq, Ops: []wire.Op{put("k", fmt.Sprint(seq))}})
+		if _, err := nc.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		f, err := rd.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep wire.ClientReply
+		if f.Type != wire.TypeClientReply || wire.DecodeClientReply(f.Body, &rep) != nil || len(rep.Results) != 1 {
+			t.Fatalf("reply %v %x", f.Type, f.Body)
+		}
+		return rep.Results[0].Status
+	}
+	if st := do(1); st != wire.StatusOK {
+		t.Fatalf("first write: %v", st)
+	}
+	if st := do(1 + 2*kv.SessionWindow); st != wire.StatusOK { // the window moves past seq 1
+		t.Fatalf("write far ahead: %v", st)
+	}
+	if st := do(1); st != wire.StatusSessionExpired {
+		t.Fatalf("seq 1 retried after the window moved: %v, want %v", st, wire.StatusSessionExpired)
 	}
 }

@@ -149,8 +149,12 @@ const (
 	StatusNotLeader   Status = 3 // Raft: this node is not the leader; see LeaderHint
 	StatusBusy        Status = 4 // rejected by admission control: retry later
 	StatusError       Status = 5 // failed; Value holds a message
+	// StatusSessionExpired: the store no longer remembers the client's session for this
+	// sequence number (idle past its TTL, or retried after the window moved on). Not applied
+	// now; whether an earlier attempt was applied is unknown.
+	StatusSessionExpired Status = 6
 
-	statusMax = StatusError
+	statusMax = StatusSessionExpired
 )
 
 // String returns the status name.
@@ -168,6 +172,8 @@ func (s Status) String() string {
 		return "busy"
 	case StatusError:
 		return "error"
+	case StatusSessionExpired:
+		return "session-expired"
 	}
 	return "Status(" + itoa(int(s)) + ")"
 }

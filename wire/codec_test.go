@@ -232,7 +232,7 @@ func TestDecodeRejectsNonCanonical(t *testing.T) {
 		{"mac count overruns", put(macs, 57, 3), new(Prepare)},
 		{"op kind 0", put(req, 20, 0), new(ClientRequest)},
 		{"op kind 5", put(req, 20, 5), new(ClientRequest)},
-		{"status 6", put(rep, 44, 6), new(ClientReply)},
+		{"status 7", put(rep, 44, 7), new(ClientReply)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
