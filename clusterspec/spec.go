@@ -25,7 +25,7 @@ import (
 //	    {"id": 2, "peer_addr": "127.0.0.1:7102", "client_addr": "127.0.0.1:7202"},
 //	    {"id": 3, "peer_addr": "127.0.0.1:7103", "client_addr": "127.0.0.1:7203"}
 //	  ],
-//	  "raft": {"election_tick": 10, "heartbeat_tick": 1},
+//	  "raft": {"election_tick": 30, "heartbeat_tick": 1},
 //	  "pbft": {"checkpoint_interval": 128, "auth": "mac", "key_seed": "bench"}
 //	}
 //

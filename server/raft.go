@@ -34,6 +34,13 @@ const (
 	// MaxInboundBatchesPerRound bounds how many inbound batches the driver steps before it
 	// takes a Ready, so that a flood of input cannot starve sending and persisting.
 	MaxInboundBatchesPerRound = 256
+	// DefaultElectionTick is raft.election_tick when the spec names none: a follower
+	// campaigns after 30 to 60 ticks without a leader (300-600 ms at the default 10 ms tick).
+	// Chosen by measurement on a 2-core host loaded to twice its cores (results/bench/
+	// 20261207-loaded-host): at 10 ticks a starved leader lost its followers once in a
+	// 10-minute run; failover after kill-leader still takes well under etcd's default
+	// (1 s election timeout).
+	DefaultElectionTick = 30
 	// DefaultSnapshotRetainEntries: log entries kept below a snapshot (in the core and the
 	// WAL) so that a slightly lagging follower catches up from the log, not a snapshot.
 	DefaultSnapshotRetainEntries = 5000
@@ -285,6 +292,7 @@ func (r *RaftReplica) restore(st storage.State) (raftcore.Config, error) {
 			*dst = v
 		}
 	}
+	c.ElectionTick = DefaultElectionTick
 	setInt(&c.ElectionTick, rs.ElectionTick)
 	setInt(&c.HeartbeatTick, rs.HeartbeatTick)
 	setInt(&c.MaxInflightMsgs, rs.MaxInflightMsgs)
