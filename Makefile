@@ -70,7 +70,7 @@ sim: ## long simulator campaign: SEEDS=N seeds per protocol (default 5000)
 	go test ./sim/ -run 'Seeds' -timeout 0 -v -seeds=$(SEEDS)
 
 # make netns-bench (root): NETNS_ARGS passes flags to bin/netns-bench, e.g.
-# NETNS_ARGS="--nodes 5 --rate 10gbit --nemesis kill-leader@5s,restart@10s --check-durability".
+# NETNS_ARGS="--nodes 5 --link-rate 10gbit --nemesis kill-leader@5s,restart@10s --check-durability".
 NETNS_ARGS ?=
 .PHONY: netns-bench
 netns-bench: ## (root) benchmark under faults, one network namespace per node (NETNS_ARGS=...); see docs/FAULTS.md

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,12 @@ func TestPartitionUnderLoad(t *testing.T) {
 	}
 	if v := r.Verdicts; v == nil || !v.Linearizability.OK || !v.Durability.OK || v.Durability.Checked == 0 {
 		t.Errorf("verdicts %+v", v)
+	}
+	// loadgen's file set: the result, its benchstat lines and its percentile distribution.
+	for _, name := range []string{"result.json", "result.txt", "result.hgrm"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 	// Everything is gone: no namespace of ours is left.
 	ls, _ := exec.Command("ip", "netns", "list").Output()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/consensusbench/consensusbench/bench"
@@ -175,7 +176,8 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 	if sc.Byzantine != "" {
 		out.Result.ClusterInfo["byzantine"] = fmt.Sprintf("%s on nodes %v", sc.Byzantine, sc.ByzantineNodes)
 	}
-	if werr := out.Result.WriteFile(sc.Result); werr != nil {
+	// The same file set as loadgen's: result.json, result.txt (benchstat), result.hgrm.
+	if werr := report.WriteFileSet(strings.TrimSuffix(sc.Result, ".json"), out.Result); werr != nil {
 		return errors.Join(err, werr)
 	}
 	_ = report.WriteSummary(w, out.Result)

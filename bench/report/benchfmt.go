@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -201,4 +203,34 @@ func WriteHgrm(w io.Writer, r *Result) error {
 	const ticksPerHalfDistance, nsPerMs = 5, 1e6
 	_, err = h.PercentilesPrint(w, ticksPerHalfDistance, nsPerMs)
 	return err
+}
+
+// WriteFileSet writes a run's three files: prefix.json (the result), prefix.txt (benchstat
+// lines) and prefix.hgrm (its percentile distribution), creating prefix's directory. Every
+// command that produces a run result writes this set, so one run compares and plots like
+// another whichever tool made it.
+func WriteFileSet(prefix string, r *Result) error {
+	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
+		return err
+	}
+	if err := r.WriteFile(prefix + ".json"); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		ext   string
+		write func(io.Writer, *Result) error
+	}{{".txt", WriteBenchfmt}, {".hgrm", WriteHgrm}} {
+		out, err := os.Create(prefix + f.ext)
+		if err != nil {
+			return err
+		}
+		if err := f.write(out, r); err != nil {
+			_ = out.Close()
+			return err
+		}
+		if err := out.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

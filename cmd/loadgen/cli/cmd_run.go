@@ -240,16 +240,7 @@ func fileSystem(spec bench.Spec) string {
 
 // writeRun writes prefix.json, prefix.txt and prefix.hgrm.
 func (a *app) writeRun(r *report.Result, prefix string) error {
-	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
-		return err
-	}
-	if err := r.WriteFile(prefix + ".json"); err != nil {
-		return err
-	}
-	if err := writeFile(prefix+".txt", func(f *os.File) error { return report.WriteBenchfmt(f, r) }); err != nil {
-		return err
-	}
-	if err := writeFile(prefix+".hgrm", func(f *os.File) error { return report.WriteHgrm(f, r) }); err != nil {
+	if err := report.WriteFileSet(prefix, r); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nwrote %s.json (result), %s.txt (benchstat), %s.hgrm (percentiles)\n", prefix, prefix, prefix)

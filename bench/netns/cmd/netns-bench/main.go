@@ -4,16 +4,18 @@
 // docs/FAULTS.md). It needs root. Everything it creates is removed when it ends, also on
 // failure or SIGINT/SIGTERM.
 //
-//	netns-bench --nodes 3 --rate 1gbit --nemesis partition-leader@5s:3s --check-linearizability
+//	netns-bench --nodes 3 --link-rate 1gbit --rate 2000 --nemesis partition-leader@5s:3s --check-linearizability
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -45,14 +47,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&sc.Protocol, "protocol", "raft", "raft or pbft")
 	fs.IntVar(&sc.Nodes, "nodes", 3, "node namespaces (one node each)")
 	fs.StringVar(&sc.Sync, "sync", "always", "WAL policy: always or none")
-	fs.StringVar(&sc.Rate, "rate", "", "tc tbf rate limit on every link, both directions (e.g. 1gbit, 10gbit; empty: none)")
+	fs.StringVar(&sc.Rate, "link-rate", "", "tc tbf bandwidth limit on every link, both directions (e.g. 1gbit, 10gbit; empty: none)")
 	fs.StringVar(&sc.Nemesis, "nemesis", "partition-leader@5s:3s", "fault schedule: "+nemesis.Grammar)
 	fs.StringVar(&sc.Byzantine, "byzantine", "", "PBFT: start --byzantine-nodes with node --byzantine MODE (silent, equivocate, bad-digest, bad-mac)")
 	fs.IntSliceVar(&sc.ByzantineNodes, "byzantine-nodes", []int{1}, "node IDs that run Byzantine (at most f)")
 	fs.BoolVar(&sc.Linearizability, "check-linearizability", true, "record the history and check it with porcupine")
 	fs.BoolVar(&sc.Durability, "check-durability", false, "after the run kill -9 every node, restart, read every acknowledged write back")
-	fs.Float64Var(&sc.Load.Rate, "load-rate", 2000, "offered ops/s (open loop)")
+	rate := fs.String("rate", "2000", "offered ops/s (open loop), as loadgen's --rate; the links' bandwidth is --link-rate")
+	mode := fs.String("mode", "open", "open (constant rate, latency from intended send times) or closed (each client keeps --pipeline batches in flight)")
 	fs.IntVar(&sc.Load.Clients, "clients", 16, "client sessions")
+	fs.IntVar(&sc.Load.Pipeline, "pipeline", 1, "batches in flight per client")
+	fs.IntVar(&sc.Load.Batch, "batch", 1, "ops per request")
 	fs.DurationVar(&sc.Load.Duration, "duration", 15*time.Second, "measured window")
 	fs.DurationVar(&sc.Load.Warmup, "warmup", 2*time.Second, "warmup before the window (not recorded)")
 	workload := fs.String("workload", "ycsb-a", "write-only, read-only, ycsb-a, ycsb-b or ycsb-c")
@@ -61,9 +66,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "results/netns", "directory for the result, node logs and, on failure, the visualization")
 	nodeBin := fs.String("node", "", "node binary (default: beside this one, on PATH, or built)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "netns-bench:", err)
 		return 2
 	}
 	var err error
+	if sc.Load.Rate, err = strconv.ParseFloat(*rate, 64); err != nil {
+		// --rate was the links' bandwidth before; say where that went.
+		fmt.Fprintf(stderr, "netns-bench: --rate %q: want offered ops/s (a number); a link bandwidth such as 10gbit is --link-rate\n", *rate)
+		return 2
+	}
+	switch *mode {
+	case "open":
+		sc.Load.Mode = load.OpenLoop
+	case "closed":
+		sc.Load.Mode = load.ClosedLoop
+	default:
+		fmt.Fprintf(stderr, "netns-bench: --mode %q: want open or closed\n", *mode)
+		return 2
+	}
 	if sc.Load.Workload, err = load.NewWorkload(*workload); err != nil {
 		fmt.Fprintln(stderr, "netns-bench:", err)
 		return 2
