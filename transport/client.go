@@ -2,6 +2,7 @@ package transport
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -26,6 +27,10 @@ type clientConn struct {
 	q    *outQueue
 
 	dirty bool // driver only: listed in Transport.dirty
+	// lastWrite is the transport time replies were last flushed to this connection. A
+	// connection that only receives is in use (a PBFT client hears from every backup but
+	// sends to the primary alone), so the idle timeout counts writes as well as reads.
+	lastWrite atomic.Int64
 
 	mu       sync.Mutex
 	inflight bool
@@ -104,7 +109,12 @@ func (t *Transport) SendClient(id ClientID, frame []byte) error {
 //
 // Driver goroutine only.
 func (t *Transport) FlushClients() {
+	if len(t.dirty) == 0 {
+		return
+	}
+	now := t.now()
 	for i, cc := range t.dirty {
+		cc.lastWrite.Store(now)
 		cc.dirty = false
 		cc.kick()
 		t.dirty[i] = nil

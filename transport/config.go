@@ -47,8 +47,8 @@ const (
 	// connections per configured peer (a reconnect can briefly overlap the old connection).
 	DefaultPeerConnsPerPeer = 4
 	// DefaultClientIdleTimeout and DefaultPeerIdleTimeout close an inbound connection that sent
-	// nothing for that long, so idle connections cannot hold slots forever. A client or peer
-	// reconnects when it has something to send.
+	// nothing for that long (a client connection: nor received a reply), so idle connections
+	// cannot hold slots forever. A client or peer reconnects when it has something to send.
 	DefaultClientIdleTimeout = 2 * time.Minute
 	DefaultPeerIdleTimeout   = 2 * time.Minute
 	// DefaultPartialFrameBudget bounds the bytes of unfinished frames that client connections

@@ -67,10 +67,14 @@ func (ic *inConn) overdue(now int64, cfg *Config) (reason string, idle bool) {
 	if ps := ic.partialSince.Load(); ps != 0 && now-ps > int64(cfg.PartialFrameTimeout) {
 		return "partial frame not completed within PartialFrameTimeout", false
 	}
-	idleFor := now - max(ic.lastRead.Load(), ic.openedAt)
+	last := max(ic.lastRead.Load(), ic.openedAt)
+	if ic.client != nil {
+		last = max(last, ic.client.lastWrite.Load())
+	}
+	idleFor := now - last
 	switch {
 	case ic.kind == kindClient && idleFor > int64(cfg.ClientIdleTimeout):
-		return "nothing received within ClientIdleTimeout", true
+		return "nothing received or sent within ClientIdleTimeout", true
 	case ic.kind == kindPeer && ic.ready.Load() && idleFor > int64(cfg.PeerIdleTimeout):
 		return "nothing received within PeerIdleTimeout", true
 	}

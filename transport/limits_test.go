@@ -163,6 +163,40 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	}
 }
 
+// A client connection that only receives (a PBFT client hears every backup's replies but
+// sends to the primary alone) is in use: replies flushed to it keep it open past
+// ClientIdleTimeout. Before, every backup closed such connections after the timeout and the
+// client's next requests lost their replies, a 2 s stall every 2 minutes.
+func TestReceivingClientIsNotIdle(t *testing.T) {
+	cfg := testConfig(1, 2)
+	cfg.ClientIdleTimeout = 150 * time.Millisecond
+	tr, _ := startTransport(t, cfg)
+	listener := dialTB(t, tr.ClientAddr())
+	if _, err := listener.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil { // once, to be known
+		t.Fatal(err)
+	}
+	id := receive(t, tr, 1)[0].Client
+	go func() { // drain the replies
+		var b [4096]byte
+		for {
+			if _, err := listener.Read(b[:]); err != nil {
+				return
+			}
+		}
+	}()
+	reply := seqFrame(nil, wire.TypeClientReply, 1, 16)
+	for range 20 { // 600 ms of replies every 30 ms, four idle timeouts
+		if err := tr.SendClient(id, reply); err != nil {
+			t.Fatalf("SendClient after %d idle timeouts: %v", tr.Metrics().ClosedIdle.Load(), err)
+		}
+		tr.FlushClients()
+		time.Sleep(30 * time.Millisecond)
+	}
+	if n := tr.Metrics().ClosedIdle.Load(); n != 0 {
+		t.Fatalf("a client receiving replies was closed as idle (ClosedIdle = %d)", n)
+	}
+}
+
 // partialFrame is the header of a client frame announcing body bytes, and half its body.
 func partialFrame(body int) []byte {
 	f := wire.AppendFrame(nil, wire.TypeClientRequest, 0, make([]byte, body))
