@@ -17,14 +17,23 @@ func benchKey(dst []byte, i uint64) []byte {
 }
 
 func loaded(b *testing.B, n int, size int) *Store {
-	s, err := New(Config{ExpectedKeys: n})
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	return loadedInOrder(b, order, size)
+}
+
+// loadedInOrder is a store holding keys 0..len(order)-1, inserted in that order.
+func loadedInOrder(b *testing.B, order []int, size int) *Store {
+	s, err := New(Config{ExpectedKeys: len(order)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	val := bytes.Repeat([]byte{'v'}, size)
 	var k []byte
-	for i := range uint64(n) {
-		k = benchKey(k, i)
+	for _, i := range order {
+		k = benchKey(k, uint64(i))
 		s.Apply(1, &Op{Kind: OpPut, Key: k, Value: val})
 	}
 	return s
@@ -136,17 +145,7 @@ func BenchmarkApply(b *testing.B) {
 // leaves them: the arena then holds records in no relation to key order, and a sorted
 // walk of it misses the cache on every record.
 func loadedShuffled(b *testing.B, n int, size int) *Store {
-	s, err := New(Config{ExpectedKeys: n})
-	if err != nil {
-		b.Fatal(err)
-	}
-	val := bytes.Repeat([]byte{'v'}, size)
-	var k []byte
-	for _, i := range rand.New(rand.NewPCG(1, 2)).Perm(n) {
-		k = benchKey(k, uint64(i))
-		s.Apply(1, &Op{Kind: OpPut, Key: k, Value: val})
-	}
-	return s
+	return loadedInOrder(b, rand.New(rand.NewPCG(1, 2)).Perm(n), size)
 }
 
 // BenchmarkSnapshot streams the whole state (sorted, deterministic) to io.Discard, from a
