@@ -2,14 +2,11 @@ package etcd
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +32,6 @@ const (
 	// memberLogLevel is every local member's etcd log level: start-up, elections, slow
 	// requests and shutdown, which is what a kept log is for.
 	memberLogLevel = "info"
-	// checkTimeout bounds running `etcd-member --help` on a candidate.
-	checkTimeout = 5 * time.Second
 	// buildTimeout bounds building the launcher: etcd's server is a large build, minutes on
 	// a small host with a cold build cache.
 	buildTimeout = 15 * time.Minute
@@ -49,90 +44,21 @@ const (
 	metricLeaderChanges = "etcd_server_leader_changes_seen_total"
 )
 
-// FindMember returns the path of the etcd-member launcher, looking in this order: beside
-// the running executable (bin/etcd-member next to bin/loadgen-peers, as `make build-peers`
-// lays them out); on PATH, if its --help says it is this launcher; built with go build into
+// memberBinary is the launcher FindMember looks for.
+var memberBinary = cluster.Binary{Name: MemberBin, HelpMarker: memberHelpMarker, Module: memberModule,
+	Package: "./cmd/etcd-member", Build: buildTimeout, MakeTarget: "make build-peers"}
+
+// FindMember returns the path of the etcd-member launcher (cluster.FindBinary): beside the
+// running executable (bin/etcd-member next to bin/loadgen-peers, as `make build-peers` lays
+// them out); on PATH, if its --help says it is this launcher; built with go build into
 // buildDir when the working directory is inside the peers module (go test). The error lists
 // what each step found.
 func FindMember(ctx context.Context, buildDir string) (string, error) {
-	var tried []string
-	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), MemberBin)
-		ok, why := isMember(ctx, p)
-		if ok {
-			return p, nil
-		}
-		tried = append(tried, fmt.Sprintf("beside the executable: %s: %s", p, why))
-	}
-	if p, err := exec.LookPath(MemberBin); err == nil {
-		ok, why := isMember(ctx, p)
-		if ok {
-			return p, nil
-		}
-		tried = append(tried, fmt.Sprintf("on PATH: %s: %s", p, why))
-	} else {
-		tried = append(tried, "on PATH: none")
-	}
-	root, err := peersRoot()
+	p, err := cluster.FindBinary(ctx, memberBinary, buildDir)
 	if err != nil {
-		tried = append(tried, "build: "+err.Error())
-		return "", fmt.Errorf("etcd: no %s launcher (run make build-peers, which puts it beside bin/loadgen-peers): %s", MemberBin, strings.Join(tried, "; "))
+		return "", fmt.Errorf("etcd: %w", err)
 	}
-	if err := os.MkdirAll(buildDir, 0o755); err != nil {
-		return "", err
-	}
-	out := filepath.Join(buildDir, MemberBin)
-	bctx, cancel := context.WithTimeout(ctx, buildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(bctx, "go", "build", "-o", out, "./cmd/etcd-member")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("etcd: go build ./cmd/etcd-member in %s: %v\n%s", root, err, b)
-	}
-	return out, nil
-}
-
-func isMember(ctx context.Context, p string) (bool, string) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return false, "absent"
-	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return false, "not an executable file"
-	}
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	defer cancel()
-	out, _ := exec.CommandContext(ctx, p, "--help").CombinedOutput() // only what it says matters
-	if !bytes.Contains(out, []byte(memberHelpMarker)) {
-		return false, "not consensusbench's etcd launcher (its --help does not say so)"
-	}
-	return true, ""
-}
-
-// peersRoot walks up from the working directory to the peers module's go.mod.
-func peersRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			for sc.Scan() {
-				if mod, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "module "); ok {
-					if strings.TrimSpace(mod) == memberModule {
-						return dir, nil
-					}
-					break
-				}
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("the working directory is not inside the peers module")
-		}
-		dir = parent
-	}
+	return p, nil
 }
 
 // memberArgs is member n's command line: its own addresses and data directory, and every
@@ -286,10 +212,7 @@ func (l *localTarget) ReadBack(ctx context.Context) (bench.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	if err := t.probe(pctx); err != nil {
-		t.Close()
+	if err := t.probeOrClose(ctx); err != nil {
 		return nil, fmt.Errorf("etcd: the restarted cluster did not commit a write: %w", err)
 	}
 	return t, nil

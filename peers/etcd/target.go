@@ -54,14 +54,23 @@ func Open(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	if err := t.probe(pctx); err != nil {
-		t.Close()
+	if err := t.probeOrClose(ctx); err != nil {
 		return nil, unreachable(spec.Targets, err)
 	}
 	t.version = t.serverVersion(ctx)
 	return t, nil
+}
+
+// probeOrClose waits up to probeTimeout for the cluster to commit a probe write, and closes
+// the target when it does not.
+func (t *Target) probeOrClose(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := t.probe(pctx); err != nil {
+		t.Close()
+		return err
+	}
+	return nil
 }
 
 // unreachable explains a failed probe: which addresses refused or did not answer a
