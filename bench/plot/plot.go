@@ -85,7 +85,7 @@ func Spectrum(title string, hs []Named) (*plot.Plot, error) {
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	decades := 1
-	lo, hi := math.Inf(1), 0.0
+	var lines []plotter.XYs
 	for i, h := range hs {
 		n := h.Hist.TotalCount()
 		if n == 0 {
@@ -103,12 +103,7 @@ func Spectrum(title string, hs []Named) (*plot.Plot, error) {
 			xys = append(xys, plotter.XY{X: x, Y: float64(h.Hist.ValueAtQuantile(q)) / nsPerMs})
 		}
 		xys = append(xys, plotter.XY{X: max(xMax, 1.0001), Y: float64(h.Hist.Max()) / nsPerMs})
-		for _, xy := range xys {
-			if xy.Y > 0 {
-				lo = min(lo, xy.Y)
-			}
-			hi = max(hi, xy.Y)
-		}
+		lines = append(lines, xys)
 		decades = max(decades, int(math.Ceil(math.Log10(xMax))))
 		l, err := plotter.NewLine(xys)
 		if err != nil {
@@ -121,15 +116,25 @@ func Spectrum(title string, hs []Named) (*plot.Plot, error) {
 	}
 	p.X.Tick.Marker = percentileTicks{decades: decades}
 	p.X.Min = 1
-	logLatencyAxis(p, lo, hi)
+	logLatencyAxis(p, lines...)
 	return p, nil
 }
 
-// logLatencyAxis puts the latency axis on a log scale from just under lo to a decade of
-// headroom over hi (for the legend): on a linear axis one slow maximum flattens p50 and p90
-// against zero, and those are what most requests saw.
-func logLatencyAxis(p *plot.Plot, lo, hi float64) {
-	if lo <= 0 || math.IsInf(lo, 1) {
+// logLatencyAxis puts the latency axis on a log scale from just under the smallest positive
+// latency of lines to a decade of headroom over the largest (for the legend): on a linear
+// axis one slow maximum flattens p50 and p90 against zero, and those are what most requests
+// saw.
+func logLatencyAxis(p *plot.Plot, lines ...plotter.XYs) {
+	lo, hi := math.Inf(1), 0.0
+	for _, xys := range lines {
+		for _, xy := range xys {
+			if xy.Y > 0 {
+				lo = min(lo, xy.Y)
+			}
+			hi = max(hi, xy.Y)
+		}
+	}
+	if math.IsInf(lo, 1) {
 		lo = minLatencyMs
 	}
 	hi = max(hi, lo*10)
@@ -240,14 +245,7 @@ func TimeSeries(r *report.Result, label string) (ops, p99 *plot.Plot, err error)
 	opsTop := max(maxY(opsXY), offered*1.05) * legendHeadroom
 	ops.Y.Min, ops.Y.Max = 0, opsTop
 	ops.Y.Tick.Marker = rateTicks{}
-	lo, hi := math.Inf(1), 0.0
-	for _, xy := range append(append(plotter.XYs(nil), p99XY...), p50XY...) {
-		if xy.Y > 0 {
-			lo = min(lo, xy.Y)
-		}
-		hi = max(hi, xy.Y)
-	}
-	logLatencyAxis(p99, lo, hi)
+	logLatencyAxis(p99, p99XY, p50XY)
 	if err := shadeFaults(ops, r.Events, 0, opsTop); err != nil {
 		return nil, nil, err
 	}
@@ -355,11 +353,13 @@ func Curve(s *report.SweepResult, label string) (*plot.Plot, error) {
 		{"p99", func(l report.Percentiles) int64 { return l.P99 }},
 		{"p99.9", func(l report.Percentiles) int64 { return l.P999 }},
 	}
+	var lines []plotter.XYs
 	for i, sr := range series {
 		var xys plotter.XYs
 		for _, pt := range s.Points {
 			xys = append(xys, plotter.XY{X: pt.Throughput, Y: float64(sr.get(pt.Latency)) / nsPerMs})
 		}
+		lines = append(lines, xys)
 		l, pts, err := plotter.NewLinePoints(xys)
 		if err != nil {
 			return nil, err
@@ -370,19 +370,13 @@ func Curve(s *report.SweepResult, label string) (*plot.Plot, error) {
 		p.Add(l, pts)
 		p.Legend.Add(sr.label, l, pts)
 	}
-	lo, hi := math.Inf(1), 0.0
 	var sat plotter.XYs
 	for _, pt := range s.Points {
-		for _, v := range []int64{pt.Latency.P50, pt.Latency.P99, pt.Latency.P999} {
-			if y := float64(v) / nsPerMs; y > 0 {
-				lo, hi = min(lo, y), max(hi, y)
-			}
-		}
 		if pt.Saturated {
 			sat = append(sat, plotter.XY{X: pt.Throughput, Y: max(float64(pt.Latency.P99)/nsPerMs, minLatencyMs)})
 		}
 	}
-	logLatencyAxis(p, lo, hi)
+	logLatencyAxis(p, lines...)
 	if len(sat) > 0 {
 		mark, err := plotter.NewScatter(sat)
 		if err != nil {
