@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/consensusbench/consensusbench/bench"
+	"github.com/consensusbench/consensusbench/bench/load"
 )
 
 // memKV is an in-memory Target. With stale set, reads are served from a copy taken before
@@ -215,5 +217,25 @@ func TestSamplingBoundsTheHistory(t *testing.T) {
 	v, err := r.CheckLinearizable(0, "")
 	if err != nil || !v.OK || !strings.Contains(v.Detail, "sampled") {
 		t.Fatalf("verdict %+v %v", v, err)
+	}
+}
+
+// Run hands every second of the window to OnInterval, in order, as loadgen's driver does:
+// netns-bench prints its per-second lines from it.
+func TestRunReportsEverySecond(t *testing.T) {
+	cfg := load.DefaultConfig()
+	cfg.Rate, cfg.Clients, cfg.Duration, cfg.Warmup, cfg.Drain = 200, 2, 2*time.Second, 0, time.Second
+	var seconds []int
+	var ops int64
+	out, err := Run(context.Background(), RunConfig{Target: newMem(), Load: cfg, Spec: bench.Spec{Protocol: "raft"},
+		OnInterval: func(iv load.Interval) { seconds = append(seconds, iv.Second); ops += iv.Ops() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seconds) != 2 || seconds[0] != 0 || seconds[1] != 1 {
+		t.Fatalf("OnInterval saw seconds %v, want [0 1]", seconds)
+	}
+	if ops == 0 || ops != out.Result.Summary.Ops {
+		t.Errorf("the seconds add up to %d ops, the result has %d", ops, out.Result.Summary.Ops)
 	}
 }

@@ -26,6 +26,9 @@ type RunConfig struct {
 	Schedule nemesis.Schedule
 	Seed     uint64 // for the "-random" steps
 	History  Config
+	// OnInterval, if set, receives each second of the run as load.Options.OnInterval does:
+	// report.Progress's Interval prints loadgen's per-second lines.
+	OnInterval func(load.Interval)
 	// Linearizability checks the history with porcupine; VizPath is where the HTML
 	// visualization goes on failure.
 	Linearizability bool
@@ -86,7 +89,7 @@ func Run(ctx context.Context, cfg RunConfig) (*RunOutcome, error) {
 	var wg sync.WaitGroup
 	var windowStart time.Time
 	started := time.Now()
-	o, err := load.Run(ctx, rec.Wrap(cfg.Target), cfg.Load, load.Options{OnWindow: func(start bool) {
+	o, err := load.Run(ctx, rec.Wrap(cfg.Target), cfg.Load, load.Options{OnInterval: cfg.OnInterval, OnWindow: func(start bool) {
 		if !start {
 			return
 		}

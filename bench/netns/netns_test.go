@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ func TestPartitionUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPerSecondLines(t, out.String(), int(cfg.Duration/time.Second))
 	if len(r.Events) != 1 || r.Events[0].Kind != "partition-leader" || r.Events[0].End <= r.Events[0].At {
 		t.Errorf("events %+v", r.Events)
 	}
@@ -96,5 +98,31 @@ func TestPartitionUnderLoad(t *testing.T) {
 	ls, _ := exec.Command("ip", "netns", "list").Output()
 	if strings.Contains(string(ls), defaultPrefix()+"-") {
 		t.Errorf("namespaces left behind:\n%s", ls)
+	}
+}
+
+// checkPerSecondLines wants loadgen's per-second lines in a run's output: the header, then
+// one line for each second of the window ("1s", "2s", ...) with ops/s, p50, p99, max and
+// errors.
+func checkPerSecondLines(t *testing.T, out string, seconds int) {
+	t.Helper()
+	header := false
+	seen := map[string]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 6 && f[0] == "elapsed" && f[1] == "ops/s" && f[5] == "errors":
+			header = true
+		case header && len(f) == 6 && strings.HasSuffix(f[0], "s"):
+			seen[f[0]] = true
+		}
+	}
+	if !header {
+		t.Fatalf("no per-second header (elapsed ops/s p50 p99 max errors) in the output")
+	}
+	for s := 1; s <= seconds; s++ {
+		if !seen[strconv.Itoa(s)+"s"] {
+			t.Errorf("no per-second line for second %d (saw %v)", s, seen)
+		}
 	}
 }

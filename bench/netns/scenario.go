@@ -58,6 +58,8 @@ type Scenario struct {
 	Linearizability bool   `json:"linearizability"`
 	Durability      bool   `json:"durability"`
 	Result          string `json:"result"` // where the inner process writes the result JSON
+	// Quiet leaves out the per-second lines (loadgen's --quiet).
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // Run creates the network, runs self (a command that calls RunInner, given the scenario
@@ -149,6 +151,9 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 		return err
 	}
 	tg.SetPipeline(sc.Load.Pipeline)
+	// loadgen's per-second lines (ops/s, p50, p99, max, errors), redrawn in place on a
+	// terminal: the inner process writes to the outer one's output.
+	progress := report.NewProgress(w, report.IsTerminal(w))
 	rc := history.RunConfig{Target: tg, Load: sc.Load, Cluster: nodes, Schedule: sched, Seed: 1,
 		Spec:            bench.Spec{Protocol: sc.Protocol, ClusterFile: filepath.Join(sc.Dir, "cluster.json"), Sync: sc.Sync},
 		Linearizability: sc.Linearizability, VizPath: filepath.Join(filepath.Dir(sc.Result), "linearizability.html")}
@@ -167,7 +172,11 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 			return adapter.Open(acfg)
 		}
 	}
+	if !sc.Quiet {
+		rc.OnInterval = progress.Interval
+	}
 	out, err := history.Run(ctx, rc)
+	progress.Done()
 	if out == nil {
 		return err
 	}
@@ -180,6 +189,7 @@ func RunInner(ctx context.Context, path string, w io.Writer) error {
 	if werr := report.WriteFileSet(strings.TrimSuffix(sc.Result, ".json"), out.Result); werr != nil {
 		return errors.Join(err, werr)
 	}
+	fmt.Fprintln(w)
 	_ = report.WriteSummary(w, out.Result)
 	_ = nemesis.WriteFigures(w, out.Figures)
 	if out.NemesisErr != nil {

@@ -45,7 +45,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	a := &app{stdout: stdout, stderr: stderr, open: openTarget, newClock: bench.NewRealClock,
 		env: func() report.Env { return report.CaptureEnv(".") }, now: time.Now,
-		cpu: report.ProcessCPUSeconds, hostSample: report.ReadHostSample, status: fetchStatus, tty: isTerminal(stdout)}
+		cpu: report.ProcessCPUSeconds, hostSample: report.ReadHostSample, status: fetchStatus, tty: report.IsTerminal(stdout)}
 	return a.main(ctx, args)
 }
 

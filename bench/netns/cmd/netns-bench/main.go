@@ -63,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	workload := fs.String("workload", "ycsb-a", "write-only, read-only, ycsb-a, ycsb-b or ycsb-c")
 	keys := fs.Int("keys", 1000, "key space (small enough that reads see other clients' writes)")
 	valueSize := fs.Int("value-size", 128, "bytes per written value")
+	fs.BoolVar(&sc.Quiet, "quiet", false, "no per-second lines")
 	out := fs.String("out", "results/netns", "directory for the result, node logs and, on failure, the visualization")
 	nodeBin := fs.String("node", "", "node binary (default: beside this one, on PATH, or built)")
 	if err := fs.Parse(args); err != nil {

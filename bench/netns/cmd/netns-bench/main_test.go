@@ -24,7 +24,7 @@ func TestFlags(t *testing.T) {
 	}
 	var out bytes.Buffer
 	run([]string{"--help"}, &out, &out)
-	for _, flag := range []string{"--link-rate", "--rate", "--mode", "--pipeline", "--batch"} {
+	for _, flag := range []string{"--link-rate", "--rate", "--mode", "--pipeline", "--batch", "--quiet"} {
 		if !strings.Contains(out.String(), flag+" ") {
 			t.Errorf("--help does not list %s:\n%s", flag, out.String())
 		}

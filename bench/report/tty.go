@@ -1,4 +1,4 @@
-package cli
+package report
 
 import (
 	"io"
@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// isTerminal reports whether w is a terminal, where the per-second line redraws in place.
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a terminal, where Progress redraws its line in place.
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
