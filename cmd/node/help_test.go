@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/")
+
+// helpGolden is `node --help` as a transcript, the shape of loadgen's testdata/help.txt: a
+// comment, the command, then exactly what it printed.
+const helpGolden = "testdata/help.txt"
+
+// TestHelpGolden compares `node --help` with testdata/help.txt, so a change to a flag, its
+// default or its text shows up as a diff in review. After a deliberate change,
+// go test ./cmd/node -run HelpGolden -rewrite rewrites the file; read its diff.
+func TestHelpGolden(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, &out, &errOut)
+	if !errors.Is(err, pflag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("--help wrote to stderr: %q", errOut.String())
+	}
+	got := "# node --help (go test ./cmd/node -run HelpGolden -rewrite rewrites this file)\n$ node --help\n" + out.String()
+	if *rewrite {
+		if err := os.WriteFile(helpGolden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(helpGolden)
+	if err != nil {
+		t.Fatalf("%v (go test ./cmd/node -run HelpGolden -rewrite writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("node --help differs from %s (go test ./cmd/node -run HelpGolden -rewrite to accept):\n%s", helpGolden, firstDiff(string(want), got))
+	}
+}
+
+// firstDiff shows the first line where want and got differ.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range max(len(w), len(g)) {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\nwant %q\n got %q", i+1, wl, gl)
+		}
+	}
+	return "(equal)"
+}
