@@ -19,6 +19,8 @@ func registerTransportMetrics(m *Metrics, tr *transport.Transport) {
 		{"cb_transport_frames_out_total", "Frames sent to peers and clients.", &tm.FramesOut},
 		{"cb_transport_bytes_out_total", "Bytes written to peers and clients.", &tm.BytesOut},
 		{"cb_transport_peer_writes_total", "writev calls to peers (frames_out / peer_writes is the coalescing factor).", &tm.PeerWrites},
+		{"cb_transport_client_direct_writes_total", "Reply flushes the driver wrote whole on the client's socket itself.", &tm.ClientDirectWrites},
+		{"cb_transport_client_async_writes_total", "Reply flushes handed (whole or their rest) to the event loop: the first per connection, and those the socket did not take.", &tm.ClientAsyncWrites},
 		{"cb_transport_closed_bad_frame_total", "Connections closed for an oversized, corrupt or unknown frame.", &tm.ClosedBadFrame},
 		{"cb_transport_closed_handshake_total", "Peer connections refused at the hello.", &tm.ClosedHandshake},
 		{"cb_transport_closed_timeout_total", "Connections closed by the handshake or partial-frame timeout.", &tm.ClosedTimeout},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,6 +150,7 @@ func setupOutboundGnet(b *testing.B) outboundUnderTest {
 			b.Error("gnet connection was closed as slow")
 		}
 	})
+	tr.clientWritesOnLoop = true // this variant measures gnet's AsyncWritev
 	cc := tr.addClient(gc)
 	hello := helloFrame(testClusterID, 1, wire.ProtocolRaft, ProtocolVersion)
 	if _, err := cc.q.push(hello); err != nil {
@@ -272,66 +274,89 @@ func BenchmarkPeerToPeer(b *testing.B) {
 }
 
 // BenchmarkClientReplies is the reply path to one client connection: SendClient per reply,
-// FlushClients every repliesPerIteration replies (one driver iteration), gnet AsyncWritev, a
-// raw TCP client reading and discarding. Like a real pipelined client, the reader bounds the
-// replies outstanding (clientWindow bytes), well inside ClientQueueBytes.
+// FlushClients every perflush replies (one driver iteration; 1 is the one-op-per-request
+// shape, where a flush carries one reply), a raw TCP client reading and discarding. Like a
+// real pipelined client, the reader bounds the replies outstanding (clientWindow bytes), well
+// inside ClientQueueBytes. path=direct is the transport as it runs (the driver writes on
+// the socket); path=loop hands every flush to the event loop through AsyncWritev, as the
+// transport did before. cpu-ns/op is the whole process's CPU time (getrusage) per reply,
+// reader and event loops included.
 func BenchmarkClientReplies(b *testing.B) {
-	const repliesPerIteration = 64
 	const clientWindow = 1 << 20
-	for _, size := range benchSizes {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			tr, _ := startTransport(b, testConfig(1))
-			conn, err := net.Dial("tcp", tr.ClientAddr())
+	for _, perFlush := range []int{1, 64} {
+		for _, path := range []string{"direct", "loop"} {
+			for _, size := range benchSizes {
+				b.Run(fmt.Sprintf("perflush=%d/path=%s/size=%d", perFlush, path, size), func(b *testing.B) {
+					benchClientReplies(b, perFlush, path == "loop", size, clientWindow)
+				})
+			}
+		}
+	}
+}
+
+func benchClientReplies(b *testing.B, perFlush int, onLoop bool, size int, clientWindow int64) {
+	tr, _ := startTransport(b, testConfig(1))
+	tr.clientWritesOnLoop = onLoop
+	conn, err := net.Dial("tcp", tr.ClientAddr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
+		b.Fatal(err)
+	}
+	id := receive(b, tr, 1)[0].Client
+	var read atomic.Int64
+	go func() {
+		buf := make([]byte, 256<<10)
+		for {
+			n, err := conn.Read(buf)
+			read.Add(int64(n))
 			if err != nil {
-				b.Fatal(err)
+				return
 			}
-			defer conn.Close()
-			if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
-				b.Fatal(err)
+		}
+	}()
+	reply := wire.AppendFrame(nil, wire.TypeClientReply, 0, make([]byte, size-wire.HeaderSize))
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	cpu0 := processCPU()
+	start := time.Now()
+	frames := 0
+	for b.Loop() {
+		for int64(frames*size)-read.Load() > clientWindow {
+			tr.FlushClients()
+			waitBriefly()
+		}
+		for {
+			err := tr.SendClient(id, reply)
+			if err == nil {
+				break
 			}
-			id := receive(b, tr, 1)[0].Client
-			var read atomic.Int64
-			go func() {
-				buf := make([]byte, 256<<10)
-				for {
-					n, err := conn.Read(buf)
-					read.Add(int64(n))
-					if err != nil {
-						return
-					}
-				}
-			}()
-			reply := wire.AppendFrame(nil, wire.TypeClientReply, 0, make([]byte, size-wire.HeaderSize))
-			b.ReportAllocs()
-			b.SetBytes(int64(size))
-			start := time.Now()
-			frames := 0
-			for b.Loop() {
-				for int64(frames*size)-read.Load() > clientWindow {
-					tr.FlushClients()
-					waitBriefly()
-				}
-				for {
-					err := tr.SendClient(id, reply)
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, ErrClientBusy) {
-						b.Fatal(err)
-					}
-					tr.FlushClients()
-					waitBriefly()
-				}
-				if frames++; frames%repliesPerIteration == 0 {
-					tr.FlushClients()
-				}
+			if !errors.Is(err, ErrClientBusy) {
+				b.Fatal(err)
 			}
 			tr.FlushClients()
-			want := int64(frames * size)
-			waitFor(b, "client read everything", func() bool { return read.Load() >= want })
-			reportRate(b, frames, size, time.Since(start))
-		})
+			waitBriefly()
+		}
+		if frames++; frames%perFlush == 0 {
+			tr.FlushClients()
+		}
 	}
+	tr.FlushClients()
+	want := int64(frames * size)
+	waitFor(b, "client read everything", func() bool { return read.Load() >= want })
+	reportRate(b, frames, size, time.Since(start))
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(frames), "cpu-ns/op")
+}
+
+// processCPU is the process's user plus system CPU time so far, in nanoseconds.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkPeerRoundTrip is one frame to a peer and one back, through two transports with a

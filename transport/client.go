@@ -3,23 +3,37 @@ package transport
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 // clientConn is the reply path of one inbound client connection.
 //
-// Replies are queued in a byte-bounded outQueue by SendClient and flushed by FlushClients
-// with one gnet AsyncWritev for everything queued, so the event loop is woken once per
-// connection per driver iteration, not once per reply, and gnet's unbounded async queue
-// never holds more than one request per connection. While that write is in flight, newer
-// replies accumulate; the write's completion callback (on the event loop) sends them with a
-// synchronous Writev.
+// Replies are queued in a byte-bounded outQueue by SendClient and flushed by FlushClients,
+// once per connection per driver iteration, not once per reply. The flush writes directly:
+// the driver issues one non-blocking writev on the connection's socket, which on a healthy
+// connection takes everything. Only what the socket refuses (a full send buffer: the client
+// reads slowly) goes to gnet through AsyncWritev, whose completion callback (on the event
+// loop) sends whatever was queued meanwhile and closes a client whose unsent bytes exceed
+// ClientQueueBytes. Handing every flush to gnet instead cost an eventfd write and an event
+// loop wake-up per flush (BenchmarkClientReplies, and docs/ARCHITECTURE.md's data path).
 //
-// Concurrency: dirty belongs to the driver goroutine. mu guards inflight and closed, and
-// serialises take-and-mark, so that a reply queued while a write completes is never left
+// Writing on the socket from the driver is safe because:
+//   - bytes never interleave or reorder: only the owner of a write writes (the driver while
+//     it holds mu with inflight unset; the event loop while inflight is set), and the
+//     driver writes directly only while gnet's own outbound buffer is known to be empty
+//     (direct; cleared when bytes go to gnet, set again by the callback that sees gnet's
+//     buffer drained);
+//   - the descriptor cannot be closed and reused under the write: the driver writes holding
+//     mu, and gnet calls OnClose (which marks the connection closed under mu, see
+//     removeClient) before it closes the descriptor.
+//
+// Concurrency: dirty belongs to the driver goroutine. mu guards inflight, closed and direct,
+// and serialises take-and-mark, so that a reply queued while a write completes is never left
 // behind. taken and iov belong to whoever set inflight (the driver in kick, then the event
-// loop in onWritten).
+// loop in onWritten), or to the driver while it writes directly under mu.
 type clientConn struct {
 	t    *Transport
 	id   ClientID
@@ -32,11 +46,14 @@ type clientConn struct {
 	// sends to the primary alone), so the idle timeout counts writes as well as reads.
 	lastWrite atomic.Int64
 
+	fd       int // the socket, for the driver's direct writes (see the type's comment)
 	mu       sync.Mutex
 	inflight bool
 	closed   bool
+	direct   bool // gnet holds none of this connection's bytes: the driver may write itself
 	taken    []*chunk
 	iov      [][]byte
+	vecs     []unix.Iovec // the direct write's iovec array, reused
 
 	onWrittenFn gnet.AsyncCallback // cached method value: no closure per write
 }
@@ -46,7 +63,11 @@ func (t *Transport) addClient(c gnet.Conn) *clientConn {
 		t:    t,
 		id:   ClientID(t.nextClientID.Add(1)),
 		conn: c,
+		fd:   c.Fd(),
 		q:    newOutQueue(t.cfg.ClientQueueBytes, t.cfg.ChunkBytes),
+		// The first flush goes through gnet: the handshake answer may still sit in gnet's
+		// buffer. Its callback enables direct writes once gnet's buffer is empty.
+		direct: false,
 	}
 	cc.onWrittenFn = cc.onWritten
 	t.clientsMu.Lock()
@@ -143,8 +164,9 @@ func (t *Transport) ClientQueueBytes(id ClientID) int {
 	return n
 }
 
-// kick hands everything queued to the event loop in one AsyncWritev, unless a write is
-// already in flight (its callback will pick the new replies up).
+// kick sends everything queued: directly on the socket when it can (see clientConn), and
+// through one gnet AsyncWritev for what the socket did not take. Nothing happens while a
+// write is in flight: its callback picks the new replies up.
 func (cc *clientConn) kick() {
 	cc.mu.Lock()
 	if cc.inflight || cc.closed {
@@ -157,13 +179,82 @@ func (cc *clientConn) kick() {
 		cc.mu.Unlock()
 		return
 	}
+	cc.t.metrics.BytesOut.Add(uint64(n))
+	if cc.direct {
+		w, err := cc.writeDirect()
+		switch {
+		case w == n:
+			cc.t.metrics.ClientDirectWrites.Add(1)
+			cc.release()
+			cc.mu.Unlock()
+			return
+		case err != nil && err != unix.EAGAIN && err != unix.EINTR:
+			// The connection is broken: drop the replies as a failed gnet write would.
+			// The event loop sees the error on its side and closes the connection.
+			cc.release()
+			cc.mu.Unlock()
+			return
+		}
+		// The socket took part (or nothing): gnet writes the rest when it can.
+		cc.iov = trimIovec(cc.iov, w)
+		cc.direct = false
+	}
 	cc.inflight = true
 	cc.mu.Unlock()
-	cc.t.metrics.BytesOut.Add(uint64(n))
+	cc.t.metrics.ClientAsyncWrites.Add(1)
 	if err := cc.conn.AsyncWritev(cc.iov, cc.onWrittenFn); err != nil {
 		cc.release()
 		cc.endInflight()
 	}
+}
+
+// writeDirect issues one non-blocking writev of cc.iov on the socket and returns the bytes
+// it took. Caller holds mu.
+func (cc *clientConn) writeDirect() (int, error) {
+	cc.vecs = cc.vecs[:0]
+	for _, b := range cc.iov {
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		cc.vecs = append(cc.vecs, v)
+		if len(cc.vecs) == maxDirectIovecs {
+			break // the rest goes through gnet (a writev takes at most IOV_MAX buffers)
+		}
+	}
+	if len(cc.vecs) == 0 {
+		return 0, nil
+	}
+	defer clear(cc.vecs) // no references to the chunks beyond this call
+	for {
+		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(cc.fd), uintptr(unsafe.Pointer(&cc.vecs[0])), uintptr(len(cc.vecs)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
+// maxDirectIovecs bounds one direct writev (Linux's IOV_MAX is 1024).
+const maxDirectIovecs = 1024
+
+// trimIovec drops the first n bytes of iov, in place.
+func trimIovec(iov [][]byte, n int) [][]byte {
+	i := 0
+	for i < len(iov) && n >= len(iov[i]) {
+		n -= len(iov[i])
+		i++
+	}
+	if i < len(iov) {
+		iov[i] = iov[i][n:]
+	}
+	k := copy(iov, iov[i:])
+	clear(iov[k:])
+	return iov[:k]
 }
 
 // onWritten runs on the event loop after gnet wrote (or buffered) cc.iov. The chunks are
@@ -193,6 +284,9 @@ func (cc *clientConn) onWritten(c gnet.Conn, err error) error {
 		cc.taken, cc.iov, n = cc.q.take(cc.taken[:0], cc.iov[:0])
 		if n == 0 {
 			cc.inflight = false
+			// gnet wrote everything (or still buffers some, to write on EPOLLOUT): the
+			// driver may write itself only in the first case.
+			cc.direct = c.OutboundBuffered() == 0 && !cc.t.clientWritesOnLoop
 			cc.mu.Unlock()
 			return nil
 		}

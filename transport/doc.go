@@ -8,7 +8,8 @@
 // protocol, protocol version) and, with a cluster secret, proves both ends hold it (auth.go),
 // reconnects with backoff, and sends everything queued for the
 // peer in one writev; per-peer outbound queues bounded in bytes that report "peer paused"
-// instead of growing; batched replies to client connections through gnet's AsyncWritev; and
+// instead of growing; batched replies to client connections, written by the driver on the socket (the rest
+// through gnet's AsyncWritev when the socket is full); and
 // counters (Metrics) for frames, bytes, queue depths, pauses and closed connections.
 //
 // Hostile or broken input closes only the connection it came on, is logged once and is

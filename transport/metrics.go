@@ -12,6 +12,11 @@ type Metrics struct {
 	BytesOut  atomic.Uint64 // bytes written to sockets (peers) or handed to gnet (clients)
 	// PeerWrites counts writev calls to peers; FramesOut/PeerWrites is the coalescing factor.
 	PeerWrites atomic.Uint64
+	// ClientDirectWrites counts reply flushes the driver wrote whole on the socket itself;
+	// ClientAsyncWrites those handed (entirely or their rest) to the event loop. A high share
+	// of async writes means clients that read slowly.
+	ClientDirectWrites atomic.Uint64
+	ClientAsyncWrites  atomic.Uint64
 
 	ClosedBadFrame   atomic.Uint64 // connections closed for an oversized, corrupt or unknown frame
 	ClosedHandshake  atomic.Uint64 // inbound peer connections refused at the hello

@@ -44,8 +44,9 @@ var (
 //
 // Outbound to peers: one writer goroutine per peer owns a TCP connection (dial, hello,
 // reconnect with backoff) and sends everything queued for that peer with one writev.
-// Outbound to clients: replies are queued per connection and flushed with one gnet
-// AsyncWritev per connection per FlushClients.
+// Outbound to clients: replies are queued per connection and flushed once per connection per
+// FlushClients, with one non-blocking writev on the socket by the driver itself; what the
+// socket does not take goes to gnet's AsyncWritev (see clientConn).
 //
 // Concurrency contract: SendClient and FlushClients belong to one goroutine, the server's
 // driver (they share its list of connections to flush); receiving from Inbound is meant for
@@ -53,10 +54,13 @@ var (
 // PeerQueueBytes, ClientQueueBytes and InboundQueueDepth are safe from any goroutine. Start
 // and Close are called once each, by the owner.
 type Transport struct {
-	cfg     Config
-	log     *slog.Logger
-	metrics Metrics
-	epoch   time.Time
+	cfg Config
+	// clientWritesOnLoop hands every reply flush to the event loop (no direct writes): the
+	// previous reply path, kept for benchmarks that compare the two.
+	clientWritesOnLoop bool
+	log                *slog.Logger
+	metrics            Metrics
+	epoch              time.Time
 
 	ctx         context.Context // cancelled by Close: aborts dials in progress
 	cancel      context.CancelFunc
