@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -139,9 +140,31 @@ func logLatencyAxis(p *plot.Plot, lines ...plotter.XYs) {
 	}
 	hi = max(hi, lo*10)
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = decadeTicks{}
 	p.Y.Min = math.Pow(10, math.Floor(math.Log10(max(lo*0.9, minLatencyMs))))
 	p.Y.Max = hi * math.Pow(10, legendHeadroomLog)
+}
+
+// decadeTicks labels every power of ten on a log axis, with unlabelled minor ticks at 2-9
+// times each. gonum's LogTicks truncates the first decade's exponent toward zero, so an axis
+// starting at 0.1 ms had no label at 0.1.
+type decadeTicks struct{}
+
+func (decadeTicks) Ticks(min, max float64) []plot.Tick {
+	const slack = 1e-9 // log10 of an exact power of ten may land a hair off the integer
+	var ticks []plot.Tick
+	for e := int(math.Floor(math.Log10(min) + slack)); e <= int(math.Ceil(math.Log10(max)-slack)); e++ {
+		v := math.Pow10(e)
+		if v >= min*(1-slack) && v <= max*(1+slack) {
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+		}
+		for i := 2; i < 10; i++ {
+			if m := v * float64(i); m >= min && m <= max {
+				ticks = append(ticks, plot.Tick{Value: m})
+			}
+		}
+	}
+	return ticks
 }
 
 // rateTicks labels a rate axis with about six values at 1-2-5 steps (12k, 14k, ...): the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +177,30 @@ func TestPlotsShowWhatMatters(t *testing.T) {
 	for x, want := range map[float64]string{1500: "1.5k", 2e6: "2M", 250: "250", 125000: "125k"} {
 		if got := rateLabel(x); got != want {
 			t.Errorf("rateLabel(%v) = %q, want %q", x, got, want)
+		}
+	}
+}
+
+// Every power of ten inside a log latency axis is labelled, the first decade included (an
+// axis from 0.1 ms lost its "0.1" label with gonum's LogTicks).
+func TestDecadeTicksLabelEveryDecade(t *testing.T) {
+	for _, c := range []struct {
+		min, max float64
+		want     []string
+	}{
+		{0.1, 1000, []string{"0.1", "1", "10", "100", "1000"}},
+		{math.Pow(10, -1), 5, []string{"0.1", "1"}},
+		{0.05, 30, []string{"0.1", "1", "10"}},
+		{1, 10, []string{"1", "10"}},
+	} {
+		var got []string
+		for _, tk := range (decadeTicks{}).Ticks(c.min, c.max) {
+			if tk.Label != "" {
+				got = append(got, tk.Label)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Ticks(%g, %g) labels %q, want %q", c.min, c.max, got, c.want)
 		}
 	}
 }
