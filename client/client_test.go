@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consensusbench/consensusbench/pbftcore"
 	"github.com/consensusbench/consensusbench/wire"
 )
 
@@ -105,6 +106,7 @@ func TestMaybeApplied(t *testing.T) {
 // PBFT: a write sent to silent replicas ends with ErrMaybeApplied; a read does not.
 func TestPBFTMaybeApplied(t *testing.T) {
 	var nodes []Node
+	kr := pbftcore.NewKeyring([]byte(PBFTDefaultKeySeed), 4, PBFTDefaultMaxClients)
 	for i := range 4 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -117,7 +119,19 @@ func TestPBFTMaybeApplied(t *testing.T) {
 				if err != nil {
 					return
 				}
-				go func() { _, _ = io.Copy(io.Discard, nc) }()
+				go func() { // answers claims only
+					r := wire.NewReader(nc, 0)
+					for {
+						f, err := r.ReadFrame()
+						if err != nil {
+							return
+						}
+						var req wire.Request
+						if f.Type == wire.TypePBFTRequest && wire.DecodeRequest(f.Body, &req) == nil {
+							fakeGrant(kr, i, nc, &req)
+						}
+					}
+				}()
 			}
 		}()
 		nodes = append(nodes, Node{ID: uint64(i + 1), Addr: ln.Addr().String()})

@@ -33,7 +33,19 @@ const (
 	pbftViewNoticeWait = 100 * time.Millisecond
 	// pbftRedialMin bounds how often a broken replica connection is redialled.
 	pbftRedialMin = 100 * time.Millisecond
+	// DefaultPBFTLease is how long the replicas keep a client's identities without hearing
+	// from it (pbftcore/claim.go); the client renews every third of it.
+	DefaultPBFTLease = 10 * time.Second
+	// DefaultPBFTClaimTimeout bounds NewPBFT's claim of identities when its context has no
+	// deadline.
+	DefaultPBFTClaimTimeout = 10 * time.Second
 )
+
+// ErrIdentitiesLost: the client's lease on its PBFT client identities expired (it could not
+// renew it for a whole lease: stalled, or cut off from the replicas), and the replicas may
+// have granted them to another client. Its requests are no longer executed; make a new
+// client.
+var ErrIdentitiesLost = errors.New("client: pbft client identities lost (lease expired); make a new client")
 
 // PBFTConfig configures a PBFTClient.
 type PBFTConfig struct {
@@ -44,11 +56,15 @@ type PBFTConfig struct {
 	KeySeed string
 	// MaxClients is the cluster's pbft.max_clients (0 = PBFTDefaultMaxClients).
 	MaxClients int
-	// FirstClientID is the first PBFT client identity this client uses; it uses
-	// [FirstClientID, FirstClientID+MaxInflight), which must lie below MaxClients and must
-	// not overlap another client's range (replicas would take one's requests for the
-	// other's retries).
-	FirstClientID uint64
+	// FixedClientIDs makes the client claim exactly [FirstClientID,
+	// FirstClientID+MaxInflight), which must lie below MaxClients; NewPBFT fails if another
+	// live client holds any of them. Without it (the default) the client claims any free
+	// range of MaxInflight identities, and FirstClientID must be 0.
+	FixedClientIDs bool
+	FirstClientID  uint64
+	// Lease is how long the replicas keep the identities without a renewal (0:
+	// DefaultPBFTLease; bounded by pbftcore's MinClaimLeaseNanos and MaxClaimLeaseNanos).
+	Lease time.Duration
 	// SignAll must match the spec's pbft.auth == "sign".
 	SignAll        bool
 	AttemptTimeout time.Duration // 0: DefaultPBFTAttemptTimeout
@@ -76,6 +92,27 @@ type PBFTConfig struct {
 // Do is safe for concurrent use. Concurrent calls are pipelined: each holds one of
 // MaxInflight client identities (PBFT allows one outstanding request per client), and
 // frames to one replica share writes. The reply rule is pbftcore.Client's.
+//
+// Client identities (principals) are allocated through the ordered log
+// (pbftcore/claim.go). NewPBFT claims a range of MaxInflight identities for a random nonce:
+// any free range, or the FixedClientIDs range. The replicas execute the claim at one
+// sequence number and grant the range to one nonce; so two clients, on any hosts, never hold
+// overlapping ranges at once ("cannot collide" rests on the agreement of the log, not on
+// anything the clients coordinate). Each grant carries a span of request timestamps above
+// every earlier holder's, and the replicas execute a request only inside the span of the
+// principal's live grant: the requests of a client that lost its identities are never
+// executed again, even if it resumes, and a retry of an earlier holder's request can never
+// be taken for the new holder's. The grant is held by a lease (Lease) that a background
+// goroutine renews every Lease/3 and that Close releases; a client that crashes is freed
+// once its lease expires. Expiry follows the table's clock, the highest wall-clock time any
+// claim carried, so every replica decides it at the same point of the log: a client that
+// stalls (or is cut off) for more than a lease, or whose clock runs more than a lease behind
+// another claimant's, loses its identities, and Do then returns ErrIdentitiesLost. The
+// allocation table is part of pbftcore's client table, hence of every checkpoint digest, of
+// state transfer and of the replicas' snapshot files: restarts and transferred states keep
+// it. Claims are authenticated like requests, with keys every holder of the key seed can
+// derive: the allocation protects clients from each other's mistakes, not from a malicious
+// client.
 type PBFTClient struct {
 	cfg     PBFTConfig
 	n       int
@@ -91,6 +128,33 @@ type PBFTClient struct {
 	// replicaView[i] is the newest view replica i's connection reported in an ordered
 	// reply; view is the (f+1)-th highest of them, a view at least one correct replica is in.
 	replicaView []atomic.Uint64
+
+	// The granted identities: [first, first+MaxInflight), request timestamps in
+	// (floor, floor+pbftcore.ClaimSpan], held by nonce. granted is set once they are.
+	first, floor, nonce uint64
+	granted             atomic.Bool
+	// lost is closed when a renewal finds the lease expired.
+	lost     chan struct{}
+	lostOnce sync.Once
+	// ctlMu serializes claims, renewals and releases; ctl is the one in flight.
+	ctlMu     sync.Mutex
+	ctl       atomic.Pointer[pbftControl]
+	bg        context.Context // cancelled by Close: ends the renewals
+	bgCancel  context.CancelFunc
+	renewDone chan struct{}
+}
+
+// pbftControl is a claim, renewal or release in flight: a pbftcore.Client used for that one
+// Timestamp-0 request. mu guards core, result and ready.
+type pbftControl struct {
+	mu     sync.Mutex
+	core   *pbftcore.Client
+	id     uint64
+	done   chan struct{}
+	result []byte
+	ready  bool
+	frame  []byte
+	wreq   wire.Request
 }
 
 // pbftSession is one PBFT client identity with its pbftcore.Client. mu guards core,
@@ -143,12 +207,24 @@ func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = DefaultPBFTMaxInflight
 	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultPBFTLease
+	}
+	minLease, maxLease := time.Duration(pbftcore.MinClaimLeaseNanos), time.Duration(pbftcore.MaxClaimLeaseNanos)
+	if cfg.Lease < minLease || cfg.Lease > maxLease {
+		return nil, fmt.Errorf("client: pbft lease %v outside [%v, %v]", cfg.Lease, minLease, maxLease)
+	}
+	if !cfg.FixedClientIDs && cfg.FirstClientID != 0 {
+		return nil, fmt.Errorf("client: pbft FirstClientID %d without FixedClientIDs (leave it 0 for automatic identities)", cfg.FirstClientID)
+	}
 	if cfg.MaxInflight < 1 || cfg.FirstClientID+uint64(cfg.MaxInflight) > uint64(cfg.MaxClients) {
 		return nil, fmt.Errorf("client: pbft client identities [%d, %d) exceed max_clients %d",
 			cfg.FirstClientID, cfg.FirstClientID+uint64(cfg.MaxInflight), cfg.MaxClients)
 	}
 	c := &PBFTClient{cfg: cfg, n: len(cfg.Nodes), free: make(chan *pbftSession, cfg.MaxInflight),
-		byID: make([]atomic.Pointer[pbftSession], cfg.MaxInflight), closedC: make(chan struct{})}
+		byID: make([]atomic.Pointer[pbftSession], cfg.MaxInflight), closedC: make(chan struct{}),
+		lost: make(chan struct{}), renewDone: make(chan struct{})}
+	c.bg, c.bgCancel = context.WithCancel(context.Background())
 	c.keyring = pbftcore.NewKeyring([]byte(cfg.KeySeed), c.n, cfg.MaxClients)
 	c.replicaView = make([]atomic.Uint64, c.n)
 	for i := 0; i < cfg.MaxInflight; i++ {
@@ -172,18 +248,33 @@ func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
 	for c.viewNotices.Load() < int64((c.n-1)/3+1) && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
+	if err := c.claim(ctx); err != nil {
+		c.bgCancel()
+		close(c.renewDone)
+		c.closed.Store(true)
+		close(c.closedC)
+		for _, pc := range c.conns {
+			pc.close()
+		}
+		return nil, err
+	}
+	go c.renewLoop()
 	return c, nil
 }
 
 // Primary returns the node ID of the primary of the newest view seen in replies.
 func (c *PBFTClient) Primary() uint64 { return c.view.Load()%uint64(c.n) + 1 }
 
+// FirstClientID returns the first of the client's identities, [FirstClientID(),
+// FirstClientID()+MaxInflight).
+func (c *PBFTClient) FirstClientID() uint64 { return c.first }
+
 func (c *PBFTClient) newSession(slot int) (*pbftSession, error) {
-	id := c.cfg.FirstClientID + uint64(slot)
-	// Timestamps start at the wall clock (OSDI '99 §4.1: a client's clock), so a restarted
-	// client with the same identities stays above the replicas' last executed timestamps.
+	id := c.first + uint64(slot)
+	// Timestamps start above the grant's floor: above everything the identity executed and
+	// every span granted before (pbftcore/claim.go).
 	core, err := pbftcore.NewClient(pbftcore.ClientConfig{ID: id, N: c.n, Keys: c.keyring.Client(id), TimeoutTicks: 1,
-		FirstTimestamp: uint64(time.Now().UnixNano()), SignAll: c.cfg.SignAll, MaxOpBytes: PBFTMaxOpBytes})
+		FirstTimestamp: c.floor + 1, SignAll: c.cfg.SignAll, MaxOpBytes: PBFTMaxOpBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +293,18 @@ func (c *PBFTClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 	}
 	var s *pbftSession
 	select {
+	case <-c.lost:
+		return ErrIdentitiesLost
+	default:
+	}
+	select {
 	case s = <-c.free:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.closedC:
 		return ErrClosed
+	case <-c.lost:
+		return ErrIdentitiesLost
 	}
 	if s == nil {
 		slot := -1
@@ -244,6 +342,10 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 	}
 	s.mu.Lock()
 	ts := s.core.Timestamp() + 1
+	if ts > c.floor+pbftcore.ClaimSpan {
+		s.mu.Unlock()
+		return fmt.Errorf("client: pbft identity %d used the %d timestamps of its grant; make a new client", s.id, pbftcore.ClaimSpan)
+	}
 	s.op = wire.AppendClientRequest(s.op[:0], &wire.ClientRequest{ClientID: s.id, FirstSeq: ts, Ops: ops})
 	if len(s.op) > PBFTMaxOpBytes {
 		s.mu.Unlock()
@@ -318,6 +420,11 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 			s.core.Abandon()
 			s.mu.Unlock()
 			return maybeApplied(ops, ErrClosed)
+		case <-c.lost:
+			s.mu.Lock()
+			s.core.Abandon()
+			s.mu.Unlock()
+			return maybeApplied(ops, ErrIdentitiesLost)
 		}
 	}
 }
@@ -366,6 +473,10 @@ func (c *PBFTClient) flush(s *pbftSession) {
 // registration with the replica's view (no request has timestamp 0): it only moves the
 // view, by the same (f+1)-th-highest rule as ordered replies.
 func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
+	if r.Timestamp == 0 && len(r.Result) > 0 {
+		c.onControlReply(replica, r)
+		return
+	}
 	if r.Timestamp == 0 {
 		if !r.ReadOnly && r.View > c.replicaView[replica].Load() {
 			c.replicaView[replica].Store(r.View)
@@ -374,10 +485,10 @@ func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
 		c.viewNotices.Add(1)
 		return
 	}
-	if r.ClientID < c.cfg.FirstClientID || r.ClientID-c.cfg.FirstClientID >= uint64(len(c.byID)) {
+	if !c.granted.Load() || r.ClientID < c.first || r.ClientID-c.first >= uint64(len(c.byID)) {
 		return
 	}
-	s := c.byID[r.ClientID-c.cfg.FirstClientID].Load()
+	s := c.byID[r.ClientID-c.first].Load()
 	if s == nil || s == placeholder {
 		return
 	}
@@ -454,16 +565,38 @@ func (r *Results) fillPBFT(rep *wire.ClientReply, body []byte, nops int) error {
 	return nil
 }
 
-// Close closes every connection; calls in flight return ErrClosed.
+// Close releases the client's identities (waiting at most AttemptTimeout for the replicas;
+// unreleased, they are freed when the lease expires) and closes every connection; calls in
+// flight return ErrClosed.
 func (c *PBFTClient) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
 	close(c.closedC)
+	c.bgCancel()
+	<-c.renewDone
+	if c.connected() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.AttemptTimeout)
+		_, _ = c.control(ctx, c.first, &pbftcore.Claim{Kind: pbftcore.ClaimRelease, Nonce: c.nonce})
+		cancel()
+	}
 	for _, pc := range c.conns {
 		pc.close()
 	}
 	return nil
+}
+
+// connected reports whether any replica connection is up.
+func (c *PBFTClient) connected() bool {
+	for _, pc := range c.conns {
+		pc.mu.Lock()
+		up := pc.nc != nil
+		pc.mu.Unlock()
+		if up {
+			return true
+		}
+	}
+	return false
 }
 
 // pbftMaxPendingWriteBytes bounds the frames queued for one replica's connection; beyond it
@@ -508,7 +641,13 @@ func (pc *pbftConn) dial(ctx context.Context) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	reg := wire.ClientRequest{ClientID: c.cfg.FirstClientID, FirstSeq: uint64(c.cfg.MaxInflight)}
+	// Before the claim is granted the registration names no identity: the replica only
+	// answers with its view. The grant registers the range on every connection
+	// (registerGranted).
+	reg := wire.ClientRequest{}
+	if c.granted.Load() {
+		reg = wire.ClientRequest{ClientID: c.first, FirstSeq: uint64(c.cfg.MaxInflight)}
+	}
 	_ = nc.SetWriteDeadline(time.Now().Add(c.cfg.AttemptTimeout))
 	if _, err := nc.Write(wire.AppendMessageFrame(nil, 0, &reg)); err != nil {
 		nc.Close()

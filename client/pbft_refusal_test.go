@@ -107,6 +107,9 @@ func (rr *refusingReplicas) serve(i int, ln net.Listener) {
 			return
 		}
 		req.Op = append([]byte(nil), req.Op...)
+		if fakeGrant(rr.keyring, i, nc, &req) {
+			continue
+		}
 		switch {
 		case req.ReadOnly && rr.silent.Load():
 		case req.ReadOnly:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/consensusbench/consensusbench/wire"
 )
@@ -33,7 +34,11 @@ func TestPBFTClientConfigRejectsBadIdentityRanges(t *testing.T) {
 	for name, cfg := range map[string]PBFTConfig{
 		"three nodes":       {Nodes: nodes[:3]},
 		"ids out of order":  {Nodes: []Node{{2, "a:1"}, {1, "a:2"}, {3, "a:3"}, {4, "a:4"}}},
-		"range past max":    {Nodes: nodes, MaxClients: 16, FirstClientID: 10, MaxInflight: 8},
+		"range past max":    {Nodes: nodes, MaxClients: 16, FixedClientIDs: true, FirstClientID: 10, MaxInflight: 8},
+		"more than max":     {Nodes: nodes, MaxClients: 16, MaxInflight: 17},
+		"first, not fixed":  {Nodes: nodes, FirstClientID: 10},
+		"lease too short":   {Nodes: nodes, Lease: time.Millisecond},
+		"lease too long":    {Nodes: nodes, Lease: time.Hour},
 		"missing address":   {Nodes: []Node{{1, ""}, {2, "a:2"}, {3, "a:3"}, {4, "a:4"}}},
 		"inflight negative": {Nodes: nodes, MaxInflight: -1},
 	} {

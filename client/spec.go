@@ -27,10 +27,15 @@ var (
 type SpecOptions struct {
 	// ClientID is a Raft client's session ID (0: RandomClientID).
 	ClientID uint64
-	// FirstClientID is a PBFT client's first identity: it uses [FirstClientID,
-	// FirstClientID+Inflight), which must lie below the spec's pbft.max_clients and must not
-	// overlap another running client's range.
-	FirstClientID uint64
+	// FixedClientIDs makes a PBFT client claim exactly [FirstClientID,
+	// FirstClientID+Inflight) (below the spec's pbft.max_clients; refused while another live
+	// client holds any of them). Without it (the default) the client claims any free range
+	// through the replicas' ordered log, so clients started anywhere never overlap
+	// (PBFTClient).
+	FixedClientIDs bool
+	FirstClientID  uint64
+	// Lease is a PBFT client's lease on its identities (0: DefaultPBFTLease).
+	Lease time.Duration
 	// Inflight bounds concurrent Do calls (Raft: MaxInflight; PBFT: its identities, one
 	// outstanding request each).
 	Inflight       int
@@ -56,7 +61,7 @@ func NewFromSpec(ctx context.Context, spec *clusterspec.ClusterSpec, o SpecOptio
 			AttemptTimeout: o.AttemptTimeout, DialTimeout: o.DialTimeout})
 	case "pbft":
 		return NewPBFT(ctx, PBFTConfig{Nodes: nodes, KeySeed: spec.PBFT.KeySeed, MaxClients: spec.PBFT.MaxClients,
-			SignAll: spec.PBFT.Auth == "sign", FirstClientID: o.FirstClientID, MaxInflight: o.Inflight,
+			SignAll: spec.PBFT.Auth == "sign", FixedClientIDs: o.FixedClientIDs, FirstClientID: o.FirstClientID, Lease: o.Lease, MaxInflight: o.Inflight,
 			AttemptTimeout: o.AttemptTimeout, DialTimeout: o.DialTimeout})
 	}
 	return nil, fmt.Errorf("client: protocol %q: want raft or pbft", spec.Protocol)

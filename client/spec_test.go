@@ -41,7 +41,7 @@ func TestNewFromSpecFile(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cl, err := client.NewFromSpecFile(ctx, path, client.SpecOptions{FirstClientID: 3, Inflight: 2, AttemptTimeout: 500 * time.Millisecond})
+			cl, err := client.NewFromSpecFile(ctx, path, client.SpecOptions{Inflight: 2, AttemptTimeout: 500 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}

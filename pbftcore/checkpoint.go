@@ -53,9 +53,10 @@ func stateDigest(app Digest, table []byte) Digest {
 	return sha256.Sum256(buf[:])
 }
 
-// appendClientTable serializes the per-client exactly-once records: timestamps and results
-// only, which every correct replica has alike (the view a reply was sent in is not: a
-// request may commit in different views at different replicas).
+// appendClientTable serializes the per-client exactly-once records (timestamps and results
+// only), then the allocation table of client-identity claims (claim.go): what every correct
+// replica has alike (the view a reply was sent in is not: a request may commit in different
+// views at different replicas).
 func (nd *Node) appendClientTable(dst []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(nd.clients)))
 	for i := range nd.clients {
@@ -63,7 +64,7 @@ func (nd *Node) appendClientTable(dst []byte) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, c.lastTs)
 		dst = appendBytes(dst, c.result)
 	}
-	return dst
+	return nd.appendClaimTable(dst)
 }
 
 // restoreClientTable installs a transferred client table; false if it is malformed.
@@ -90,9 +91,10 @@ func (nd *Node) restoreClientTable(b []byte) bool {
 		recs[i].res = b[:l]
 		b = b[l:]
 	}
-	if len(b) != 0 {
+	if !nd.parseClaimTable(b) {
 		return false
 	}
+	nd.restoreClaimTable(b)
 	for i, r := range recs {
 		c := &nd.clients[i]
 		if c.waitTs > 0 && c.waitTs <= r.ts {
@@ -476,5 +478,5 @@ func (nd *Node) validTable(b []byte) bool {
 
 // maxChunkBytes bounds a STATE-CHUNK: an application chunk, or the client table (chunk 0).
 func (nd *Node) maxChunkBytes() int {
-	return max(nd.cfg.MaxStateChunkBytes, 4+len(nd.clients)*(12+nd.cfg.MaxResultBytes))
+	return max(nd.cfg.MaxStateChunkBytes, 4+len(nd.clients)*(12+nd.cfg.MaxResultBytes)+nd.claimTableBytes())
 }

@@ -53,6 +53,7 @@ type Client struct {
 	busy     bool
 	wasRead  bool
 	readOnly bool
+	claim    bool // the current operation is a claim (InvokeClaim)
 	op       []byte
 	req      Request
 	digest   Digest
@@ -111,9 +112,32 @@ func (c *Client) InvokeAt(ts uint64, op []byte, readOnly bool) error {
 	}
 	c.busy, c.done = true, false
 	c.ts = ts
-	c.wasRead = readOnly
+	c.wasRead, c.claim = readOnly, false
 	c.op = append(c.op[:0], op...)
 	c.start(readOnly)
+	return nil
+}
+
+// InvokeClaim starts a claim of client identities (claim.go): an ordered request with
+// Timestamp 0 whose op is an encoded Claim, sent to every replica at once (each replica then
+// answers on the connection the claim came from) and accepted, like any ordered result, on
+// f+1 matching replies. A claim is outside the exactly-once timestamps, so only a client
+// that never invoked anything else may claim (one created with FirstTimestamp 0 or 1); it
+// may claim any number of times.
+func (c *Client) InvokeClaim(op []byte) error {
+	if c.busy {
+		return ErrClientBusy
+	}
+	if c.ts != 0 {
+		return ErrStale
+	}
+	if len(op) > c.cfg.MaxOpBytes {
+		return ErrMalformed
+	}
+	c.busy, c.done = true, false
+	c.wasRead, c.claim = false, true
+	c.op = append(c.op[:0], op...)
+	c.start(false)
 	return nil
 }
 
@@ -128,7 +152,7 @@ func (c *Client) start(readOnly bool) {
 	}
 	c.timer = c.cfg.TimeoutTicks
 	to := int(c.view % uint64(c.cfg.N))
-	if readOnly {
+	if readOnly || c.claim {
 		to = ToAll
 	}
 	c.send(to)

@@ -19,4 +19,7 @@ var (
 	ErrReadNotSafe       = errors.New("pbftcore: read-only request refused: a prepared request is not executed yet")
 	ErrReadAfterRestart  = errors.New("pbftcore: read-only request refused: restarted from a checkpoint and not yet past its old high watermark")
 	ErrUnknownClient     = errors.New("pbftcore: unknown client")
+	// ErrNotHolder: the request's timestamp lies outside the live grant of its principal
+	// (claim.go): its sender's lease expired, or another client holds the principal.
+	ErrNotHolder = errors.New("pbftcore: request outside its principal's live grant")
 )

@@ -217,6 +217,7 @@ type clientState struct {
 	hasReply bool
 	queuedTs uint64 // primary: highest timestamp queued or proposed in this view
 	waitTs   uint64 // timestamp this replica waits to see executed (request timer)
+	claimState
 }
 
 // queued is a request waiting at the primary for a batch.
@@ -293,6 +294,9 @@ type Node struct {
 	farCkpt []Message    // per sender: latest CHECKPOINT above the window (owned)
 
 	clients []clientState
+	// claimClock is the allocation table's clock: the highest Now of an executed claim
+	// (claim.go). Replicated state, like the exactly-once records.
+	claimClock uint64
 
 	// primary batching queue (ring)
 	queue      []queued
@@ -600,6 +604,12 @@ func (nd *Node) stepRequest(m *Message) error {
 		return err
 	}
 	cs := &nd.clients[r.Client]
+	if r.Timestamp == 0 {
+		return nd.stepClaim(m, r, d)
+	}
+	if !nd.acceptsTimestamp(cs, r.Timestamp) {
+		return ErrNotHolder
+	}
 	if r.ReadOnly {
 		if m.From != FromClient {
 			return ErrMalformed
@@ -903,8 +913,8 @@ func (nd *Node) checkRequestShape(r *Request) error {
 	if r.Client >= uint64(len(nd.clients)) {
 		return ErrUnknownClient
 	}
-	if len(r.Op) > nd.cfg.MaxOpBytes || r.Timestamp == 0 {
-		return ErrMalformed
+	if len(r.Op) > nd.cfg.MaxOpBytes || (r.Timestamp == 0 && r.ReadOnly) {
+		return ErrMalformed // Timestamp 0 is a claim (claim.go), which is ordered
 	}
 	return nil
 }
@@ -1044,8 +1054,21 @@ func (nd *Node) execute(s *slot) {
 	for i := range b.reqs {
 		r := &b.reqs[i]
 		cs := &nd.clients[r.Client]
+		if r.Timestamp == 0 {
+			nd.replyClaim(s, r)
+			continue
+		}
 		if r.Timestamp <= cs.lastTs {
 			continue // exactly-once: already executed (the reply is cached)
+		}
+		if !nd.acceptsTimestamp(cs, r.Timestamp) {
+			// Outside the principal's live grant (a holder whose lease expired): never
+			// executed, and nobody waits for it.
+			if cs.waitTs > 0 && cs.waitTs <= r.Timestamp {
+				cs.waitTs = 0
+				nd.waiting--
+			}
+			continue
 		}
 		start := len(nd.arena)
 		nd.arena = nd.app.Execute(s.seq, r, nd.arena)

@@ -458,6 +458,7 @@ func (nd *Node) enterView(dec *decision) {
 	nd.nextSeq = max(last, nd.h)
 	for i := range nd.clients {
 		nd.clients[i].queuedTs = nd.clients[i].lastTs
+		nd.clients[i].claimQueued = Digest{}
 	}
 	if nd.waiting > 0 {
 		nd.reqTimer = nd.timeout()

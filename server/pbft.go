@@ -102,7 +102,12 @@ type PBFTReplica struct {
 	replyConn  []transport.ClientID // per PBFT client: the connection to answer on
 	// replyAuthentic: replyConn was set by an authentic request (else by a registration).
 	replyAuthentic []bool
-	started        []pendingStart // per PBFT client: its newest request's arrival
+	// claimConn: per PBFT client, the connection its newest authentic claim (a request with
+	// timestamp 0, pbftcore/claim.go) came on. Claims are answered there, not on replyConn:
+	// a claimant sends its claim as any principal, often one another client holds, and
+	// must not take that client's replies.
+	claimConn []transport.ClientID
+	started   []pendingStart // per PBFT client: its newest request's arrival
 
 	// The protocol-record log (pbftlog.go) and the messages waiting for it.
 	walEnts    []storage.Entry
@@ -213,6 +218,7 @@ func NewPBFTReplica(cfg ReplicaConfig) (_ *PBFTReplica, err error) {
 	r.maxClients = len(ccfg.Keys.ClientSecrets)
 	r.replyConn = make([]transport.ClientID, r.maxClients)
 	r.replyAuthentic = make([]bool, r.maxClients)
+	r.claimConn = make([]transport.ClientID, r.maxClients)
 	r.started = make([]pendingStart, r.maxClients)
 	if err := r.lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -486,9 +492,13 @@ func (r *PBFTReplica) handleClient(f *transport.Frame) {
 			r.log.Debug("step client request", "client", client, "err", err)
 		}
 		// Any connection can claim any client ID: only a request that authenticated as the
-		// client moves its replies to this connection, or a forger could take them.
-		if client < uint64(r.maxClients) && !errors.Is(err, pbftcore.ErrBadAuthenticator) &&
-			!errors.Is(err, pbftcore.ErrMalformed) && !errors.Is(err, pbftcore.ErrUnknownClient) {
+		// client, inside its live grant, moves its replies to this connection, or a forger
+		// (or a client whose lease expired) could take them.
+		authentic := client < uint64(r.maxClients) && !errors.Is(err, pbftcore.ErrBadAuthenticator) &&
+			!errors.Is(err, pbftcore.ErrMalformed) && !errors.Is(err, pbftcore.ErrUnknownClient)
+		if authentic && ts == 0 {
+			r.claimConn[client] = f.Client
+		} else if authentic && !errors.Is(err, pbftcore.ErrNotHolder) {
 			r.replyConn[client], r.replyAuthentic[client] = f.Client, true
 			if s := &r.started[client]; ts > s.ts {
 				*s = pendingStart{ts: ts, start: now}
@@ -577,7 +587,11 @@ func (r *PBFTReplica) processReady() {
 				if !m.Refused { // a refused read is answered later, by its ordered retry
 					r.observeReply(m)
 				}
-				r.dispatch(hold, heldFrame{conn: r.replyConn[m.Client]}, r.out)
+				conn := r.replyConn[m.Client]
+				if m.Timestamp == 0 { // a claim's grant (pbftcore/claim.go)
+					conn = r.claimConn[m.Client]
+				}
+				r.dispatch(hold, heldFrame{conn: conn}, r.out)
 			default:
 				if m.To < 0 || m.To >= r.n || m.To == r.self {
 					continue

@@ -64,7 +64,7 @@ func pbftClient(t *testing.T, c *LocalCluster, first uint64, inflight int) *clie
 		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
 	}
 	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
-		MaxClients: c.Spec.PBFT.MaxClients, FirstClientID: first, MaxInflight: inflight,
+		MaxClients: c.Spec.PBFT.MaxClients, FixedClientIDs: true, FirstClientID: first, MaxInflight: inflight,
 		AttemptTimeout: 300 * time.Millisecond, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -892,7 +892,7 @@ func TestPBFTNewClientStartsAtTheCurrentPrimary(t *testing.T) {
 	}
 	const attempt = 3 * time.Second
 	cl2, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
-		MaxClients: c.Spec.PBFT.MaxClients, FirstClientID: 8, MaxInflight: 1, AttemptTimeout: attempt, DialTimeout: time.Second})
+		MaxClients: c.Spec.PBFT.MaxClients, FixedClientIDs: true, FirstClientID: 8, MaxInflight: 1, AttemptTimeout: attempt, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,6 @@ type Target struct {
 	// group g and holds pbftPerGroup identities.
 	pbftShared   []*client.PBFTClient
 	pbftPerGroup int
-	nextID       uint64 // PBFT: the next free client identity
 	failures     failures
 }
 
@@ -195,25 +194,24 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 	return s, nil
 }
 
-// newPBFTIdentities returns a PBFT client holding the next n client identities. The last
-// identity is Probe's; sessions take consecutive ranges below it.
+// newPBFTIdentities returns a PBFT client holding n client identities, claimed through the
+// replicas' ordered log (client.PBFTClient): other loadgens and applications on the same
+// cluster never get overlapping ones.
 func (t *Target) newPBFTIdentities(ctx context.Context, who string, n int) (*client.PBFTClient, error) {
-	first := t.nextID
-	if first+uint64(n) > uint64(t.cfg.PBFT.MaxClients-1) {
-		return nil, fmt.Errorf("adapter: pbft %s needs client identities [%d, %d), beyond the cluster's max_clients %d (less one for the probe): lower clients x pipeline or raise pbft.max_clients",
-			who, first, first+uint64(n), t.cfg.PBFT.MaxClients)
+	if n > t.cfg.PBFT.MaxClients {
+		return nil, fmt.Errorf("adapter: pbft %s needs %d client identities, beyond the cluster's max_clients %d: lower clients x pipeline or raise pbft.max_clients",
+			who, n, t.cfg.PBFT.MaxClients)
 	}
-	pc, err := newPBFT(ctx, t.cfg, first, n)
+	pc, err := newPBFT(ctx, t.cfg, n)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("adapter: pbft %s: %w (lower clients x pipeline or raise pbft.max_clients if the cluster's identities are all held)", who, err)
 	}
-	t.nextID += uint64(n)
 	return pc, nil
 }
 
-func newPBFT(ctx context.Context, cfg Config, first uint64, inflight int) (*client.PBFTClient, error) {
+func newPBFT(ctx context.Context, cfg Config, inflight int) (*client.PBFTClient, error) {
 	return client.NewPBFT(ctx, client.PBFTConfig{Nodes: cfg.Nodes, KeySeed: cfg.PBFT.KeySeed,
-		MaxClients: cfg.PBFT.MaxClients, SignAll: cfg.PBFT.SignAll, FirstClientID: first, MaxInflight: inflight,
+		MaxClients: cfg.PBFT.MaxClients, SignAll: cfg.PBFT.SignAll, MaxInflight: inflight,
 		AttemptTimeout: cfg.AttemptTimeout})
 }
 
@@ -349,8 +347,8 @@ func fromResults(ops []bench.Op, res []client.Result) error {
 
 // Probe writes one key through a fresh client and returns nil once it is acknowledged: for
 // Raft that proves a leader is elected and commits (Raft §5.2, §5.3); for PBFT that f+1
-// replicas executed it in the current view. It retries until ctx ends. For PBFT it uses the
-// last client identity below pbft.max_clients, which sessions never take.
+// replicas executed it in the current view. It retries until ctx ends. For PBFT it claims
+// one client identity like any client, and releases it on return.
 func Probe(ctx context.Context, cfg Config) error {
 	if err := Check(cfg.Protocol); err != nil {
 		return err
@@ -362,7 +360,7 @@ func Probe(ctx context.Context, cfg Config) error {
 	}
 	var cl doer
 	if cfg.Protocol == "pbft" {
-		cl, err = newPBFT(ctx, t.cfg, uint64(t.cfg.PBFT.MaxClients-1), 1)
+		cl, err = newPBFT(ctx, t.cfg, 1)
 	} else {
 		cl, err = client.NewRaft(client.Config{Nodes: cfg.Nodes, AttemptTimeout: probeAttemptTimeout})
 	}

@@ -114,7 +114,7 @@ func bench(b *testing.B, protocol string, n int, policy storage.SyncPolicy, size
 		var cl doer
 		if protocol == "pbft" {
 			cl, err = client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes,
-				FirstClientID: uint64(i * benchPipeline), MaxInflight: benchPipeline})
+				FixedClientIDs: true, FirstClientID: uint64(i * benchPipeline), MaxInflight: benchPipeline})
 		} else {
 			cl, err = client.NewRaft(client.Config{Nodes: nodes})
 		}
