@@ -41,3 +41,7 @@ func (nd *Node) SlotState(seq uint64) string {
 	}
 	return fmt.Sprintf("n=%d pre-prepared=%s P=%s Q=[%s] unheld=[%s]", seq, pp, p, strings.Join(held, " "), strings.Join(unheld, " "))
 }
+
+// ClientTable is the replica's current client table as a checkpoint serializes it: the
+// exactly-once records and the claims' allocation table.
+func ClientTable(nd *Node) []byte { return nd.appendClientTable(nil) }

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +39,27 @@ func pbftWriteToCheckpoint(t *testing.T, c *LocalCluster, cl interface{ Primary(
 			}
 		}
 		return written, h
+	}
+}
+
+// pbftSettled waits until every replica has executed the same sequence number and returns
+// it: a client's Close orders one more request (the release of its identities,
+// pbftcore/claim.go) above the writes, which some replicas may still be executing.
+func pbftSettled(t *testing.T, c *LocalCluster) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		last, same := pbftReplica(c, 0).LastExecuted(), true
+		for i := range c.Replicas {
+			same = same && pbftReplica(c, i).LastExecuted() == last
+		}
+		if same {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replicas did not settle on one executed sequence number")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -99,14 +122,15 @@ func TestPBFTClusterAllReplicasRestartFromCheckpoint(t *testing.T) {
 	cl := pbftClient(t, c, 0, 1)
 	written, h := pbftWriteToCheckpoint(t, c, cl, func(ops ...wire.Op) { pdo(t, cl, ops...) }, "k", 2*int(c.Spec.PBFT.CheckpointInterval)+3)
 	_ = cl.Close()
+	last := pbftSettled(t, c) // h, and the release of cl's identities
 	stopAll(t, c)
 	for i := range c.Replicas {
 		if err := c.RestartNode(i); err != nil {
 			t.Fatal(err)
 		}
 		// Restored from its own disk before it talks to anyone.
-		if r := pbftReplica(c, i); r.LastExecuted() != h || r.StableCheckpoint() != h {
-			t.Fatalf("replica %d restarted at executed=%d stable=%d, want the checkpoint %d", i, r.LastExecuted(), r.StableCheckpoint(), h)
+		if r := pbftReplica(c, i); r.LastExecuted() != last || r.StableCheckpoint() != h {
+			t.Fatalf("replica %d restarted at executed=%d stable=%d, want the checkpoint %d and its log up to %d", i, r.LastExecuted(), r.StableCheckpoint(), h, last)
 		}
 	}
 	cl2 := pbftClient(t, c, 0, 2) // the same identities: their exactly-once records survived
@@ -243,13 +267,14 @@ func TestPBFTSnapshotFilesFollowWALVolume(t *testing.T) {
 					time.Sleep(5 * time.Millisecond)
 				}
 			}
+			last := pbftSettled(t, c) // h, and the release of cl's identities
 			stopAll(t, c)
 			for i := range c.Replicas {
 				if err := c.RestartNode(i); err != nil {
 					t.Fatal(err)
 				}
-				if r := pbftReplica(c, i); r.LastExecuted() != h || r.StableCheckpoint() != h {
-					t.Fatalf("replica %d restarted at executed=%d stable=%d, want %d from its snapshot and WAL", i, r.LastExecuted(), r.StableCheckpoint(), h)
+				if r := pbftReplica(c, i); r.LastExecuted() != last || r.StableCheckpoint() != h {
+					t.Fatalf("replica %d restarted at executed=%d stable=%d, want stable %d and executed %d from its snapshot and WAL", i, r.LastExecuted(), r.StableCheckpoint(), h, last)
 				}
 			}
 			cl2 := pbftClient(t, c, 0, 2)
@@ -286,4 +311,56 @@ func TestPBFTTransferredCheckpointIsWrittenToDisk(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// The allocation of client identities (pbftcore/claim.go) is replicated, checkpointed state:
+// after every replica restarts at once from its snapshot file and WAL (the claim itself long
+// compacted out of the WAL), a live client's range is still refused to another claimant and
+// left out of automatic grants.
+func TestPBFTClaimedIdentitiesSurviveRestart(t *testing.T) {
+	spec := pbftTestSpec()
+	spec.PBFT.SnapshotThresholdBytes = 4 << 10 // snapshot files every few checkpoints, WAL compacted behind them
+	c := startPBFTClusterSpec(t, storage.SyncAlways, false, spec)
+	holder := pbftClient(t, c, 4, 4)
+	k := int(spec.PBFT.CheckpointInterval)
+	pbftWriteToCheckpoint(t, c, holder, func(ops ...wire.Op) { pdo(t, holder, ops...) }, "k", 8*k)
+	deadline := time.Now().Add(5 * time.Second)
+	for i := range c.Replicas {
+		for snapshotIndexOnDisk(c, i) <= uint64(k) {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d wrote no snapshot file past the first checkpoint", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	stopAll(t, c)
+	for i := range c.Replicas {
+		if err := c.RestartNode(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var nodes []client.Node
+	for _, n := range c.Spec.Nodes {
+		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := client.PBFTConfig{Nodes: nodes, KeySeed: spec.PBFT.KeySeed, MaxClients: spec.PBFT.MaxClients, FixedClientIDs: true,
+		FirstClientID: 6, MaxInflight: 4, AttemptTimeout: 300 * time.Millisecond, DialTimeout: time.Second}
+	if other, err := client.NewPBFT(ctx, cfg); err == nil {
+		other.Close()
+		t.Fatal("after the restart, identities [6, 10) were granted although the live holder of [4, 8) never released them")
+	} else if !strings.Contains(err.Error(), "another live client") {
+		t.Fatalf("overlapping claim after restart: %v", err)
+	}
+	cfg.FixedClientIDs, cfg.FirstClientID = false, 0
+	auto, err := client.NewPBFT(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer auto.Close()
+	if f := auto.FirstClientID(); f < 8 && f+4 > 4 {
+		t.Fatalf("automatic range [%d, %d) overlaps the holder's [4, 8)", f, f+4)
+	}
+	pdo(t, auto, put("after-restart", "1"))
 }
