@@ -45,3 +45,15 @@ func (nd *Node) SlotState(seq uint64) string {
 // ClientTable is the replica's current client table as a checkpoint serializes it: the
 // exactly-once records and the claims' allocation table.
 func ClientTable(nd *Node) []byte { return nd.appendClientTable(nil) }
+
+// ClaimState describes the replica's allocation table from its fields (not through its
+// serialization): the clock, then each principal's span end, holder and lease.
+func ClaimState(nd *Node) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "clock=%d", nd.claimClock)
+	for i := range nd.clients {
+		cs := &nd.clients[i]
+		fmt.Fprintf(&b, " %d:%d/%d/%d", i, cs.spanEnd, cs.holder, cs.leaseUntil)
+	}
+	return b.String()
+}
