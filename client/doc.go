@@ -11,7 +11,9 @@
 //     times out is retried on another replica.
 //   - PBFT: send to the primary; accept a result once f+1 replicas sent matching replies
 //     (2f+1 for read-only requests answered from replica state); on timeout retransmit to
-//     every replica, which lets backups detect a faulty primary.
+//     every replica, which lets backups detect a faulty primary. Its client identities are
+//     claimed through the replicas' ordered log and held by a renewed lease (PBFTClient), so
+//     clients never share one.
 //
 // NewFromSpec and NewFromSpecFile build a client of either protocol from the cluster spec
 // the replicas start from (package clusterspec), PBFT's shared settings included.

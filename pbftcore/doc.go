@@ -53,4 +53,9 @@
 //     out). UnverifiedBatches counts these PRE-PREPAREs.
 //   - The client table (per-client last timestamp and result) is part of the checkpointed
 //     state (chunk 0 of a state transfer), so exactly-once survives state transfer.
+//   - The papers assume each client has its own principal. Clients here claim ranges of
+//     principals through the ordered log (claim.go): a request with Timestamp 0 is a claim,
+//     executed by the core against an allocation table kept in the client table, with leases
+//     that expire by a clock carried in the claims and per-grant timestamp spans that fence
+//     out a holder whose lease expired.
 package pbftcore
