@@ -28,7 +28,10 @@ const PBFTDefaultKeySeed = "consensusbench-pbft"
 // PBFT client registration. Ordered requests go to the primary only, yet every replica
 // replies to the client; a backup learns on which connection to answer client c from a
 // wire.ClientRequest with no ops on that connection, which registers the PBFT client IDs
-// [ClientID, ClientID+FirstSeq). Any PBFTRequest also (re)registers its client there.
+// [ClientID, ClientID+FirstSeq). Any PBFTRequest also (re)registers its client there,
+// except a claim of identities (timestamp 0, pbftcore/claim.go): a claimant may send it as a
+// principal another client holds, so its grant is answered on the connection the claim came
+// on (claimConn) and the holder's replies stay where they are.
 // (Registration is not authenticated: a hostile client could divert, but not forge, another
 // client's replies. Acceptable for a benchmark; a deployment would authenticate it.)
 

@@ -21,8 +21,9 @@ const (
 	// PBFTMaxOpBytes bounds one request's encoded operations (pbftcore.Config.MaxOpBytes).
 	PBFTMaxOpBytes = 64 << 10
 	// PBFTMaxResultBytes bounds one request's encoded results (pbftcore.Config.MaxResultBytes).
-	// pbftcore ships its client table (one cached result per client) as one state chunk, so
-	// PBFTMaxClients * PBFTMaxResultBytes must fit a frame: 1024 * 8 KiB = 8 MiB < 16 MiB.
+	// pbftcore ships its client table (one cached result per client, and 24 bytes of
+	// identity allocation each) as one state chunk, so PBFTMaxClients * PBFTMaxResultBytes
+	// and the rest must fit a frame: 1024 * 8 KiB = 8 MiB, plus about 40 KiB, < 16 MiB.
 	PBFTMaxResultBytes = 8 << 10
 	// PBFTDefaultMaxClients is the number of client identities when the spec names none.
 	PBFTDefaultMaxClients = 1024
