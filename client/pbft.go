@@ -442,12 +442,7 @@ func (c *PBFTClient) flush(s *pbftSession) {
 		if s.reading && !r.ReadOnly {
 			s.reading, s.fellBack = false, time.Now()
 		}
-		s.wreq = wire.Request{ClientID: r.Client, Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Op: r.Op,
-			Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: r.Auth}}
-		if c.cfg.SignAll {
-			s.wreq.Auth = wire.Authenticator{Kind: wire.AuthSignature, Signature: r.Auth}
-		}
-		s.frame = wire.AppendMessageFrame(s.frame[:0], 0, &s.wreq)
+		s.frame = c.appendRequestFrame(s.frame[:0], &s.wreq, r)
 		if m.To == pbftcore.ToAll {
 			for _, pc := range c.conns {
 				pc.send(s.frame)
@@ -467,6 +462,27 @@ func (c *PBFTClient) flush(s *pbftSession) {
 		}
 	}
 	s.core.Advance()
+}
+
+// appendRequestFrame appends the wire frame of the core's request r (wreq is scratch), its
+// authenticator in the cluster's mode.
+func (c *PBFTClient) appendRequestFrame(dst []byte, wreq *wire.Request, r *pbftcore.Request) []byte {
+	*wreq = wire.Request{ClientID: r.Client, Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Op: r.Op,
+		Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: r.Auth}}
+	if c.cfg.SignAll {
+		wreq.Auth = wire.Authenticator{Kind: wire.AuthSignature, Signature: r.Auth}
+	}
+	return wire.AppendMessageFrame(dst, 0, wreq)
+}
+
+// replyMessage is replica's reply r as the core's message.
+func replyMessage(replica int, r *wire.PBFTReply) pbftcore.Message {
+	auth := r.Auth.MACs
+	if r.Auth.Kind == wire.AuthSignature {
+		auth = r.Auth.Signature
+	}
+	return pbftcore.Message{Type: pbftcore.MsgReply, From: replica, To: pbftcore.ToClient, View: r.View, Client: r.ClientID,
+		Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Refused: r.Refused, Result: r.Result, Auth: auth}
 }
 
 // onReply steps a reply from replica into its session. A reply with timestamp 0 answers a
@@ -492,12 +508,7 @@ func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
 	if s == nil || s == placeholder {
 		return
 	}
-	auth := r.Auth.MACs
-	if r.Auth.Kind == wire.AuthSignature {
-		auth = r.Auth.Signature
-	}
-	m := pbftcore.Message{Type: pbftcore.MsgReply, From: replica, To: pbftcore.ToClient, View: r.View, Client: r.ClientID,
-		Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Refused: r.Refused, Result: r.Result, Auth: auth}
+	m := replyMessage(replica, r)
 	s.mu.Lock()
 	s.core.Step(&m)
 	c.flush(s) // records a result; a diverging or f+1 times refused read goes out again as an ordered request

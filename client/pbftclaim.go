@@ -173,12 +173,7 @@ func (c *PBFTClient) flushControl(ctl *pbftControl) {
 			continue
 		}
 		r := &m.Requests[0]
-		ctl.wreq = wire.Request{ClientID: r.Client, Timestamp: r.Timestamp, Op: r.Op,
-			Auth: wire.Authenticator{Kind: wire.AuthShortMACs, MACs: r.Auth}}
-		if c.cfg.SignAll {
-			ctl.wreq.Auth = wire.Authenticator{Kind: wire.AuthSignature, Signature: r.Auth}
-		}
-		ctl.frame = wire.AppendMessageFrame(ctl.frame[:0], 0, &ctl.wreq)
+		ctl.frame = c.appendRequestFrame(ctl.frame[:0], &ctl.wreq, r)
 		for _, pc := range c.conns { // claims go to every replica (pbftcore.Client.InvokeClaim)
 			pc.send(ctl.frame)
 		}
@@ -201,12 +196,7 @@ func (c *PBFTClient) onControlReply(replica int, r *wire.PBFTReply) {
 	if ctl == nil || r.ClientID != ctl.id || r.ReadOnly || r.Refused {
 		return
 	}
-	auth := r.Auth.MACs
-	if r.Auth.Kind == wire.AuthSignature {
-		auth = r.Auth.Signature
-	}
-	m := pbftcore.Message{Type: pbftcore.MsgReply, From: replica, To: pbftcore.ToClient, View: r.View, Client: r.ClientID,
-		Timestamp: 0, Result: r.Result, Auth: auth}
+	m := replyMessage(replica, r)
 	ctl.mu.Lock()
 	ctl.core.Step(&m)
 	c.flushControl(ctl)
