@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/consensusbench/consensusbench/transport"
 	"github.com/consensusbench/consensusbench/wire"
@@ -60,7 +61,16 @@ type ReplicaStatus struct {
 	Byzantine string `json:"byzantine,omitempty"`
 	// PeerAuth is "secret" when peers prove a cluster secret at the hello, else "none".
 	PeerAuth string `json:"peer_auth"`
+	// Incarnation names the node process (cmd/node fills it: its PID and start time), so a
+	// fault injector that crashed a node through /admin/crash can tell the process its
+	// supervisor started from the one it crashed. Empty where no process is behind it.
+	Incarnation string `json:"incarnation,omitempty"`
 }
+
+// MaxAdminPause bounds a node's POST /admin/pause?for=D (cmd/node): the node stops for D
+// and resumes by itself, and a typo must not freeze a member for hours. Fault schedules
+// that pause a cluster's node through its admin endpoint are held to it.
+const MaxAdminPause = time.Minute
 
 func peerAuthName(secret []byte) string {
 	if secret != nil {

@@ -4,11 +4,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/consensusbench/consensusbench/server"
 )
@@ -18,9 +20,11 @@ import (
 //	GET  /admin/status                   the replica's role, leader, term, applied index (JSON)
 //	POST /admin/partition?peers=2,3      drop all traffic to and from those peers (empty heals)
 //	POST /admin/transfer-leader?to=N     Raft: hand leadership to node N (this node must lead)
+//	POST /admin/crash                    end the process at once, as kill -9 does (proc.crash)
+//	POST /admin/pause?for=2s             stop the whole process for a while (proc.pause)
 //
 // GET /admin/ lists them. They share --metrics-addr; guardAdmin protects the mutating ones.
-func addAdmin(mux *http.ServeMux, r server.Replica, pprof bool) {
+func addAdmin(mux *http.ServeMux, r server.Replica, pprof bool, proc processControl) {
 	mux.HandleFunc("GET /admin/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprint(w, adminIndex)
@@ -46,7 +50,34 @@ func addAdmin(mux *http.ServeMux, r server.Replica, pprof bool) {
 	})
 	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(adm.Status())
+		st := adm.Status()
+		st.Incarnation = incarnation
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	// The process faults answer before they act (a crashed or stopped process answers
+	// nothing), so the caller learns the request was taken; it then watches the node
+	// (/admin/status, /ready) to see it go and come back.
+	mux.HandleFunc("POST /admin/crash", func(w http.ResponseWriter, _ *http.Request) {
+		answerNow(w, "crashing: the process ends at once (SIGKILL to itself, as kill -9), with nothing flushed beyond what --sync already made durable; its supervisor restarts it\n")
+		proc.crash()
+	})
+	mux.HandleFunc("POST /admin/pause", func(w http.ResponseWriter, req *http.Request) {
+		d, err := time.ParseDuration(req.URL.Query().Get("for"))
+		if err != nil || d <= 0 || d > server.MaxAdminPause {
+			http.Error(w, fmt.Sprintf("for: want a Go duration in (0, %v], e.g. for=2s", server.MaxAdminPause), http.StatusBadRequest)
+			return
+		}
+		if proc.pause == nil {
+			http.Error(w, "pause is not supported on this operating system (it needs Linux's POSIX timers)", http.StatusNotImplemented)
+			return
+		}
+		stop, err := proc.pause(d)
+		if err != nil {
+			http.Error(w, "pause: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		answerNow(w, fmt.Sprintf("pausing for %v: the whole process stops (SIGSTOP to itself) and a kernel timer continues it (SIGCONT)\n", d))
+		stop()
 	})
 	mux.HandleFunc("POST /admin/partition", func(w http.ResponseWriter, req *http.Request) {
 		var peers []uint64
@@ -82,12 +113,26 @@ func addAdmin(mux *http.ServeMux, r server.Replica, pprof bool) {
 	})
 }
 
-const adminIndex = `GET  /metrics                         Prometheus metrics
+var adminIndex = fmt.Sprintf(`GET  /metrics                         Prometheus metrics
 GET  /ready                           200 once the replica can serve (Raft: a leader is known), else 503
 GET  /admin/status                    role, leader, term, applied index, sync, read mode (JSON)
 POST /admin/partition?peers=2,3       drop all traffic to and from those peers (empty heals)
 POST /admin/transfer-leader?to=N      Raft: hand leadership to node N (this node must lead)
-`
+POST /admin/crash                     end the process at once, as kill -9 does (a supervisor restarts it)
+POST /admin/pause?for=2s              stop the whole process (SIGSTOP) for at most %v, then it continues by itself
+`, server.MaxAdminPause)
+
+// answerNow sends a 202 with msg and pushes it onto the connection, so that the caller has
+// it before the handler crashes or stops the process.
+func answerNow(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(msg)))
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, msg)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
 
 // adminOptions are the admin server's flags.
 type adminOptions struct {

@@ -281,6 +281,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// logged says in the node's log what a process fault is about to do: after a crash the
+// log's last line says why it ends, and a pause explains the gap in the timestamps.
+func logged(p processControl, log *slog.Logger) processControl {
+	crash, pause := p.crash, p.pause
+	p.crash = func() {
+		log.Warn("crashing on POST /admin/crash (SIGKILL to itself)")
+		crash()
+	}
+	if pause != nil {
+		p.pause = func(d time.Duration) (func(), error) {
+			stop, err := pause(d)
+			if err != nil {
+				return nil, err
+			}
+			return func() {
+				log.Warn("pausing on POST /admin/pause (SIGSTOP to itself)", "for", d)
+				stop()
+				log.Info("resumed after /admin/pause", "for", d)
+			}, nil
+		}
+	}
+	return p
+}
+
 func serveMetrics(o adminOptions, m *server.Metrics, r server.Replica, log *slog.Logger) (*http.Server, error) {
 	addr, token, err := o.resolve()
 	if err != nil {
@@ -304,7 +328,7 @@ func serveMetrics(o adminOptions, m *server.Metrics, r server.Replica, log *slog
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	addAdmin(mux, r, o.pprof)
+	addAdmin(mux, r, o.pprof, logged(selfControl, log))
 	srv := &http.Server{Handler: guardAdmin(mux, token), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
