@@ -241,6 +241,18 @@ func WriteFigures(w io.Writer, figs []Figures) error {
 	return tw.Flush()
 }
 
+// WriteRepairs writes one summary line for each restart that has something to say: how
+// long after its crash a supervised node came back, or why the restart failed.
+func WriteRepairs(w io.Writer, events []report.Event) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, e := range events {
+		if e.Kind == string(Restart) && e.Detail != "" {
+			fmt.Fprintf(tw, "repair %s@%.2fs\t%s\t%s\n", e.Kind, e.At.Seconds(), e.Target, e.Detail)
+		}
+	}
+	return tw.Flush()
+}
+
 // Annotate writes each fault's figures into its event in r, as numbers (Figures) and in
 // words (Detail, after any failure note the executor put there), so the result file's events
 // carry them.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,20 @@ type Cluster interface {
 	Heal(ctx context.Context, id uint64) error
 	// TransferLeader asks leader `from` to hand leadership to `to`.
 	TransferLeader(ctx context.Context, from, to uint64) error
+}
+
+// TimedPauser is a Cluster that pauses a node for a known time (a remote node told through
+// /admin/pause how long to stop, which resumes by itself); the executor uses it instead of
+// Pause when the cluster has it, and still calls Resume when the time is up.
+type TimedPauser interface {
+	PauseFor(ctx context.Context, id uint64, d time.Duration) error
+}
+
+// Supervised is a Cluster some of whose nodes are restarted by their own supervisor (Procs
+// with remote nodes): Restart waits for them, and BackAfter says how long after its crash
+// node id answered again, which the restart's event records.
+type Supervised interface {
+	BackAfter(id uint64) (time.Duration, bool)
 }
 
 // Limits of the executor.
@@ -207,14 +222,25 @@ func (n *Nemesis) apply(ctx context.Context, st Step) (report.Event, func(contex
 		n.killed = nil
 		n.mu.Unlock()
 		var errs []error
-		var names []string
+		var names, back []string
+		sv, supervised := n.c.(Supervised)
 		for _, id := range killed {
 			names = append(names, name(id))
 			if err := n.c.Restart(ctx, id); err != nil {
 				errs = append(errs, err)
+				continue
+			}
+			if !supervised {
+				continue
+			}
+			if d, ok := sv.BackAfter(id); ok {
+				back = append(back, fmt.Sprintf("%s back %v after its crash", name(id), d.Round(time.Millisecond)))
 			}
 		}
 		ev.Target = fmt.Sprint(names)
+		if len(back) > 0 {
+			ev.Detail = "restarted by their supervisors: " + strings.Join(back, ", ")
+		}
 		return ev, nil, errors.Join(errs...)
 	case PartitionLeader, PartitionRandom:
 		id, err := pick()
@@ -232,7 +258,11 @@ func (n *Nemesis) apply(ctx context.Context, st Step) (report.Event, func(contex
 			return ev, nil, err
 		}
 		ev.Target = name(id)
-		if err := n.c.Pause(ctx, id); err != nil {
+		pause := func() error { return n.c.Pause(ctx, id) }
+		if tp, ok := n.c.(TimedPauser); ok {
+			pause = func() error { return tp.PauseFor(ctx, id, st.For) }
+		}
+		if err := pause(); err != nil {
 			return ev, nil, err
 		}
 		return ev, func(ctx context.Context) error { return n.c.Resume(ctx, id) }, nil

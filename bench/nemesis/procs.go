@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/consensusbench/consensusbench/server"
 )
@@ -28,17 +29,14 @@ type Proc struct {
 }
 
 // remote says p is a node on another host (a cluster loadgen did not start): no PID, Kill or
-// Start. Procs reaches it through its admin endpoints only, so kills, restarts and pauses
-// are refused and it counts as running.
+// Start. Procs reaches it through its admin endpoints only: a kill is POST /admin/crash, a
+// restart waits for the node's supervisor to start it again, a pause is POST /admin/pause
+// (remote.go).
 func (p *Proc) remote() bool { return p.PID == nil }
 
-// errRemote refuses an action that needs the node's process.
-func errRemote(id uint64, what string) error {
-	return fmt.Errorf("nemesis: node %d runs elsewhere: %s needs its process (a cluster loadgen starts, --local)", id, what)
-}
-
 // Procs adapts node processes to Cluster: kill -9, SIGSTOP/SIGCONT, and partitions through
-// each node's /admin/partition (traffic dropped in the transport). A harness with real links
+// each node's /admin/partition (traffic dropped in the transport); for remote nodes, the
+// process faults through /admin/crash and /admin/pause. A harness with real links
 // (bench/netns) overrides Isolate and Heal to take links down instead.
 type Procs struct {
 	Procs  []Proc
@@ -46,6 +44,8 @@ type Procs struct {
 	// AdminToken is sent as "Authorization: Bearer TOKEN" (the nodes' --admin-token-file);
 	// empty for nodes on loopback, which need none.
 	AdminToken string
+
+	remote remoteState
 }
 
 func (p *Procs) proc(id uint64) (*Proc, error) {
@@ -73,10 +73,17 @@ func (p *Procs) Nodes() []uint64 {
 	return ids
 }
 
-// Running implements Cluster.
+// Running implements Cluster. A remote node crashed through /admin/crash is down until the
+// nemesis restarts it (waits for it), even if its supervisor brought it back sooner.
 func (p *Procs) Running(id uint64) bool {
 	n, err := p.proc(id)
-	return err == nil && (n.remote() || n.PID() != 0)
+	if err != nil {
+		return false
+	}
+	if n.remote() {
+		return p.crashedNode(id) == nil
+	}
+	return n.PID() != 0
 }
 
 // Status implements Cluster: GET /admin/status.
@@ -114,31 +121,39 @@ func (p *Procs) call(ctx context.Context, method, u string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("nemesis: %s %s: %s: %s", method, u, resp.Status, strings.TrimSpace(string(b)))
+		return nil, &statusError{fmt.Sprintf("nemesis: %s %s: %s: %s", method, u, resp.Status, strings.TrimSpace(string(b)))}
 	}
 	return b, nil
 }
 
-// Kill implements Cluster (SIGKILL).
-func (p *Procs) Kill(_ context.Context, id uint64) error {
+// statusError is an admin endpoint's refusal (an HTTP status other than 2xx), as opposed
+// to a request that got no answer.
+type statusError struct{ msg string }
+
+func (e *statusError) Error() string { return e.msg }
+
+// Kill implements Cluster: SIGKILL, or for a remote node POST /admin/crash (the node sends
+// itself SIGKILL) and a wait until it is gone.
+func (p *Procs) Kill(ctx context.Context, id uint64) error {
 	n, err := p.proc(id)
 	if err != nil {
 		return err
 	}
 	if n.remote() {
-		return errRemote(id, "kill")
+		return p.crashRemote(ctx, n)
 	}
 	return n.Kill()
 }
 
-// Restart implements Cluster.
+// Restart implements Cluster: start the process again, or for a remote node wait until its
+// supervisor has (bounded by SupervisorRestartWait).
 func (p *Procs) Restart(ctx context.Context, id uint64) error {
 	n, err := p.proc(id)
 	if err != nil {
 		return err
 	}
 	if n.remote() {
-		return errRemote(id, "restart")
+		return p.restartRemote(ctx, n)
 	}
 	return n.Start(ctx)
 }
@@ -149,7 +164,7 @@ func (p *Procs) signal(id uint64, sig syscall.Signal) error {
 		return err
 	}
 	if n.remote() {
-		return errRemote(id, sig.String())
+		return fmt.Errorf("nemesis: node %d runs elsewhere: %v needs its process", id, sig)
 	}
 	pid := n.PID()
 	if pid == 0 {
@@ -158,11 +173,34 @@ func (p *Procs) signal(id uint64, sig syscall.Signal) error {
 	return syscall.Kill(pid, sig)
 }
 
-// Pause implements Cluster (SIGSTOP).
+// Pause implements Cluster (SIGSTOP). A remote node is paused with PauseFor, which tells it
+// how long.
 func (p *Procs) Pause(_ context.Context, id uint64) error { return p.signal(id, syscall.SIGSTOP) }
 
-// Resume implements Cluster (SIGCONT).
-func (p *Procs) Resume(_ context.Context, id uint64) error { return p.signal(id, syscall.SIGCONT) }
+// PauseFor implements TimedPauser: SIGSTOP (Resume sends SIGCONT), or for a remote node POST
+// /admin/pause?for=d (it resumes by itself; Resume waits until it answers again).
+func (p *Procs) PauseFor(ctx context.Context, id uint64, d time.Duration) error {
+	n, err := p.proc(id)
+	if err != nil {
+		return err
+	}
+	if n.remote() {
+		return p.pauseRemote(ctx, n, d)
+	}
+	return p.signal(id, syscall.SIGSTOP)
+}
+
+// Resume implements Cluster (SIGCONT; for a remote node, a wait until it answers).
+func (p *Procs) Resume(ctx context.Context, id uint64) error {
+	n, err := p.proc(id)
+	if err != nil {
+		return err
+	}
+	if n.remote() {
+		return p.resumeRemote(ctx, n)
+	}
+	return p.signal(id, syscall.SIGCONT)
+}
 
 // Isolate implements Cluster with /admin/partition on the node and on each peer.
 func (p *Procs) Isolate(ctx context.Context, id uint64) error { return p.partition(ctx, id, true) }

@@ -13,7 +13,10 @@ import (
 type Action string
 
 // The actions the grammar knows. A "-leader" action targets the node every running replica
-// agrees leads (Raft) or is primary (PBFT); "-random" picks a running node at random.
+// agrees leads (Raft) or is primary (PBFT); "-random" picks a running node at random. On a
+// cluster loadgen did not start, a kill is the node's own SIGKILL (/admin/crash), a restart
+// waits for its supervisor, and a pause is the node's own SIGSTOP with a timer that
+// continues it (/admin/pause); see Procs.
 const (
 	KillLeader      Action = "kill-leader"      // SIGKILL (kill -9) the leader
 	KillRandom      Action = "kill-random"      // SIGKILL a random running node
@@ -26,17 +29,6 @@ const (
 	PauseRandom     Action = "pause-random"     // SIGSTOP a random node for a while
 	TransferLeader  Action = "transfer-leader"  // ask the leader to hand over to a follower
 )
-
-// NeedsProcess says whether the action acts on a node's process (kill, restart, SIGSTOP),
-// which only a cluster loadgen started can do; partitions and leadership transfers go
-// through the nodes' admin endpoints and work on any cluster whose spec names them.
-func (a Action) NeedsProcess() bool {
-	switch a {
-	case PartitionLeader, PartitionRandom, TransferLeader:
-		return false
-	}
-	return true
-}
 
 // actions lists every Action with whether it takes a duration (":5s").
 var actions = []struct {

@@ -187,6 +187,9 @@ func (a *app) runOnce(ctx context.Context, cf *clusterFlags, spec bench.Spec, cf
 	if err := nemesis.WriteFigures(a.stdout, figs); err != nil {
 		return nil, err
 	}
+	if err := nemesis.WriteRepairs(a.stdout, r.Events); err != nil {
+		return nil, err
+	}
 	if fe, ok := target.(interface{ FirstError() (int64, error) }); ok {
 		if n, err := fe.FirstError(); err != nil {
 			fmt.Fprintf(a.stderr, "loadgen: %d batches failed; the first: %v\n", n, err)

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -35,13 +35,13 @@ type faultFlags struct {
 
 func (f *faultFlags) group() group {
 	g := newGroup("Faults and verdicts (see docs/FAULTS.md)")
-	g.fs.StringVar(&f.nemesis, "nemesis", "", "fault schedule, e.g. kill-leader@10s,restart@15s or partition-leader@10s:5s (times from the measured window's start; with --cluster, partitions and transfer-leader only, through each node's metrics_addr): "+nemesis.Grammar)
-	g.fs.StringVar(&f.adminToken, "admin-token-file", "", "--cluster faults: file holding the bearer token of the nodes' --admin-token-file (nodes off loopback refuse faults without it)")
+	g.fs.StringVar(&f.nemesis, "nemesis", "", "fault schedule, e.g. kill-leader@10s,restart@15s or partition-leader@10s:5s (times from the measured window's start; with --cluster, every fault goes through each node's metrics_addr: kills by /admin/crash, restart waits for the node's supervisor, pauses by /admin/pause): "+nemesis.Grammar)
+	g.fs.StringVar(&f.adminToken, "admin-token-file", "", "--cluster faults: file holding the bearer token of the nodes' --admin-token-file (required when a metrics_addr is off loopback)")
 	g.fs.Uint64Var(&f.seed, "nemesis-seed", 1, "seed of the -random faults' choices")
 	g.fs.BoolVar(&f.linearizable, "check-linearizability", false, "record the history and check it with porcupine (KV model; timed-out writes possibly applied); on failure write <out>.linearizability.html and exit non-zero")
 	g.fs.IntVar(&f.maxOps, "history-max-ops", history.DefaultMaxOps, "ops kept in full; beyond, a sample of keys (halved each time the bound is hit again)")
 	g.fs.DurationVar(&f.checkTimeout, "check-timeout", history.DefaultCheckTimeout, "bound on porcupine's search (running out is reported as inconclusive)")
-	g.fs.BoolVar(&f.durable, "check-durability", false, "after the run kill -9 the nodes, restart them and read every acknowledged write back (--local; use --sync always); exit non-zero if any was lost")
+	g.fs.BoolVar(&f.durable, "check-durability", false, "after the run kill -9 the nodes, restart them and read every acknowledged write back (--local with --sync always, or --cluster nodes under their supervisors through /admin/crash); exit non-zero if any was lost")
 	g.fs.IntVar(&f.durableKill, "durability-kill", 0, "nodes the durability check kills (0: all of them at once)")
 	g.fs.IntVar(&f.readBackBatch, "read-back-batch", history.DefaultReadBackBatch, "keys per read-back request (batch x value size must fit a PBFT reply's 8 KiB)")
 	return g
@@ -69,25 +69,22 @@ type faultRun struct {
 
 // validate checks the fault flags against the cluster description before anything starts:
 // a schedule that does not parse or has a step after the window, faults on a cluster
-// loadgen does not start, or a
+// loadgen does not start whose spec lacks admin addresses or whose token is missing, or a
 // durability check without durable writes would otherwise be found only after the nodes
-// were up (or, remotely, after waiting for the cluster).
+// were up (or, remotely, after waiting for the cluster). A remote cluster's sync mode is
+// known only from its nodes' status, so newFaultRun checks it there, still before the run.
 func (f *faultFlags) validate(spec bench.Spec, window time.Duration) error {
 	sched, err := nemesis.Parse(f.nemesis)
 	if err != nil {
 		return usageError{err}
 	}
 	if spec.Local == 0 {
-		if f.durable {
-			return usagef("--check-durability kills and restarts the nodes: it needs a cluster loadgen starts (--local; for namespaces use make netns-bench)")
-		}
-		if len(sched) > 0 {
-			if err := remoteFaultsAllowed(spec, sched); err != nil {
+		if len(sched) > 0 || f.durable {
+			if err := f.remoteFaultsAllowed(spec, sched); err != nil {
 				return err
 			}
 		}
-	}
-	if f.durable && spec.Sync != "always" {
+	} else if f.durable && spec.Sync != "always" {
 		return usagef("--check-durability needs --sync always (acknowledged writes must be on disk)")
 	}
 	sys, peer := bench.LookupSystem(spec.System)
@@ -114,7 +111,7 @@ func newFaultRun(ctx context.Context, f *faultFlags, spec bench.Spec, target ben
 	fr := &faultRun{f: f, sched: sched}
 	if len(sched) > 0 || f.durable {
 		ft, ok := target.(faultTarget)
-		if at, remote := target.(*adminTarget); !ok && remote && !f.durable {
+		if at, remote := target.(*adminTarget); !ok && remote {
 			token, err := readAdminToken(f.adminToken)
 			if err != nil {
 				return nil, err
@@ -122,11 +119,14 @@ func newFaultRun(ctx context.Context, f *faultFlags, spec bench.Spec, target ben
 			ft, ok = at.faults(token), true
 		}
 		if !ok {
-			return nil, usagef("--nemesis and --check-durability need a cluster loadgen controls (--local), or for partitions and transfer-leader a --cluster spec naming every node's metrics_addr")
+			return nil, usagef("--nemesis and --check-durability need a cluster loadgen controls (--local), or a --cluster spec naming every node's metrics_addr")
 		}
 		fr.ft = ft
 	}
 	if f.durable && spec.Sync != "always" {
+		if spec.Local == 0 {
+			return nil, usagef("--check-durability needs nodes that fsync before they acknowledge: the cluster's nodes report sync %q (start them with --sync always)", spec.Sync)
+		}
 		return nil, usagef("--check-durability needs --sync always (acknowledged writes must be on disk)")
 	}
 	fr.rec = history.New(history.Config{MaxOps: f.maxOps})
@@ -165,6 +165,9 @@ func (fr *faultRun) finish(ctx context.Context, r *report.Result, prefix string,
 	}
 	fr.cancel()
 	fr.wg.Wait()
+	if c, ok := fr.ft.(interface{ Close() }); ok {
+		defer c.Close()
+	}
 	if fr.nem != nil {
 		r.Events = fr.nem.Events()
 		if err := fr.nem.Err(); err != nil {
@@ -213,32 +216,60 @@ func (l *localTarget) ReadBack(ctx context.Context) (bench.Target, error) {
 	return adapter.Open(cfg)
 }
 
-// remoteFaultsAllowed checks a schedule for a cluster loadgen did not start: only actions
-// that need no process (partitions, transfer-leader), and only with --cluster whose spec
-// names every node's admin address (metrics_addr).
-func remoteFaultsAllowed(spec bench.Spec, sched nemesis.Schedule) error {
+// remoteFaultsAllowed checks faults for a cluster loadgen did not start: they need --cluster
+// whose spec names every node's admin address (metrics_addr), the token when an address is
+// off loopback (the nodes refuse mutating requests without it), and pauses no longer than a
+// node's /admin/pause takes.
+func (f *faultFlags) remoteFaultsAllowed(spec bench.Spec, sched nemesis.Schedule) error {
+	what := "--nemesis"
+	if len(sched) == 0 {
+		what = "--check-durability"
+	}
 	if spec.ClusterFile == "" {
-		return usagef("--nemesis on a cluster loadgen does not start needs --cluster FILE naming every node's metrics_addr (its admin address; --targets names client addresses only), or --local")
+		return usagef("%s on a cluster loadgen does not start needs --cluster FILE naming every node's metrics_addr (its admin address; --targets names client addresses only), or --local", what)
 	}
 	for _, st := range sched {
-		if st.Action.NeedsProcess() {
-			return usagef("--nemesis step %s needs the node's process (kill, restart, pause): --local; against --cluster only partition-leader, partition-random and transfer-leader run, through each node's /admin/", st)
+		if st.For > server.MaxAdminPause && (st.Action == nemesis.Pause || st.Action == nemesis.PauseLeader || st.Action == nemesis.PauseRandom) {
+			return usagef("--nemesis step %s: a node's /admin/pause lasts at most %v", st, server.MaxAdminPause)
 		}
 	}
 	cs, err := server.LoadClusterSpec(spec.ClusterFile)
 	if err != nil {
 		return err
 	}
-	var missing []string
+	var missing, offLoopback []string
 	for _, n := range cs.Nodes {
-		if n.MetricsAddr == "" {
+		switch {
+		case n.MetricsAddr == "":
 			missing = append(missing, fmt.Sprint(n.ID))
+		case !loopbackAddr(n.MetricsAddr):
+			offLoopback = append(offLoopback, fmt.Sprintf("node %d (%s)", n.ID, n.MetricsAddr))
 		}
 	}
 	if len(missing) > 0 {
-		return usagef("--nemesis with --cluster %s: nodes %s have no metrics_addr (the admin address faults go through)", spec.ClusterFile, strings.Join(missing, ", "))
+		return usagef("%s with --cluster %s: nodes %s have no metrics_addr (the admin address faults go through)", what, spec.ClusterFile, strings.Join(missing, ", "))
+	}
+	if len(offLoopback) > 0 && f.adminToken == "" {
+		return usagef("%s with --cluster %s: give --admin-token-file (the nodes' --admin-token-file token): %s serve /admin/ off loopback and refuse faults without it", what, spec.ClusterFile, strings.Join(offLoopback, ", "))
+	}
+	if _, err := readAdminToken(f.adminToken); err != nil {
+		return err
 	}
 	return nil
+}
+
+// loopbackAddr reports whether host:port names a loopback host (a bare :port binds
+// loopback, as node does).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" || host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // readAdminToken reads --admin-token-file ("" when not given).
@@ -250,7 +281,11 @@ func readAdminToken(path string) (string, error) {
 	if err != nil {
 		return "", usagef("--admin-token-file: %v", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", usagef("--admin-token-file %s is empty", path)
+	}
+	return token, nil
 }
 
 // adminTarget is a cluster loadgen did not start whose spec names every node's admin
@@ -259,6 +294,7 @@ func readAdminToken(path string) (string, error) {
 type adminTarget struct {
 	*adapter.Target
 	spec *server.ClusterSpec
+	cfg  adapter.Config // the client's, for the durability check's read-back
 }
 
 // NodeEvents implements bench.EventReporter.
@@ -271,21 +307,33 @@ func (a *adminTarget) NodeEvents() (map[string]map[string]int64, error) {
 }
 
 // faults is the nemesis view of the nodes: admin endpoints only (nemesis.Procs with remote
-// nodes refuses kills, restarts and pauses).
+// nodes: kills by /admin/crash, restarts by their supervisors, pauses by /admin/pause).
 func (a *adminTarget) faults(token string) faultTarget {
 	p := &nemesis.Procs{AdminToken: token}
 	for _, n := range a.spec.Nodes {
 		p.Procs = append(p.Procs, nemesis.Proc{ID: n.ID, AdminURL: "http://" + n.MetricsAddr})
 	}
-	return remoteFaults{p}
+	return remoteFaults{p: p, cfg: a.cfg}
 }
 
-// remoteFaults is faultTarget for an adminTarget; it has no read-back (the durability
-// check needs to kill and restart the nodes, which validate refuses remotely).
-type remoteFaults struct{ c nemesis.Cluster }
+// remoteFaults is faultTarget for an adminTarget. The durability check crashes the nodes
+// through /admin/crash, waits for their supervisors to start them again, and reads back
+// through a fresh client.
+type remoteFaults struct {
+	p   *nemesis.Procs
+	cfg adapter.Config
+}
 
-func (r remoteFaults) Nemesis() nemesis.Cluster { return r.c }
+func (r remoteFaults) Nemesis() nemesis.Cluster { return r.p }
 
-func (r remoteFaults) ReadBack(context.Context) (bench.Target, error) {
-	return nil, errors.New("loadgen: no durability read-back on a cluster loadgen does not start")
+// Close stops watching for crashed nodes.
+func (r remoteFaults) Close() { r.p.Close() }
+
+// ReadBack implements faultTarget: a fresh client target once the restarted cluster
+// commits again.
+func (r remoteFaults) ReadBack(ctx context.Context) (bench.Target, error) {
+	if err := adapter.Probe(ctx, r.cfg); err != nil {
+		return nil, err
+	}
+	return adapter.Open(r.cfg)
 }

@@ -194,13 +194,6 @@ func TestClusterFileAndTargets(t *testing.T) {
 	if e := r.ClusterEvents; e == nil || e["leader_changes"] < 1 {
 		t.Errorf("cluster events %v after a leadership transfer: want a leader change counted from the nodes' /metrics", e)
 	}
-	// A fault that needs the node's process is refused before the run, naming why.
-	fout.Reset()
-	err = run([]string{"--cluster", c.SpecPath, "--duration", "1s", "--nemesis", "kill-leader@500ms", "--out", filepath.Join(t.TempDir(), "x")}, &fout, &fout)
-	if err == nil || !strings.Contains(err.Error(), "needs the node's process") {
-		t.Errorf("kill-leader against --cluster: %v", err)
-	}
-
 	// A cluster that cannot commit is refused before anything is measured, with the reason:
 	// an address nobody listens on is named; with every address answering, the protocol.
 	defer func(d time.Duration) { remoteReadyTimeout = d }(remoteReadyTimeout)

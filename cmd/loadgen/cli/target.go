@@ -47,11 +47,12 @@ func openTarget(ctx context.Context, spec bench.Spec) (bench.Target, error) {
 			nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
 			admin = admin && n.MetricsAddr != ""
 		}
-		t, err := openRemote(ctx, adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout})
+		cfg := adapter.Config{Protocol: spec.Protocol, Nodes: nodes, PBFT: pbftOf(cs), AttemptTimeout: spec.AttemptTimeout}
+		t, err := openRemote(ctx, cfg)
 		if err != nil || !admin {
 			return t, err
 		}
-		return &adminTarget{Target: t.(*adapter.Target), spec: cs}, nil
+		return &adminTarget{Target: t.(*adapter.Target), spec: cs, cfg: cfg}, nil
 	default:
 		for i, a := range spec.Targets {
 			nodes = append(nodes, client.Node{ID: uint64(i + 1), Addr: a})
