@@ -68,6 +68,7 @@ var examples = map[string]string{
   loadgen --local 3 --mode open --rate 50000 --duration 60s          # latency free of coordinated omission
   loadgen --local 3 --sync always --nemesis kill-leader@10s,restart@15s --check-linearizability --check-durability
   loadgen --protocol raft --cluster cluster.json --mode closed --clients 64 --conns 8   # a cluster started elsewhere
+  loadgen --cluster cluster.json --admin-token-file admin.token --rate 20000 --nemesis kill-leader@10s,restart@15s,pause-random@25s:3s   # nodes under systemd
 `,
 	"sweep": `  loadgen sweep --local 3 --start-rate 10000 --factor 1.5 --duration 10s
 `,
