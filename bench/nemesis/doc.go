@@ -7,6 +7,8 @@
 //
 // It owns no process or network management: a Cluster implementation does the killing,
 // pausing and partitioning (InProcess for server.LocalCluster, Procs for node processes found
-// through their /admin/ endpoints, bench/netns for network namespaces). It never decides
+// through their /admin/ endpoints, bench/netns for network namespaces). Procs also drives
+// nodes on other hosts through those endpoints alone: a kill is the node's /admin/crash, a
+// restart waits for the node's supervisor to start it again, a pause is /admin/pause. It never decides
 // whether a run was correct; bench/history does.
 package nemesis

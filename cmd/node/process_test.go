@@ -106,7 +106,6 @@ func (fakeAdmin) SetPartition([]uint64) {}
 // nodeProc is a node process started from the test binary.
 type nodeProc struct {
 	cmd    *exec.Cmd
-	admin  string
 	exited chan struct{}
 }
 
