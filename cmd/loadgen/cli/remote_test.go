@@ -64,7 +64,7 @@ func TestRemoteFaultsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || exitStatus(err) != 2 {
 			t.Errorf("%s: err %v (exit %d), want exit 2 saying %q", name, err, exitStatus(err), c.want)
 		}
-		if time.Since(start) > time.Second {
+		if time.Since(start) > 5*time.Second { // far below the 10 s a cluster that cannot commit takes to refuse
 			t.Errorf("%s: refused after %v: it must be refused before reaching the cluster", name, time.Since(start))
 		}
 	}
