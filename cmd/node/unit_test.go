@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +42,33 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if o.id != 2 || o.init || o.sync != "always" || o.clusterFile == "" || o.adminToken == "" || o.peerSecret == "" {
 		t.Errorf("ExecStart: id %d, init %v, sync %s, cluster %q, admin token %q, peer secret %q", o.id, o.init, o.sync, o.clusterFile, o.adminToken, o.peerSecret)
+	}
+}
+
+// systemd itself accepts the unit: systemd-analyze verify reports nothing but the binary
+// this host has not installed. Skipped where systemd-analyze is not on PATH.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("no systemd-analyze on PATH")
+	}
+	b, err := os.ReadFile("../../deploy/consensusbench-node@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "consensusbench-node@.service"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("consensusbench-node@.service", filepath.Join(dir, "consensusbench-node@2.service")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(analyze, "verify", "--man=no", "./consensusbench-node@2.service")
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line != "" && !strings.Contains(line, "/usr/local/bin/node is not executable") {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
 	}
 }
