@@ -29,10 +29,14 @@ type envelope struct {
 type dropRule struct {
 	from, to, seq, view int // -1 = any
 	typ                 pbftcore.MsgType
+	// except, when hasExcept, is a sender whose messages the rule lets through.
+	except    int
+	hasExcept bool
 }
 
 func (d dropRule) match(e *envelope) bool {
-	return (d.from < 0 || d.from == e.m.From) && (d.to < 0 || (!e.toClient && d.to == e.to)) &&
+	return (d.from < 0 || d.from == e.m.From) && (!d.hasExcept || d.except != e.m.From) &&
+		(d.to < 0 || (!e.toClient && d.to == e.to)) &&
 		(d.typ == 0 || d.typ == e.m.Type) && (d.seq < 0 || uint64(d.seq) == e.m.Seq) &&
 		(d.view < 0 || uint64(d.view) == e.m.View)
 }
@@ -529,7 +533,18 @@ func (h *harness) run(cmd string, args map[string]string) error {
 			h.drops = nil
 			break
 		}
+		if _, ok := args["undo"]; ok { // drop undo: remove the rule added last
+			if len(h.drops) == 0 {
+				return errors.New("drop undo: no rule")
+			}
+			h.drops = h.drops[:len(h.drops)-1]
+			break
+		}
 		d := dropRule{from: intArg(args, "from", -1), to: intArg(args, "to", -1), seq: intArg(args, "seq", -1), view: intArg(args, "view", -1)}
+		if _, ok := args["except"]; ok {
+			// drop type=Request to=1 except=0: from every sender (clients included) but r0.
+			d.except, d.hasExcept = intArg(args, "except", 0), true
+		}
 		if t, ok := args["type"]; ok {
 			for mt := pbftcore.MsgRequest; mt <= pbftcore.MsgBatch; mt++ {
 				if mt.String() == t {

@@ -218,6 +218,12 @@ type clientState struct {
 	queuedTs uint64 // primary: highest timestamp queued or proposed in this view
 	waitTs   uint64 // timestamp this replica waits to see executed (request timer)
 	claimState
+	// held is the latest request the client retransmitted to this replica while it could not
+	// order it (a backup, or a primary changing view), kept until it executes: the next
+	// primary orders it on entering its view, and the other replicas relay it there
+	// (takeOverHeld). At most one per client (one outstanding request per client, OSDI '99
+	// §4.1), so a replica holds at most Keys' client count of them, each within MaxOpBytes.
+	held queued
 }
 
 // queued is a request waiting at the primary for a batch.
@@ -647,6 +653,13 @@ func (nd *Node) stepRequest(m *Message) error {
 	}
 	// A backup: the client retransmitted to all replicas, so the primary may be faulty.
 	nd.waitFor(cs, r.Timestamp)
+	if r.Timestamp > cs.held.req.Timestamp {
+		// Kept for the view change this retransmission may lead to: without it the next
+		// primary had nothing to order when it entered its view, the client's request
+		// waited for its next retransmission (a whole client timeout), and the request
+		// timer, running on, cost a second view change meanwhile.
+		cs.held.set(r, d)
+	}
 	if nd.viewActive {
 		relay := Message{Type: MsgRequest, To: nd.primaryOf(nd.view)}
 		relay.Requests = nd.arenaRequests(m.Requests)
@@ -714,13 +727,18 @@ func (nd *Node) sendReply(client, ts, view uint64, result []byte, readOnly bool)
 func (nd *Node) enqueue(r *Request, d Digest) {
 	q := &nd.queue[(nd.qHead+nd.qLen)%len(nd.queue)]
 	nd.qLen++
+	q.set(r, d)
+	nd.qBytes += len(r.Op)
+}
+
+// set copies r (its bytes into q's own buffer, reused) with its digest d.
+func (q *queued) set(r *Request, d Digest) {
 	q.data = append(q.data[:0], r.Op...)
 	q.data = append(q.data, r.Auth...)
 	q.req = *r
 	q.req.Op = q.data[:len(r.Op):len(r.Op)]
 	q.req.Auth = q.data[len(r.Op):]
 	q.digest = d
-	nd.qBytes += len(r.Op)
 }
 
 // maybeCutBatches sends pre-prepares for queued requests while the window allows (OSDI '99

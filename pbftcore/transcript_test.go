@@ -125,3 +125,11 @@ func TestTranscriptLostViewChangeShared(t *testing.T) {
 
 // A client's MAC wrong for one backup only does not leave that backup behind.
 func TestTranscriptSpoiledMAC(t *testing.T) { runTranscript(t, "spoiled_mac.txt") }
+
+// OSDI '99 §4.1 and §4.4: after the primary fails, the client's one retransmission to every
+// replica is enough: the new primary orders the requests it received as a backup as soon as
+// it enters the view, instead of waiting for the client's next retransmission (which cost a
+// whole client timeout and, in between, a second view change).
+func TestTranscriptFailoverRetransmission(t *testing.T) {
+	runTranscript(t, "failover_retransmission.txt")
+}

@@ -460,6 +460,16 @@ func (nd *Node) enterView(dec *decision) {
 		nd.clients[i].queuedTs = nd.clients[i].lastTs
 		nd.clients[i].claimQueued = Digest{}
 	}
+	// The O set's requests are proposed in this view already: neither a client's
+	// retransmission nor takeOverHeld orders them a second time.
+	for _, o := range dec.o {
+		if s := nd.existingSlot(o.seq); s != nil && !s.missing {
+			for _, r := range s.batch().reqs {
+				cs := &nd.clients[r.Client]
+				cs.queuedTs = max(cs.queuedTs, r.Timestamp)
+			}
+		}
+	}
 	if nd.waiting > 0 {
 		nd.reqTimer = nd.timeout()
 	}
@@ -467,5 +477,45 @@ func (nd *Node) enterView(dec *decision) {
 		if s := nd.existingSlot(o.seq); s != nil {
 			nd.checkPrepared(s)
 		}
+	}
+	nd.takeOverHeld()
+}
+
+// takeOverHeld hands the new view the requests that clients retransmitted to this replica
+// and that have not executed (clientState.held): the primary queues them, the backups relay
+// them to it (OSDI '99 §4.4: a backup that receives a request relays it to the primary).
+// The clients retransmitted because the old primary did not answer, so these are the
+// requests the view change is for: ordering them now completes them one view change after
+// their first retransmission, not at the client's next one. The relays cover a new primary
+// that missed the retransmission. Requests in the NEW-VIEW's O set are skipped (queuedTs),
+// unless their batch is still being fetched here; one ordered twice executes once
+// (clientState.lastTs), as a client's retransmission does. Claims (timestamp 0) are not
+// held: they come again with the claimant's next retransmission.
+func (nd *Node) takeOverHeld() {
+	primary := nd.isPrimary()
+	for i := range nd.clients {
+		cs := &nd.clients[i]
+		h := &cs.held
+		if h.req.Timestamp <= cs.lastTs || !nd.acceptsTimestamp(cs, h.req.Timestamp) {
+			continue // executed (or never held), or its holder's grant has expired since
+		}
+		if h.req.Timestamp <= cs.queuedTs {
+			continue // in the O set
+		}
+		if !primary {
+			relay := Message{Type: MsgRequest, From: nd.id, To: nd.primaryOf(nd.view)}
+			relay.Requests = nd.arenaRequests([]Request{h.req})
+			nd.msgs = append(nd.msgs, relay) // the client's authenticator travels inside
+			continue
+		}
+		if nd.qLen == len(nd.queue) {
+			continue // the client's next retransmission brings it again
+		}
+		nd.enqueue(&h.req, h.digest)
+		cs.queuedTs = h.req.Timestamp
+		nd.waitFor(cs, h.req.Timestamp)
+	}
+	if primary {
+		nd.maybeCutBatches(false) // a partial batch goes at the next flush tick, as any other
 	}
 }
