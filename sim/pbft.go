@@ -92,7 +92,17 @@ type pbftProtocol struct {
 	// counts the PRE-PREPAREs crashed replicas accepted without preparing them.
 	spoilClient, spoilReplica int
 	unverifiedGone            uint64
+	// clientTimeout is the clients' retransmission timeout in ticks (pbftClientTimeoutTick
+	// unless a test sets it before the run).
+	clientTimeout int
+	// retransmitted[k] counts the ordered requests that completed after k retransmissions to
+	// every replica (the last entry: that many or more): how many client timeouts a request
+	// paid, whatever the workload's op latency.
+	retransmitted [pbftRetransmittedMax + 1]int
 }
+
+// pbftRetransmittedMax is the last bucket of pbftProtocol.retransmitted.
+const pbftRetransmittedMax = 4
 
 // Counters implements CounterReporter: how many NEW-VIEWs, batch fetches and answers, and
 // state-transfer chunks the run sent.
@@ -137,7 +147,7 @@ func newPBFT(c *Cluster) Protocol { return newPBFTWith(c, byz.Honest) }
 func newPBFTWith(c *Cluster, force byz.Behaviour) *pbftProtocol {
 	r := c.ProtoRand()
 	p := &pbftProtocol{c: c, f: 1 + r.IntN(pbftFMax), batchAt: map[uint64]pbftcore.Digest{},
-		sent: map[[2]uint64][]byte{}, nvSeen: map[uint64]bool{}}
+		sent: map[[2]uint64][]byte{}, nvSeen: map[uint64]bool{}, clientTimeout: pbftClientTimeoutTick}
 	p.n = 3*p.f + 1
 	p.k = []uint64{2, 4, 8, 16}[r.IntN(4)]
 	p.batch = []int{1, 2, 4, 8}[r.IntN(4)]
@@ -293,7 +303,7 @@ func (p *pbftProtocol) Crashed(id NodeID) {
 
 func (p *pbftProtocol) NewClient(h *ClientHost) Client {
 	cl, err := pbftcore.NewClient(pbftcore.ClientConfig{ID: uint64(h.Index()), N: p.n,
-		Keys: p.keyring.Client(uint64(h.Index())), TimeoutTicks: pbftClientTimeoutTick, SignAll: p.signAll,
+		Keys: p.keyring.Client(uint64(h.Index())), TimeoutTicks: p.clientTimeout, SignAll: p.signAll,
 		MaxOpBytes: OpEncodedSize})
 	if err != nil {
 		panic(err)
@@ -728,12 +738,15 @@ type pbftClient struct {
 	p  *pbftProtocol
 	h  *ClientHost
 	cl *pbftcore.Client
+	// retransmissions of the current op's ordered request to every replica (its timeouts).
+	retransmissions int
 }
 
 func (c *pbftClient) Start(op Op) {
 	if c.cl.Busy() {
 		c.cl.Abandon()
 	}
+	c.retransmissions = 0
 	b := AppendOp(nil, op)
 	c.p.sent[[2]uint64{uint64(op.Client), op.Seq}] = b
 	if err := c.cl.InvokeAt(op.Seq, b, op.Kind == OpGet); err != nil {
@@ -765,6 +778,9 @@ func (c *pbftClient) flush() {
 			a[c.p.spoilReplica*pbftcore.MACSize] ^= 0xff
 		}
 		if m.To == pbftcore.ToAll {
+			if !m.Requests[0].ReadOnly {
+				c.retransmissions++
+			}
 			for j := range c.p.n {
 				c.h.Send(NodeID(j+1), m)
 			}
@@ -776,6 +792,7 @@ func (c *pbftClient) flush() {
 		if len(rd.Result) != pbftResultBytes {
 			c.p.fail(fmt.Errorf("pbft: client %d accepted a malformed result", c.h.Index()))
 		} else {
+			c.p.retransmitted[min(c.retransmissions, pbftRetransmittedMax)]++
 			c.h.Complete(c.cl.Timestamp(), Output{Value: int64(binary.LittleEndian.Uint64(rd.Result)), OK: rd.Result[8] == 1})
 		}
 	}
