@@ -51,6 +51,15 @@
 //     request the primary forged gathers no correct PREPARE, so it cannot prepare. After a
 //     restart the request is checked again (the log does not say whether the PREPARE went
 //     out). UnverifiedBatches counts these PRE-PREPAREs.
+//   - A replica keeps the latest request each client retransmitted to it and that it could
+//     not order (a backup, or a primary changing view) until it executes. On entering a
+//     view the primary orders these and the backups relay theirs to it, so a request sent
+//     to a crashed primary completes one view change after the client's first
+//     retransmission to every replica. The papers have a backup relay the request when it
+//     arrives, to a primary that may be the one that failed; without keeping it, the new
+//     primary had nothing to order, the request waited for the client's next
+//     retransmission, and the request timer, running on in the new view, cost a second
+//     view change meanwhile. Requests in the NEW-VIEW's O set are not ordered again.
 //   - The client table (per-client last timestamp and result) is part of the checkpointed
 //     state (chunk 0 of a state transfer), so exactly-once survives state transfer.
 //   - The papers assume each client has its own principal. Clients here claim ranges of
