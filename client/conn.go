@@ -94,7 +94,9 @@ func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, dialT
 	return c, nil
 }
 
-// send registers cl under req.FirstSeq and queues req's frame.
+// send registers cl under req.FirstSeq and queues req's frame. An error means cl was never
+// registered (the connection had already failed); once registered, cl is settled only
+// through cl.done (its reply, or cl.err when the connection breaks), exactly once.
 func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 	c.wmu.Lock()
 	if c.werr != nil {
@@ -140,6 +142,13 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 			c.writing = false
 			c.wmu.Unlock()
 			c.fail(err)
+			if cl != nil {
+				// cl is registered, so it is settled through cl.done: by a fail (this one,
+				// or the reader's racing it, which may not have reached cl yet) or by its
+				// reply, if its frame left in an earlier write. Returning the error as
+				// well would let the caller reuse cl while that signal is still coming.
+				return nil
+			}
 			return err
 		}
 	}
