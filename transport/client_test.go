@@ -49,8 +49,10 @@ func TestClientRepliesWrittenDirectly(t *testing.T) {
 	m := tr.Metrics()
 	direct, async := m.ClientDirectWrites.Load(), m.ClientAsyncWrites.Load()
 	// The first flush goes through the event loop (the handshake answer may sit in gnet's
-	// buffer); its callback may land after the next flush, so allow a few more.
-	if async > 3 || direct+async != flushes {
+	// buffer). Its callback re-enables direct writes, and may run after the client has read
+	// the reply and the next flushes came: those ride on the callback's own write (counted
+	// as neither), so allow a few.
+	if async > 3 || direct < flushes-5 {
 		t.Fatalf("%d direct and %d event-loop writes for %d flushes to a reading client, want all but the first few direct", direct, async, flushes)
 	}
 }
