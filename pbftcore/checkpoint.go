@@ -97,6 +97,9 @@ func (nd *Node) restoreClientTable(b []byte) bool {
 	nd.restoreClaimTable(b)
 	for i, r := range recs {
 		c := &nd.clients[i]
+		// Whether the transferred state executed a waited claim is not visible here: the
+		// wait ends, and the claimant's retransmission starts it again if it is unanswered.
+		nd.claimSettled(c)
 		if c.waitTs > 0 && c.waitTs <= r.ts {
 			c.waitTs = 0
 			nd.waiting--

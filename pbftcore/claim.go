@@ -164,6 +164,13 @@ type claimState struct {
 	// claimQueued: the primary has a claim of this principal queued or ordered in this view
 	// (its digest), so the copies backups relay are not ordered again.
 	claimQueued Digest
+	// claimWaiting: this replica received the claim from its claimant (a retransmission to
+	// every replica, so the primary may be faulty) and waits for a claim of the principal
+	// to execute, with the request timer running, as for any request (OSDI '99 §4.4).
+	// heldClaim is that claim, kept for the next view's primary (takeOverHeld). Local, not
+	// replicated state.
+	claimWaiting bool
+	heldClaim    queued
 }
 
 // live reports whether the principal is held by a grant whose lease has not expired.
@@ -353,13 +360,19 @@ func (nd *Node) restoreClaimTable(b []byte) {
 // stepClaim handles a claim request as stepRequest does an ordered one, except that claims
 // bypass the exactly-once record (they are idempotent by nonce, and their Timestamp 0 never
 // advances it). The primary orders one copy per principal at a time (backups relay the
-// copies a client sent to all); a backup relays it but starts no request timer for it, so a
-// claim waits for a silent primary's view change that other requests start, or its
-// claimant gives up.
+// copies a client sent to all). A backup relays it, waits for it with the request timer as
+// for any request, and holds it for the next view's primary: a claim sent while the primary
+// is faulty completes after one view change, like an ordinary request (a claimant that
+// cannot get identities cannot send anything else that would start that view change).
 func (nd *Node) stepClaim(m *Message, r *Request, d Digest) error {
 	cs := &nd.clients[r.Client]
 	if nd.isPrimary() && nd.viewActive {
 		if cs.claimQueued == d {
+			if m.From == FromClient {
+				// The claimant retransmitted: like a request's, the primary waits for it
+				// too, so a primary whose batches cannot commit moves on (stepRequest).
+				nd.waitForClaim(cs)
+			}
 			return nil
 		}
 		if nd.qLen == len(nd.queue) {
@@ -373,6 +386,8 @@ func (nd *Node) stepClaim(m *Message, r *Request, d Digest) error {
 	if m.From != FromClient {
 		return ErrNotPrimary
 	}
+	nd.waitForClaim(cs)
+	cs.heldClaim.set(r, d)
 	if nd.viewActive {
 		relay := Message{Type: MsgRequest, To: nd.primaryOf(nd.view)}
 		relay.Requests = nd.arenaRequests(m.Requests)
@@ -382,11 +397,35 @@ func (nd *Node) stepClaim(m *Message, r *Request, d Digest) error {
 	return nil
 }
 
+// waitForClaim starts waiting for a claim of cs's principal to execute, and the request
+// timer if it is not running.
+func (nd *Node) waitForClaim(cs *clientState) {
+	if !cs.claimWaiting {
+		cs.claimWaiting = true
+		nd.waiting++
+	}
+	if nd.reqTimer == 0 && nd.viewActive {
+		nd.reqTimer = nd.timeout()
+	}
+}
+
+// claimSettled ends the wait for cs's claim (one of the principal's claims executed, or the
+// state moved past what this replica could tell). A claimant that got no answer
+// retransmits, which starts the wait again.
+func (nd *Node) claimSettled(cs *clientState) {
+	if cs.claimWaiting {
+		cs.claimWaiting = false
+		nd.waiting--
+	}
+	cs.heldClaim = queued{req: Request{}, data: cs.heldClaim.data[:0]}
+}
+
 // replyClaim executes the claim r of batch s and replies to its principal. Claims are not
 // App operations: they are not in Ready.Executed.
 func (nd *Node) replyClaim(s *slot, r *Request) {
 	cs := &nd.clients[r.Client]
 	cs.claimQueued = Digest{} // a later retransmission is ordered again, to be answered again
+	nd.claimSettled(cs)
 	start := len(nd.arena)
 	nd.arena = nd.executeClaim(r, nd.arena)
 	res := nd.arena[start:len(nd.arena):len(nd.arena)]

@@ -283,3 +283,36 @@ func TestClaimRejectsMalformed(t *testing.T) {
 		t.Fatalf("valid claim after malformed ones: %+v", g)
 	}
 }
+
+// A claim sent while the primary is down completes after one view change, like a request
+// retransmitted to every replica: the backups that received it start their request timers
+// and hold it, and the next primary orders it on entering its view. Before, backups started
+// no timer for a claim, so a claimant facing a silent primary waited for other clients'
+// traffic to change the view, and with none (a fresh load generator) never got identities.
+func TestClaimCompletesAcrossAPrimaryFailure(t *testing.T) {
+	h := claimHarness(t, 2, map[string]string{"timeout": "10", "ctimeout": "1000"})
+	h.down[0] = true
+	h.out.Reset()
+	invokeClaim(t, h, 0, pbftcore.Claim{Kind: pbftcore.ClaimAny, Nonce: 9, Count: 1, Now: second, Lease: second})
+	h.stabilize()
+	for range 60 { // six view-change timers, far below the client's retransmission
+		h.tick(1)
+		if strings.Contains(h.out.String(), "c0 done ts=0") {
+			break
+		}
+	}
+	if g := grantOf(t, h, 0); g.Status != pbftcore.Granted || g.Nonce != 9 {
+		t.Fatalf("grant %+v, want nonce 9 granted", g)
+	}
+	for i := 1; i < 4; i++ {
+		if s := h.nodes[i].Status(); s.View != 1 {
+			t.Fatalf("r%d in view %d after the claim, want 1 (one view change)", i, s.View)
+		}
+	}
+	want := pbftcore.ClientTable(h.nodes[1])
+	for i := 2; i < 4; i++ {
+		if !bytes.Equal(pbftcore.ClientTable(h.nodes[i]), want) {
+			t.Fatalf("r%d's client table differs from r1's after the failover", i)
+		}
+	}
+}

@@ -489,12 +489,17 @@ func (nd *Node) enterView(dec *decision) {
 // their first retransmission, not at the client's next one. The relays cover a new primary
 // that missed the retransmission. Requests in the NEW-VIEW's O set are skipped (queuedTs),
 // unless their batch is still being fetched here; one ordered twice executes once
-// (clientState.lastTs), as a client's retransmission does. Claims (timestamp 0) are not
-// held: they come again with the claimant's next retransmission.
+// (clientState.lastTs), as a client's retransmission does. A held claim (timestamp 0) is
+// taken over the same way while this replica still waits for one of its principal's claims;
+// the primary orders one copy per principal (claimQueued), and a claim ordered twice is
+// answered twice with the same grant (it is idempotent per nonce).
 func (nd *Node) takeOverHeld() {
 	primary := nd.isPrimary()
 	for i := range nd.clients {
 		cs := &nd.clients[i]
+		if cs.claimWaiting && cs.heldClaim.req.Client == uint64(i) && len(cs.heldClaim.req.Op) > 0 {
+			nd.takeOverClaim(cs, primary)
+		}
 		h := &cs.held
 		if h.req.Timestamp <= cs.lastTs || !nd.acceptsTimestamp(cs, h.req.Timestamp) {
 			continue // executed (or never held), or its holder's grant has expired since
@@ -518,4 +523,21 @@ func (nd *Node) takeOverHeld() {
 	if primary {
 		nd.maybeCutBatches(false) // a partial batch goes at the next flush tick, as any other
 	}
+}
+
+// takeOverClaim hands the new view cs's held claim: the primary queues it (once per
+// principal), a backup relays it to the primary.
+func (nd *Node) takeOverClaim(cs *clientState, primary bool) {
+	h := &cs.heldClaim
+	if !primary {
+		relay := Message{Type: MsgRequest, From: nd.id, To: nd.primaryOf(nd.view)}
+		relay.Requests = nd.arenaRequests([]Request{h.req})
+		nd.msgs = append(nd.msgs, relay)
+		return
+	}
+	if cs.claimQueued == h.digest || nd.qLen == len(nd.queue) {
+		return
+	}
+	nd.enqueue(&h.req, h.digest)
+	cs.claimQueued = h.digest
 }
