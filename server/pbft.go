@@ -352,6 +352,9 @@ func (r *PBFTReplica) newTransport() error {
 		// Clients send one request (an operation of at most PBFTMaxOpBytes and its
 		// authenticator) or a registration per frame.
 		tc.MaxClientFrameBytes = PBFTMaxClientFrameBytes
+		// Every replica answers every request: the event loops write the replies beside the
+		// driver, which is the bottleneck (transport.Config.ClientWritesOnLoop).
+		tc.ClientWritesOnLoop = true
 	})
 	r.tr = tr
 	return err

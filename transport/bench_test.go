@@ -141,6 +141,7 @@ func setupOutboundGnet(b *testing.B) outboundUnderTest {
 	// Reuse the client-reply machinery of a (not started) Transport for the gnet connection.
 	cfg := testConfig(1, 2)
 	cfg.ClientQueueBytes = 4 * window // never the limit here: the window below is
+	cfg.ClientWritesOnLoop = true     // this variant measures gnet's AsyncWritev
 	tr, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -150,7 +151,6 @@ func setupOutboundGnet(b *testing.B) outboundUnderTest {
 			b.Error("gnet connection was closed as slow")
 		}
 	})
-	tr.clientWritesOnLoop = true // this variant measures gnet's AsyncWritev
 	cc := tr.addClient(gc)
 	hello := helloFrame(testClusterID, 1, wire.ProtocolRaft, ProtocolVersion)
 	if _, err := cc.q.push(hello); err != nil {
@@ -295,8 +295,9 @@ func BenchmarkClientReplies(b *testing.B) {
 }
 
 func benchClientReplies(b *testing.B, perFlush int, onLoop bool, size int, clientWindow int64) {
-	tr, _ := startTransport(b, testConfig(1))
-	tr.clientWritesOnLoop = onLoop
+	cfg := testConfig(1)
+	cfg.ClientWritesOnLoop = onLoop
+	tr, _ := startTransport(b, cfg)
 	conn, err := net.Dial("tcp", tr.ClientAddr())
 	if err != nil {
 		b.Fatal(err)

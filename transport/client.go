@@ -286,7 +286,7 @@ func (cc *clientConn) onWritten(c gnet.Conn, err error) error {
 			cc.inflight = false
 			// gnet wrote everything (or still buffers some, to write on EPOLLOUT): the
 			// driver may write itself only in the first case.
-			cc.direct = c.OutboundBuffered() == 0 && !cc.t.clientWritesOnLoop
+			cc.direct = c.OutboundBuffered() == 0 && !cc.t.cfg.ClientWritesOnLoop
 			cc.mu.Unlock()
 			return nil
 		}

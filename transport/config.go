@@ -128,6 +128,15 @@ type Config struct {
 	ClientQueueBytes int
 	// ChunkBytes is the outbound queue chunk size.
 	ChunkBytes int
+	// ClientWritesOnLoop hands every reply flush to the event loops (gnet's AsyncWritev)
+	// instead of writing it on the socket from the driver (see clientConn). Direct writes
+	// save an eventfd write and a loop wake-up per flush, which is most of the reply path's
+	// cost when each request is small; the event loops instead write beside the driver and
+	// coalesce a connection's replies of several rounds into one writev, which pays when the
+	// driver is the bottleneck and replies are many. PBFT replicas set it: every replica
+	// answers every request there, and direct writes cost PBFT's saturated shape about 5%
+	// of its throughput (results/bench/README.md, "Direct client replies").
+	ClientWritesOnLoop bool
 	// ClientFrameTypes are the types accepted from clients (nil: DefaultClientFrameTypes).
 	ClientFrameTypes []wire.Type
 	// MaxClientFrameBytes bounds frames on client connections (0: MaxFrameBytes); the server

@@ -46,7 +46,8 @@ var (
 // reconnect with backoff) and sends everything queued for that peer with one writev.
 // Outbound to clients: replies are queued per connection and flushed once per connection per
 // FlushClients, with one non-blocking writev on the socket by the driver itself; what the
-// socket does not take goes to gnet's AsyncWritev (see clientConn).
+// socket does not take goes to gnet's AsyncWritev (see clientConn), and so does every flush
+// with Config.ClientWritesOnLoop.
 //
 // Concurrency contract: SendClient and FlushClients belong to one goroutine, the server's
 // driver (they share its list of connections to flush); receiving from Inbound is meant for
@@ -54,13 +55,10 @@ var (
 // PeerQueueBytes, ClientQueueBytes and InboundQueueDepth are safe from any goroutine. Start
 // and Close are called once each, by the owner.
 type Transport struct {
-	cfg Config
-	// clientWritesOnLoop hands every reply flush to the event loop (no direct writes): the
-	// previous reply path, kept for benchmarks that compare the two.
-	clientWritesOnLoop bool
-	log                *slog.Logger
-	metrics            Metrics
-	epoch              time.Time
+	cfg     Config
+	log     *slog.Logger
+	metrics Metrics
+	epoch   time.Time
 
 	ctx         context.Context // cancelled by Close: aborts dials in progress
 	cancel      context.CancelFunc
