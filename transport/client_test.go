@@ -2,7 +2,6 @@ package transport
 
 import (
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -13,15 +12,7 @@ import (
 // flush, and arrive whole and in order.
 func TestClientRepliesWrittenDirectly(t *testing.T) {
 	tr, _ := startTransport(t, testConfig(1))
-	conn, err := net.Dial("tcp", tr.ClientAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
-		t.Fatal(err)
-	}
-	id := receive(t, tr, 1)[0].Client
+	conn, id := dialClient(t, tr)
 	r := wire.NewReader(conn, 0)
 	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
 	const flushes, perFlush = 200, 3
@@ -64,15 +55,7 @@ func TestClientRepliesKeepOrderAcrossAFullSocket(t *testing.T) {
 	cfg := testConfig(1)
 	cfg.ClientQueueBytes = 64 << 20
 	tr, _ := startTransport(t, cfg)
-	conn, err := net.Dial("tcp", tr.ClientAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
-		t.Fatal(err)
-	}
-	id := receive(t, tr, 1)[0].Client
+	conn, id := dialClient(t, tr)
 	var reply []byte
 	seq := uint64(0)
 	send := func(size int) {

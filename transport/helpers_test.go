@@ -322,3 +322,18 @@ func (fp *fakePeer) serve(c net.Conn) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// dialClient connects a raw client to tr, sends one request and returns the connection (closed
+// at the test's end) and the ID the transport gave it.
+func dialClient(t testing.TB, tr *Transport) (net.Conn, ClientID) {
+	t.Helper()
+	conn, err := net.Dial("tcp", tr.ClientAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
+		t.Fatal(err)
+	}
+	return conn, receive(t, tr, 1)[0].Client
+}

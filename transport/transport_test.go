@@ -405,15 +405,7 @@ func TestSlowClientClosed(t *testing.T) {
 	cfg := testConfig(1)
 	cfg.ClientQueueBytes = 256 << 10
 	tr, _ := startTransport(t, cfg)
-	conn, err := net.Dial("tcp", tr.ClientAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
-		t.Fatal(err)
-	}
-	id := receive(t, tr, 1)[0].Client
+	conn, id := dialClient(t, tr)
 	reply := seqFrame(nil, wire.TypeClientReply, 1, 16<<10)
 	deadline := time.Now().Add(waitTimeout)
 	for tr.Metrics().ClosedSlowClient.Load() == 0 {
@@ -534,15 +526,7 @@ func TestClientBusyKeepsConnection(t *testing.T) {
 	cfg := testConfig(1)
 	cfg.ClientQueueBytes = 64 << 10
 	tr, _ := startTransport(t, cfg)
-	conn, err := net.Dial("tcp", tr.ClientAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write(seqFrame(nil, wire.TypeClientRequest, 1, 16)); err != nil {
-		t.Fatal(err)
-	}
-	id := receive(t, tr, 1)[0].Client
+	conn, id := dialClient(t, tr)
 	var reply []byte
 	queued := 0
 	for ; ; queued++ {
