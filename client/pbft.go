@@ -136,6 +136,10 @@ type PBFTClient struct {
 	// lost is closed when a renewal finds the lease expired.
 	lost     chan struct{}
 	lostOnce sync.Once
+	// primaryDown is closed (and replaced) when the connection to the primary of the
+	// client's view breaks: a crashed primary's socket reports it at once, and the ordered
+	// requests waiting on it go to every replica then, not an attempt timeout later.
+	primaryDown atomic.Pointer[chan struct{}]
 	// ctlMu serializes claims, renewals and releases; ctl is the one in flight.
 	ctlMu     sync.Mutex
 	ctl       atomic.Pointer[pbftControl]
@@ -225,6 +229,8 @@ func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
 		byID: make([]atomic.Pointer[pbftSession], cfg.MaxInflight), closedC: make(chan struct{}),
 		lost: make(chan struct{}), renewDone: make(chan struct{})}
 	c.bg, c.bgCancel = context.WithCancel(context.Background())
+	down := make(chan struct{})
+	c.primaryDown.Store(&down)
 	c.keyring = pbftcore.NewKeyring([]byte(cfg.KeySeed), c.n, cfg.MaxClients)
 	c.replicaView = make([]atomic.Uint64, c.n)
 	for i := 0; i < cfg.MaxInflight; i++ {
@@ -367,14 +373,32 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 	}
 	tries := 1
 	t := s.timer
+	// down fires when the primary's connection breaks while this ordered request waits:
+	// it is retransmitted to every replica at once, as on an attempt timeout (reads go to
+	// every replica anyway).
+	var down <-chan struct{}
 	if readOnly {
 		t.Reset(c.cfg.ReadTimeout) // then the core retries it as an ordered request
 	} else {
 		t.Reset(c.cfg.AttemptTimeout)
+		down = *c.primaryDown.Load()
 	}
 	defer t.Stop()
 	for {
 		select {
+		case <-down:
+			s.mu.Lock()
+			if s.ready || !s.fellBack.IsZero() {
+				s.mu.Unlock()
+				down = nil
+				continue
+			}
+			tries++
+			s.core.Tick() // the core retransmits to every replica
+			c.flush(s)
+			s.mu.Unlock()
+			t.Reset(c.cfg.AttemptTimeout)
+			down = *c.primaryDown.Load()
 		case <-s.done:
 			s.mu.Lock()
 			if !s.ready {
@@ -451,7 +475,16 @@ func (c *PBFTClient) flush(s *pbftSession) {
 		}
 		// The core addresses the primary of the view it has seen; the client as a whole may
 		// know a newer one (any session's replies), and every replica can check the request.
-		c.conns[int(c.view.Load()%uint64(c.n))].send(s.frame)
+		// With no connection to that primary (it crashed, or is unreachable), the request
+		// goes to every replica now: the backups relay it and start their view-change timers,
+		// where a send to the primary alone would wait out an attempt timeout first.
+		if p := c.conns[int(c.view.Load()%uint64(c.n))]; p.up() {
+			p.send(s.frame)
+			continue
+		}
+		for _, pc := range c.conns {
+			pc.send(s.frame)
+		}
 	}
 	if rd.Done {
 		s.result = append(s.result[:0], rd.Result...)
@@ -720,7 +753,23 @@ func (pc *pbftConn) broken(nc net.Conn) {
 	if pc.nc == nc {
 		pc.nc = nil
 		pc.wbuf = pc.wbuf[:0]
+		if c := pc.cl; c.conns[int(c.view.Load()%uint64(c.n))] == pc && !c.closed.Load() {
+			c.notePrimaryDown()
+		}
 	}
+}
+
+// up reports whether the replica's connection is established.
+func (pc *pbftConn) up() bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.nc != nil
+}
+
+// notePrimaryDown wakes the ordered requests waiting on the primary (see primaryDown).
+func (c *PBFTClient) notePrimaryDown() {
+	next := make(chan struct{})
+	close(*c.primaryDown.Swap(&next))
 }
 
 func (pc *pbftConn) readLoop(nc net.Conn) {
