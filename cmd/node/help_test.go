@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/consensusbench/consensusbench/internal/textdiff"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/")
@@ -43,24 +43,6 @@ func TestHelpGolden(t *testing.T) {
 		t.Fatalf("%v (go test ./cmd/node -run HelpGolden -rewrite writes it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("node --help differs from %s (go test ./cmd/node -run HelpGolden -rewrite to accept):\n%s", helpGolden, firstDiff(string(want), got))
+		t.Errorf("node --help differs from %s (go test ./cmd/node -run HelpGolden -rewrite to accept):\n%s", helpGolden, textdiff.FirstLine(string(want), got))
 	}
-}
-
-// firstDiff shows the first line where want and got differ.
-func firstDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := range max(len(w), len(g)) {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\nwant %q\n got %q", i+1, wl, gl)
-		}
-	}
-	return "(equal)"
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/benchtest"
 	"github.com/consensusbench/consensusbench/bench/report"
+	"github.com/consensusbench/consensusbench/internal/textdiff"
 
 	"golang.org/x/sys/unix"
 )
@@ -157,28 +158,10 @@ func TestGolden(t *testing.T) {
 				return
 			}
 			if full != want {
-				t.Errorf("output differs from %s (go test -run Golden -rewrite to accept):\n%s", file, diff(want, full))
+				t.Errorf("output differs from %s (go test -run Golden -rewrite to accept):\n%s", file, textdiff.FirstLine(want, full))
 			}
 		})
 	}
-}
-
-// diff shows the first differing line with some context.
-func diff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			return fmt.Sprintf("line %d:\nwant %q\n got %q", i+1, wl, gl)
-		}
-	}
-	return "(equal)"
 }
 
 // runs makes n closed-loop results on the fake target with service times base, base+step, ...
