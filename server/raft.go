@@ -59,7 +59,7 @@ type ReplicaConfig struct {
 	Sync storage.SyncPolicy
 	// PeerListen and ClientListen override the spec's addresses (tests listen on port 0).
 	PeerListen, ClientListen string
-	// EventLoops is the transport's number of gnet event loops (0: one per CPU).
+	// EventLoops is the transport's number of gnet event loops (0: transport.DefaultEventLoops).
 	EventLoops int
 	// PeerSecret is the cluster secret peers prove at the hello (transport.Config.PeerSecret);
 	// nil leaves peers unauthenticated.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/consensusbench/consensusbench/wire"
@@ -113,7 +114,7 @@ type Config struct {
 	// configured ID, which is safe only on a network nobody else reaches.
 	PeerSecret []byte
 
-	// EventLoops is the number of gnet event loops; 0 lets gnet use one per CPU.
+	// EventLoops is the number of gnet event loops; 0 is DefaultEventLoops().
 	EventLoops int
 	// ReadBufferBytes is gnet's per-loop read buffer (ReadBufferCap).
 	ReadBufferBytes int
@@ -182,6 +183,7 @@ func (c *Config) withDefaults() Config {
 			*v = def
 		}
 	}
+	setInt(&d.EventLoops, DefaultEventLoops())
 	setInt(&d.ReadBufferBytes, DefaultReadBufferBytes)
 	if d.MaxFrameBytes == 0 {
 		d.MaxFrameBytes = wire.DefaultMaxFrameBytes
@@ -272,3 +274,13 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultEventLoops is the number of event loops when the config names none: one per four
+// Ps (GOMAXPROCS), at least one. An event loop sleeps in epoll_wait, a blocking system call
+// that keeps its P until the runtime's monitor takes it back, so gnet's default of one loop
+// per CPU left no P free for the driver on a small machine: the driver then waited for the
+// monitor (which ran every 20 us doing so) and woke threads to get one. On the 2-core dev VM
+// one loop instead of two took one-op-per-request node CPU from 12.9 to 10.3 us/op and
+// make run from 406k to 452k ops/s, PBFT unchanged (results/bench/README.md, "One event loop
+// per node"). The quarter is a guess above 2 cores: nothing larger was measured.
+func DefaultEventLoops() int { return max(1, runtime.GOMAXPROCS(0)/4) }
