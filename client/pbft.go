@@ -478,12 +478,14 @@ func (c *PBFTClient) flush(s *pbftSession) {
 		// With no connection to that primary (it crashed, or is unreachable), the request
 		// goes to every replica now: the backups relay it and start their view-change timers,
 		// where a send to the primary alone would wait out an attempt timeout first.
-		if p := c.conns[int(c.view.Load()%uint64(c.n))]; p.up() {
-			p.send(s.frame)
+		p := c.conns[int(c.view.Load()%uint64(c.n))]
+		if p.send(s.frame) {
 			continue
 		}
 		for _, pc := range c.conns {
-			pc.send(s.frame)
+			if pc != p {
+				pc.send(s.frame)
+			}
 		}
 	}
 	if rd.Done {
@@ -702,8 +704,9 @@ func (pc *pbftConn) dial(ctx context.Context) {
 	go pc.readLoop(nc)
 }
 
-// send queues frame (copied) for the replica; it drops it when the connection is down.
-func (pc *pbftConn) send(frame []byte) {
+// send queues frame (copied) for the replica; it drops it when the connection is down
+// (starting a redial) and reports false then.
+func (pc *pbftConn) send(frame []byte) (connected bool) {
 	pc.mu.Lock()
 	if pc.nc == nil {
 		if !pc.dialing && time.Since(pc.lastDial) >= pbftRedialMin && !pc.cl.closed.Load() {
@@ -711,18 +714,18 @@ func (pc *pbftConn) send(frame []byte) {
 			go pc.dial(context.Background())
 		}
 		pc.mu.Unlock()
-		return
+		return false
 	}
 	if len(pc.wbuf)+len(frame) > pbftMaxPendingWriteBytes {
 		// The replica is not reading (paused or overloaded): drop, as a lossy network would;
 		// the request is retransmitted to every replica on its timeout.
 		pc.mu.Unlock()
-		return
+		return true
 	}
 	pc.wbuf = append(pc.wbuf, frame...)
 	if pc.writing {
 		pc.mu.Unlock()
-		return
+		return true
 	}
 	pc.writing = true
 	// As conn.send: callers already runnable append before this one writes.
@@ -745,6 +748,7 @@ func (pc *pbftConn) send(frame []byte) {
 	}
 	pc.writing = false
 	pc.mu.Unlock()
+	return true
 }
 
 // broken forgets nc if it is still the current connection. Caller holds pc.mu.
@@ -757,13 +761,6 @@ func (pc *pbftConn) broken(nc net.Conn) {
 			c.notePrimaryDown()
 		}
 	}
-}
-
-// up reports whether the replica's connection is established.
-func (pc *pbftConn) up() bool {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	return pc.nc != nil
 }
 
 // notePrimaryDown wakes the ordered requests waiting on the primary (see primaryDown).

@@ -65,9 +65,8 @@ func (t *Transport) addClient(c gnet.Conn) *clientConn {
 		conn: c,
 		fd:   c.Fd(),
 		q:    newOutQueue(t.cfg.ClientQueueBytes, t.cfg.ChunkBytes),
-		// The first flush goes through gnet: the handshake answer may still sit in gnet's
-		// buffer. Its callback enables direct writes once gnet's buffer is empty.
-		direct: false,
+		// direct starts false: the first flush goes through gnet, since the handshake answer
+		// may still sit in gnet's buffer; its callback enables direct writes once it is empty.
 	}
 	cc.onWrittenFn = cc.onWritten
 	t.clientsMu.Lock()
@@ -188,7 +187,7 @@ func (cc *clientConn) kick() {
 			cc.release()
 			cc.mu.Unlock()
 			return
-		case err != nil && err != unix.EAGAIN && err != unix.EINTR:
+		case err != nil && err != unix.EAGAIN:
 			// The connection is broken: drop the replies as a failed gnet write would.
 			// The event loop sees the error on its side and closes the connection.
 			cc.release()

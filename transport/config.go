@@ -135,8 +135,8 @@ type Config struct {
 	// cost when each request is small; the event loops instead write beside the driver and
 	// coalesce a connection's replies of several rounds into one writev, which pays when the
 	// driver is the bottleneck and replies are many. PBFT replicas set it: every replica
-	// answers every request there, and direct writes cost PBFT's saturated shape about 5%
-	// of its throughput (results/bench/README.md, "Direct client replies").
+	// answers every request there, and direct writes cost PBFT's saturated shape 11% of
+	// its throughput (results/bench/README.md, "Direct client replies").
 	ClientWritesOnLoop bool
 	// ClientFrameTypes are the types accepted from clients (nil: DefaultClientFrameTypes).
 	ClientFrameTypes []wire.Type
@@ -280,7 +280,7 @@ func (c *Config) validate() error {
 // that keeps its P until the runtime's monitor takes it back, so gnet's default of one loop
 // per CPU left no P free for the driver on a small machine: the driver then waited for the
 // monitor (which ran every 20 us doing so) and woke threads to get one. On the 2-core dev VM
-// one loop instead of two took one-op-per-request node CPU from 12.9 to 10.3 us/op and
+// one loop instead of two took one-op-per-request node CPU from 12.8 to 10.4 us/op and
 // make run from 406k to 452k ops/s, PBFT unchanged (results/bench/README.md, "One event loop
 // per node"). The quarter is a guess above 2 cores: nothing larger was measured.
 func DefaultEventLoops() int { return max(1, runtime.GOMAXPROCS(0)/4) }
