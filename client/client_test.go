@@ -53,20 +53,7 @@ func TestRandomClientIDsDiffer(t *testing.T) {
 // A write whose attempts reached a replica that never answered ends with ErrMaybeApplied
 // (and the context's error); a read, or a write that never left the client, does not.
 func TestMaybeApplied(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() { // a replica that reads everything and answers nothing
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, nc) }()
-		}
-	}()
+	silent := serveEach(t, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) }) // reads everything, answers nothing
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -81,8 +68,8 @@ func TestMaybeApplied(t *testing.T) {
 		ops   []wire.Op
 		maybe bool
 	}{
-		{"write, silent replica", ln.Addr().String(), write, true},
-		{"read, silent replica", ln.Addr().String(), read, false},
+		{"write, silent replica", silent, write, true},
+		{"read, silent replica", silent, read, false},
 		{"write, nobody listening", deadAddr, write, false},
 	} {
 		cl, err := NewRaft(Config{Nodes: []Node{{ID: 1, Addr: c.addr}}, AttemptTimeout: 100 * time.Millisecond})
@@ -108,33 +95,20 @@ func TestPBFTMaybeApplied(t *testing.T) {
 	var nodes []Node
 	kr := pbftcore.NewKeyring([]byte(PBFTDefaultKeySeed), 4, PBFTDefaultMaxClients)
 	for i := range 4 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
+		addr := serveEach(t, func(nc net.Conn) { // answers claims only
+			r := wire.NewReader(nc, 0)
 			for {
-				nc, err := ln.Accept()
+				f, err := r.ReadFrame()
 				if err != nil {
 					return
 				}
-				go func() { // answers claims only
-					r := wire.NewReader(nc, 0)
-					for {
-						f, err := r.ReadFrame()
-						if err != nil {
-							return
-						}
-						var req wire.Request
-						if f.Type == wire.TypePBFTRequest && wire.DecodeRequest(f.Body, &req) == nil {
-							fakeGrant(kr, i, nc, &req)
-						}
-					}
-				}()
+				var req wire.Request
+				if f.Type == wire.TypePBFTRequest && wire.DecodeRequest(f.Body, &req) == nil {
+					fakeGrant(kr, i, nc, &req)
+				}
 			}
-		}()
-		nodes = append(nodes, Node{ID: uint64(i + 1), Addr: ln.Addr().String()})
+		})
+		nodes = append(nodes, Node{ID: uint64(i + 1), Addr: addr})
 	}
 	cl, err := NewPBFT(context.Background(), PBFTConfig{Nodes: nodes, AttemptTimeout: 100 * time.Millisecond, MaxInflight: 2})
 	if err != nil {

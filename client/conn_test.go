@@ -16,29 +16,15 @@ import (
 // could still be about to signal that call, so the caller pooled a call that was then
 // signalled (and written) after its reuse.
 func TestBrokenConnSettlesEachCallOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				var b [64]byte
-				_, _ = nc.Read(b[:])
-				if tc, ok := nc.(*net.TCPConn); ok {
-					_ = tc.SetLinger(0) // reset: the client's writes and reads fail at once
-				}
-				nc.Close()
-			}()
+	addr := serveEach(t, func(nc net.Conn) {
+		var b [64]byte
+		_, _ = nc.Read(b[:])
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // reset at close: the client's writes and reads fail at once
 		}
-	}()
+	})
 	for round := range 50 {
-		cn, err := dialConn(context.Background(), 1, ln.Addr().String(), 1<<20, time.Second, time.Second)
+		cn, err := dialConn(context.Background(), 1, addr, 1<<20, time.Second, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,57 +17,67 @@ import (
 // clients sharing the connection reuse the same sequence numbers.
 func fakeReplica(t *testing.T, hold int) (addr string, conns func() int) {
 	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	addr = serveEach(t, func(nc net.Conn) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		r := wire.NewReader(nc, 1<<20)
+		var held []wire.ClientReply
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			var req wire.ClientRequest
+			if err := wire.DecodeClientRequest(f.Body, &req); err != nil {
+				return
+			}
+			rep := wire.ClientReply{ClientID: req.ClientID, FirstSeq: req.FirstSeq}
+			for range req.Ops {
+				v := binary.LittleEndian.AppendUint64(nil, req.ClientID)
+				rep.Results = append(rep.Results, wire.OpResult{Status: wire.StatusOK, Value: v})
+			}
+			held = append(held, rep)
+			if len(held) < hold {
+				continue
+			}
+			var out []byte
+			for i := len(held) - 1; i >= 0; i-- {
+				out = wire.AppendMessageFrame(out, 0, &held[i])
+			}
+			held = held[:0]
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+		}
+	})
+	return addr, func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// serveEach listens on loopback until the test ends and runs handle on each accepted
+// connection in its own goroutine, closing the connection when handle returns.
+func serveEach(t *testing.T, handle func(net.Conn)) (addr string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	var mu sync.Mutex
-	n := 0
 	go func() {
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			n++
-			mu.Unlock()
 			go func() {
 				defer nc.Close()
-				r := wire.NewReader(nc, 1<<20)
-				var held []wire.ClientReply
-				for {
-					f, err := r.ReadFrame()
-					if err != nil {
-						return
-					}
-					var req wire.ClientRequest
-					if err := wire.DecodeClientRequest(f.Body, &req); err != nil {
-						return
-					}
-					rep := wire.ClientReply{ClientID: req.ClientID, FirstSeq: req.FirstSeq}
-					for range req.Ops {
-						v := binary.LittleEndian.AppendUint64(nil, req.ClientID)
-						rep.Results = append(rep.Results, wire.OpResult{Status: wire.StatusOK, Value: v})
-					}
-					held = append(held, rep)
-					if len(held) < hold {
-						continue
-					}
-					var out []byte
-					for i := len(held) - 1; i >= 0; i-- {
-						out = wire.AppendMessageFrame(out, 0, &held[i])
-					}
-					held = held[:0]
-					if _, err := nc.Write(out); err != nil {
-						return
-					}
-				}
+				handle(nc)
 			}()
 		}
 	}()
-	return ln.Addr().String(), func() int { mu.Lock(); defer mu.Unlock(); return n }
+	return ln.Addr().String()
 }
 
 // Clients sharing connections get their own replies: the connection matches a reply by
