@@ -100,10 +100,7 @@ func (nd *Node) restoreClientTable(b []byte) bool {
 		// Whether the transferred state executed a waited claim is not visible here: the
 		// wait ends, and the claimant's retransmission starts it again if it is unanswered.
 		nd.claimSettled(c)
-		if c.waitTs > 0 && c.waitTs <= r.ts {
-			c.waitTs = 0
-			nd.waiting--
-		}
+		nd.stopWaiting(c, r.ts)
 		c.lastTs, c.hasReply = r.ts, r.ts > 0
 		c.result = append(c.result[:0], r.res...)
 		c.queuedTs = max(c.queuedTs, r.ts)

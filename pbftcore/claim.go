@@ -389,10 +389,7 @@ func (nd *Node) stepClaim(m *Message, r *Request, d Digest) error {
 	nd.waitForClaim(cs)
 	cs.heldClaim.set(r, d)
 	if nd.viewActive {
-		relay := Message{Type: MsgRequest, To: nd.primaryOf(nd.view)}
-		relay.Requests = nd.arenaRequests(m.Requests)
-		relay.From = nd.id
-		nd.msgs = append(nd.msgs, relay)
+		nd.relayToPrimary(m.Requests)
 	}
 	return nil
 }
@@ -404,9 +401,7 @@ func (nd *Node) waitForClaim(cs *clientState) {
 		cs.claimWaiting = true
 		nd.waiting++
 	}
-	if nd.reqTimer == 0 && nd.viewActive {
-		nd.reqTimer = nd.timeout()
-	}
+	nd.startRequestTimer()
 }
 
 // claimSettled ends the wait for cs's claim (one of the principal's claims executed, or the

@@ -661,12 +661,17 @@ func (nd *Node) stepRequest(m *Message) error {
 		cs.held.set(r, d)
 	}
 	if nd.viewActive {
-		relay := Message{Type: MsgRequest, To: nd.primaryOf(nd.view)}
-		relay.Requests = nd.arenaRequests(m.Requests)
-		relay.From = nd.id
-		nd.msgs = append(nd.msgs, relay) // the client's authenticator travels inside
+		nd.relayToPrimary(m.Requests)
 	}
 	return nil
+}
+
+// relayToPrimary sends reqs to the current view's primary, as a backup relays what clients
+// sent it (OSDI '99 §4.4); the client's authenticator travels inside.
+func (nd *Node) relayToPrimary(reqs []Request) {
+	relay := Message{Type: MsgRequest, From: nd.id, To: nd.primaryOf(nd.view)}
+	relay.Requests = nd.arenaRequests(reqs)
+	nd.msgs = append(nd.msgs, relay)
 }
 
 // waitFor starts waiting for the client's request ts to execute, and the request timer if
@@ -679,8 +684,22 @@ func (nd *Node) waitFor(cs *clientState, ts uint64) {
 		nd.waiting++
 	}
 	cs.waitTs = ts
+	nd.startRequestTimer()
+}
+
+// startRequestTimer starts the request timer if it is not running (in an active view).
+func (nd *Node) startRequestTimer() {
 	if nd.reqTimer == 0 && nd.viewActive {
 		nd.reqTimer = nd.timeout()
+	}
+}
+
+// stopWaiting ends the wait for cs's request once the client's request ts is settled
+// (executed, or refused at execution), if the wait was for ts or an earlier one.
+func (nd *Node) stopWaiting(cs *clientState, ts uint64) {
+	if cs.waitTs > 0 && cs.waitTs <= ts {
+		cs.waitTs = 0
+		nd.waiting--
 	}
 }
 
@@ -1082,10 +1101,7 @@ func (nd *Node) execute(s *slot) {
 		if !nd.acceptsTimestamp(cs, r.Timestamp) {
 			// Outside the principal's live grant (a holder whose lease expired): never
 			// executed, and nobody waits for it.
-			if cs.waitTs > 0 && cs.waitTs <= r.Timestamp {
-				cs.waitTs = 0
-				nd.waiting--
-			}
+			nd.stopWaiting(cs, r.Timestamp)
 			continue
 		}
 		start := len(nd.arena)
@@ -1094,10 +1110,7 @@ func (nd *Node) execute(s *slot) {
 		assert.True(len(res) <= nd.cfg.MaxResultBytes, "pbftcore: App result within MaxResultBytes")
 		cs.lastTs, cs.hasReply = r.Timestamp, true
 		cs.result = append(cs.result[:0], res...)
-		if cs.waitTs > 0 && cs.waitTs <= r.Timestamp {
-			cs.waitTs = 0
-			nd.waiting--
-		}
+		nd.stopWaiting(cs, r.Timestamp)
 		// The op is copied: the slot may be reused for seq+L before Advance.
 		nd.executed = append(nd.executed, Executed{Seq: s.seq, Client: r.Client, Timestamp: r.Timestamp, Op: nd.arenaBytes(r.Op)})
 		nd.send(Message{Type: MsgReply, To: ToClient, View: s.view, Client: r.Client,

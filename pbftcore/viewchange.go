@@ -497,8 +497,10 @@ func (nd *Node) takeOverHeld() {
 	primary := nd.isPrimary()
 	for i := range nd.clients {
 		cs := &nd.clients[i]
-		if cs.claimWaiting && cs.heldClaim.req.Client == uint64(i) && len(cs.heldClaim.req.Op) > 0 {
-			nd.takeOverClaim(cs, primary)
+		if c := &cs.heldClaim; cs.claimWaiting && len(c.req.Op) > 0 && !(primary && cs.claimQueued == c.digest) {
+			if nd.handOver(c, primary) {
+				cs.claimQueued = c.digest
+			}
 		}
 		h := &cs.held
 		if h.req.Timestamp <= cs.lastTs || !nd.acceptsTimestamp(cs, h.req.Timestamp) {
@@ -507,37 +509,27 @@ func (nd *Node) takeOverHeld() {
 		if h.req.Timestamp <= cs.queuedTs {
 			continue // in the O set
 		}
-		if !primary {
-			relay := Message{Type: MsgRequest, From: nd.id, To: nd.primaryOf(nd.view)}
-			relay.Requests = nd.arenaRequests([]Request{h.req})
-			nd.msgs = append(nd.msgs, relay) // the client's authenticator travels inside
-			continue
+		if nd.handOver(h, primary) {
+			cs.queuedTs = h.req.Timestamp
+			nd.waitFor(cs, h.req.Timestamp)
 		}
-		if nd.qLen == len(nd.queue) {
-			continue // the client's next retransmission brings it again
-		}
-		nd.enqueue(&h.req, h.digest)
-		cs.queuedTs = h.req.Timestamp
-		nd.waitFor(cs, h.req.Timestamp)
 	}
 	if primary {
 		nd.maybeCutBatches(false) // a partial batch goes at the next flush tick, as any other
 	}
 }
 
-// takeOverClaim hands the new view cs's held claim: the primary queues it (once per
-// principal), a backup relays it to the primary.
-func (nd *Node) takeOverClaim(cs *clientState, primary bool) {
-	h := &cs.heldClaim
+// handOver gives the new view a held request: a backup relays it to the primary and
+// reports false; the primary queues it and reports true, unless its queue is full (the
+// client's next retransmission brings it again).
+func (nd *Node) handOver(h *queued, primary bool) bool {
 	if !primary {
-		relay := Message{Type: MsgRequest, From: nd.id, To: nd.primaryOf(nd.view)}
-		relay.Requests = nd.arenaRequests([]Request{h.req})
-		nd.msgs = append(nd.msgs, relay)
-		return
+		nd.relayToPrimary([]Request{h.req})
+		return false
 	}
-	if cs.claimQueued == h.digest || nd.qLen == len(nd.queue) {
-		return
+	if nd.qLen == len(nd.queue) {
+		return false
 	}
 	nd.enqueue(&h.req, h.digest)
-	cs.claimQueued = h.digest
+	return true
 }
