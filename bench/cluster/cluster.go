@@ -224,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 // start makes one attempt. retry is true when a node failed to bind its address, which a
 // fresh set of ports may fix.
 func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) (c *Cluster, retry bool, err error) {
-	spec, metrics, err := localSpec(cfg)
+	spec, err := localSpec(cfg)
 	if err != nil {
 		return nil, false, err
 	}
@@ -247,8 +247,8 @@ func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) 
 			return nil, false, fmt.Errorf("cluster: %w", err)
 		}
 	}
-	for i, ns := range spec.Nodes {
-		n, err := c.spawn(ns, metrics[i], attempt > 1)
+	for _, ns := range spec.Nodes {
+		n, err := c.spawn(ns, attempt > 1)
 		if err != nil {
 			_ = c.stop()
 			return nil, false, err
@@ -279,7 +279,7 @@ func start(ctx context.Context, cfg Config, dir string, temp bool, attempt int) 
 // address. The ports are held open together while being picked, so they are distinct;
 // another process could still take one before the node binds it, which Start handles by
 // retrying.
-func localSpec(cfg Config) (*server.ClusterSpec, []string, error) {
+func localSpec(cfg Config) (*server.ClusterSpec, error) {
 	spec := server.LocalClusterSpec(cfg.Protocol, cfg.Nodes, 0)
 	if cfg.Template != nil {
 		s := *cfg.Template
@@ -300,30 +300,28 @@ func localSpec(cfg Config) (*server.ClusterSpec, []string, error) {
 		lns = append(lns, ln)
 		return ln.Addr().String(), nil
 	}
-	metrics := make([]string, len(spec.Nodes))
 	for i := range spec.Nodes {
 		var err error
 		if spec.Nodes[i].PeerAddr, err = addr(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if spec.Nodes[i].ClientAddr, err = addr(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		if metrics[i], err = addr(); err != nil {
-			return nil, nil, err
+		// In the spec file, so that loadgen --cluster on a kept run finds the nodes' admin
+		// endpoints (remote faults, leader-change counters).
+		if spec.Nodes[i].MetricsAddr, err = addr(); err != nil {
+			return nil, err
 		}
-		// In the spec file too, so that loadgen --cluster on a kept run finds the nodes'
-		// admin endpoints (remote faults, leader-change counters).
-		spec.Nodes[i].MetricsAddr = metrics[i]
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("cluster: %w", err)
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	return spec, metrics, nil
+	return spec, nil
 }
 
-func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*Node, error) {
-	n := &Node{ID: ns.ID, PeerAddr: ns.PeerAddr, ClientAddr: ns.ClientAddr, MetricsAddr: metricsAddr,
+func (c *Cluster) spawn(ns server.NodeSpec, retry bool) (*Node, error) {
+	n := &Node{ID: ns.ID, PeerAddr: ns.PeerAddr, ClientAddr: ns.ClientAddr, MetricsAddr: ns.MetricsAddr,
 		DataDir: filepath.Join(c.Dir, fmt.Sprintf("node-%d", ns.ID)),
 		LogPath: filepath.Join(c.Dir, fmt.Sprintf("node-%d.log", ns.ID)), exited: make(chan struct{})}
 	if retry {
@@ -342,7 +340,7 @@ func (c *Cluster) spawn(ns server.NodeSpec, metricsAddr string, retry bool) (*No
 	// --init: the directory is new (checked above). Restarts reuse these arguments; on a
 	// stamped directory --init changes nothing.
 	n.args = []string{"--cluster", c.SpecPath, "--id", fmt.Sprint(ns.ID), "--init",
-		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel, "--metrics-addr", metricsAddr}
+		"--data-dir", n.DataDir, "--sync", c.cfg.Sync, "--log-level", c.cfg.LogLevel, "--metrics-addr", ns.MetricsAddr}
 	if c.secretPath != "" {
 		n.args = append(n.args, "--peer-secret-file", c.secretPath)
 	}

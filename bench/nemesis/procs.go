@@ -187,7 +187,7 @@ func (p *Procs) PauseFor(ctx context.Context, id uint64, d time.Duration) error 
 	if n.remote() {
 		return p.pauseRemote(ctx, n, d)
 	}
-	return p.signal(id, syscall.SIGSTOP)
+	return p.Pause(ctx, id)
 }
 
 // Resume implements Cluster (SIGCONT; for a remote node, a wait until it answers).

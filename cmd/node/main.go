@@ -223,7 +223,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := spec.Node(o.id); !ok {
+	self, ok := spec.Node(o.id)
+	if !ok {
 		return fmt.Errorf("--id %d is not a node of the cluster", o.id)
 	}
 	byz, err := server.ParseByzantineMode(o.byzantine)
@@ -255,8 +256,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.metricsAddr == "" {
-		ns, _ := spec.Node(o.id)
-		o.metricsAddr = ns.MetricsAddr // the spec's admin address, when it names one
+		o.metricsAddr = self.MetricsAddr // the spec's admin address, when it names one
 	}
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(adminOptions{addr: o.metricsAddr, tokenFile: o.adminToken, pprof: o.pprof}, metrics, r, log)
