@@ -131,6 +131,9 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 	st.SnapshotIndex, st.SnapshotTerm = w.snapIndex, w.snapTerm
 	st.FirstIndex, st.LastIndex, st.LastTerm = w.first, w.lastIndexLocked(), w.lastTermLocked()
 	st.Segments = len(w.segs)
+	w.removals = make(chan []*segment, maxQueuedRemovals)
+	w.removalDone = make(chan struct{})
+	go w.runRemovals()
 	go w.run()
 	return w, st, nil
 }

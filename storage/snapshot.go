@@ -51,11 +51,25 @@ type offsetWriter struct {
 	crc hash.Hash32
 }
 
+// Write writes p in pieces of at most snapWriteBuffer bytes. A caller may hand over a whole
+// serialized store at once (bufio passes writes larger than its buffer straight through),
+// and one WriteAt of tens of megabytes is tens of milliseconds of copying inside the
+// kernel, where a non-preemptible kernel does not switch to the replica's other threads;
+// each piece returns to user space, where the scheduler can.
 func (o *offsetWriter) Write(p []byte) (int, error) {
-	n, err := o.f.WriteAt(p, o.off)
-	o.off += int64(n)
-	o.crc.Write(p[:n])
-	return n, err
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), snapWriteBuffer)]
+		n, err := o.f.WriteAt(chunk, o.off)
+		o.off += int64(n)
+		o.crc.Write(chunk[:n])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 // WriteSnapshot streams a snapshot into dir: write receives a buffered writer for the body.
@@ -280,6 +294,12 @@ func RemoveSnapshotsBefore(fs FS, dir string, index uint64) error {
 	for _, p := range paths {
 		idx, _ := strconv.ParseUint(filepath.Base(p)[:16], 16, 64)
 		if idx < index {
+			// Shrunk first, so that unlinking does not drop the page cache of tens of
+			// megabytes in one system call (shrinkFile). A file left part-truncated by a
+			// crash fails verification and is never restored from; a newer one exists.
+			if f, err := fs.Open(p); err == nil {
+				_ = shrinkFile(f)
+			}
 			if err := fs.Remove(p); err != nil {
 				return err
 			}
