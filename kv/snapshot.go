@@ -39,9 +39,24 @@ const restoreReserveMax = 1 << 22
 // ErrBadSnapshot says a snapshot stream is malformed or its digest does not match.
 var ErrBadSnapshot = errors.New("kv: bad snapshot")
 
+// Rester is a writer that paces the work feeding it (internal/pace.Writer): Snapshot also
+// calls Rest between the steps that write nothing (collecting and sorting the keys), so
+// that a paced snapshot has no long stretch unpaced.
+type Rester interface {
+	Rest()
+}
+
+// snapRestEvery is how many table slots or refs Snapshot handles between Rest calls.
+const snapRestEvery = 1 << 13
+
 // Snapshot writes the whole state to w. Equal states produce equal bytes. It reads the
-// store only; it must run on the applying goroutine (between Apply calls).
+// store only; it must run on the applying goroutine (between Apply calls), or on a copy.
+// When w is a Rester, Snapshot calls its Rest now and then.
 func (s *Store) Snapshot(w io.Writer) (int64, error) {
+	rest := func() {}
+	if r, ok := w.(Rester); ok {
+		rest = r.Rest
+	}
 	bw := bufio.NewWriterSize(w, snapBufBytes)
 	cw := &countWriter{w: bw}
 	le := binary.LittleEndian
@@ -82,6 +97,9 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 	// one at a time (BenchmarkSnapshot/order=random, about 2.5x).
 	refs := make([]sortRef, 0, s.count)
 	for j, sl := range s.slots {
+		if j%snapRestEvery == 0 {
+			rest()
+		}
 		if j+snapPrefetchAhead < len(s.slots) {
 			if ahead := s.slots[j+snapPrefetchAhead].ref; ahead != 0 {
 				s.prefetchRecord(ahead, 1)
@@ -93,7 +111,7 @@ func (s *Store) Snapshot(w io.Writer) (int64, error) {
 			refs = append(refs, sortRef{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), ref: sl.ref})
 		}
 	}
-	refs = radixSortRefs(refs, make([]sortRef, len(refs)))
+	refs = radixSortRefs(refs, make([]sortRef, len(refs)), rest)
 	for i := 0; i < len(refs); {
 		j := i + 1
 		for j < len(refs) && refs[j].hi == refs[i].hi && refs[j].lo == refs[i].lo {
@@ -133,7 +151,8 @@ type sortRef struct{ hi, lo, ref uint64 }
 // sort, using tmp (len(refs)) as the other buffer, and returns whichever holds the result.
 // A byte position on which every ref agrees (a common key prefix, the zero padding of short
 // keys) costs one counting pass and no move.
-func radixSortRefs(refs, tmp []sortRef) []sortRef {
+// rest is called between passes.
+func radixSortRefs(refs, tmp []sortRef, rest func()) []sortRef {
 	var counts [16][256]int
 	for i := range refs {
 		r := &refs[i]
@@ -144,6 +163,7 @@ func radixSortRefs(refs, tmp []sortRef) []sortRef {
 	}
 	src, dst := refs, tmp
 	for pass := range 16 {
+		rest()
 		c := &counts[pass]
 		shift, useHi := uint(8*(pass%8)), pass >= 8
 		digit := func(r *sortRef) byte {

@@ -588,3 +588,36 @@ func TestCloneIntoReusesASpareStore(t *testing.T) {
 		t.Errorf("CloneInto into a large enough spare allocates %.0f times", a)
 	}
 }
+
+// restCounter is a Rester that counts the rests Snapshot asks for.
+type restCounter struct {
+	bytes.Buffer
+	rests int
+}
+
+func (r *restCounter) Rest() { r.rests++ }
+
+// A snapshot into a Rester rests during the steps that write nothing (collecting and sorting
+// the keys), not only between writes, and writes the same bytes as one into a plain writer.
+func TestSnapshotRestsWhileSorting(t *testing.T) {
+	s := newStore(t, Config{})
+	for i := range 50_000 {
+		s.Apply(uint64(i+1), put(fmt.Sprintf("key-%08d", i*7919%50_000), "v"))
+	}
+	var plain bytes.Buffer
+	if _, err := s.Snapshot(&plain); err != nil {
+		t.Fatal(err)
+	}
+	var rc restCounter
+	if _, err := s.Snapshot(&rc); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(rc.Bytes(), plain.Bytes()) {
+		t.Fatal("a paced snapshot differs from an unpaced one")
+	}
+	// The table has at least 65,536 slots for 50,000 keys: 8 rests while collecting, and at
+	// least one per radix pass that moves anything.
+	if rc.rests < 8+4 {
+		t.Fatalf("%d rests, want at least 12", rc.rests)
+	}
+}
