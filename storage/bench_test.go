@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -239,19 +238,4 @@ func BenchmarkProbeSync(b *testing.B) {
 	b.ReportMetric(last.PerSec, "raw-fsyncs/s")
 	b.ReportMetric(float64(last.P50.Microseconds()), "p50-us")
 	b.ReportMetric(float64(last.P99.Microseconds()), "p99-us")
-}
-
-// MapWrites and UnmapWrites pass through, so SyncNone segments are mapped as on OSFS.
-func (f *countingFile) MapWrites(size int64) error {
-	if m, ok := f.File.(writeMapper); ok {
-		return m.MapWrites(size)
-	}
-	return errors.ErrUnsupported
-}
-
-func (f *countingFile) UnmapWrites() error {
-	if m, ok := f.File.(writeMapper); ok {
-		return m.UnmapWrites()
-	}
-	return nil
 }

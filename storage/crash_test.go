@@ -108,8 +108,8 @@ func envInt(t *testing.T, name string, def uint64) uint64 {
 
 func TestCrashRecovery(t *testing.T) { crashRecovery(t, "always") }
 
-// Under SyncNone an acknowledged batch is in the page cache, written with pwrite or copied
-// into the segment's shared mapping; either way a killed process loses none of it.
+// Under SyncNone an acknowledged batch is in the page cache (written with pwrite), so a
+// killed process loses none of it.
 func TestCrashRecoverySyncNone(t *testing.T) { crashRecovery(t, "none") }
 
 func crashRecovery(t *testing.T, sync string) {

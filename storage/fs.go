@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -51,29 +50,7 @@ type OSFS struct{}
 type osFile struct {
 	f  *os.File
 	fd int
-	// mem, when not nil, is a shared mapping of the file's first len(mem) bytes that takes
-	// the WriteAts inside it (MapWrites); mem[:released] was handed back to the kernel.
-	mem      []byte
-	released int64
 }
-
-// writeMapper is a File whose writes can go through a shared memory mapping instead of a
-// system call each: the WAL's segments under SyncNone. Data written to a shared file
-// mapping is in the page cache as soon as it is copied, so it survives the process's
-// crash exactly as a pwrite would, which is all SyncNone promises; fdatasync still covers
-// it. Only a file that has its full size already (preallocated) may be mapped: touching a
-// mapped page past the end of the file would fault.
-type writeMapper interface {
-	// MapWrites maps [0, size) for writing; WriteAt inside it becomes a copy.
-	MapWrites(size int64) error
-	// UnmapWrites drops the mapping; later writes are system calls again.
-	UnmapWrites() error
-}
-
-// mapReleaseBytes: the part of a write mapping more than this far behind the newest write
-// is handed back (MADV_DONTNEED), so the mapped segment does not stay in the process's
-// resident set. The pages and their data stay in the page cache.
-const mapReleaseBytes = 4 << 20
 
 // shrinkStepBytes is how much of a file shrinkFile drops per system call.
 const shrinkStepBytes = 4 << 20
@@ -144,67 +121,11 @@ func (OSFS) SyncDir(dir string) error {
 
 func (o *osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
 
-func (o *osFile) WriteAt(p []byte, off int64) (int, error) {
-	if o.mem != nil && off >= 0 && off+int64(len(p)) <= int64(len(o.mem)) {
-		copy(o.mem[off:], p)
-		if upto := (off &^ (mapReleaseBytes - 1)) - mapReleaseBytes; upto > o.released {
-			// Advice only: on failure the pages merely stay resident.
-			_ = unix.Madvise(o.mem[o.released:upto], unix.MADV_DONTNEED)
-			o.released = upto
-		}
-		return len(p), nil
-	}
-	return o.f.WriteAt(p, off)
-}
+func (o *osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
 
-func (o *osFile) MapWrites(size int64) error {
-	if o.mem != nil {
-		return nil
-	}
-	if st, err := o.f.Stat(); err != nil {
-		return err
-	} else if st.Size() < size {
-		return fmt.Errorf("storage: map %s: %d bytes long, %d needed", o.f.Name(), st.Size(), size)
-	}
-	mem, err := unix.Mmap(o.fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fmt.Errorf("storage: map %s: %w", o.f.Name(), err)
-	}
-	// No readahead on faults: the segment is preallocated (unwritten extents), so every page
-	// the kernel "reads" ahead is a page it zero-fills, and a sequential writer's faults
-	// grow the readahead window until one fault zero-fills megabytes: tens of milliseconds
-	// in the kernel, on the WAL writer, every few megabytes (seen as 20-30 ms stalls of the
-	// whole replica). With MADV_RANDOM each fault fills the one page being written.
-	_ = unix.Madvise(mem, unix.MADV_RANDOM) // advice only: without it writes still work
-	o.mem, o.released = mem, 0
-	return nil
-}
+func (o *osFile) Truncate(size int64) error { return o.f.Truncate(size) }
 
-func (o *osFile) UnmapWrites() error {
-	if o.mem == nil {
-		return nil
-	}
-	err := unix.Munmap(o.mem)
-	o.mem = nil
-	return err
-}
-
-func (o *osFile) Truncate(size int64) error {
-	if o.mem != nil && size < int64(len(o.mem)) {
-		if err := o.UnmapWrites(); err != nil {
-			return err
-		}
-	}
-	return o.f.Truncate(size)
-}
-
-func (o *osFile) Close() error {
-	err := o.UnmapWrites()
-	if cerr := o.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (o *osFile) Close() error { return o.f.Close() }
 
 func (o *osFile) Sync() error {
 	for {

@@ -2,16 +2,13 @@ package storage
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 // Tests for the rule that storage never holds one system call (or one page fault) for
@@ -279,42 +276,30 @@ func TestFreedSegmentsShrinkUnderTemporaryName(t *testing.T) {
 	}
 }
 
-// The write mapping of a SyncNone segment is advised random: a sequential writer's page
-// faults would otherwise grow the readahead window over the preallocated (unwritten)
-// segment until one fault zero-fills megabytes inside the kernel.
-func TestWriteMappingHasNoReadahead(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc/self/smaps")
-	}
-	f, err := OSFS{}.Create(filepath.Join(t.TempDir(), "seg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Allocate(1 << 20); err != nil {
-		t.Skip("no preallocation here:", err)
-	}
-	o := f.(*osFile)
-	if err := o.MapWrites(1 << 20); err != nil {
-		t.Fatal(err)
-	}
-	smaps, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Skip(err)
-	}
-	start := fmt.Sprintf("%x", uintptr(unsafe.Pointer(&o.mem[0])))
-	inMapping := false
-	for _, line := range strings.Split(string(smaps), "\n") {
-		if fields := strings.Fields(line); len(fields) > 0 && strings.Contains(fields[0], "-") {
-			inMapping = strings.HasPrefix(fields[0], start+"-")
-			continue
-		}
-		if inMapping && strings.HasPrefix(line, "VmFlags:") {
-			if !strings.Contains(line+" ", " rr ") {
-				t.Fatalf("write mapping flags %q: no random-read advice (rr)", line)
+// A batch larger than walWritePiece reaches its segment in pieces of at most that many
+// bytes, and reads back whole.
+func TestWALWritesInBoundedPieces(t *testing.T) {
+	for _, policy := range []SyncPolicy{SyncAlways, SyncNone} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			fs := &opFS{}
+			w, _ := mustOpen(t, dir, Options{Sync: policy, SegmentBytes: 16 << 20, FS: fs})
+			seq := mustAppend(t, w, mkEnts(1, 41, 1, 100<<10), HardState{Term: 1, Commit: 40}) // 4 MB in one batch
+			if err := w.WaitDurable(seq); err != nil {
+				t.Fatal(err)
 			}
-			return
-		}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if fs.maxWrite > walWritePiece {
+				t.Fatalf("largest WriteAt %d bytes, want at most %d", fs.maxWrite, walWritePiece)
+			}
+			w, st := mustOpen(t, dir, Options{Sync: policy, SegmentBytes: 16 << 20})
+			defer w.Close()
+			if st.LastIndex != 40 {
+				t.Fatalf("recovered %+v", st)
+			}
+			checkLog(t, w, 1, 40, func(uint64) uint64 { return 1 }, 100<<10)
+		})
 	}
-	t.Fatalf("mapping at %s not found in /proc/self/smaps", start)
 }

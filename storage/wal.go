@@ -255,6 +255,9 @@ type WAL struct {
 	removalDone chan struct{}
 }
 
+// walWritePiece is the most a batch write hands the kernel in one call.
+const walWritePiece = 1 << 20
+
 // maxQueuedRemovals bounds the freed-segment lists waiting for the removal goroutine; the
 // writer removes a list itself when they are all taken.
 const maxQueuedRemovals = 16
@@ -773,8 +776,15 @@ func (w *WAL) writeBatch(b *batch) (*segment, int64, error) {
 		}
 	}
 	putBatchHeader(b.buf, w.nextBatch, len(b.buf)-batchHeaderLen)
-	if _, err := w.cur.f.WriteAt(b.buf, w.curOff); err != nil {
-		return nil, 0, fmt.Errorf("write %s at %d: %w", w.cur.path, w.curOff, err)
+	// At most walWritePiece bytes per call: a batch can be megabytes, and copying them in
+	// one system call holds a CPU that a non-preemptible kernel gives no other thread. A
+	// crash between pieces leaves a torn batch, which recovery treats as any torn tail.
+	for done := 0; done < len(b.buf); {
+		piece := b.buf[done:min(len(b.buf), done+walWritePiece)]
+		if _, err := w.cur.f.WriteAt(piece, w.curOff+int64(done)); err != nil {
+			return nil, 0, fmt.Errorf("write %s at %d: %w", w.cur.path, w.curOff+int64(done), err)
+		}
+		done += len(piece)
 	}
 	if want {
 		if err := w.cur.f.Sync(); err != nil {
@@ -827,17 +837,6 @@ func (w *WAL) roll() error {
 		if err := w.fs.SyncDir(w.dir); err != nil {
 			_ = f.Close()
 			return fmt.Errorf("fsync dir %s: %w", w.dir, err)
-		}
-	}
-	if m, ok := f.(writeMapper); ok && !synced && allocErr == nil {
-		// SyncNone: batches are copied into a shared mapping of the preallocated segment,
-		// no pwrite each (the data is in the page cache either way, which is what SyncNone
-		// promises: it survives the process, not the machine). On failure, pwrite.
-		_ = m.MapWrites(w.opts.SegmentBytes)
-	}
-	if w.cur != nil {
-		if m, ok := w.cur.f.(writeMapper); ok {
-			_ = m.UnmapWrites() // only the segment being written is mapped
 		}
 	}
 	s := &segment{seq: seq, path: path, f: f}
