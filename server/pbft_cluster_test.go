@@ -342,18 +342,28 @@ func TestPBFTUnsafeAckBeforeCommitAcknowledgesUncommittedWrites(t *testing.T) {
 		t.Run(fmt.Sprintf("unsafe=%v", unsafe), func(t *testing.T) {
 			c := startPBFTClusterMode(t, storage.SyncNone, unsafe)
 			cl := pbftClient(t, c, 0, 1)
-			pdo(t, cl, put("a", "1"))
 			// In unsafe mode the reply may precede execution: let the first write finish
 			// everywhere before the quorum is broken, so only the second one is measured.
-			deadline := time.Now().Add(5 * time.Second)
-			for i := range c.Replicas {
-				for pbftReplica(c, i).LastExecuted() < 1 {
-					if time.Now().After(deadline) {
-						t.Fatalf("replica %d did not execute the first write", i)
+			// The client's identity claim is ordered before it, so the write's sequence
+			// number is one past whatever the claim left executed, not 1.
+			waitExecuted := func(seq uint64) {
+				deadline := time.Now().Add(5 * time.Second)
+				for i := range c.Replicas {
+					for pbftReplica(c, i).LastExecuted() < seq {
+						if time.Now().After(deadline) {
+							t.Fatalf("replica %d did not execute sequence number %d", i, seq)
+						}
+						time.Sleep(time.Millisecond)
 					}
-					time.Sleep(time.Millisecond)
 				}
 			}
+			var claimed uint64
+			for i := range c.Replicas {
+				claimed = max(claimed, pbftReplica(c, i).LastExecuted())
+			}
+			waitExecuted(claimed)
+			pdo(t, cl, put("a", "1"))
+			waitExecuted(claimed + 1)
 			for _, i := range []int{2, 3} {
 				if err := c.StopNode(i); err != nil {
 					t.Fatal(err)
