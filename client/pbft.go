@@ -543,15 +543,17 @@ func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
 	if s == nil || s == placeholder {
 		return
 	}
+	// The view first: the reply may complete a Do, and the caller's next request (or its
+	// Primary call) must already see the view the replies reported.
+	if !r.ReadOnly && r.View > c.replicaView[replica].Load() {
+		c.replicaView[replica].Store(r.View)
+		c.updateView()
+	}
 	m := replyMessage(replica, r)
 	s.mu.Lock()
 	s.core.Step(&m)
 	c.flush(s) // records a result; a diverging or f+1 times refused read goes out again as an ordered request
 	s.mu.Unlock()
-	if !r.ReadOnly && r.View > c.replicaView[replica].Load() {
-		c.replicaView[replica].Store(r.View)
-		c.updateView()
-	}
 }
 
 // updateView sets view to the (f+1)-th highest view the replicas reported: f faulty
