@@ -46,6 +46,11 @@ const (
 	// them in a NEW-VIEW, which at n = MaxReplicas and L = MaxWindowSize is about 34 MB,
 	// inside a 64 MiB frame (the server's test builds that NEW-VIEW and checks).
 	MaxWindowSize = 2048
+	// MaxRetainedOutputBytes and MaxRetainedOutputRequests bound the output buffers a Node
+	// keeps for reuse after Advance: larger ones (from a rare huge Ready) are dropped, so
+	// steady-state memory does not remember the largest Ready ever produced.
+	MaxRetainedOutputBytes    = 8 << 20
+	MaxRetainedOutputRequests = 1 << 14
 )
 
 // App is the replicated application, called synchronously by the core. Implementations

@@ -528,6 +528,18 @@ func (nd *Node) Advance() {
 	clear(h.persist)
 	nd.spare = outbox{persist: h.persist[:0], msgs: h.msgs[:0], executed: h.executed[:0], batches: h.batches[:0], arena: h.arena[:0],
 		reqArena: h.reqArena[:0]}
+	// A rare Ready can be huge (a primary re-sending a whole window of pre-prepares to a
+	// replica that lags, tens of megabytes): its buffers are not kept as the spare, or
+	// every replica would hold twice its largest Ready for the rest of its life.
+	if cap(nd.spare.arena) > MaxRetainedOutputBytes {
+		nd.spare.arena = nil
+	}
+	if cap(nd.spare.reqArena) > MaxRetainedOutputRequests {
+		nd.spare.reqArena = nil
+	}
+	if cap(nd.spare.msgs) > MaxRetainedOutputRequests {
+		nd.spare.msgs = nil
+	}
 	nd.handed = outbox{}
 }
 

@@ -90,3 +90,35 @@ func TestRestoreListsOnlyHeldQEntries(t *testing.T) {
 		t.Errorf("A's batch is not held after the restore")
 	}
 }
+
+// A huge Ready's output buffers are not kept for reuse after Advance (only buffers up to
+// MaxRetainedOutputBytes and MaxRetainedOutputRequests are), so a replica's memory does not
+// stay at twice the largest Ready it ever produced; ordinary ones are reused.
+func TestAdvanceDropsHugeOutputBuffers(t *testing.T) {
+	kr := NewKeyring([]byte("x"), 4, 1)
+	nd, err := New(DefaultConfig(0, 4, kr.Replica(0), nopApp{}, rand.New(rand.NewPCG(1, 2))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produce := func(opBytes, requests int) {
+		reqs := make([]Request, requests)
+		for i := range reqs {
+			reqs[i] = Request{Client: uint64(i), Timestamp: 1, Op: make([]byte, opBytes/requests)}
+		}
+		nd.arenaRequests(reqs)
+		nd.Ready()
+		nd.Advance()
+	}
+	produce(1<<20, 64) // ordinary: its buffers become the spare
+	if cap(nd.spare.arena) < 1<<20 || cap(nd.spare.reqArena) < 64 {
+		t.Fatalf("an ordinary Ready's buffers were not kept: arena %d, requests %d", cap(nd.spare.arena), cap(nd.spare.reqArena))
+	}
+	produce(0, 1)           // swap the kept pair around
+	produce(48<<20, 20_000) // a window's worth of re-sent pre-prepares
+	if c := cap(nd.spare.arena); c > MaxRetainedOutputBytes {
+		t.Fatalf("kept a %d-byte output arena, limit %d", c, MaxRetainedOutputBytes)
+	}
+	if c := cap(nd.spare.reqArena); c > MaxRetainedOutputRequests {
+		t.Fatalf("kept a %d-request output arena, limit %d", c, MaxRetainedOutputRequests)
+	}
+}
