@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -79,21 +80,8 @@ func (f *opFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f *opFile) Truncate(size int64) error {
-	f.fs.log("truncate " + filepath.Base(f.name) + " " + itoa(size))
+	f.fs.log("truncate " + filepath.Base(f.name) + " " + strconv.FormatInt(size, 10))
 	return f.File.Truncate(size)
-}
-
-func itoa(n int64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // A snapshot body handed over in one Write (as the Raft replica hands its serialized
