@@ -363,6 +363,10 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 	}
 	s.ready = false
 	s.reading, s.fellBack = readOnly, time.Time{}
+	// Before the request goes out: a primary connection that breaks after the send (and
+	// before the wait below) must wake this request, so the channel to watch is the one
+	// current when it was sent, not one that replaced it meanwhile.
+	down := *c.primaryDown.Load()
 	err := s.core.InvokeAt(ts, s.op, readOnly)
 	if err == nil {
 		c.flush(s)
@@ -376,12 +380,11 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 	// down fires when the primary's connection breaks while this ordered request waits:
 	// it is retransmitted to every replica at once, as on an attempt timeout (reads go to
 	// every replica anyway).
-	var down <-chan struct{}
 	if readOnly {
 		t.Reset(c.cfg.ReadTimeout) // then the core retries it as an ordered request
+		down = nil
 	} else {
 		t.Reset(c.cfg.AttemptTimeout)
-		down = *c.primaryDown.Load()
 	}
 	defer t.Stop()
 	for {
