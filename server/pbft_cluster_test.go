@@ -56,13 +56,19 @@ func startPBFTClusterSpec(t *testing.T, sync storage.SyncPolicy, unsafe bool, sp
 	return c
 }
 
-// pbftClient returns a client using identities [first, first+inflight).
-func pbftClient(t *testing.T, c *LocalCluster, first uint64, inflight int) *client.PBFTClient {
-	t.Helper()
+// clientNodes lists the cluster's client addresses, as a client's Config wants them.
+func clientNodes(c *LocalCluster) []client.Node {
 	var nodes []client.Node
 	for _, n := range c.Spec.Nodes {
 		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
 	}
+	return nodes
+}
+
+// pbftClient returns a client using identities [first, first+inflight).
+func pbftClient(t *testing.T, c *LocalCluster, first uint64, inflight int) *client.PBFTClient {
+	t.Helper()
+	nodes := clientNodes(c)
 	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
 		MaxClients: c.Spec.PBFT.MaxClients, FixedClientIDs: true, FirstClientID: first, MaxInflight: inflight,
 		AttemptTimeout: 300 * time.Millisecond, DialTimeout: time.Second})
@@ -409,10 +415,7 @@ func BenchmarkPBFTCluster(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Stop()
-			var nodes []client.Node
-			for _, n := range c.Spec.Nodes {
-				nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-			}
+			nodes := clientNodes(c)
 			const inflight = 512
 			cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: "bench", MaxClients: 1024, MaxInflight: inflight})
 			if err != nil {
@@ -755,10 +758,7 @@ func TestPBFTClusterRetransmissionsExecuteOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: spec.PBFT.KeySeed,
 		MaxClients: spec.PBFT.MaxClients, MaxInflight: 8, AttemptTimeout: 2 * time.Millisecond})
 	if err != nil {
@@ -829,10 +829,7 @@ func TestPBFTClusterSignMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Stop()
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: spec.PBFT.KeySeed,
 		MaxClients: spec.PBFT.MaxClients, MaxInflight: 2, SignAll: true, AttemptTimeout: 300 * time.Millisecond})
 	if err != nil {
@@ -900,10 +897,7 @@ func TestPBFTNewClientStartsAtTheCurrentPrimary(t *testing.T) {
 	if cl.Primary() == 1 {
 		t.Fatal("the first client still targets the stopped primary")
 	}
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	const attempt = 3 * time.Second
 	cl2, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
 		MaxClients: c.Spec.PBFT.MaxClients, FixedClientIDs: true, FirstClientID: 8, MaxInflight: 1, AttemptTimeout: attempt, DialTimeout: time.Second})

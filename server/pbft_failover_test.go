@@ -25,10 +25,7 @@ const pbftFailoverAttemptTimeout = 1500 * time.Millisecond
 // after it was sent: the 2.0 s of the loaded-host failover figures.
 func TestPBFTClusterFailoverTakesOneRetransmission(t *testing.T) {
 	c := startPBFTCluster(t, storage.SyncNone)
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
 		MaxClients: c.Spec.PBFT.MaxClients, MaxInflight: 1, AttemptTimeout: pbftFailoverAttemptTimeout,
 		DialTimeout: time.Second})
@@ -67,10 +64,7 @@ func TestPBFTClusterFailoverTakesOneRetransmission(t *testing.T) {
 // timeout, not after it.
 func TestPBFTClientRetransmitsWhenThePrimaryConnectionBreaks(t *testing.T) {
 	c := startPBFTCluster(t, storage.SyncNone)
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	cl, err := client.NewPBFT(context.Background(), client.PBFTConfig{Nodes: nodes, KeySeed: c.Spec.PBFT.KeySeed,
 		MaxClients: c.Spec.PBFT.MaxClients, MaxInflight: 2, AttemptTimeout: 5 * time.Second,
 		DialTimeout: time.Second})

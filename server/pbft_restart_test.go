@@ -339,10 +339,7 @@ func TestPBFTClaimedIdentitiesSurviveRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cfg := client.PBFTConfig{Nodes: nodes, KeySeed: spec.PBFT.KeySeed, MaxClients: spec.PBFT.MaxClients, FixedClientIDs: true,

@@ -33,10 +33,7 @@ func startCluster(t *testing.T, protocol string, n int, sync storage.SyncPolicy)
 
 func raftClient(t *testing.T, c *LocalCluster) *client.RaftClient {
 	t.Helper()
-	var nodes []client.Node
-	for _, n := range c.Spec.Nodes {
-		nodes = append(nodes, client.Node{ID: n.ID, Addr: n.ClientAddr})
-	}
+	nodes := clientNodes(c)
 	cl, err := client.NewRaft(client.Config{Nodes: nodes, AttemptTimeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,22 @@ type osFile struct {
 	fd int
 }
 
+// writeAtInPieces writes p at off with at most piece bytes per WriteAt: one system call
+// copying megabytes holds a CPU that a non-preemptible kernel gives no other thread, and
+// each piece returns to user space, where the scheduler can switch. It returns the bytes
+// written before the first error.
+func writeAtInPieces(f File, p []byte, off int64, piece int) (int, error) {
+	written := 0
+	for written < len(p) {
+		n, err := f.WriteAt(p[written:min(len(p), written+piece)], off+int64(written))
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
 // shrinkStepBytes is how much of a file shrinkFile drops per system call.
 const shrinkStepBytes = 4 << 20
 

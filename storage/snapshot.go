@@ -51,25 +51,14 @@ type offsetWriter struct {
 	crc hash.Hash32
 }
 
-// Write writes p in pieces of at most snapWriteBuffer bytes. A caller may hand over a whole
-// serialized store at once (bufio passes writes larger than its buffer straight through),
-// and one WriteAt of tens of megabytes is tens of milliseconds of copying inside the
-// kernel, where a non-preemptible kernel does not switch to the replica's other threads;
-// each piece returns to user space, where the scheduler can.
+// Write writes p in pieces of at most snapWriteBuffer bytes (writeAtInPieces): a caller may
+// hand over a whole serialized store at once, as bufio passes writes larger than its buffer
+// straight through.
 func (o *offsetWriter) Write(p []byte) (int, error) {
-	written := 0
-	for len(p) > 0 {
-		chunk := p[:min(len(p), snapWriteBuffer)]
-		n, err := o.f.WriteAt(chunk, o.off)
-		o.off += int64(n)
-		o.crc.Write(chunk[:n])
-		written += n
-		if err != nil {
-			return written, err
-		}
-		p = p[n:]
-	}
-	return written, nil
+	n, err := writeAtInPieces(o.f, p, o.off, snapWriteBuffer)
+	o.off += int64(n)
+	o.crc.Write(p[:n])
+	return n, err
 }
 
 // WriteSnapshot streams a snapshot into dir: write receives a buffered writer for the body.

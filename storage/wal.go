@@ -636,24 +636,17 @@ func (w *WAL) Close() error {
 // renames, so that a machine crash cannot bring the old name back over a truncated file.
 func (w *WAL) removeSegments(segs []*segment) {
 	renamed := make([]bool, len(segs))
-	anyRenamed := false
 	for i, s := range segs {
 		renamed[i] = w.fs.Rename(s.path, s.path+".tmp") == nil
-		anyRenamed = anyRenamed || renamed[i]
 	}
-	durable := true
-	if anyRenamed && w.opts.Sync == SyncAlways {
-		durable = w.fs.SyncDir(w.dir) == nil
-	}
+	// Shrinking is safe once no crash can bring a segment's old name back.
+	shrink := w.opts.Sync != SyncAlways || !slices.Contains(renamed, true) || w.fs.SyncDir(w.dir) == nil
 	for i, s := range segs {
 		path := s.path
-		if !renamed[i] {
-			_ = s.f.Close()
-			_ = w.fs.Remove(path)
-			continue
+		if renamed[i] {
+			path += ".tmp"
 		}
-		path += ".tmp"
-		if durable {
+		if renamed[i] && shrink {
 			_ = shrinkFile(s.f)
 		} else {
 			_ = s.f.Close()
@@ -776,15 +769,10 @@ func (w *WAL) writeBatch(b *batch) (*segment, int64, error) {
 		}
 	}
 	putBatchHeader(b.buf, w.nextBatch, len(b.buf)-batchHeaderLen)
-	// At most walWritePiece bytes per call: a batch can be megabytes, and copying them in
-	// one system call holds a CPU that a non-preemptible kernel gives no other thread. A
-	// crash between pieces leaves a torn batch, which recovery treats as any torn tail.
-	for done := 0; done < len(b.buf); {
-		piece := b.buf[done:min(len(b.buf), done+walWritePiece)]
-		if _, err := w.cur.f.WriteAt(piece, w.curOff+int64(done)); err != nil {
-			return nil, 0, fmt.Errorf("write %s at %d: %w", w.cur.path, w.curOff+int64(done), err)
-		}
-		done += len(piece)
+	// A batch can be megabytes: written walWritePiece bytes per call. A crash between
+	// pieces leaves a torn batch, which recovery treats as any torn tail.
+	if n, err := writeAtInPieces(w.cur.f, b.buf, w.curOff, walWritePiece); err != nil {
+		return nil, 0, fmt.Errorf("write %s at %d: %w", w.cur.path, w.curOff+int64(n), err)
 	}
 	if want {
 		if err := w.cur.f.Sync(); err != nil {
