@@ -92,6 +92,30 @@ func pdo(t *testing.T, cl *client.PBFTClient, ops ...wire.Op) *client.Results {
 
 func pbftReplica(c *LocalCluster, i int) *PBFTReplica { return c.Replicas[i].(*PBFTReplica) }
 
+// waitPBFTReplicasCaughtUp waits until every replica has executed as far as the furthest
+// one had when the wait began, and fails the test with each replica's position if that
+// takes longer than within.
+func waitPBFTReplicasCaughtUp(t *testing.T, c *LocalCluster, within time.Duration) {
+	t.Helper()
+	var target uint64
+	for i := range c.Replicas {
+		target = max(target, pbftReplica(c, i).LastExecuted())
+	}
+	deadline := time.Now().Add(within)
+	for i := range c.Replicas {
+		for pbftReplica(c, i).LastExecuted() < target {
+			if time.Now().After(deadline) {
+				at := make([]uint64, len(c.Replicas))
+				for j := range at {
+					at[j] = pbftReplica(c, j).LastExecuted()
+				}
+				t.Fatalf("replica %d did not catch up to sequence number %d within %v; executed: %v", i, target, within, at)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
 // PBFT §4.2 (normal case, f+1 matching replies), §5.1.3 (read-only path, 2f+1 replies):
 // writes from pipelined callers execute once and read back on every path.
 func TestPBFTClusterWritesAndReads(t *testing.T) {
@@ -794,6 +818,10 @@ func TestPBFTClusterRetransmissionsExecuteOnce(t *testing.T) {
 	if retried.Load() == 0 {
 		t.Fatal("no request was retransmitted; the test exercises nothing")
 	}
+	// A reply needs f+1 matching replicas (§4.1), so when the last Do returns one replica
+	// may still be committing its tail; it must catch up, through retransmission, without
+	// any further client traffic.
+	waitPBFTReplicasCaughtUp(t, c, 10*time.Second)
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
