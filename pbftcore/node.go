@@ -1242,9 +1242,7 @@ func (nd *Node) helpSlot(to int, seq uint64) {
 		return
 	}
 	s.helped |= 1 << to
-	if nd.isPrimary() && !s.missing {
-		nd.sendPrePrepare(s, to)
-	} else if s.prepMask&(1<<nd.id) != 0 {
+	if !nd.isPrimary() && s.prepMask&(1<<nd.id) != 0 {
 		nd.send(Message{Type: MsgPrepare, To: to, View: s.view, Seq: s.seq, Digest: s.digest})
 	}
 	if s.sentCommit {
