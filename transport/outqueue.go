@@ -27,7 +27,8 @@ type chunk struct {
 type outQueue struct {
 	mu          sync.Mutex
 	pending     []*chunk // frames not yet taken; the last chunk may be partly filled
-	free        []*chunk // recycled chunks, reused before allocating (bounded by max/chunkSize+2)
+	free        []*chunk // recycled chunks, reused before allocating (at most maxFree)
+	maxFree     int
 	queued      int      // bytes pushed and not yet recycled (pending plus in flight)
 	pendingLen  int      // bytes in pending
 	max         int
@@ -36,9 +37,18 @@ type outQueue struct {
 	paused      bool
 }
 
+// keptFreeBytes bounds the recycled chunks one queue keeps for reuse. A queue's steady
+// state needs a few chunks (the frames of one write in flight plus those pushed meanwhile);
+// a burst toward its bound (16 MiB for a peer) needs many, and keeping them all would hold
+// every queue's largest burst for the process's life: 38 MB at a PBFT primary whose three
+// peer queues once filled. Chunks beyond this go to the garbage collector, so only bursts
+// larger than it allocate.
+const keptFreeBytes = 1 << 20
+
 func newOutQueue(maxBytes, chunkSize int) *outQueue {
 	assert.True(maxBytes > 0 && chunkSize > 0, "transport: outQueue limits are positive")
-	return &outQueue{max: maxBytes, resumeBytes: maxBytes / 2, chunkSize: chunkSize}
+	return &outQueue{max: maxBytes, resumeBytes: maxBytes / 2, chunkSize: chunkSize,
+		maxFree: max(2, keptFreeBytes/chunkSize)}
 }
 
 // pushResult says what a push did; pausedNow is true only on the push that paused the queue,
@@ -121,8 +131,10 @@ func (q *outQueue) recycle(taken []*chunk) (resumed bool) {
 	defer q.mu.Unlock()
 	for _, c := range taken {
 		q.queued -= len(c.b)
-		c.b = c.b[:0]
-		q.free = append(q.free, c)
+		if len(q.free) < q.maxFree {
+			c.b = c.b[:0]
+			q.free = append(q.free, c)
+		}
 	}
 	assert.True(q.queued >= 0, "transport: outQueue byte count stays non-negative")
 	if q.paused && q.queued <= q.resumeBytes {

@@ -152,3 +152,27 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A burst toward the bound does not stay allocated: the queue keeps at most keptFreeBytes of
+// recycled chunks once it drains.
+func TestOutQueueKeepsBoundedFreeChunks(t *testing.T) {
+	const chunk = 4096
+	q := newOutQueue(8*keptFreeBytes, chunk)
+	f := make([]byte, 1000)
+	for {
+		if _, err := q.push(f); err != nil {
+			break
+		}
+	}
+	taken, _, n := q.take(nil, nil)
+	if n < 4*keptFreeBytes {
+		t.Fatalf("burst of %d bytes, want one well past keptFreeBytes", n)
+	}
+	q.recycle(taken)
+	if got := len(q.free) * chunk; got > keptFreeBytes {
+		t.Fatalf("%d bytes of free chunks kept after the burst drained, want at most %d", got, keptFreeBytes)
+	}
+	if len(q.free) == 0 {
+		t.Fatal("no chunk kept for reuse")
+	}
+}
