@@ -29,8 +29,8 @@ type outQueue struct {
 	pending     []*chunk // frames not yet taken; the last chunk may be partly filled
 	free        []*chunk // recycled chunks, reused before allocating (at most maxFree)
 	maxFree     int
-	queued      int      // bytes pushed and not yet recycled (pending plus in flight)
-	pendingLen  int      // bytes in pending
+	queued      int // bytes pushed and not yet recycled (pending plus in flight)
+	pendingLen  int // bytes in pending
 	max         int
 	resumeBytes int
 	chunkSize   int
