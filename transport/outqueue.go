@@ -28,9 +28,9 @@ type outQueue struct {
 	mu          sync.Mutex
 	pending     []*chunk // frames not yet taken; the last chunk may be partly filled
 	free        []*chunk // recycled chunks, reused before allocating (at most maxFree)
-	maxFree     int
-	queued      int // bytes pushed and not yet recycled (pending plus in flight)
-	pendingLen  int // bytes in pending
+	maxFree     int      // keptFreeBytes in chunks
+	queued      int      // bytes pushed and not yet recycled (pending plus in flight)
+	pendingLen  int      // bytes in pending
 	max         int
 	resumeBytes int
 	chunkSize   int
