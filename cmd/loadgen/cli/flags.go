@@ -11,6 +11,7 @@ import (
 	"github.com/consensusbench/consensusbench/bench"
 	"github.com/consensusbench/consensusbench/bench/load"
 	"github.com/consensusbench/consensusbench/bench/report"
+	"github.com/consensusbench/consensusbench/server"
 )
 
 // Output defaults.
@@ -39,7 +40,7 @@ type clusterFlags struct {
 func (c *clusterFlags) group() group {
 	g := newGroup("Cluster")
 	g.fs.StringVar(&c.system, "system", bench.SystemOurs, "what runs the cluster: "+systemsHelp())
-	g.fs.StringVar(&c.protocol, "protocol", "raft", "consensus protocol: raft or pbft")
+	g.fs.StringVar(&c.protocol, "protocol", "", "consensus protocol: raft or pbft (default the --cluster spec's, else raft)")
 	g.fs.StringSliceVar(&c.targets, "targets", nil, "replica addresses host:port,host:port,...")
 	g.fs.StringVar(&c.cluster, "cluster", "", "cluster spec file (instead of --targets)")
 	g.fs.IntVar(&c.local, "local", 0, "spawn N local node processes on loopback for the run (node binary: beside loadgen, else on PATH, else go build in the module)")
@@ -56,6 +57,18 @@ func (c *clusterFlags) group() group {
 }
 
 func (c *clusterFlags) spec() (bench.Spec, error) {
+	if c.protocol == "" {
+		c.protocol = "raft"
+		// Only where the spec is the one way the cluster is named; otherwise the checks below
+		// name the conflict.
+		if c.cluster != "" && len(c.targets) == 0 && c.local == 0 && c.system == bench.SystemOurs {
+			cs, err := server.LoadClusterSpec(c.cluster)
+			if err != nil {
+				return bench.Spec{}, usageError{err}
+			}
+			c.protocol = cs.Protocol
+		}
+	}
 	s := bench.Spec{System: c.system, Protocol: c.protocol, Targets: c.targets, ClusterFile: c.cluster, Local: c.local,
 		Sync: c.sync, DataDir: c.dataDir, AttemptTimeout: c.attempt}
 	if c.local < 0 {

@@ -331,3 +331,46 @@ func TestClean(t *testing.T) {
 		}
 	}
 }
+
+// Without --protocol, a --cluster spec decides it; an explicit --protocol still has to
+// agree with the spec (TestRemoteCluster), and without a spec it is raft.
+func TestProtocolFromClusterSpec(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.json")
+	spec := `{"cluster_id": 1, "protocol": "pbft", "nodes": [
+		{"id": 1, "peer_addr": "127.0.0.1:1", "client_addr": "127.0.0.1:2"},
+		{"id": 2, "peer_addr": "127.0.0.1:3", "client_addr": "127.0.0.1:4"},
+		{"id": 3, "peer_addr": "127.0.0.1:5", "client_addr": "127.0.0.1:6"},
+		{"id": 4, "peer_addr": "127.0.0.1:7", "client_addr": "127.0.0.1:8"}]}`
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cluster", path}, "pbft"},
+		{[]string{"--targets", "127.0.0.1:2"}, "raft"},
+		{[]string{"--cluster", path, "--protocol", "raft"}, "raft"}, // refused later, by name
+	} {
+		var c clusterFlags
+		g := c.group()
+		if err := g.fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.spec()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if s.Protocol != tc.want {
+			t.Errorf("%v: protocol %q, want %q", tc.args, s.Protocol, tc.want)
+		}
+	}
+	var c clusterFlags
+	g := c.group()
+	if err := g.fs.Parse([]string{"--cluster", filepath.Join(t.TempDir(), "missing.json")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.spec(); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("a missing spec file: %v, want an error naming it", err)
+	}
+}
