@@ -1209,6 +1209,12 @@ func (nd *Node) retransmitOwn() {
 	// While clients are retrying (waiting > 0) something is stuck somewhere: re-send this
 	// replica's messages for every sequence number in the window, so a replica that missed
 	// pre-prepares or commits for numbers already executed here can finish them.
+	//
+	// The primary re-sends a pre-prepare, batch and all, only to the backups whose PREPARE
+	// it lacks: a backup prepares only after accepting the pre-prepare. Re-sending every
+	// in-flight batch to every backup each period cost a loaded primary megabytes per
+	// period, and, with clients retrying, the whole window's batches at once. Votes carry no
+	// batch and go to everyone.
 	from := nd.lastExec + 1
 	if nd.waiting > 0 {
 		from = nd.h + 1
@@ -1222,7 +1228,11 @@ func (nd *Node) retransmitOwn() {
 		unfinished = unfinished || seq > nd.lastExec
 		if nd.isPrimary() {
 			if !s.missing {
-				nd.sendPrePrepare(s, ToAll)
+				for to := range nd.cfg.N {
+					if to != nd.id && s.prepMask&(1<<to) == 0 {
+						nd.sendPrePrepare(s, to)
+					}
+				}
 			}
 		} else if s.prepMask&(1<<nd.id) != 0 {
 			nd.send(Message{Type: MsgPrepare, To: ToAll, View: s.view, Seq: s.seq, Digest: s.digest})

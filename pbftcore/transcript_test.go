@@ -133,3 +133,6 @@ func TestTranscriptSpoiledMAC(t *testing.T) { runTranscript(t, "spoiled_mac.txt"
 func TestTranscriptFailoverRetransmission(t *testing.T) {
 	runTranscript(t, "failover_retransmission.txt")
 }
+
+// The primary re-sends a batch only to the backups that lack it, a period after it sent it.
+func TestTranscriptRetransmitTargeted(t *testing.T) { runTranscript(t, "retransmit_targeted.txt") }
