@@ -33,8 +33,9 @@
 //     prepared batch, rule B a null request). The checkpoint part of a VIEW-CHANGE is the
 //     OSDI '99 certificate of 2f+1 signed CHECKPOINTs.
 //   - Lost messages are recovered by re-sending one's own messages for unfinished work
-//     every RetransmitTicks, by answering a repeated PREPARE/COMMIT for an executed sequence
-//     number with this replica's messages for it, by sending the stable checkpoint to a
+//     every RetransmitTicks (the primary's PRE-PREPARE, which carries the batch, only to the
+//     backups whose PREPARE it lacks), by answering a repeated PREPARE/COMMIT for an executed
+//     sequence number with this replica's votes for it, by sending the stable checkpoint to a
 //     replica working below it, and by joining a view once f+1 replicas are seen in it (the
 //     primary of that view re-sends NEW-VIEW). Castro's thesis uses STATUS messages instead.
 //   - A read-only request is answered only while no prepared request is unexecuted here:
