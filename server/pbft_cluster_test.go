@@ -92,28 +92,32 @@ func pdo(t *testing.T, cl *client.PBFTClient, ops ...wire.Op) *client.Results {
 
 func pbftReplica(c *LocalCluster, i int) *PBFTReplica { return c.Replicas[i].(*PBFTReplica) }
 
-// waitPBFTReplicasCaughtUp waits until every replica has executed as far as the furthest
-// one had when the wait began, and fails the test with each replica's position if that
-// takes longer than within.
-func waitPBFTReplicasCaughtUp(t *testing.T, c *LocalCluster, within time.Duration) {
+// waitPBFTExecuted waits until every replica has executed sequence number seq, and fails
+// the test with each replica's position if that takes longer than within.
+func waitPBFTExecuted(t *testing.T, c *LocalCluster, seq uint64, within time.Duration) {
 	t.Helper()
-	var target uint64
-	for i := range c.Replicas {
-		target = max(target, pbftReplica(c, i).LastExecuted())
-	}
 	deadline := time.Now().Add(within)
 	for i := range c.Replicas {
-		for pbftReplica(c, i).LastExecuted() < target {
+		for pbftReplica(c, i).LastExecuted() < seq {
 			if time.Now().After(deadline) {
 				at := make([]uint64, len(c.Replicas))
 				for j := range at {
 					at[j] = pbftReplica(c, j).LastExecuted()
 				}
-				t.Fatalf("replica %d did not catch up to sequence number %d within %v; executed: %v", i, target, within, at)
+				t.Fatalf("replica %d did not execute sequence number %d within %v; executed: %v", i, seq, within, at)
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
+}
+
+// pbftMaxExecuted returns the furthest any replica has executed.
+func pbftMaxExecuted(c *LocalCluster) uint64 {
+	var most uint64
+	for i := range c.Replicas {
+		most = max(most, pbftReplica(c, i).LastExecuted())
+	}
+	return most
 }
 
 // PBFT §4.2 (normal case, f+1 matching replies), §5.1.3 (read-only path, 2f+1 replies):
@@ -376,24 +380,10 @@ func TestPBFTUnsafeAckBeforeCommitAcknowledgesUncommittedWrites(t *testing.T) {
 			// everywhere before the quorum is broken, so only the second one is measured.
 			// The client's identity claim is ordered before it, so the write's sequence
 			// number is one past whatever the claim left executed, not 1.
-			waitExecuted := func(seq uint64) {
-				deadline := time.Now().Add(5 * time.Second)
-				for i := range c.Replicas {
-					for pbftReplica(c, i).LastExecuted() < seq {
-						if time.Now().After(deadline) {
-							t.Fatalf("replica %d did not execute sequence number %d", i, seq)
-						}
-						time.Sleep(time.Millisecond)
-					}
-				}
-			}
-			var claimed uint64
-			for i := range c.Replicas {
-				claimed = max(claimed, pbftReplica(c, i).LastExecuted())
-			}
-			waitExecuted(claimed)
+			claimed := pbftMaxExecuted(c)
+			waitPBFTExecuted(t, c, claimed, 5*time.Second)
 			pdo(t, cl, put("a", "1"))
-			waitExecuted(claimed + 1)
+			waitPBFTExecuted(t, c, claimed+1, 5*time.Second)
 			for _, i := range []int{2, 3} {
 				if err := c.StopNode(i); err != nil {
 					t.Fatal(err)
@@ -821,7 +811,7 @@ func TestPBFTClusterRetransmissionsExecuteOnce(t *testing.T) {
 	// A reply needs f+1 matching replicas (§4.1), so when the last Do returns one replica
 	// may still be committing its tail; it must catch up, through retransmission, without
 	// any further client traffic.
-	waitPBFTReplicasCaughtUp(t, c, 10*time.Second)
+	waitPBFTExecuted(t, c, pbftMaxExecuted(c), 10*time.Second)
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
