@@ -422,6 +422,15 @@ func (nd *Node) Status() Status {
 // disagree.
 func (nd *Node) UnverifiedBatches() uint64 { return nd.unverifiedBatches }
 
+// HasVoteFrom reports whether this replica holds a PREPARE or COMMIT of view for sequence
+// number seq from replica: proof that replica accepted that view's pre-prepare for it, since
+// a replica votes only for a pre-prepare it accepted (for checkers and the simulator).
+func (nd *Node) HasVoteFrom(view, seq uint64, replica int) bool {
+	s := nd.existingSlot(seq)
+	return s != nil && s.view == view && replica >= 0 && replica < nd.cfg.N &&
+		(s.prepMask|s.commitMask)&(1<<replica) != 0
+}
+
 // HoldsBatch reports whether this replica holds the batch with digest d for sequence number
 // seq, so that it could answer a FETCH-BATCH for it (for checkers and the simulator).
 func (nd *Node) HoldsBatch(seq uint64, d Digest) bool {
@@ -1210,8 +1219,8 @@ func (nd *Node) retransmitOwn() {
 	// replica's messages for every sequence number in the window, so a replica that missed
 	// pre-prepares or commits for numbers already executed here can finish them.
 	//
-	// The primary re-sends a pre-prepare, batch and all, only to the backups whose PREPARE
-	// it lacks: a backup prepares only after accepting the pre-prepare. Re-sending every
+	// The primary re-sends a pre-prepare, batch and all, only to the backups it has no vote
+	// from: a backup prepares (and commits) only after accepting the pre-prepare. Re-sending every
 	// in-flight batch to every backup each period cost a loaded primary megabytes per
 	// period, and, with clients retrying, the whole window's batches at once. Votes carry no
 	// batch and go to everyone.
@@ -1229,7 +1238,7 @@ func (nd *Node) retransmitOwn() {
 		if nd.isPrimary() {
 			if !s.missing {
 				for to := range nd.cfg.N {
-					if to != nd.id && s.prepMask&(1<<to) == 0 {
+					if to != nd.id && (s.prepMask|s.commitMask)&(1<<to) == 0 {
 						nd.sendPrePrepare(s, to)
 					}
 				}
