@@ -220,10 +220,12 @@ func (p *pbftProtocol) MaxDown() int { return max(0, p.f-p.byzCount()-p.amnesiac
 
 func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	i := int(h.ID() - 1)
+	amnesiac := false
 	if restart && p.crashedAt[i] {
 		p.crashedAt[i] = false
 		if !p.logged {
 			p.amnesiac++
+			amnesiac = true
 		}
 	}
 	p.snapQueued[i], p.snapNext[i] = false, nil // a crash dropped any snapshot write in flight
@@ -265,7 +267,7 @@ func (p *pbftProtocol) StartReplica(h *Host, restart bool) Replica {
 	if err != nil {
 		panic(err)
 	}
-	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: lastSeq}
+	rep := &pbftReplica{p: p, h: h, i: i, nd: nd, app: app, lastSeq: lastSeq, amnesiac: amnesiac}
 	if p.byzB[i] != byz.Honest {
 		rep.byz = p.newByz(i)
 	}
@@ -389,6 +391,9 @@ type pbftReplica struct {
 	byz     *byz.Replica
 	lastSeq uint64
 	traced  pbftcore.Status
+	// amnesiac: restarted without its log, so it may re-propose a sequence number it
+	// forgot it had assigned; the run counts it as one of the f faults.
+	amnesiac bool
 }
 
 func (r *pbftReplica) Tick() {
@@ -610,8 +615,13 @@ func (r *pbftReplica) check(rd *pbftcore.Ready) {
 	// only for a pre-prepare it accepted). Such re-sends multiply a primary's traffic and
 	// memory by the window (they made a server primary's RSS swing by 300 MB), without any
 	// safety or liveness checker noticing. The Ready comes right after the Step or Tick
-	// that made its messages, so the votes seen here are those the sender knew.
+	// that made its messages, so the votes seen here are those the sender knew. A replica
+	// restarted without its log is exempt: having forgotten its pre-prepare, it may assign
+	// the number again, votes for the old one in hand (it counts as a fault).
 	for k := range rd.Messages {
+		if r.amnesiac {
+			break
+		}
 		m := &rd.Messages[k]
 		if m.Type != pbftcore.MsgPrePrepare || len(m.Requests) == 0 {
 			continue
