@@ -1220,10 +1220,10 @@ func (nd *Node) retransmitOwn() {
 	// pre-prepares or commits for numbers already executed here can finish them.
 	//
 	// The primary re-sends a pre-prepare, batch and all, only to the backups it has no vote
-	// from: a backup prepares (and commits) only after accepting the pre-prepare. Re-sending every
-	// in-flight batch to every backup each period cost a loaded primary megabytes per
-	// period, and, with clients retrying, the whole window's batches at once. Votes carry no
-	// batch and go to everyone.
+	// from: a backup prepares (and commits) only after accepting the pre-prepare. Re-sending
+	// every in-flight batch to every backup each period cost a loaded primary megabytes per
+	// period, and, with clients retrying, the whole window's batches at once. Votes carry
+	// no batch and go to everyone.
 	from := nd.lastExec + 1
 	if nd.waiting > 0 {
 		from = nd.h + 1

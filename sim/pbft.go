@@ -610,28 +610,8 @@ func (p *pbftProtocol) noteNewView(m *pbftcore.Message) {
 // the redundant-batch checker on its messages.
 func (r *pbftReplica) check(rd *pbftcore.Ready) {
 	p := r.p
-	// A correct replica never sends a PRE-PREPARE's batch to a replica whose vote for that
-	// view and sequence number it holds: the vote proves the batch is there (a replica votes
-	// only for a pre-prepare it accepted). Such re-sends multiply a primary's traffic and
-	// memory by the window (they made a server primary's RSS swing by 300 MB), without any
-	// safety or liveness checker noticing. The Ready comes right after the Step or Tick
-	// that made its messages, so the votes seen here are those the sender knew. A replica
-	// restarted without its log is exempt: having forgotten its pre-prepare, it may assign
-	// the number again, votes for the old one in hand (it counts as a fault).
-	for k := range rd.Messages {
-		if r.amnesiac {
-			break
-		}
-		m := &rd.Messages[k]
-		if m.Type != pbftcore.MsgPrePrepare || len(m.Requests) == 0 {
-			continue
-		}
-		for j := range p.n {
-			if (m.To == j || m.To == pbftcore.ToAll && j != r.i) && r.nd.HasVoteFrom(m.View, m.Seq, j) {
-				p.fail(fmt.Errorf("%w: n%d sent its batch for v=%d n=%d to n%d, whose vote for it it holds",
-					errPBFTRedundantBatch, r.i+1, m.View, m.Seq, j+1))
-			}
-		}
+	if !r.amnesiac {
+		r.checkNoRedundantBatch(rd)
 	}
 	for _, b := range rd.Batches {
 		if b.Seq <= r.lastSeq {
@@ -649,6 +629,30 @@ func (r *pbftReplica) check(rd *pbftcore.Ready) {
 		op, ok := p.sent[[2]uint64{e.Client, e.Timestamp}]
 		if !ok || string(op) != string(e.Op) {
 			p.fail(fmt.Errorf("pbft: validity violated: n%d executed c%d/%d that no client sent", r.i+1, e.Client, e.Timestamp))
+		}
+	}
+}
+
+// checkNoRedundantBatch fails the run when this correct replica sends a PRE-PREPARE's batch
+// to a replica whose vote for that view and sequence number it holds: the vote proves the
+// batch is there (a replica votes only for a pre-prepare it accepted). Such re-sends
+// multiply a primary's traffic and memory by the window (they made a server primary's RSS
+// swing by 300 MB) without any safety or liveness checker noticing. The Ready comes right
+// after the Step or Tick that made its messages, so the votes seen here are those the
+// sender knew. A replica restarted without its log is not checked: having forgotten its
+// pre-prepare, it may assign the number again, votes for the old one in hand (the run
+// counts it as a fault).
+func (r *pbftReplica) checkNoRedundantBatch(rd *pbftcore.Ready) {
+	for k := range rd.Messages {
+		m := &rd.Messages[k]
+		if m.Type != pbftcore.MsgPrePrepare || len(m.Requests) == 0 {
+			continue
+		}
+		for j := range r.p.n {
+			if (m.To == j || m.To == pbftcore.ToAll && j != r.i) && r.nd.HasVoteFrom(m.View, m.Seq, j) {
+				r.p.fail(fmt.Errorf("%w: n%d sent its batch for v=%d n=%d to n%d, whose vote for it it holds",
+					errPBFTRedundantBatch, r.i+1, m.View, m.Seq, j+1))
+			}
 		}
 	}
 }
