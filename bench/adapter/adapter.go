@@ -255,10 +255,12 @@ type doer interface {
 	Close() error
 }
 
-// batch is the per-call scratch a Session reuses: the wire ops and the client's results.
+// batch is the per-call scratch a Session reuses: the wire ops, the client's results and
+// the call's deadline.
 type batch struct {
 	ops []wire.Op
 	res client.Results
+	ctx callContext
 }
 
 // session is one worker's client. Do is safe for concurrent use (the client pipelines
@@ -285,9 +287,9 @@ func (s *session) do(ctx context.Context, ops []bench.Op) error {
 	}
 	defer s.pool.Put(b)
 	b.ops = toWire(b.ops[:0], ops)
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	err := s.cl.Do(ctx, b.ops, &b.res)
-	cancel()
+	b.ctx.begin(ctx, s.timeout)
+	err := s.cl.Do(&b.ctx, b.ops, &b.res)
+	b.ctx.end()
 	if err != nil {
 		return err
 	}
