@@ -422,6 +422,22 @@ func (nd *Node) Status() Status {
 // disagree.
 func (nd *Node) UnverifiedBatches() uint64 { return nd.unverifiedBatches }
 
+// TimerTicksLeft returns how many ticks this replica's running timer has left before it
+// starts a view change: the request timer in an active view, the view-change timer while
+// changing views, or, before 2f+1 replicas are seen changing, the timeout that timer will
+// run once they are; 0 when nothing is pending. After faults stop, the protocol may wait
+// this long before it acts (for checkers and the simulator's liveness bound).
+func (nd *Node) TimerTicksLeft() int {
+	switch {
+	case nd.viewActive:
+		return nd.reqTimer
+	case nd.vc.timerStarted:
+		return nd.vc.timer
+	default:
+		return nd.timeout()
+	}
+}
+
 // HasVoteFrom reports whether this replica holds a PREPARE or COMMIT of view for sequence
 // number seq from replica: proof that replica accepted that view's pre-prepare for it, since
 // a replica votes only for a pre-prepare it accepted (for checkers and the simulator).

@@ -143,6 +143,8 @@ type Cluster struct {
 	onTick       func(tick int) // tests: runs at each global tick of the safety phase
 	failure      error
 	livenessDone int // ops started after heal that completed
+	// livenessGrace: ticks added to the liveness window at the heal (LivenessGracer).
+	livenessGrace int
 }
 
 // NewCluster draws the run's parameters from seed and builds the protocol with factory.
@@ -474,9 +476,9 @@ func (c *Cluster) globalTick() bool {
 		if c.livenessDone >= LivenessOps {
 			c.stats.LiveTick = c.tick
 			c.Logf("liveness shown: %d ops completed %d ticks after heal", c.livenessDone, c.tick-c.stats.HealTick)
-		} else if c.tick-c.stats.HealTick > LivenessTicksMax {
-			c.Fail(fmt.Errorf("%w: only %d of %d ops started after the heal at tick %d completed within %d ticks",
-				ErrLiveness, c.livenessDone, LivenessOps, c.stats.HealTick, LivenessTicksMax))
+		} else if c.tick-c.stats.HealTick > LivenessTicksMax+c.livenessGrace {
+			c.Fail(fmt.Errorf("%w: only %d of %d ops started after the heal at tick %d completed within %d ticks (%d of them the protocol's timers)",
+				ErrLiveness, c.livenessDone, LivenessOps, c.stats.HealTick, LivenessTicksMax+c.livenessGrace, c.livenessGrace))
 			return true
 		}
 	}
@@ -540,6 +542,12 @@ func (c *Cluster) heal() {
 	}
 	c.Logf("HEAL: network healed, all hosts up and running, drops and duplicates off")
 	c.proto.Heal()
+	if g, ok := c.proto.(LivenessGracer); ok {
+		c.livenessGrace = g.LivenessGrace()
+		if c.livenessGrace > 0 {
+			c.Logf("liveness window: %d ticks plus %d the protocol's timers may take", LivenessTicksMax, c.livenessGrace)
+		}
+	}
 }
 
 func (c *Cluster) fault() {

@@ -56,6 +56,14 @@ type Protocol interface {
 	Final() error
 }
 
+// LivenessGracer is an optional Protocol interface. LivenessGrace, called once right after
+// Heal, returns how many ticks the protocol's own timers may legitimately hold back progress
+// after the faults stop (PBFT's view-change timer doubles with every view change that
+// failed during the faults); the liveness window after the heal grows by that much.
+type LivenessGracer interface {
+	LivenessGrace() int
+}
+
 // Factory builds the Protocol for one run.
 type Factory func(c *Cluster) Protocol
 
