@@ -116,6 +116,12 @@ func (s *slot) resetView() {
 
 func (s *slot) batch() *batchBuf { return &s.bufs[s.cur] }
 
+// hasVoteFrom reports whether replica's PREPARE or COMMIT for this view's instance is here:
+// a replica votes only for a pre-prepare it accepted, so it holds the batch.
+func (s *slot) hasVoteFrom(replica int) bool {
+	return (s.prepMask|s.commitMask)&(1<<replica) != 0
+}
+
 // vote records from's PREPARE (or COMMIT) for digest d; false if from already voted.
 func (s *slot) vote(commit bool, from int, d Digest) bool {
 	mask, digs := &s.prepMask, s.prepDig
@@ -443,8 +449,7 @@ func (nd *Node) TimerTicksLeft() int {
 // a replica votes only for a pre-prepare it accepted (for checkers and the simulator).
 func (nd *Node) HasVoteFrom(view, seq uint64, replica int) bool {
 	s := nd.existingSlot(seq)
-	return s != nil && s.view == view && replica >= 0 && replica < nd.cfg.N &&
-		(s.prepMask|s.commitMask)&(1<<replica) != 0
+	return s != nil && s.view == view && replica >= 0 && replica < nd.cfg.N && s.hasVoteFrom(replica)
 }
 
 // HoldsBatch reports whether this replica holds the batch with digest d for sequence number
@@ -557,9 +562,10 @@ func (nd *Node) Advance() {
 	clear(h.persist)
 	nd.spare = outbox{persist: h.persist[:0], msgs: h.msgs[:0], executed: h.executed[:0], batches: h.batches[:0], arena: h.arena[:0],
 		reqArena: h.reqArena[:0]}
-	// A rare Ready can be huge (a primary re-sending a whole window of pre-prepares to a
-	// replica that lags, tens of megabytes): its buffers are not kept as the spare, or
-	// every replica would hold twice its largest Ready for the rest of its life.
+	// A rare Ready can be huge (the pre-prepares of a window re-sent to a backup that
+	// missed them, a burst of queued requests cut at once: tens of megabytes): its buffers
+	// are not kept as the spare, or every replica would hold twice its largest Ready for
+	// the rest of its life.
 	if cap(nd.spare.arena) > MaxRetainedOutputBytes {
 		nd.spare.arena = nil
 	}
@@ -1254,7 +1260,7 @@ func (nd *Node) retransmitOwn() {
 		if nd.isPrimary() {
 			if !s.missing {
 				for to := range nd.cfg.N {
-					if to != nd.id && (s.prepMask|s.commitMask)&(1<<to) == 0 {
+					if to != nd.id && !s.hasVoteFrom(to) {
 						nd.sendPrePrepare(s, to)
 					}
 				}
