@@ -64,6 +64,20 @@ type Session interface {
 	Close() error
 }
 
+// AsyncSession is a Session that can also submit a batch without waiting for it. The
+// closed-loop driver uses it where a Session offers it: each lane's next batch starts from
+// its previous batch's completion, on whatever goroutine completed it, so a run of many
+// clients does not wake a goroutine per request (on a small host the load generator's
+// wake-ups compete with the cluster for the same cores).
+type AsyncSession interface {
+	Session
+	// Start submits ops as one batch, as Do does with a context that ends after the
+	// session's request timeout, and returns at once. done is called exactly once with what
+	// Do would have returned, never inside Start, on a goroutine that must not be held: done
+	// must not block (it may call Start again). ops belong to the batch until done is called.
+	Start(ops []Op, done func(error))
+}
+
 // Opener builds a Target from the cluster description a user gave on the command line.
 // cmd/loadgen takes one; the cluster client package provides the real one.
 type Opener func(ctx context.Context, spec Spec) (Target, error)

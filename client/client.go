@@ -267,11 +267,17 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 		defer c.window.release(first, uint64(len(ops)))
 		req.FirstSeq = first
 	}
+	return c.attempts(ctx, &req, res, 1, false)
+}
+
+// attempts sends req, from attempt try on, until a replica answers it or ctx ends: the retry
+// loop of Do, which Start's calls continue in when their first attempt was not answered.
+// unanswered says whether an earlier attempt reached a replica without an answer.
+func (c *RaftClient) attempts(ctx context.Context, req *wire.ClientRequest, res *Results, try int, unanswered bool) error {
 	backoff := retryBackoffMin
 	var lastErr error
-	unanswered := false // an attempt reached a replica and its outcome is unknown
-	writes := !readOnly(ops)
-	for try := 1; ; try++ {
+	writes := !readOnly(req.Ops)
+	for ; ; try++ {
 		err := ctx.Err()
 		if c.closed.Load() {
 			err = ErrClosed
@@ -288,27 +294,17 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 		cn, err := c.connTo(ctx)
 		if err == nil {
 			var st wire.Status
-			st, err = c.attempt(ctx, cn, &req, res, &unanswered)
+			st, err = c.attempt(ctx, cn, req, res, &unanswered)
 			if err == nil {
 				res.Tries = try
-				switch st {
-				case wire.StatusNotLeader:
-					if hint := hintOf(res); hint != 0 && hint != cn.node {
-						c.setLeader(hint)
-						continue // follow the hint at once
-					}
-					c.nextNode(cn.node)
-					err = fmt.Errorf("node %d is not the leader", cn.node)
-				case wire.StatusBusy:
-					err = fmt.Errorf("node %d is busy", cn.node)
-				default:
-					for _, r := range res.Ops {
-						if r.Status == wire.StatusSessionExpired {
-							// Retrying cannot tell: the replicas forgot the session.
-							return fmt.Errorf("%w: the cluster no longer remembers session %d for this batch (idle past its TTL, or retried too late)", ErrMaybeApplied, c.cfg.ClientID)
-						}
-					}
+				if st, err = c.settle(cn, st, res); err == nil {
 					return nil
+				}
+				if st == wire.StatusNotLeader && errors.Is(err, errFollowHint) {
+					continue // follow the hint at once
+				}
+				if errors.Is(err, ErrMaybeApplied) {
+					return err
 				}
 			} else {
 				c.nextNode(cn.node)
@@ -323,6 +319,35 @@ func (c *RaftClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 		}
 		backoff = min(2*backoff, retryBackoffMax)
 	}
+}
+
+// errFollowHint is settle's answer to a redirect that names another replica: retry there at
+// once.
+var errFollowHint = errors.New("client: redirected")
+
+// settle judges an answered attempt (status st from attempt, results in res): nil when the
+// batch is done; errFollowHint (with StatusNotLeader) when the answer names the leader to
+// retry at; ErrMaybeApplied when retrying cannot tell the outcome; another error to retry
+// after a backoff.
+func (c *RaftClient) settle(cn *conn, st wire.Status, res *Results) (wire.Status, error) {
+	switch st {
+	case wire.StatusNotLeader:
+		if hint := hintOf(res); hint != 0 && hint != cn.node {
+			c.setLeader(hint)
+			return st, errFollowHint
+		}
+		c.nextNode(cn.node)
+		return st, fmt.Errorf("node %d is not the leader", cn.node)
+	case wire.StatusBusy:
+		return st, fmt.Errorf("node %d is busy", cn.node)
+	}
+	for _, r := range res.Ops {
+		if r.Status == wire.StatusSessionExpired {
+			// Retrying cannot tell: the replicas forgot the session.
+			return st, fmt.Errorf("%w: the cluster no longer remembers session %d for this batch (idle past its TTL, or retried too late)", ErrMaybeApplied, c.cfg.ClientID)
+		}
+	}
+	return st, nil
 }
 
 // readSeqBit marks the IDs of read-only batches, which live outside the write sequence space.

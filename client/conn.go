@@ -27,6 +27,11 @@ type call struct {
 	replica uint64 // PBFT: the replica that answered (for f+1 matching)
 	// timer bounds one attempt; kept with the pooled call so attempts do not allocate one.
 	timer *time.Timer
+	// onDone, when set, settles the call instead of done: the reader (or whoever fails the
+	// connection) calls it once, after removing the call from the table. It must not block.
+	// RaftClient.Start's calls use it, so that a reply starts the caller's next request on
+	// the reader goroutine with no goroutine woken in between.
+	onDone func(*call)
 }
 
 // callKey names a call on its connection: clients that share a connection (SharedConns)
@@ -57,17 +62,20 @@ func putCall(c *call) {
 // conn is one TCP connection to one replica's client port with its reader goroutine.
 // Writers combine: a caller appends its frame to wbuf and, if nobody is writing, writes
 // everything pending itself, so N concurrent callers cost about one write, and frames go
-// out in the order their sequence numbers were taken (taken under wmu).
+// out in the order their sequence numbers were taken (taken under wmu). While the reader
+// settles asynchronous calls from the frames one read brought (deferring), their callbacks'
+// next frames only queue, and the reader writes them all once those frames are handled.
 type conn struct {
 	node         uint64
 	nc           net.Conn
 	writeTimeout time.Duration
 
-	wmu     sync.Mutex
-	wbuf    []byte
-	spare   []byte
-	writing bool
-	werr    error
+	wmu       sync.Mutex
+	wbuf      []byte
+	spare     []byte
+	writing   bool
+	deferring bool
+	werr      error
 
 	mu     sync.Mutex
 	calls  map[callKey]*call
@@ -96,7 +104,8 @@ func dialConn(ctx context.Context, node uint64, addr string, maxFrame int, dialT
 
 // send registers cl under req.FirstSeq and queues req's frame. An error means cl was never
 // registered (the connection had already failed); once registered, cl is settled only
-// through cl.done (its reply, or cl.err when the connection breaks), exactly once.
+// through cl.done or cl.onDone (its reply, or cl.err when the connection breaks), exactly
+// once.
 func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 	c.wmu.Lock()
 	if c.werr != nil {
@@ -116,7 +125,7 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 		c.calls[cl.key] = cl
 		c.mu.Unlock()
 	}
-	if c.writing {
+	if c.writing || c.deferring {
 		c.wmu.Unlock()
 		return nil
 	}
@@ -127,6 +136,20 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 	c.wmu.Unlock()
 	runtime.Gosched()
 	c.wmu.Lock()
+	if err := c.writeQueuedLocked(); err != nil && cl == nil {
+		return err
+	}
+	// An error with cl registered: cl is settled through its done signal or callback, by
+	// a fail (this one, or the reader's racing it, which may not have reached cl yet) or by
+	// its reply, if its frame left in an earlier write. Returning the error as well would
+	// let the caller reuse cl while that signal is still coming.
+	return nil
+}
+
+// writeQueuedLocked writes wbuf until it stays empty. It is called with wmu held and
+// writing set by the caller, and returns with wmu released and writing cleared; on a
+// write error the connection is failed and the error returned.
+func (c *conn) writeQueuedLocked() error {
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil
@@ -142,19 +165,33 @@ func (c *conn) send(cl *call, req *wire.ClientRequest) error {
 			c.writing = false
 			c.wmu.Unlock()
 			c.fail(err)
-			if cl != nil {
-				// cl is registered, so it is settled through cl.done: by a fail (this one,
-				// or the reader's racing it, which may not have reached cl yet) or by its
-				// reply, if its frame left in an earlier write. Returning the error as
-				// well would let the caller reuse cl while that signal is still coming.
-				return nil
-			}
 			return err
 		}
 	}
 	c.writing = false
 	c.wmu.Unlock()
 	return nil
+}
+
+// deferWrites makes sends only queue their frames until flushDeferred (the reader, while
+// it settles asynchronous calls).
+func (c *conn) deferWrites() {
+	c.wmu.Lock()
+	c.deferring = true
+	c.wmu.Unlock()
+}
+
+// flushDeferred ends deferWrites and writes what queued meanwhile, unless a writer is
+// already at it (it takes the queued frames with its own).
+func (c *conn) flushDeferred() {
+	c.wmu.Lock()
+	c.deferring = false
+	if c.writing || len(c.wbuf) == 0 || c.werr != nil {
+		c.wmu.Unlock()
+		return
+	}
+	c.writing = true
+	_ = c.writeQueuedLocked()
 }
 
 // forget removes a call that the caller gave up on (timeout). It reports false when the
@@ -172,7 +209,12 @@ func (c *conn) forget(cl *call) bool {
 func (c *conn) readLoop(maxFrame int) {
 	r := wire.NewReader(c.nc, maxFrame)
 	var rep wire.ClientReply
+	deferred := false // writes deferred while the frames already read are handled
 	for {
+		if deferred && !r.HasFrame() {
+			deferred = false
+			c.flushDeferred()
+		}
 		f, err := r.ReadFrame()
 		if err != nil {
 			c.fail(err)
@@ -199,7 +241,15 @@ func (c *conn) readLoop(maxFrame int) {
 			continue // the caller timed out and went elsewhere
 		}
 		copyReply(cl, &rep, c.node)
-		cl.done <- struct{}{}
+		if cl.onDone == nil {
+			cl.done <- struct{}{}
+			continue
+		}
+		if !deferred {
+			deferred = true
+			c.deferWrites()
+		}
+		cl.onDone(cl)
 	}
 }
 
@@ -241,7 +291,11 @@ func (c *conn) fail(err error) {
 	close(c.done)
 	for _, cl := range calls {
 		cl.err = c.err
-		cl.done <- struct{}{}
+		if cl.onDone != nil {
+			cl.onDone(cl)
+		} else {
+			cl.done <- struct{}{}
+		}
 	}
 }
 

@@ -49,6 +49,18 @@ func (w *seqWindow) acquire(ctx context.Context, k uint64) (uint64, error) {
 	return first, nil
 }
 
+// tryAcquire is acquire without waiting: false when the k numbers would stretch the span.
+func (w *seqWindow) tryAcquire(k uint64) (uint64, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.next+k-w.low > MaxOutstandingOps {
+		return 0, false
+	}
+	first := w.next
+	w.next += k
+	return first, true
+}
+
 // release marks [first, first+k) finished (answered, or abandoned for good).
 func (w *seqWindow) release(first, k uint64) {
 	w.mu.Lock()

@@ -499,6 +499,17 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	}
 }
 
+// HasFrame reports whether a whole frame is buffered, so that the next ReadFrame returns
+// without reading (or with the error of a bad header). A reader that answers frames in
+// batches flushes its answers when this turns false, before ReadFrame may block.
+func (r *Reader) HasFrame() bool {
+	b := r.buf[r.start:r.end]
+	if r.err != nil || len(b) < HeaderSize {
+		return r.err != nil
+	}
+	return len(b) >= HeaderSize+int(binary.LittleEndian.Uint32(b[offLength:]))
+}
+
 // makeRoom ensures the buffer can hold need bytes from start, moving the unconsumed bytes to
 // the front (frames handed out earlier become invalid, as documented) and growing the buffer
 // when the frame is larger than it. need has been checked against MaxFrameBytes.

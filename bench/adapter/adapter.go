@@ -191,6 +191,9 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 		return nil, fmt.Errorf("adapter: opening session %d: %w", worker, err)
 	}
 	s.failures = &t.failures
+	if rc, ok := cl.(*client.RaftClient); ok {
+		return &raftSession{session: s, rc: rc}, nil
+	}
 	return s, nil
 }
 
@@ -297,6 +300,49 @@ func (s *session) do(ctx context.Context, ops []bench.Op) error {
 }
 
 func (s *session) Close() error { return s.cl.Close() }
+
+// raftSession is a Raft worker's session, which also starts batches without waiting
+// (bench.AsyncSession, through client.RaftClient.Start).
+type raftSession struct {
+	*session
+	rc    *client.RaftClient
+	async sync.Pool // *asyncBatch
+}
+
+// asyncBatch is the scratch of one started batch, held until its completion.
+type asyncBatch struct {
+	s        *raftSession
+	ops      []wire.Op
+	res      client.Results
+	userOps  []bench.Op
+	userDone func(error)
+	onDone   func(error) // complete, bound once per scratch rather than per batch
+}
+
+// Start implements bench.AsyncSession.
+func (s *raftSession) Start(ops []bench.Op, done func(error)) {
+	b, _ := s.async.Get().(*asyncBatch)
+	if b == nil {
+		b = &asyncBatch{s: s}
+		b.onDone = b.complete
+	}
+	b.ops = toWire(b.ops[:0], ops)
+	b.userOps, b.userDone = ops, done
+	s.rc.Start(b.ops, &b.res, s.timeout, b.onDone)
+}
+
+func (b *asyncBatch) complete(err error) {
+	s, ops, done := b.s, b.userOps, b.userDone
+	if err == nil {
+		err = fromResults(ops, b.res.Ops)
+	}
+	if err != nil {
+		s.failures.note(err)
+	}
+	b.userOps, b.userDone = nil, nil
+	s.async.Put(b)
+	done(err)
+}
 
 // toWire appends ops as wire ops to dst. The wire ops alias the worker's key and value
 // bytes, which stay valid for the whole Do.
