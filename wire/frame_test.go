@@ -335,3 +335,40 @@ func TestReaderNetConn(t *testing.T) {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
 	}
 }
+
+// HasFrame says whether the next ReadFrame can return without reading: true for a whole
+// buffered frame, false for none or part of one.
+func TestReaderHasFrame(t *testing.T) {
+	var stream []byte
+	for i := range 3 {
+		stream = AppendFrame(stream, TypeClientRequest, 0, bytes.Repeat([]byte{byte(i)}, 100))
+	}
+	pr, pw := io.Pipe()
+	r := NewReader(pr, 0)
+	if r.HasFrame() {
+		t.Fatal("HasFrame before any read")
+	}
+	go func() {
+		pw.Write(stream[:len(stream)-10]) // two frames and most of the third
+		pw.Write(stream[len(stream)-10:])
+		pw.Close()
+	}()
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.HasFrame() {
+		t.Fatal("second frame buffered, HasFrame false")
+	}
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if r.HasFrame() {
+		t.Fatal("only part of the third frame buffered, HasFrame true")
+	}
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if r.HasFrame() {
+		t.Fatal("nothing buffered, HasFrame true")
+	}
+}

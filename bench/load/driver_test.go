@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,5 +409,61 @@ func TestCancelledRunReturnsPartialOutcome(t *testing.T) {
 	}
 	if tput := o.Throughput(); tput < 999 || tput > 1001 {
 		t.Errorf("throughput %.1f ops/s, want 1000 over the partial window", tput)
+	}
+}
+
+// asyncTarget offers a target's sessions as bench.AsyncSessions whose Start completes on a
+// goroutine of its own, as a connection's reader would.
+type asyncTarget struct {
+	bench.Target
+	starts atomic.Int64
+}
+
+func (t *asyncTarget) Open(ctx context.Context, worker int) (bench.Session, error) {
+	s, err := t.Target.Open(ctx, worker)
+	return &asyncSession{Session: s, starts: &t.starts}, err
+}
+
+type asyncSession struct {
+	bench.Session
+	starts *atomic.Int64
+}
+
+func (s *asyncSession) Start(ops []bench.Op, done func(error)) {
+	s.starts.Add(1)
+	go func() { done(s.Do(context.Background(), ops)) }()
+}
+
+// A closed-loop run on an AsyncSession chains each lane's batches through their completions
+// and measures exactly what the synchronous lanes measure: on the simulated clock, with a
+// stall and an error window, both runs record the same ops, errors and latencies.
+func TestClosedLoopOnAsyncSessionMeasuresAsSyncDoes(t *testing.T) {
+	stall := []benchtest.Window{{From: 2 * time.Second, To: 2500 * time.Millisecond}}
+	errs := []benchtest.Window{{From: 3 * time.Second, To: 3100 * time.Millisecond}}
+	cfg := oneWorker(ClosedLoop)
+	run := func(wrap bool) (*Outcome, int64) {
+		clock := benchtest.NewClock()
+		var target bench.Target = &benchtest.Target{Clock: clock, Service: time.Millisecond, Stalls: stall, Errors: errs}
+		at := &asyncTarget{Target: target}
+		if wrap {
+			target = at
+		}
+		return mustRun(t, target, cfg, clock), at.starts.Load()
+	}
+	syncRun, _ := run(false)
+	asyncRun, starts := run(true)
+	if starts < asyncRun.Ops {
+		t.Fatalf("%d Starts for %d ops: the async lane was not used", starts, asyncRun.Ops)
+	}
+	if syncRun.Ops != asyncRun.Ops || syncRun.Errors != asyncRun.Errors || syncRun.Errors == 0 {
+		t.Fatalf("sync %d ops %d errors, async %d ops %d errors; want equal, with errors", syncRun.Ops, syncRun.Errors, asyncRun.Ops, asyncRun.Errors)
+	}
+	for _, q := range []float64{50, 99, 100} {
+		if a, b := syncRun.Total.ValueAtQuantile(q), asyncRun.Total.ValueAtQuantile(q); a != b {
+			t.Errorf("p%v: sync %v, async %v", q, time.Duration(a), time.Duration(b))
+		}
+	}
+	if mx := asyncRun.Total.Max(); mx < 400*ms {
+		t.Errorf("async max %v, want the 500 ms stall", time.Duration(mx))
 	}
 }
