@@ -75,6 +75,8 @@ type AsyncSession interface {
 	// session's request timeout, and returns at once. done is called exactly once with what
 	// Do would have returned, never inside Start, on a goroutine that must not be held: done
 	// must not block (it may call Start again). ops belong to the batch until done is called.
+	// The driver closes the session once every done was called, or once its drain ended
+	// with batches still in flight: Close must then make their done calls come soon.
 	Start(ops []Op, done func(error))
 }
 
