@@ -140,6 +140,10 @@ type PBFTClient struct {
 	// client's view breaks: a crashed primary's socket reports it at once, and the ordered
 	// requests waiting on it go to every replica then, not an attempt timeout later.
 	primaryDown atomic.Pointer[chan struct{}]
+	// deferring counts the reader goroutines handling the replies one read brought: while
+	// any is, sends only queue their frames (the requests Start's callbacks make go out
+	// together), and each reader writes every connection's queue when it is done.
+	deferring atomic.Int32
 	// ctlMu serializes claims, renewals and releases; ctl is the one in flight.
 	ctlMu     sync.Mutex
 	ctl       atomic.Pointer[pbftControl]
@@ -180,6 +184,8 @@ type pbftSession struct {
 	// read before the read timer fired; that ordered attempt gets a whole AttemptTimeout.
 	reading  bool
 	fellBack time.Time
+	// async is the Start request in flight on this identity, if any (pbftasync.go).
+	async pbftAsync
 }
 
 // NewPBFT returns a client and dials every replica (a replica that cannot be reached is
@@ -286,6 +292,8 @@ func (c *PBFTClient) newSession(slot int) (*pbftSession, error) {
 	}
 	s := &pbftSession{id: id, core: core, done: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 	s.timer.Stop()
+	s.async.timer = time.AfterFunc(time.Hour, func() { c.asyncExpire(s) })
+	s.async.timer.Stop()
 	c.byID[slot].Store(s)
 	return s, nil
 }
@@ -556,7 +564,12 @@ func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
 	s.mu.Lock()
 	s.core.Step(&m)
 	c.flush(s) // records a result; a diverging or f+1 times refused read goes out again as an ordered request
+	done, err := c.asyncResultLocked(s)
 	s.mu.Unlock()
+	if done != nil {
+		c.free <- s
+		done(err)
+	}
 }
 
 // updateView sets view to the (f+1)-th highest view the replicas reported: f faulty
@@ -624,6 +637,7 @@ func (c *PBFTClient) Close() error {
 		return nil
 	}
 	close(c.closedC)
+	c.kickAsync() // Start requests in flight end with ErrClosed
 	c.bgCancel()
 	<-c.renewDone
 	if c.connected() {
@@ -728,7 +742,7 @@ func (pc *pbftConn) send(frame []byte) (connected bool) {
 		return true
 	}
 	pc.wbuf = append(pc.wbuf, frame...)
-	if pc.writing {
+	if pc.writing || pc.cl.deferring.Load() > 0 {
 		pc.mu.Unlock()
 		return true
 	}
@@ -737,6 +751,13 @@ func (pc *pbftConn) send(frame []byte) (connected bool) {
 	pc.mu.Unlock()
 	runtime.Gosched()
 	pc.mu.Lock()
+	pc.writeQueuedLocked()
+	return true
+}
+
+// writeQueuedLocked writes the queue until it stays empty or the connection breaks. Caller
+// holds pc.mu and has set writing; it returns with pc.mu released and writing cleared.
+func (pc *pbftConn) writeQueuedLocked() {
 	for len(pc.wbuf) > 0 && pc.nc != nil {
 		buf, nc := pc.wbuf, pc.nc
 		pc.wbuf, pc.spare = pc.spare[:0], nil
@@ -753,7 +774,6 @@ func (pc *pbftConn) send(frame []byte) (connected bool) {
 	}
 	pc.writing = false
 	pc.mu.Unlock()
-	return true
 }
 
 // broken forgets nc if it is still the current connection. Caller holds pc.mu.
@@ -772,12 +792,23 @@ func (pc *pbftConn) broken(nc net.Conn) {
 func (c *PBFTClient) notePrimaryDown() {
 	next := make(chan struct{})
 	close(*c.primaryDown.Swap(&next))
+	go c.kickAsync() // the Start requests too (not under the connection's lock: it takes theirs)
 }
 
 func (pc *pbftConn) readLoop(nc net.Conn) {
 	r := wire.NewReader(nc, pc.cl.cfg.MaxFrameBytes)
 	var rep wire.PBFTReply
+	deferred := false // this reader holds the client's sends back (see deferring)
+	defer func() {
+		if deferred {
+			pc.cl.endDeferred()
+		}
+	}()
 	for {
+		if deferred && !r.HasFrame() {
+			deferred = false
+			pc.cl.endDeferred()
+		}
 		f, err := r.ReadFrame()
 		if err == nil && f.Type != wire.TypePBFTReply {
 			err = fmt.Errorf("unexpected %v frame", f.Type)
@@ -793,6 +824,10 @@ func (pc *pbftConn) readLoop(nc net.Conn) {
 			pc.broken(nc)
 			pc.mu.Unlock()
 			return
+		}
+		if !deferred {
+			deferred = true
+			pc.cl.deferring.Add(1)
 		}
 		pc.cl.onReply(pc.replica, &rep)
 	}

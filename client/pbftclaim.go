@@ -95,6 +95,7 @@ func (c *PBFTClient) renewLoop() {
 		cancel()
 		if err == nil && g.Status == pbftcore.Lost {
 			c.lostOnce.Do(func() { close(c.lost) })
+			c.kickAsync() // Start requests in flight end with ErrIdentitiesLost
 			return
 		}
 	}

@@ -191,10 +191,25 @@ func (t *Target) Open(ctx context.Context, worker int) (bench.Session, error) {
 		return nil, fmt.Errorf("adapter: opening session %d: %w", worker, err)
 	}
 	s.failures = &t.failures
-	if rc, ok := cl.(*client.RaftClient); ok {
-		return &raftSession{session: s, rc: rc}, nil
+	if st := starterOf(cl); st != nil {
+		return &asyncSession{session: s, st: st}, nil
 	}
 	return s, nil
+}
+
+// starter is what both protocols' clients offer besides Do: a batch started without
+// waiting (client.RaftClient.Start, client.PBFTClient.Start).
+type starter interface {
+	Start(ops []wire.Op, res *client.Results, timeout time.Duration, done func(error))
+}
+
+// starterOf returns cl's Start, through a shared client's session handle too.
+func starterOf(cl doer) starter {
+	if sd, ok := cl.(sharedDoer); ok {
+		cl = sd.doer
+	}
+	st, _ := cl.(starter)
+	return st
 }
 
 // newPBFTIdentities returns a PBFT client holding n client identities, claimed through the
@@ -301,17 +316,17 @@ func (s *session) do(ctx context.Context, ops []bench.Op) error {
 
 func (s *session) Close() error { return s.cl.Close() }
 
-// raftSession is a Raft worker's session, which also starts batches without waiting
-// (bench.AsyncSession, through client.RaftClient.Start).
-type raftSession struct {
+// asyncSession is a worker's session that also starts batches without waiting
+// (bench.AsyncSession, through the client's Start).
+type asyncSession struct {
 	*session
-	rc    *client.RaftClient
+	st    starter
 	async sync.Pool // *asyncBatch
 }
 
 // asyncBatch is the scratch of one started batch, held until its completion.
 type asyncBatch struct {
-	s        *raftSession
+	s        *asyncSession
 	ops      []wire.Op
 	res      client.Results
 	userOps  []bench.Op
@@ -320,7 +335,7 @@ type asyncBatch struct {
 }
 
 // Start implements bench.AsyncSession.
-func (s *raftSession) Start(ops []bench.Op, done func(error)) {
+func (s *asyncSession) Start(ops []bench.Op, done func(error)) {
 	b, _ := s.async.Get().(*asyncBatch)
 	if b == nil {
 		b = &asyncBatch{s: s}
@@ -328,7 +343,7 @@ func (s *raftSession) Start(ops []bench.Op, done func(error)) {
 	}
 	b.ops = toWire(b.ops[:0], ops)
 	b.userOps, b.userDone = ops, done
-	s.rc.Start(b.ops, &b.res, s.timeout, b.onDone)
+	s.st.Start(b.ops, &b.res, s.timeout, b.onDone)
 }
 
 func (b *asyncBatch) complete(err error) {
