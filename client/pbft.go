@@ -243,9 +243,11 @@ func NewPBFT(ctx context.Context, cfg PBFTConfig) (*PBFTClient, error) {
 		c.free <- nil // sessions are created on first use
 	}
 	c.conns = make([]*pbftConn, c.n)
+	for i := range c.conns { // all of them before any reader starts: readers walk the slice
+		c.conns[i] = &pbftConn{cl: c, replica: i, addr: cfg.Nodes[i].Addr}
+	}
 	var wg sync.WaitGroup
 	for i := range c.conns {
-		c.conns[i] = &pbftConn{cl: c, replica: i, addr: cfg.Nodes[i].Addr}
 		wg.Add(1)
 		go func(pc *pbftConn) {
 			defer wg.Done()
