@@ -105,21 +105,43 @@ func TestStartChainsOnSharedConn(t *testing.T) {
 	})
 	shared := NewSharedConns()
 	defer shared.Close()
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
+	var starts []func(*Results, func(error))
+	var ids []uint64
 	for i := range clients {
 		c, err := NewRaft(Config{Nodes: []Node{{ID: 1, Addr: addr}}, ClientID: uint64(100 + i), Shared: shared})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		starts = append(starts, func(res *Results, done func(error)) { c.Start(putOp, res, 5*time.Second, done) })
+		ids = append(ids, c.ID())
+	}
+	runChains(t, starts, rounds, func(i int, res *Results) error {
+		if binary.LittleEndian.Uint64(res.Ops[0].Value) != ids[i] {
+			return errors.New("got another client's reply")
+		}
+		return nil
+	})
+	if cn := shared.conns[1]; cn == nil || cn.isClosed() {
+		t.Fatal("the shared connection broke")
+	}
+}
+
+// runChains runs a closed-loop chain of rounds batches per element of starts: each
+// completion checks its result and starts the chain's next batch (from whatever goroutine
+// completed it). It fails the test on the first error of any chain.
+func runChains(t *testing.T, starts []func(*Results, func(error)), rounds int, check func(chain int, res *Results) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(starts))
+	for i, start := range starts {
 		wg.Add(1)
 		var res Results
 		n := 0
 		var step func(error)
 		step = func(err error) {
-			if err == nil && binary.LittleEndian.Uint64(res.Ops[0].Value) != c.ID() {
-				err = errors.New("got another client's reply")
+			if err == nil {
+				err = check(i, &res)
 			}
 			if err != nil {
 				errs <- err
@@ -130,17 +152,14 @@ func TestStartChainsOnSharedConn(t *testing.T) {
 				wg.Done()
 				return
 			}
-			c.Start(putOp, &res, 5*time.Second, step)
+			start(&res, step)
 		}
-		c.Start(putOp, &res, 5*time.Second, step)
+		start(&res, step)
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
-	}
-	if cn := shared.conns[1]; cn == nil || cn.isClosed() {
-		t.Fatal("the shared connection broke")
 	}
 }
 

@@ -43,35 +43,16 @@ func newAsyncPBFT(t *testing.T, inflight int, orderDelay, attempt time.Duration)
 func TestPBFTStartChains(t *testing.T) {
 	const chains, rounds = 4, 200
 	rr, cl := newAsyncPBFT(t, chains, 0, 5*time.Second)
-	var wg sync.WaitGroup
-	errs := make(chan error, chains)
-	for range chains {
-		wg.Add(1)
-		var res Results
-		n := 0
-		var step func(error)
-		step = func(err error) {
-			if err == nil && (len(res.Ops) != 1 || string(res.Ops[0].Value) != "v" || res.Tries != 1) {
-				err = errors.New("wrong result or retried")
-			}
-			if err != nil {
-				errs <- err
-				wg.Done()
-				return
-			}
-			if n++; n == rounds {
-				wg.Done()
-				return
-			}
-			cl.Start(putOp, &res, 5*time.Second, step)
+	starts := make([]func(*Results, func(error)), chains)
+	for i := range starts {
+		starts[i] = func(res *Results, done func(error)) { cl.Start(putOp, res, 5*time.Second, done) }
+	}
+	runChains(t, starts, rounds, func(_ int, res *Results) error {
+		if len(res.Ops) != 1 || string(res.Ops[0].Value) != "v" || res.Tries != 1 {
+			return errors.New("wrong result or retried")
 		}
-		cl.Start(putOp, &res, 5*time.Second, step)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		return nil
+	})
 	if n := rr.toBackups.Load(); n != 0 {
 		t.Fatalf("%d retransmissions to backups with every reply on time", n)
 	}
