@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -141,25 +142,15 @@ func (ac *asyncCall) answered(cl *call) {
 		go ac.continueAfter(true, cl.err, stopped)
 		return
 	}
-	st := wire.StatusOK
-	if len(cl.reply.Results) > 0 {
-		if s := cl.reply.Results[0].Status; s == wire.StatusNotLeader || s == wire.StatusBusy {
-			st = s
-		}
-	}
-	if st == wire.StatusOK && len(cl.reply.Results) != len(ac.req.Ops) {
-		c.nextNode(ac.cn.node)
-		go ac.continueAfter(false, fmt.Errorf("node %d answered %d results for %d ops", ac.cn.node, len(cl.reply.Results), len(ac.req.Ops)), stopped)
+	st, err := takeReply(cl, ac.cn.node, len(ac.req.Ops), ac.res)
+	if err != nil {
+		c.nextNode(ac.cn.node) // as Do moves on from a replica that answered wrongly
+		go ac.continueAfter(false, err, stopped)
 		return
 	}
-	if st != wire.StatusOK {
-		ac.res.Node = cl.reply.LeaderHint
-	} else {
-		ac.res.fillFrom(cl)
-	}
 	ac.res.Tries = 1
-	if _, err := c.settle(ac.cn, st, ac.res); err != nil {
-		if st == wire.StatusOK { // ErrMaybeApplied: retrying cannot tell
+	if err := c.settle(ac.cn, st, ac.res); err != nil {
+		if errors.Is(err, ErrMaybeApplied) { // retrying cannot tell
 			ac.finish(err, stopped)
 			return
 		}

@@ -297,10 +297,10 @@ func (c *RaftClient) attempts(ctx context.Context, req *wire.ClientRequest, res 
 			st, err = c.attempt(ctx, cn, req, res, &unanswered)
 			if err == nil {
 				res.Tries = try
-				if st, err = c.settle(cn, st, res); err == nil {
+				if err = c.settle(cn, st, res); err == nil {
 					return nil
 				}
-				if st == wire.StatusNotLeader && errors.Is(err, errFollowHint) {
+				if err == errFollowHint {
 					continue // follow the hint at once
 				}
 				if errors.Is(err, ErrMaybeApplied) {
@@ -326,28 +326,28 @@ func (c *RaftClient) attempts(ctx context.Context, req *wire.ClientRequest, res 
 var errFollowHint = errors.New("client: redirected")
 
 // settle judges an answered attempt (status st from attempt, results in res): nil when the
-// batch is done; errFollowHint (with StatusNotLeader) when the answer names the leader to
-// retry at; ErrMaybeApplied when retrying cannot tell the outcome; another error to retry
-// after a backoff.
-func (c *RaftClient) settle(cn *conn, st wire.Status, res *Results) (wire.Status, error) {
+// batch is done; errFollowHint when the answer names the leader to retry at;
+// ErrMaybeApplied when retrying cannot tell the outcome; another error to retry after a
+// backoff.
+func (c *RaftClient) settle(cn *conn, st wire.Status, res *Results) error {
 	switch st {
 	case wire.StatusNotLeader:
 		if hint := hintOf(res); hint != 0 && hint != cn.node {
 			c.setLeader(hint)
-			return st, errFollowHint
+			return errFollowHint
 		}
 		c.nextNode(cn.node)
-		return st, fmt.Errorf("node %d is not the leader", cn.node)
+		return fmt.Errorf("node %d is not the leader", cn.node)
 	case wire.StatusBusy:
-		return st, fmt.Errorf("node %d is busy", cn.node)
+		return fmt.Errorf("node %d is busy", cn.node)
 	}
 	for _, r := range res.Ops {
 		if r.Status == wire.StatusSessionExpired {
 			// Retrying cannot tell: the replicas forgot the session.
-			return st, fmt.Errorf("%w: the cluster no longer remembers session %d for this batch (idle past its TTL, or retried too late)", ErrMaybeApplied, c.cfg.ClientID)
+			return fmt.Errorf("%w: the cluster no longer remembers session %d for this batch (idle past its TTL, or retried too late)", ErrMaybeApplied, c.cfg.ClientID)
 		}
 	}
-	return st, nil
+	return nil
 }
 
 // readSeqBit marks the IDs of read-only batches, which live outside the write sequence space.
@@ -397,6 +397,13 @@ func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequ
 		*unanswered = true // sent, then the connection broke
 		return 0, cl.err
 	}
+	return takeReply(cl, cn.node, len(req.Ops), res)
+}
+
+// takeReply reads the reply cl holds for a batch of nops ops into res: the batch's status
+// when every op shares a redirect status (not-leader, busy; res.Node is then the hint), and
+// StatusOK otherwise; an error when the reply does not answer every op.
+func takeReply(cl *call, node uint64, nops int, res *Results) (wire.Status, error) {
 	// A redirect (not the leader, busy) answers the whole batch, with one result or one per op.
 	if len(cl.reply.Results) > 0 {
 		if st := cl.reply.Results[0].Status; st == wire.StatusNotLeader || st == wire.StatusBusy {
@@ -404,8 +411,8 @@ func (c *RaftClient) attempt(ctx context.Context, cn *conn, req *wire.ClientRequ
 			return st, nil
 		}
 	}
-	if len(cl.reply.Results) != len(req.Ops) {
-		return 0, fmt.Errorf("node %d answered %d results for %d ops", cn.node, len(cl.reply.Results), len(req.Ops))
+	if len(cl.reply.Results) != nops {
+		return 0, fmt.Errorf("node %d answered %d results for %d ops", node, len(cl.reply.Results), nops)
 	}
 	res.fillFrom(cl)
 	return wire.StatusOK, nil
