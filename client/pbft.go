@@ -140,9 +140,10 @@ type PBFTClient struct {
 	// client's view breaks: a crashed primary's socket reports it at once, and the ordered
 	// requests waiting on it go to every replica then, not an attempt timeout later.
 	primaryDown atomic.Pointer[chan struct{}]
-	// deferring counts the reader goroutines handling the replies one read brought: while
-	// any is, sends only queue their frames (the requests Start's callbacks make go out
-	// together), and each reader writes every connection's queue when it is done.
+	// deferring counts the reader goroutines that completed a Start request from the
+	// replies one read brought and are still handling those replies: while any is, sends
+	// only queue their frames (the requests Start's callbacks make go out together), and
+	// each such reader writes every connection's queue when it is done.
 	deferring atomic.Int32
 	// ctlMu serializes claims, renewals and releases; ctl is the one in flight.
 	ctlMu     sync.Mutex
@@ -533,10 +534,13 @@ func replyMessage(replica int, r *wire.PBFTReply) pbftcore.Message {
 		Timestamp: r.Timestamp, ReadOnly: r.ReadOnly, Refused: r.Refused, Result: r.Result, Auth: auth}
 }
 
-// onReply steps a reply from replica into its session. A reply with timestamp 0 answers a
+// onReply steps a reply from replica into its session; deferred is the calling reader's
+// state (see deferring): a reply that completes a Start request starts the reader's
+// deferral before its callback runs, so that the callback's next request only queues. A
+// reply with timestamp 0 answers a
 // registration with the replica's view (no request has timestamp 0): it only moves the
 // view, by the same (f+1)-th-highest rule as ordered replies.
-func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
+func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply, deferred *bool) {
 	if r.Timestamp == 0 && len(r.Result) > 0 {
 		c.onControlReply(replica, r)
 		return
@@ -569,6 +573,10 @@ func (c *PBFTClient) onReply(replica int, r *wire.PBFTReply) {
 	done, err := c.asyncResultLocked(s)
 	s.mu.Unlock()
 	if done != nil {
+		if !*deferred {
+			*deferred = true
+			c.deferring.Add(1)
+		}
 		c.free <- s
 		done(err)
 	}
@@ -800,7 +808,7 @@ func (c *PBFTClient) notePrimaryDown() {
 func (pc *pbftConn) readLoop(nc net.Conn) {
 	r := wire.NewReader(nc, pc.cl.cfg.MaxFrameBytes)
 	var rep wire.PBFTReply
-	deferred := false // this reader holds the client's sends back (see deferring)
+	deferred := false // this reader holds the client's sends back (see deferring, onReply)
 	defer func() {
 		if deferred {
 			pc.cl.endDeferred()
@@ -827,11 +835,7 @@ func (pc *pbftConn) readLoop(nc net.Conn) {
 			pc.mu.Unlock()
 			return
 		}
-		if !deferred {
-			deferred = true
-			pc.cl.deferring.Add(1)
-		}
-		pc.cl.onReply(pc.replica, &rep)
+		pc.cl.onReply(pc.replica, &rep, &deferred)
 	}
 }
 
