@@ -1,5 +1,7 @@
 // Package bench holds the contract between the load generator and a system under test: the
-// Target and Session interfaces, the Op a worker submits, and the Clock the drivers read. It
+// Target and Session interfaces (and AsyncSession, a Session that can start a batch without
+// waiting, which the closed loop chains through completions), the Op a worker submits, and
+// the Clock the drivers read. It
 // also keeps the registry of peer systems (RegisterSystem): bindings of other consensus
 // systems (etcd, in the nested module peers/) that loadgen --system drives through the same
 // Target contract.
