@@ -346,6 +346,26 @@ func (c *PBFTClient) Do(ctx context.Context, ops []wire.Op, res *Results) error 
 	return c.do(ctx, s, ops, res)
 }
 
+// invokeLocked makes ops the session's next request (the next timestamp of its grant) and
+// hands it to the session's core, ready for flush. Caller holds s.mu.
+func (c *PBFTClient) invokeLocked(s *pbftSession, ops []wire.Op, readOnly bool) error {
+	ts := s.core.Timestamp() + 1
+	if ts > c.floor+pbftcore.ClaimSpan {
+		return fmt.Errorf("client: pbft identity %d used the %d timestamps of its grant; make a new client", s.id, pbftcore.ClaimSpan)
+	}
+	s.op = wire.AppendClientRequest(s.op[:0], &wire.ClientRequest{ClientID: s.id, FirstSeq: ts, Ops: ops})
+	if len(s.op) > PBFTMaxOpBytes {
+		return fmt.Errorf("client: request of %d bytes exceeds PBFTMaxOpBytes %d", len(s.op), PBFTMaxOpBytes)
+	}
+	select {
+	case <-s.done:
+	default:
+	}
+	s.ready = false
+	s.reading, s.fellBack = readOnly, time.Time{}
+	return s.core.InvokeAt(ts, s.op, readOnly)
+}
+
 // placeholder reserves a session slot while its session is being built.
 var placeholder = &pbftSession{}
 
@@ -358,27 +378,11 @@ func (c *PBFTClient) do(ctx context.Context, s *pbftSession, ops []wire.Op, res 
 		}
 	}
 	s.mu.Lock()
-	ts := s.core.Timestamp() + 1
-	if ts > c.floor+pbftcore.ClaimSpan {
-		s.mu.Unlock()
-		return fmt.Errorf("client: pbft identity %d used the %d timestamps of its grant; make a new client", s.id, pbftcore.ClaimSpan)
-	}
-	s.op = wire.AppendClientRequest(s.op[:0], &wire.ClientRequest{ClientID: s.id, FirstSeq: ts, Ops: ops})
-	if len(s.op) > PBFTMaxOpBytes {
-		s.mu.Unlock()
-		return fmt.Errorf("client: request of %d bytes exceeds PBFTMaxOpBytes %d", len(s.op), PBFTMaxOpBytes)
-	}
-	select {
-	case <-s.done:
-	default:
-	}
-	s.ready = false
-	s.reading, s.fellBack = readOnly, time.Time{}
 	// Before the request goes out: a primary connection that breaks after the send (and
 	// before the wait below) must wake this request, so the channel to watch is the one
 	// current when it was sent, not one that replaced it meanwhile.
 	down := *c.primaryDown.Load()
-	err := s.core.InvokeAt(ts, s.op, readOnly)
+	err := c.invokeLocked(s, ops, readOnly)
 	if err == nil {
 		c.flush(s)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/consensusbench/consensusbench/pbftcore"
 	"github.com/consensusbench/consensusbench/wire"
 )
 
@@ -66,28 +65,10 @@ func (c *PBFTClient) startFast(ops []wire.Op, res *Results, timeout time.Duratio
 		return false
 	}
 	s.mu.Lock()
-	ts := s.core.Timestamp() + 1
-	if ts > c.floor+pbftcore.ClaimSpan {
+	if err := c.invokeLocked(s, ops, false); err != nil {
 		s.mu.Unlock()
 		c.free <- s
-		return false
-	}
-	s.op = wire.AppendClientRequest(s.op[:0], &wire.ClientRequest{ClientID: s.id, FirstSeq: ts, Ops: ops})
-	if len(s.op) > PBFTMaxOpBytes {
-		s.mu.Unlock()
-		c.free <- s
-		return false
-	}
-	select {
-	case <-s.done:
-	default:
-	}
-	s.ready = false
-	s.reading, s.fellBack = false, time.Time{}
-	if err := s.core.InvokeAt(ts, s.op, false); err != nil {
-		s.mu.Unlock()
-		c.free <- s
-		return false
+		return false // Do meets the error again and reports it
 	}
 	now := time.Now()
 	a := &s.async
