@@ -74,9 +74,9 @@ func (c *RaftClient) startFast(ac *asyncCall) bool {
 	if c.closed.Load() {
 		return false
 	}
-	cn := c.liveConn()
+	_, cn := c.leaderConn()
 	if cn == nil {
-		return false
+		return false // Do dials it
 	}
 	select {
 	case c.slots <- struct{}{}:
@@ -111,24 +111,6 @@ func (c *RaftClient) startFast(ac *asyncCall) bool {
 		go ac.continueAfter(false, err, false)
 	}
 	return true
-}
-
-// liveConn returns the open connection to the believed leader, or nil if Start would have
-// to dial one (which Do does).
-func (c *RaftClient) liveConn() *conn {
-	c.mu.Lock()
-	id := c.leader
-	cn := c.conns[id]
-	c.mu.Unlock()
-	if c.cfg.Shared != nil {
-		c.cfg.Shared.mu.Lock()
-		cn = c.cfg.Shared.conns[id]
-		c.cfg.Shared.mu.Unlock()
-	}
-	if cn == nil || cn.isClosed() {
-		return nil
-	}
-	return cn
 }
 
 // answered settles the first attempt: it runs on the connection's reader goroutine with the

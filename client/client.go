@@ -204,21 +204,34 @@ func (c *RaftClient) setLeader(hint uint64) {
 	c.mu.Unlock()
 }
 
-// connTo returns a live connection to the current target, dialling if needed.
-func (c *RaftClient) connTo(ctx context.Context) (*conn, error) {
+// leaderConn returns the replica the client sends to and its open connection (its own or
+// the shared set's), nil when there is none yet.
+func (c *RaftClient) leaderConn() (uint64, *conn) {
 	c.mu.Lock()
 	id := c.leader
 	cn := c.conns[id]
 	c.mu.Unlock()
+	if c.cfg.Shared != nil {
+		cn = c.cfg.Shared.lookup(id)
+	}
+	if cn == nil || cn.isClosed() {
+		return id, nil
+	}
+	return id, cn
+}
+
+// connTo returns a live connection to the current target, dialling if needed.
+func (c *RaftClient) connTo(ctx context.Context) (*conn, error) {
+	id, cn := c.leaderConn()
+	if cn != nil {
+		return cn, nil
+	}
 	if c.cfg.Shared != nil {
 		cn, err := c.cfg.Shared.get(ctx, id, c.addr(id), c.cfg.MaxFrameBytes, c.cfg.DialTimeout, c.cfg.AttemptTimeout)
 		if err != nil {
 			c.nextNode(id)
 		}
 		return cn, err
-	}
-	if cn != nil && !cn.isClosed() {
-		return cn, nil
 	}
 	cn, err := dialConn(ctx, id, c.addr(id), c.cfg.MaxFrameBytes, c.cfg.DialTimeout, c.cfg.AttemptTimeout)
 	if err != nil {

@@ -27,20 +27,19 @@ type SharedConns struct {
 // NewSharedConns returns an empty set; connections are made on first use.
 func NewSharedConns() *SharedConns { return &SharedConns{conns: map[uint64]*conn{}} }
 
-// get returns the live connection to node id, dialling one if there is none.
-func (s *SharedConns) get(ctx context.Context, id uint64, addr string, maxFrame int, dialTimeout, writeTimeout time.Duration) (*conn, error) {
+// lookup returns the connection to node id, if the set has one (maybe closed).
+func (s *SharedConns) lookup(id uint64) *conn {
 	s.mu.Lock()
-	cn := s.conns[id]
-	s.mu.Unlock()
-	if cn != nil && !cn.isClosed() {
-		return cn, nil
-	}
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// get returns the live connection to node id, dialling one if there is none (its caller,
+// RaftClient.connTo, looked it up first).
+func (s *SharedConns) get(ctx context.Context, id uint64, addr string, maxFrame int, dialTimeout, writeTimeout time.Duration) (*conn, error) {
 	s.dialMu.Lock()
 	defer s.dialMu.Unlock()
-	s.mu.Lock()
-	cn = s.conns[id]
-	s.mu.Unlock()
-	if cn != nil && !cn.isClosed() {
+	if cn := s.lookup(id); cn != nil && !cn.isClosed() {
 		return cn, nil // dialled while this caller waited
 	}
 	cn, err := dialConn(ctx, id, addr, maxFrame, dialTimeout, writeTimeout)
