@@ -559,9 +559,9 @@ func (c *closedChain) next() {
 }
 
 func (c *closedChain) done(err error) {
-	done := c.r.clock.Now()
+	now := c.r.clock.Now()
 	if c.sent >= c.r.warmEnd {
-		c.rec.record(c.r.second(done), done-c.sent, c.n, err != nil, 0)
+		c.rec.record(c.r.second(now), now-c.sent, c.n, err != nil, 0)
 	}
 	c.next()
 }
