@@ -46,7 +46,8 @@ const (
 //
 // The physical ceiling is measured side by side: after every timed WAL batch (timer
 // stopped) the benchmark writes the same number of bytes to a preallocated file in the
-// same directory and fdatasyncs it. raw-fsyncs/s is that raw rate at this write size and
+// same directory and fdatasyncs it (fallocated space: the WAL's own cost with zero=off).
+// raw-fsyncs/s is that raw rate at this write size and
 // pct-of-raw is WAL throughput as a percentage of raw-fsyncs/s x batch, so disk noise
 // affects both alike. probe-* are ProbeSync's 4 KiB figures for the directory.
 func BenchmarkWALAppend(b *testing.B) {
@@ -57,9 +58,16 @@ func BenchmarkWALAppend(b *testing.B) {
 				if policy == SyncNone && (inflight != 1 || batch != 256 && batch != 1) {
 					continue
 				}
-				b.Run(fmt.Sprintf("sync=%s/inflight=%d/batch=%d/size=%d", policy, inflight, batch, size), func(b *testing.B) {
-					benchWAL(b, policy, inflight, batch, size)
+				name := fmt.Sprintf("sync=%s/inflight=%d/batch=%d/size=%d", policy, inflight, batch, size)
+				b.Run(name, func(b *testing.B) {
+					benchWAL(b, policy, inflight, batch, size, 0)
 				})
+				if policy == SyncAlways && inflight == 1 {
+					// The same without zeroing ahead (zeroahead.go), side by side.
+					b.Run(name+"/zero=off", func(b *testing.B) {
+						benchWAL(b, policy, inflight, batch, size, -1)
+					})
+				}
 			}
 		}
 	}
@@ -69,7 +77,7 @@ func BenchmarkWALAppend(b *testing.B) {
 // written and synced before the next starts; with 2 the next batch is encoded while the
 // previous one syncs, as a server pipelines, and the writer still takes one batch per
 // fdatasync (fsyncs/s x batch = entries/s shows it).
-func benchWAL(b *testing.B, policy SyncPolicy, inflight, batch, size int) {
+func benchWAL(b *testing.B, policy SyncPolicy, inflight, batch, size int, zeroAhead int64) {
 	dir := b.TempDir()
 	synced := policy == SyncAlways
 	var probe SyncProbe
@@ -90,7 +98,7 @@ func benchWAL(b *testing.B, policy SyncPolicy, inflight, batch, size int) {
 		}
 	}
 	fs := &countingFS{}
-	w, _, err := Open(dir, Options{Sync: policy, FS: fs})
+	w, _, err := Open(dir, Options{Sync: policy, FS: fs, ZeroAheadBytes: zeroAhead})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -153,8 +161,8 @@ func benchWAL(b *testing.B, policy SyncPolicy, inflight, batch, size int) {
 			for range benchRawEvery {
 				t := time.Now()
 				if rawOff+int64(len(rawBuf)) > benchRawFileSize {
-					// Like a WAL segment: fresh preallocated space, never rewritten
-					// blocks, so both pay the same extent-conversion cost.
+					// Fresh preallocated space, never rewritten blocks: what a WAL segment
+					// costs without zeroing ahead (zero=off); with it the WAL can beat raw.
 					if raw, err = rawFile(raw, dir); err != nil {
 						b.Fatal(err)
 					}

@@ -21,6 +21,12 @@
 // body length) followed by the body's entry, hard-state and compaction records. One batch
 // is exactly one write system call followed (sync policy always) by one fdatasync.
 //
+// Segments are preallocated with fallocate. Under sync policy always a goroutine keeps the
+// next few megabytes past the writer written with zeros and synced (zeroahead.go), so that
+// the writer's fdatasync flushes only data: the first write into fallocated ("unwritten")
+// space also changes the file's extent map, which that fdatasync would have to write.
+// Zeros are what the preallocated space reads as, so the format and recovery are the same.
+//
 // # Recovery
 //
 // Open scans every segment and verifies every CRC. Damage is classified as follows:

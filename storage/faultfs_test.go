@@ -135,7 +135,8 @@ func TestFaultWriteErrorsFailStop(t *testing.T) {
 			dir := t.TempDir()
 			var got []Durable
 			var mu sync.Mutex
-			w, _ := mustOpen(t, dir, Options{FS: tc.fs, OnDurable: func(d Durable) { mu.Lock(); got = append(got, d); mu.Unlock() }})
+			// Zeroing ahead is off: the faults are placed by counting the writer's calls.
+			w, _ := mustOpen(t, dir, Options{FS: tc.fs, ZeroAheadBytes: -1, OnDurable: func(d Durable) { mu.Lock(); got = append(got, d); mu.Unlock() }})
 			last, err := appendBatches(t, w, 1, 10, 10, 64)
 			if err == nil {
 				t.Fatal("fault not reported")
@@ -338,7 +339,8 @@ func (f *slowSyncFile) Sync() error {
 func TestGroupCommitMergesQueuedAppends(t *testing.T) {
 	fs := &slowSyncFS{}
 	var reports atomic.Int64
-	w, _ := mustOpen(t, t.TempDir(), Options{FS: fs, OnDurable: func(Durable) { reports.Add(1) }})
+	// Zeroing ahead is off: the test counts the writer's calls.
+	w, _ := mustOpen(t, t.TempDir(), Options{FS: fs, ZeroAheadBytes: -1, OnDurable: func(Durable) { reports.Add(1) }})
 	const appends = 1000
 	var seq uint64
 	for i := uint64(1); i <= appends; i++ {

@@ -134,6 +134,9 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 	w.removals = make(chan []*segment, maxQueuedRemovals)
 	w.removalDone = make(chan struct{})
 	go w.runRemovals()
+	if w.opts.Sync == SyncAlways && w.opts.ZeroAheadBytes > 0 {
+		w.zero = newZeroer(w.opts.ZeroAheadBytes)
+	}
 	go w.run()
 	return w, st, nil
 }

@@ -1,0 +1,138 @@
+package storage
+
+import "sync"
+
+// Zeroing ahead of the writer.
+//
+// A segment is preallocated with fallocate, which on ext4 and XFS leaves its blocks
+// "unwritten": reads return zeros, but the first write into each range changes the
+// file's extent map, so the fdatasync after it must write that metadata as well as the
+// data. Writing real zeros into the space first turns it into ordinary written blocks,
+// and the writer's fdatasync then flushes only its data. Measured on this project's
+// reference VM (ext4 on virtio, 8 KiB writes, interleaved rounds): fdatasync p50 185-215
+// µs into fallocated space, 108-132 µs into space already written with zeros.
+//
+// The zeroer is a goroutine that keeps the next zeroAheadBytes past the writer's end of a
+// synced segment written with zeros and synced, zeroChunkBytes at a time. It never writes
+// below the writer's end: the writer claims its range first and waits if a chunk being
+// zeroed overlaps it (only when the writer has caught up with the zeroer). Zeros are
+// what a preallocated range reads as, so recovery and the torn-tail rules are unchanged,
+// and a chunk that fails to be zeroed only leaves that range as slow as before.
+const (
+	// DefaultZeroAheadBytes is how far past the writer's end the zeroer keeps a synced
+	// segment written.
+	DefaultZeroAheadBytes = 8 << 20
+	// zeroChunkBytes is one zeroing write and fdatasync: small enough that a writer's
+	// fdatasync finding a chunk still dirty flushes little extra.
+	zeroChunkBytes = 256 << 10
+)
+
+var zeroChunk [zeroChunkBytes]byte
+
+type zeroer struct {
+	ahead int64
+
+	mu   sync.Mutex
+	cond sync.Cond // the zeroer waits for work; the writer waits for an overlapping chunk
+	f    File      // segment being zeroed; nil when none (or it failed)
+	size int64     // its size
+
+	writerEnd int64 // the writer has claimed every byte below this
+	zeroedTo  int64 // bytes in [writerEnd, zeroedTo) are zeros, written and synced
+	busy      bool  // a chunk [busyFrom, busyTo) is being written
+	busyFrom  int64
+	busyTo    int64
+	stopped   bool
+	done      chan struct{}
+}
+
+func newZeroer(ahead int64) *zeroer {
+	z := &zeroer{ahead: ahead, done: make(chan struct{})}
+	z.cond.L = &z.mu
+	go z.run()
+	return z
+}
+
+// next is where the next chunk starts; goal is how far zeroing should reach.
+func (z *zeroer) next() int64 { return max(z.zeroedTo, z.writerEnd) }
+func (z *zeroer) goal() int64 { return min(z.writerEnd+z.ahead, z.size) }
+
+// due says whether a chunk's worth of zeroing is wanted (or the segment's last piece).
+func (z *zeroer) due() bool {
+	if z.f == nil {
+		return false
+	}
+	n, g := z.next(), z.goal()
+	return n < g && (g-n >= zeroChunkBytes || g == z.size)
+}
+
+// segment points the zeroer at a newly created segment (nil: none) whose writer has claimed
+// the bytes below off. It waits for a chunk still being written to the previous segment,
+// which the WAL may close once it is no longer current.
+func (z *zeroer) segment(f File, size, off int64) {
+	z.mu.Lock()
+	for z.busy {
+		z.cond.Wait()
+	}
+	z.f, z.size, z.writerEnd, z.zeroedTo = f, size, off, off
+	if z.due() {
+		z.cond.Broadcast()
+	}
+	z.mu.Unlock()
+}
+
+// claim reserves [.., end) of the current segment for the writer, waiting while a chunk
+// being zeroed overlaps it, and wakes the zeroer when a chunk's worth is wanted.
+func (z *zeroer) claim(end int64) {
+	z.mu.Lock()
+	for z.busy && z.busyFrom < end {
+		z.cond.Wait()
+	}
+	z.writerEnd = max(z.writerEnd, end)
+	if z.due() {
+		z.cond.Broadcast()
+	}
+	z.mu.Unlock()
+}
+
+// stop ends zeroing (the WAL closes or has failed: no fdatasync may follow a failed one)
+// and waits for the goroutine.
+func (z *zeroer) stop() {
+	z.mu.Lock()
+	z.stopped = true
+	z.cond.Broadcast()
+	z.mu.Unlock()
+	<-z.done
+}
+
+func (z *zeroer) run() {
+	defer close(z.done)
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for {
+		for !z.stopped && !z.due() {
+			z.cond.Wait()
+		}
+		if z.stopped {
+			return
+		}
+		f, from := z.f, z.next()
+		to := min(from+zeroChunkBytes, z.goal())
+		z.busy, z.busyFrom, z.busyTo = true, from, to
+		z.mu.Unlock()
+		_, err := f.WriteAt(zeroChunk[:to-from], from)
+		if err == nil {
+			err = f.Sync()
+		}
+		z.mu.Lock()
+		z.busy = false
+		if f == z.f {
+			if err != nil {
+				z.f = nil // leave the rest of this segment preallocated only
+			} else {
+				z.zeroedTo = to
+			}
+		}
+		z.cond.Broadcast()
+	}
+}

@@ -1,0 +1,185 @@
+package storage
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writeLogFS records every write to a segment file with the order in which it started and
+// ended, and slows zeroing writes so that the writer catches up with the zeroer.
+type writeLogFS struct {
+	OSFS
+	zeroDelay time.Duration
+
+	mu    sync.Mutex
+	clock int
+	log   []fileWrite
+}
+
+type fileWrite struct {
+	file       File
+	from, to   int64
+	zeros      bool // every byte written was zero
+	start, end int  // ticks of the FS's clock
+}
+
+type writeLogFile struct {
+	File
+	fs *writeLogFS
+}
+
+func (l *writeLogFS) Create(name string) (File, error) {
+	f, err := l.OSFS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &writeLogFile{File: f, fs: l}, nil
+}
+
+func (f *writeLogFile) WriteAt(p []byte, off int64) (int, error) {
+	zeros := len(p) > 0 && bytes.Count(p, []byte{0}) == len(p)
+	f.fs.mu.Lock()
+	f.fs.clock++
+	w := fileWrite{file: f, from: off, to: off + int64(len(p)), zeros: zeros, start: f.fs.clock}
+	f.fs.mu.Unlock()
+	if zeros {
+		time.Sleep(f.fs.zeroDelay)
+	}
+	n, err := f.File.WriteAt(p, off)
+	f.fs.mu.Lock()
+	f.fs.clock++
+	w.end = f.fs.clock
+	f.fs.log = append(f.fs.log, w)
+	f.fs.mu.Unlock()
+	return n, err
+}
+
+// TestZeroAheadNeverWritesUnderTheWriter runs the writer against a zeroer slowed so that it
+// is often caught up with, across several segments, and checks from the write log that no
+// zeroing write overlapped a data write in time or landed on bytes the writer had written
+// before it; then that recovery reads back every entry.
+func TestZeroAheadNeverWritesUnderTheWriter(t *testing.T) {
+	dir := t.TempDir()
+	fs := &writeLogFS{zeroDelay: 2 * time.Millisecond}
+	opts := Options{FS: fs, SegmentBytes: 1 << 20, ZeroAheadBytes: 3 * zeroChunkBytes}
+	w, _ := mustOpen(t, dir, opts)
+	const size = 700
+	next := uint64(1)
+	for i := range 400 {
+		n := 1 + i%37 // batches of 1 to 37 entries, up to about 27 KiB
+		var seq uint64
+		// Two appends in flight now and then, so batches of different sizes merge.
+		for range 1 + i%2 {
+			seq = mustAppend(t, w, mkEnts(next, next+uint64(n), 1, size), HardState{Term: 1, Commit: next})
+			next += uint64(n)
+		}
+		if err := w.WaitDurable(seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	last := next - 1
+
+	fs.mu.Lock()
+	var zeroWrites, dataWrites, segments int
+	files := map[File]bool{}
+	for i, z := range fs.log {
+		files[z.file] = true
+		if !z.zeros {
+			dataWrites++
+			continue
+		}
+		zeroWrites++
+		for _, d := range fs.log {
+			if d.file != z.file || d.zeros || d.to <= z.from || d.from >= z.to {
+				continue
+			}
+			if d.start < z.end {
+				t.Fatalf("zeroing write %d [%d, %d) (ticks %d-%d) overlaps a data write [%d, %d) that started at tick %d",
+					i, z.from, z.to, z.start, z.end, d.from, d.to, d.start)
+			}
+		}
+	}
+	segments = len(files)
+	fs.mu.Unlock()
+	if zeroWrites == 0 || segments < 3 {
+		t.Fatalf("%d zeroing writes over %d segments: the test did not exercise the zeroer", zeroWrites, segments)
+	}
+	t.Logf("%d data writes, %d zeroing writes, %d segments", dataWrites, zeroWrites, segments)
+
+	w, st := mustOpen(t, dir, Options{SegmentBytes: 1 << 20})
+	defer w.Close()
+	if st.LastIndex != last || st.TornTailBytes != 0 {
+		t.Fatalf("recovered through %d (torn %d bytes), want %d", st.LastIndex, st.TornTailBytes, last)
+	}
+	checkLog(t, w, 1, last, ones, size)
+}
+
+// TestZeroAheadReachesAhead checks that the zeroer keeps the bytes past the writer written
+// with zeros to within one chunk of ZeroAheadBytes: after one small batch, the zeroing
+// writes must cover the bytes from the batch's end that far.
+func TestZeroAheadReachesAhead(t *testing.T) {
+	fs := &writeLogFS{}
+	const ahead = 4 * zeroChunkBytes
+	w, _ := mustOpen(t, t.TempDir(), Options{FS: fs, ZeroAheadBytes: ahead})
+	defer w.Close()
+	seq := mustAppend(t, w, mkEnts(1, 2, 1, 100), HardState{Term: 1})
+	if err := w.WaitDurable(seq); err != nil {
+		t.Fatal(err)
+	}
+	covered := func() (end, reach int64) {
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		for _, z := range fs.log {
+			if !z.zeros {
+				end = max(end, z.to)
+			}
+		}
+		reach = end
+		for progress := true; progress; {
+			progress = false
+			for _, z := range fs.log {
+				if z.zeros && z.from <= reach && z.to > reach {
+					reach, progress = z.to, true
+				}
+			}
+		}
+		return end, reach
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		end, reach := covered()
+		if reach >= end+ahead-zeroChunkBytes {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zeros reach %d, want %d (writer's end %d + %d - one chunk)", reach, end+ahead-zeroChunkBytes, end, ahead)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestZeroAheadOffUnderSyncNone: SyncNone never fdatasyncs, so zeroing would only cost.
+func TestZeroAheadOffUnderSyncNone(t *testing.T) {
+	fs := &writeLogFS{}
+	w, _ := mustOpen(t, t.TempDir(), Options{FS: fs, Sync: SyncNone})
+	if w.zero != nil {
+		t.Fatal("zeroer running under SyncNone")
+	}
+	seq := mustAppend(t, w, mkEnts(1, 2, 1, 100), HardState{Term: 1})
+	if err := w.WaitDurable(seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, z := range fs.log {
+		if z.zeros && z.to-z.from >= zeroChunkBytes {
+			t.Fatalf("zeroing write [%d, %d) under SyncNone", z.from, z.to)
+		}
+	}
+}
