@@ -3,7 +3,8 @@
 // raftcore: New(Config), Tick(), Step(msg), Propose(request), Ready(), Advance().
 //
 // It owns the protocol: the normal case (pre-prepare, prepare, commit, in-order execution,
-// replies), request batching at the primary bounded by the watermark window, MAC
+// replies), request batching at the primary bounded by the watermark window (full batches
+// at once, partial ones by FlushIdle when nothing is in flight or at the flush tick), MAC
 // authenticators (HMAC-SHA256 with HKDF-derived pairwise session keys) and ed25519
 // signatures for the transferable proofs (CHECKPOINT, VIEW-CHANGE, NEW-VIEW) or for every
 // message in SignAll mode, checkpoints and garbage collection, the view change, state

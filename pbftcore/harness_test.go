@@ -593,6 +593,16 @@ func (h *harness) run(cmd string, args map[string]string) error {
 		h.setTrace(args)
 		h.tick(intArg(args, "n", 1))
 		h.trace = false
+	case "flushidle":
+		// What the server's driver does after each round of input.
+		h.setTrace(args)
+		for i, nd := range h.nodes {
+			if !h.down[i] {
+				nd.FlushIdle()
+			}
+		}
+		h.stabilize()
+		h.trace = false
 	case "status":
 		h.status()
 	case "log":

@@ -323,6 +323,8 @@ type Node struct {
 	batchReqs  []Request
 	batchDigs  []Digest
 	reqDigests []Digest
+	// cutMax: the largest batch cut as primary in this tick [0] and the one before [1]
+	cutMax [2]int
 
 	// request timer (OSDI '99 §4.4)
 	waiting  int
@@ -838,6 +840,7 @@ func (nd *Node) maybeCutBatches(flush bool) {
 			nd.qBytes -= len(q.req.Op)
 		}
 		nd.nextSeq = seq
+		nd.cutMax[0] = max(nd.cutMax[0], len(nd.batchReqs))
 		s := nd.slotFor(seq)
 		d := nd.bh.batch(nd.batchDigs)
 		nd.acceptPrePrepare(s, nd.view, d, nd.batchReqs, nd.batchDigs)
@@ -1180,9 +1183,29 @@ func (nd *Node) execute(s *slot) {
 	nd.maybeCutBatches(false)
 }
 
+// FlushIdle cuts a partial batch when this replica is the primary, none of its batches is
+// in flight (every batch it pre-prepared has executed) and the queue holds as many
+// requests as the largest batch it cut in this tick or the one before. A driver calls it
+// once it has stepped everything its input brought.
+//
+// Closed-loop clients come back in waves as large as the batch that served them, so a
+// wave is cut as soon as it is whole rather than at the next flush tick: with fewer
+// clients than MaxBatchRequests every batch used to wait for a tick with the replicas
+// idle (16 clients ran at one batch per 10 ms). A smaller queue still waits, for the rest
+// of its wave or the tick, so a wave that split (the tick cut part of it, or part was
+// late) merges again instead of going on as two batches that each pay the per-batch work.
+// The size expected is forgotten after two ticks, which is how it follows clients that
+// leave.
+func (nd *Node) FlushIdle() {
+	if nd.qLen > 0 && nd.qLen >= max(nd.cutMax[0], nd.cutMax[1]) && nd.nextSeq <= nd.lastExec {
+		nd.maybeCutBatches(true)
+	}
+}
+
 // Tick advances logical time by one tick: batch flush, request and view-change timers,
 // retransmission.
 func (nd *Node) Tick() {
+	nd.cutMax[1], nd.cutMax[0] = nd.cutMax[0], 0
 	if nd.qLen > 0 {
 		nd.batchWait++
 		if nd.batchWait > nd.cfg.BatchFlushTicks {

@@ -11,6 +11,8 @@ func TestTranscriptNormalCase(t *testing.T) { runTranscript(t, "normal_case.txt"
 // ones on the tick flush.
 func TestTranscriptBatching(t *testing.T) { runTranscript(t, "batching.txt") }
 
+func TestTranscriptFlushIdle(t *testing.T) { runTranscript(t, "flush_idle.txt") }
+
 // PBFT §4.3 (OSDI '99): checkpoints, stable with 2f+1 signed CHECKPOINTs, watermarks and
 // garbage collection.
 func TestTranscriptCheckpointGC(t *testing.T) { runTranscript(t, "checkpoint_gc.txt") }

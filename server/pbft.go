@@ -442,6 +442,7 @@ func (r *PBFTReplica) run() {
 				r.node.CheckpointDigest(res.seq, res.snap.digest)
 			}
 		}
+		r.node.FlushIdle()
 		r.processReady()
 		r.tr.FlushClients()
 	}

@@ -447,6 +447,8 @@ func (r *pbftReplica) Deliver(from NodeID, msg any) {
 	if err := r.nd.Step(&m); err != nil && r.p.c.Tracing() {
 		r.h.Logf("pbft rejects %s v=%d n=%d from n%d: %v", m.Type, m.View, m.Seq, from, err)
 	}
+	// As the server's driver does after each round of input (here, each message).
+	r.nd.FlushIdle()
 	r.drive()
 }
 
