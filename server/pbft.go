@@ -378,6 +378,7 @@ func (r *PBFTReplica) registerMetrics() {
 	m.GaugeFunc("cb_pbft_last_executed", "Highest sequence number executed.", func() int64 { return int64(r.lastExec.Load()) })
 	m.GaugeFunc("cb_pbft_stable_checkpoint", "Sequence number of the stable checkpoint (low watermark).", func() int64 { return int64(r.stableH.Load()) })
 	registerTransportMetrics(m, r.tr)
+	registerWALMetrics(m, r.wal)
 }
 
 // Start starts the transport and the driver goroutine.

@@ -453,6 +453,7 @@ func (r *RaftReplica) registerMetrics() {
 		return 0
 	})
 	registerTransportMetrics(m, r.tr)
+	registerWALMetrics(m, r.wal)
 }
 
 // Start starts the transport and the driver goroutine.

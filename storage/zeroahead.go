@@ -1,6 +1,9 @@
 package storage
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Zeroing ahead of the writer.
 //
@@ -29,8 +32,17 @@ const (
 
 var zeroChunk [zeroChunkBytes]byte
 
+// ZeroAheadStats is what the zeroer did (WAL.ZeroAhead); all zero when it is off.
+type ZeroAheadStats struct {
+	Bytes    uint64 // zeros written and synced ahead of the writer
+	Waits    uint64 // batches whose write waited for a chunk being zeroed (the writer caught up)
+	Failures uint64 // chunks that failed; the rest of that segment is left as preallocated
+}
+
 type zeroer struct {
 	ahead int64
+
+	bytes, waits, failures atomic.Uint64
 
 	mu   sync.Mutex
 	cond sync.Cond // the zeroer waits for work; the writer waits for an overlapping chunk
@@ -85,8 +97,11 @@ func (z *zeroer) segment(f File, size, off int64) {
 // being zeroed overlaps it, and wakes the zeroer when a chunk's worth is wanted.
 func (z *zeroer) claim(end int64) {
 	z.mu.Lock()
-	for z.busy && z.busyFrom < end {
-		z.cond.Wait()
+	if z.busy && z.busyFrom < end {
+		z.waits.Add(1)
+		for z.busy && z.busyFrom < end {
+			z.cond.Wait()
+		}
 	}
 	z.writerEnd = max(z.writerEnd, end)
 	if z.due() {
@@ -126,13 +141,26 @@ func (z *zeroer) run() {
 		}
 		z.mu.Lock()
 		z.busy = false
-		if f == z.f {
-			if err != nil {
+		switch {
+		case err != nil:
+			z.failures.Add(1)
+			if f == z.f {
 				z.f = nil // leave the rest of this segment preallocated only
-			} else {
+			}
+		default:
+			z.bytes.Add(uint64(to - from))
+			if f == z.f {
 				z.zeroedTo = to
 			}
 		}
 		z.cond.Broadcast()
 	}
+}
+
+// ZeroAhead reports what zeroing ahead of the writer has done since Open.
+func (w *WAL) ZeroAhead() ZeroAheadStats {
+	if w.zero == nil {
+		return ZeroAheadStats{}
+	}
+	return ZeroAheadStats{Bytes: w.zero.bytes.Load(), Waits: w.zero.waits.Load(), Failures: w.zero.failures.Load()}
 }

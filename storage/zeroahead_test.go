@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -12,6 +13,7 @@ import (
 type writeLogFS struct {
 	OSFS
 	zeroDelay time.Duration
+	failZeros bool // zeroing writes fail with EIO
 
 	mu    sync.Mutex
 	clock int
@@ -47,7 +49,13 @@ func (f *writeLogFile) WriteAt(p []byte, off int64) (int, error) {
 	if zeros {
 		time.Sleep(f.fs.zeroDelay)
 	}
-	n, err := f.File.WriteAt(p, off)
+	var n int
+	var err error
+	if zeros && f.fs.failZeros {
+		err = syscall.EIO
+	} else {
+		n, err = f.File.WriteAt(p, off)
+	}
 	f.fs.mu.Lock()
 	f.fs.clock++
 	w.end = f.fs.clock
@@ -105,7 +113,18 @@ func TestZeroAheadNeverWritesUnderTheWriter(t *testing.T) {
 		}
 	}
 	segments = len(files)
+	var zeroBytes uint64
+	for _, z := range fs.log {
+		if z.zeros {
+			zeroBytes += uint64(z.to - z.from)
+		}
+	}
 	fs.mu.Unlock()
+	if st := w.ZeroAhead(); st.Bytes != zeroBytes || st.Failures != 0 {
+		t.Fatalf("ZeroAhead() = %+v, the write log has %d bytes of zeros and no failure", st, zeroBytes)
+	} else {
+		t.Logf("%+v", st)
+	}
 	if zeroWrites == 0 || segments < 3 {
 		t.Fatalf("%d zeroing writes over %d segments: the test did not exercise the zeroer", zeroWrites, segments)
 	}
@@ -167,7 +186,7 @@ func TestZeroAheadReachesAhead(t *testing.T) {
 func TestZeroAheadOffUnderSyncNone(t *testing.T) {
 	fs := &writeLogFS{}
 	w, _ := mustOpen(t, t.TempDir(), Options{FS: fs, Sync: SyncNone})
-	if w.zero != nil {
+	if w.zero != nil || w.ZeroAhead() != (ZeroAheadStats{}) {
 		t.Fatal("zeroer running under SyncNone")
 	}
 	seq := mustAppend(t, w, mkEnts(1, 2, 1, 100), HardState{Term: 1})
@@ -182,4 +201,34 @@ func TestZeroAheadOffUnderSyncNone(t *testing.T) {
 			t.Fatalf("zeroing write [%d, %d) under SyncNone", z.from, z.to)
 		}
 	}
+}
+
+// TestZeroAheadFailureLeavesTheWALWorking: zeroing writes that fail are counted and leave
+// the segment as merely preallocated; the WAL's own writes and recovery are unaffected.
+func TestZeroAheadFailureLeavesTheWALWorking(t *testing.T) {
+	dir := t.TempDir()
+	fs := &writeLogFS{failZeros: true}
+	w, _ := mustOpen(t, dir, Options{FS: fs, SegmentBytes: 1 << 20, ZeroAheadBytes: 2 * zeroChunkBytes})
+	const size = 700
+	next := uint64(1)
+	for range 100 {
+		seq := mustAppend(t, w, mkEnts(next, next+20, 1, size), HardState{Term: 1, Commit: next})
+		next += 20
+		if err := w.WaitDurable(seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := w.ZeroAhead()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st.Failures == 0 || st.Bytes != 0 {
+		t.Fatalf("ZeroAhead() = %+v, want failures and no bytes", st)
+	}
+	w, rec := mustOpen(t, dir, Options{SegmentBytes: 1 << 20})
+	defer w.Close()
+	if rec.LastIndex != next-1 {
+		t.Fatalf("recovered through %d, want %d", rec.LastIndex, next-1)
+	}
+	checkLog(t, w, 1, next-1, ones, size)
 }
