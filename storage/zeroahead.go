@@ -15,12 +15,12 @@ import (
 // reference VM (ext4 on virtio, 8 KiB writes, interleaved rounds): fdatasync p50 185-215
 // µs into fallocated space, 108-132 µs into space already written with zeros.
 //
-// The zeroer is a goroutine that keeps the next zeroAheadBytes past the writer's end of a
-// synced segment written with zeros and synced, zeroChunkBytes at a time. It never writes
-// below the writer's end: the writer claims its range first and waits if a chunk being
-// zeroed overlaps it (only when the writer has caught up with the zeroer). Zeros are
-// what a preallocated range reads as, so recovery and the torn-tail rules are unchanged,
-// and a chunk that fails to be zeroed only leaves that range as slow as before.
+// The zeroer is a goroutine that keeps the next Options.ZeroAheadBytes past the writer's
+// end of a synced segment written with zeros and synced, zeroChunkBytes at a time. It
+// never writes below the writer's end: the writer claims its range first and waits if a
+// chunk being zeroed overlaps it (only when the writer has caught up with the zeroer).
+// Zeros are what a preallocated range reads as, so recovery and the torn-tail rules are
+// unchanged, and a chunk that fails to be zeroed only leaves that range as slow as before.
 const (
 	// DefaultZeroAheadBytes is how far past the writer's end the zeroer keeps a synced
 	// segment written.
@@ -51,9 +51,8 @@ type zeroer struct {
 
 	writerEnd int64 // the writer has claimed every byte below this
 	zeroedTo  int64 // bytes in [writerEnd, zeroedTo) are zeros, written and synced
-	busy      bool  // a chunk [busyFrom, busyTo) is being written
+	busy      bool  // a chunk starting at busyFrom is being written
 	busyFrom  int64
-	busyTo    int64
 	stopped   bool
 	done      chan struct{}
 }
@@ -133,7 +132,7 @@ func (z *zeroer) run() {
 		}
 		f, from := z.f, z.next()
 		to := min(from+zeroChunkBytes, z.goal())
-		z.busy, z.busyFrom, z.busyTo = true, from, to
+		z.busy, z.busyFrom = true, from
 		z.mu.Unlock()
 		_, err := f.WriteAt(zeroChunk[:to-from], from)
 		if err == nil {
