@@ -244,20 +244,17 @@ type WAL struct {
 	segs    []*segment // ordered by seq; the last one is where the writer appends
 
 	// Writer-owned.
-	cur       *segment
-	curOff    int64
-	curSynced bool
-	// curZeroable: cur was created by this process, synced and preallocated, so the
-	// zeroer may write zeros past the writer's end (a recovered segment is left alone).
-	curZeroable bool
-	nextSeg     uint64
-	nextBatch   uint64
-	diskHS      HardState
-	diskSnapI   uint64
-	diskSnapT   uint64
-	hdrScratch  []byte
-	done        chan struct{}
-	zero        *zeroer // nil unless SyncAlways with ZeroAheadBytes > 0
+	cur        *segment
+	curOff     int64
+	curSynced  bool
+	nextSeg    uint64
+	nextBatch  uint64
+	diskHS     HardState
+	diskSnapI  uint64
+	diskSnapT  uint64
+	hdrScratch []byte
+	done       chan struct{}
+	zero       *zeroer // nil unless SyncAlways with ZeroAheadBytes > 0
 
 	// Segments the compaction point freed, closed and unlinked by their own goroutine:
 	// unlinking a 64 MiB segment drops its page cache in one system call (about 20 ms in
@@ -780,26 +777,14 @@ func (w *WAL) writeBatch(b *batch) (*segment, int64, error) {
 		return nil, 0, nil
 	}
 	want := w.opts.Sync == SyncAlways
-	rolled := false
 	if w.cur == nil || w.curSynced != want || (w.curOff+int64(len(b.buf)) > w.opts.SegmentBytes && w.curOff > segmentHeaderLen) {
-		if err := w.roll(); err != nil {
+		if err := w.roll(int64(len(b.buf))); err != nil {
 			return nil, 0, err
 		}
-		rolled = true
+	} else if w.zero != nil {
+		w.zero.claim(w.curOff + int64(len(b.buf)))
 	}
 	putBatchHeader(b.buf, w.nextBatch, len(b.buf)-batchHeaderLen)
-	if w.zero != nil {
-		// The zeroer starts a new segment past this first batch, which it need not wait for.
-		end := w.curOff + int64(len(b.buf))
-		switch {
-		case rolled && w.curZeroable:
-			w.zero.segment(w.cur.f, w.opts.SegmentBytes, end)
-		case rolled:
-			w.zero.segment(nil, 0, 0)
-		default:
-			w.zero.claim(end)
-		}
-	}
 	// A batch can be megabytes: written walWritePiece bytes per call. A crash between
 	// pieces leaves a torn batch, which recovery treats as any torn tail.
 	if n, err := writeAtInPieces(w.cur.f, b.buf, w.curOff, walWritePiece); err != nil {
@@ -817,8 +802,10 @@ func (w *WAL) writeBatch(b *batch) (*segment, int64, error) {
 }
 
 // roll creates the next segment: temp name, preallocate, header, fsync, rename, fsync dir,
-// so a segment either exists whole with a valid header or not at all.
-func (w *WAL) roll() error {
+// so a segment either exists whole with a valid header or not at all. firstBatch is the
+// size of the batch about to be written first: the zeroer starts past it, so that batch
+// never waits for zeros.
+func (w *WAL) roll(firstBatch int64) error {
 	seq := w.nextSeg
 	path := segPath(w.dir, seq)
 	tmp := path + ".tmp"
@@ -863,7 +850,13 @@ func (w *WAL) roll() error {
 	w.segs = append(w.segs, s)
 	w.mu.Unlock()
 	w.cur, w.curOff, w.curSynced = s, int64(len(w.hdrScratch)), synced
-	w.curZeroable = synced && allocErr == nil
+	if w.zero != nil {
+		if synced && allocErr == nil {
+			w.zero.segment(f, w.opts.SegmentBytes, w.curOff+firstBatch)
+		} else {
+			w.zero.segment(nil, 0, 0) // zeros would not spare this segment's fdatasync anything
+		}
+	}
 	w.nextSeg++
 	if err := writeNewest(w.fs, w.dir, seq, synced); err != nil {
 		return fmt.Errorf("record newest segment: %w", err)

@@ -21,6 +21,8 @@ import (
 // chunk being zeroed overlaps it (only when the writer has caught up with the zeroer).
 // Zeros are what a preallocated range reads as, so recovery and the torn-tail rules are
 // unchanged, and a chunk that fails to be zeroed only leaves that range as slow as before.
+// The zeroer starts with the first segment the WAL creates (roll); a segment recovered at
+// Open is left as it is.
 const (
 	// DefaultZeroAheadBytes is how far past the writer's end the zeroer keeps a synced
 	// segment written.
