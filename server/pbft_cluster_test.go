@@ -112,32 +112,6 @@ func waitPBFTExecuted(t *testing.T, c *LocalCluster, seq uint64, within time.Dur
 }
 
 // pbftMaxExecuted returns the furthest any replica has executed.
-// waitPBFTQuiet waits until every replica has executed the same sequence number and none
-// moved for pbftQuietFor: nothing ordered is still on its way.
-func waitPBFTQuiet(t *testing.T, c *LocalCluster, within time.Duration) {
-	t.Helper()
-	const pbftQuietFor = 100 * time.Millisecond
-	deadline := time.Now().Add(within)
-	var last uint64
-	since := time.Now()
-	for {
-		top, even := pbftMaxExecuted(c), true
-		for i := range c.Replicas {
-			even = even && pbftReplica(c, i).LastExecuted() == top
-		}
-		switch {
-		case !even || top != last:
-			last, since = top, time.Now()
-		case time.Since(since) >= pbftQuietFor:
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replicas did not settle on one executed sequence number within %v (last %d)", within, top)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func pbftMaxExecuted(c *LocalCluster) uint64 {
 	var most uint64
 	for i := range c.Replicas {
@@ -412,7 +386,7 @@ func TestPBFTUnsafeAckBeforeCommitAcknowledgesUncommittedWrites(t *testing.T) {
 			waitPBFTExecuted(t, c, claimed+1, 5*time.Second)
 			// Batches cut around the write (a retransmitted claim, say) may still be on
 			// their way: every replica must have executed all of them first.
-			waitPBFTQuiet(t, c, 5*time.Second)
+			pbftSettled(t, c)
 			for _, i := range []int{2, 3} {
 				if err := c.StopNode(i); err != nil {
 					t.Fatal(err)

@@ -42,18 +42,26 @@ func pbftWriteToCheckpoint(t *testing.T, c *LocalCluster, cl interface{ Primary(
 	}
 }
 
-// pbftSettled waits until every replica has executed the same sequence number and returns
-// it: a client's Close orders one more request (the release of its identities,
-// pbftcore/claim.go) above the writes, which some replicas may still be executing.
+// pbftSettled waits until every replica has executed the same sequence number, unchanged
+// for pbftSettledFor, and returns it: a client's Close orders more requests (the release of
+// its identities, pbftcore/claim.go) above the writes, and the primary may cut them into
+// more than one batch (FlushIdle), so all replicas can agree for a moment with a batch
+// still on its way.
+const pbftSettledFor = 100 * time.Millisecond
+
 func pbftSettled(t *testing.T, c *LocalCluster) uint64 {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
+	last, since := uint64(0), time.Now()
 	for {
-		last, same := pbftReplica(c, 0).LastExecuted(), true
+		top, same := pbftReplica(c, 0).LastExecuted(), true
 		for i := range c.Replicas {
-			same = same && pbftReplica(c, i).LastExecuted() == last
+			same = same && pbftReplica(c, i).LastExecuted() == top
 		}
-		if same {
+		switch {
+		case !same || top != last:
+			last, since = top, time.Now()
+		case time.Since(since) >= pbftSettledFor:
 			return last
 		}
 		if time.Now().After(deadline) {
@@ -190,6 +198,7 @@ func TestPBFTClusterAllReplicasRestartFromTheirLogs(t *testing.T) {
 		written[key] = val
 	}
 	_ = cl.Close()
+	pbftSettled(t, c) // the release of cl's identities, before the snapshot of what executed
 	var executed []uint64
 	for i := range c.Replicas {
 		executed = append(executed, pbftReplica(c, i).LastExecuted())
