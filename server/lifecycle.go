@@ -171,4 +171,6 @@ func registerWALMetrics(m *Metrics, w *storage.WAL) {
 		func() uint64 { return w.ZeroAhead().Waits })
 	m.CounterFunc("cb_wal_zero_failures_total", "Chunks of zeros that failed to be written or synced (the rest of that segment stays merely preallocated).",
 		func() uint64 { return w.ZeroAhead().Failures })
+	m.CounterFunc("cb_wal_zero_rested_batches_total", "WAL batches written while zeroing ahead rested because the batches were large (sync always; writing every byte twice would cost more than it spares).",
+		func() uint64 { return w.ZeroAhead().Rested })
 }

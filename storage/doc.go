@@ -26,6 +26,8 @@
 // the writer's fdatasync flushes only data: the first write into fallocated ("unwritten")
 // space also changes the file's extent map, which that fdatasync would have to write.
 // Zeros are what the preallocated space reads as, so the format and recovery are the same.
+// Zeroing rests while batches are large (Options.ZeroAheadMaxBatchBytes), where writing
+// every byte twice costs more than the extent updates it spares.
 //
 // # Recovery
 //

@@ -135,7 +135,7 @@ func Open(dir string, opts Options) (*WAL, State, error) {
 	w.removalDone = make(chan struct{})
 	go w.runRemovals()
 	if w.opts.Sync == SyncAlways && w.opts.ZeroAheadBytes > 0 {
-		w.zero = newZeroer(w.opts.ZeroAheadBytes)
+		w.zero = newZeroer(w.opts.ZeroAheadBytes, w.opts.ZeroAheadMaxBatchBytes)
 	}
 	go w.run()
 	return w, st, nil

@@ -64,6 +64,10 @@ type Options struct {
 	// written with zeros, so that fdatasync need not update the extent map (zeroahead.go).
 	// 0 means DefaultZeroAheadBytes; negative turns it off.
 	ZeroAheadBytes int64
+	// ZeroAheadMaxBatchBytes: zeroing ahead rests while the writer's batches average this
+	// many bytes or more, where writing every byte twice costs more than the fdatasyncs
+	// it spares. 0 means DefaultZeroAheadMaxBatchBytes; negative never rests.
+	ZeroAheadMaxBatchBytes int64
 	// OnDurable, when set, is called from the writer goroutine after every batch, in order,
 	// and once with Err set if the WAL fails. It must return quickly and must not call back
 	// into the WAL (Append may be waiting for the writer).
@@ -85,6 +89,9 @@ func (o *Options) fill() error {
 	}
 	if o.ZeroAheadBytes == 0 {
 		o.ZeroAheadBytes = DefaultZeroAheadBytes
+	}
+	if o.ZeroAheadMaxBatchBytes == 0 {
+		o.ZeroAheadMaxBatchBytes = DefaultZeroAheadMaxBatchBytes
 	}
 	switch {
 	case o.SegmentBytes < MinSegmentBytes || o.SegmentBytes > MaxSegmentBytes:

@@ -232,3 +232,70 @@ func TestZeroAheadFailureLeavesTheWALWorking(t *testing.T) {
 	}
 	checkLog(t, w, 1, next-1, ones, size)
 }
+
+// TestZeroAheadRestsForLargeBatches: while the writer's batches average
+// ZeroAheadMaxBatchBytes or more the zeroer starts no chunk (every byte written twice
+// would cost more than the fdatasyncs it spares), and it resumes once batches are small
+// again. The log reads back whole either way.
+func TestZeroAheadRestsForLargeBatches(t *testing.T) {
+	dir := t.TempDir()
+	fs := &writeLogFS{}
+	const maxBatch = 32 << 10
+	opts := Options{FS: fs, SegmentBytes: 64 << 20, ZeroAheadBytes: 2 * zeroChunkBytes, ZeroAheadMaxBatchBytes: maxBatch}
+	w, _ := mustOpen(t, dir, opts)
+	const size = 1000
+	next := uint64(1)
+	appendN := func(batches, per int) {
+		t.Helper()
+		for range batches {
+			seq := mustAppend(t, w, mkEnts(next, next+uint64(per), 1, size), HardState{Term: 1, Commit: next})
+			next += uint64(per)
+			if err := w.WaitDurable(seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// settled waits for the zeroer to finish what it started and reports its bytes.
+	settled := func() uint64 {
+		t.Helper()
+		for {
+			w.zero.mu.Lock()
+			idle := !w.zero.busy && !w.zero.due()
+			w.zero.mu.Unlock()
+			if idle {
+				return w.ZeroAhead().Bytes
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	appendN(20, 4) // about 4 KiB batches: zeroing runs
+	small := settled()
+	if small == 0 {
+		t.Fatal("no zeros written ahead of small batches")
+	}
+	appendN(40, 100) // about 100 KiB batches: the average passes maxBatch and zeroing rests
+	large := settled()
+	rested := w.ZeroAhead().Rested
+	if rested == 0 {
+		t.Fatalf("ZeroAhead() = %+v: zeroing never rested for 100 KiB batches", w.ZeroAhead())
+	}
+	// Once resting, at most the chunk in flight when the average crossed may have landed;
+	// 40 batches of 100 KiB would have needed about 4 MB of zeros.
+	if large-small > 2*zeroChunkBytes+zeroChunkBytes {
+		t.Fatalf("%d bytes of zeros written during large batches", large-small)
+	}
+	appendN(60, 4) // small again: the average falls and zeroing resumes
+	if again := settled(); again <= large {
+		t.Fatalf("zeroing did not resume for small batches: %d bytes before and after", again)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, st := mustOpen(t, dir, Options{SegmentBytes: 64 << 20})
+	defer w.Close()
+	if st.LastIndex != next-1 {
+		t.Fatalf("recovered through %d, want %d", st.LastIndex, next-1)
+	}
+	checkLog(t, w, 1, next-1, ones, size)
+}
