@@ -166,13 +166,12 @@ func (z *zeroer) run() {
 		}
 		z.mu.Lock()
 		z.busy = false
-		switch {
-		case err != nil:
+		if err != nil {
 			z.failures.Add(1)
 			if f == z.f {
 				z.f = nil // leave the rest of this segment preallocated only
 			}
-		default:
+		} else {
 			z.bytes.Add(uint64(to - from))
 			if f == z.f {
 				z.zeroedTo = to
